@@ -1,0 +1,132 @@
+package config
+
+import "time"
+
+// Config is the whole natgw configuration file (SPEC §5), as parsed from
+// TOML. Field tags are the TOML keys; they are a contract with operators and
+// must not change. Durations are kept as their text form in the file
+// (Duration) so that validation can name the key of a bad value.
+type Config struct {
+	Dataplane   Dataplane    `toml:"dataplane"`
+	Inside      InsidePort   `toml:"inside"`
+	Outside     OutsidePort  `toml:"outside"`
+	Neighbors   []Neighbor   `toml:"neighbor"`
+	Timeouts    Timeouts     `toml:"timeouts"`
+	Frontends   []Frontend   `toml:"frontend"`
+	Pools       []Pool       `toml:"pool"`
+	Instances   []Instance   `toml:"instance"`
+	DefaultSNAT *DefaultSNAT `toml:"default_snat"`
+	Deny        []DenyRule   `toml:"deny"`
+	Mgmt        Mgmt         `toml:"mgmt"`
+}
+
+// Dataplane selects the driver and sizes the workers and flow table.
+type Dataplane struct {
+	// Driver is "dpdk" or "afpacket".
+	Driver string `toml:"driver"`
+	// Workers is the number of poll-mode worker cores.
+	Workers int `toml:"workers"`
+	// EALArgs are passed to rte_eal_init (dpdk only).
+	EALArgs []string `toml:"eal_args"`
+	// FlowCapacity is the maximum number of concurrent flows, preallocated
+	// and split evenly over the workers.
+	FlowCapacity int `toml:"flow_capacity"`
+}
+
+// InsidePort is the port facing the private hosts.
+type InsidePort struct {
+	// Port is a PCI address or vdev name (dpdk) or an interface name (afpacket).
+	Port string `toml:"port"`
+	// Address is the gateway address of the private hosts, with its prefix
+	// length ("10.0.0.1/16").
+	Address string `toml:"address"`
+}
+
+// OutsidePort is the port facing the next-hop router.
+type OutsidePort struct {
+	// Port is a PCI address or vdev name (dpdk) or an interface name (afpacket).
+	Port string `toml:"port"`
+	// Address is natgw's own address on the outside link, with prefix length.
+	Address string `toml:"address"`
+	// Gateway is the next hop for all outbound traffic.
+	Gateway string `toml:"gateway"`
+}
+
+// Neighbor is a static neighbour entry, never aged or replaced by ARP.
+type Neighbor struct {
+	Address string `toml:"address"`
+	MAC     string `toml:"mac"`
+}
+
+// Timeouts are the idle timeouts of SPEC [S5], as Go duration strings.
+type Timeouts struct {
+	TCPEstablished Duration `toml:"tcp_established"`
+	TCPTransitory  Duration `toml:"tcp_transitory"`
+	TCPClosing     Duration `toml:"tcp_closing"`
+	UDP            Duration `toml:"udp"`
+	ICMP           Duration `toml:"icmp"`
+	// TCPResetOnIdle sends a RST to both ends when an established TCP flow
+	// idles out.
+	TCPResetOnIdle bool `toml:"tcp_reset_on_idle"`
+}
+
+// Frontend is a named public address that pools and default SNAT draw
+// port blocks from.
+type Frontend struct {
+	Name    string `toml:"name"`
+	Address string `toml:"address"`
+}
+
+// Pool is a set of load-balanced members that share the pool's frontends
+// through preallocated port blocks [S3].
+type Pool struct {
+	Name      string   `toml:"name"`
+	Frontends []string `toml:"frontends"`
+	// Members are addresses or prefixes; every address of a prefix is a member.
+	Members []string `toml:"members"`
+	// PortsPerMember overrides the tier table when non-zero (a multiple of 8,
+	// at least 8).
+	PortsPerMember int `toml:"ports_per_member"`
+}
+
+// Instance gives one private address a whole public address (1:1) [S1].
+type Instance struct {
+	Private string `toml:"private"`
+	Public  string `toml:"public"`
+	// Inbound lists the inbound-initiated flows allowed to the instance:
+	// "tcp/22", "tcp/8000-8100", "udp/*", "icmp".
+	Inbound []string `toml:"inbound"`
+}
+
+// DefaultSNAT gives any other inside source within Sources a port block on a
+// default frontend, assigned on first use [S1].
+type DefaultSNAT struct {
+	Sources        []string `toml:"sources"`
+	Frontends      []string `toml:"frontends"`
+	PortsPerMember int      `toml:"ports_per_member"`
+}
+
+// DenyRule blocks outbound traffic to a destination [S1].
+type DenyRule struct {
+	Destination string `toml:"destination"`
+	// Protocol is tcp, udp, icmp or any.
+	Protocol string `toml:"protocol"`
+	// Ports is "25", "1000-2000" or "*".
+	Ports string `toml:"ports"`
+}
+
+// Mgmt configures the management HTTP endpoint.
+type Mgmt struct {
+	Listen    string `toml:"listen"`
+	TokenFile string `toml:"token_file"`
+	// AllowInsecure permits a non-loopback listen address without a token.
+	AllowInsecure bool `toml:"allow_insecure"`
+}
+
+// Duration is a time.Duration written in the file as a Go duration string
+// ("4m", "30s").
+type Duration struct {
+	time.Duration
+	// Set records that the key was present in the file.
+	Set bool
+}
