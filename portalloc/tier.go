@@ -89,7 +89,15 @@ type ShortfallError struct {
 
 // Error says how many blocks are missing and what would make them fit.
 func (e *ShortfallError) Error() string {
-	perAddr := PortsPerAddress / e.Size
+	perAddr := 0
+	if e.Size > 0 {
+		perAddr = PortsPerAddress / e.Size
+	}
+	if perAddr == 0 {
+		// Not made by Layout: blocks that fit no address at all.
+		return fmt.Sprintf("%d blocks of %d ports don't fit on %d frontend(s): a block must hold %d to %d ports",
+			e.Blocks, e.Size, e.Frontends, BlockAlign, PortsPerAddress)
+	}
 	need := (e.Blocks + perAddr - 1) / perAddr
 	return fmt.Sprintf("%d blocks of %d ports don't fit on %d frontend(s): they hold %d, short by %d blocks (%d ports); %d frontend(s) needed",
 		e.Blocks, e.Size, e.Frontends, e.Fit, e.Blocks-e.Fit, (e.Blocks-e.Fit)*e.Size, need)
@@ -101,6 +109,9 @@ func (e *ShortfallError) Error() string {
 func Layout(frontends []uint32, count, size int) ([]Block, error) {
 	if err := CheckBlockSize(size); err != nil {
 		return nil, err
+	}
+	if count < 0 {
+		return nil, fmt.Errorf("negative block count %d", count)
 	}
 	perAddr := PortsPerAddress / size
 	if fit := perAddr * len(frontends); count > fit {
