@@ -1,0 +1,124 @@
+package nat
+
+import "encoding/binary"
+
+// ICMP errors [S8]: an error quotes the packet that caused it. Coming in,
+// the quote is a packet natgw sent out (source = public endpoint); going
+// out, it is a packet natgw delivered to a private host (destination =
+// private endpoint). The flow is found through the quote, and the quote's
+// address, port and checksums are translated together with the outer
+// header, so traceroute and path MTU discovery work through the NAT.
+
+// icmpErrorIn translates an ICMP error from the outside about a flow.
+func (t *Translator) icmpErrorIn(pi *pktInfo) Verdict { return t.icmpError(pi, DirIn) }
+
+// icmpErrorOut translates an ICMP error a private host sends about an
+// inbound packet of a flow (for example port unreachable).
+func (t *Translator) icmpErrorOut(pi *pktInfo) Verdict { return t.icmpError(pi, DirOut) }
+
+func (t *Translator) icmpError(pi *pktInfo, dir int) Verdict {
+	icmp := ICMP(pi.l4)
+	emb, ok := ParseIPv4Embedded(icmp.Payload())
+	if !ok {
+		return DropMalformed
+	}
+	if emb.FragOffset() != 0 {
+		return DropFragment
+	}
+	el4 := emb.Payload()
+	if len(el4) < 8 {
+		return DropMalformed
+	}
+	proto := emb.Protocol()
+	var sport, dport uint16
+	switch proto {
+	case ProtoTCP, ProtoUDP:
+		sport, dport = binary.BigEndian.Uint16(el4[0:2]), binary.BigEndian.Uint16(el4[2:4])
+	case ProtoICMP:
+		if typ := el4[0]; typ != ICMPEchoRequest && typ != ICMPEchoReply {
+			return DropUnsupported // no error about an error
+		}
+		sport = binary.BigEndian.Uint16(el4[4:6]) // the echo id, on both sides
+		dport = sport
+	default:
+		return DropUnsupported
+	}
+
+	// Find the flow through the quote and check the error is addressed to
+	// (or comes from) the quoted endpoint of ours.
+	var idx uint32
+	if dir == DirIn {
+		if pi.ip.Dst() != emb.Src() {
+			return DropNoFlow
+		}
+		k := InKey{Pub: emb.Src(), PubPort: sport, Remote: emb.Dst(), RemotePort: dport, Proto: proto}
+		if proto == ProtoICMP {
+			k.RemotePort = 0
+		}
+		idx = t.flows.LookupIn(&k)
+	} else {
+		if pi.ip.Src() != emb.Dst() {
+			return DropUnsupported // from a router behind natgw: not translated
+		}
+		k := OutKey{Priv: emb.Dst(), PrivPort: dport, Remote: emb.Src(), RemotePort: sport, Proto: proto}
+		if proto == ProtoICMP {
+			k.RemotePort = 0
+		}
+		idx = t.flows.LookupOut(&k)
+	}
+	if idx == 0 {
+		return DropNoFlow
+	}
+	f := t.flows.Flow(idx)
+	if f.Gen != t.pol.Gen && !t.revalidate(idx, f) {
+		return DropNoFlow
+	}
+
+	// The quoted endpoint: its source going in, its destination going out.
+	oldA, newA, oldP, newP := f.Pub, f.Priv, f.PubPort, f.PrivPort
+	addrOff, portOff := 12, 0
+	if dir == DirOut {
+		oldA, newA, oldP, newP = f.Priv, f.Pub, f.PrivPort, f.PubPort
+		addrOff, portOff = 16, 2
+	}
+	emb.SetChecksum(UpdateChecksum32(emb.Checksum(), oldA, newA))
+	binary.BigEndian.PutUint32(emb[addrOff:], newA)
+	switch proto {
+	case ProtoTCP:
+		binary.BigEndian.PutUint16(el4[portOff:], newP)
+		if len(el4) >= 18 { // the quote reaches the TCP checksum
+			ck := binary.BigEndian.Uint16(el4[16:])
+			binary.BigEndian.PutUint16(el4[16:], UpdateChecksum16(UpdateChecksum32(ck, oldA, newA), oldP, newP))
+		}
+	case ProtoUDP:
+		binary.BigEndian.PutUint16(el4[portOff:], newP)
+		if ck := binary.BigEndian.Uint16(el4[6:]); ck != 0 {
+			ck = UpdateChecksum16(UpdateChecksum32(ck, oldA, newA), oldP, newP)
+			if ck == 0 {
+				ck = 0xFFFF
+			}
+			binary.BigEndian.PutUint16(el4[6:], ck)
+		}
+	case ProtoICMP:
+		ck := binary.BigEndian.Uint16(el4[2:])
+		binary.BigEndian.PutUint16(el4[2:], UpdateChecksum16(ck, oldP, newP))
+		binary.BigEndian.PutUint16(el4[4:], newP)
+	}
+
+	// The outer header: destination going in, source going out.
+	ip := pi.ip
+	ipCk := UpdateChecksum32(ip.Checksum(), oldA, newA)
+	ipCk = UpdateChecksum16(ipCk, uint16(ip.TTL())<<8|ProtoICMP, uint16(ip.TTL()-1)<<8|ProtoICMP)
+	if dir == DirIn {
+		ip.SetDst(newA)
+	} else {
+		ip.SetSrc(newA)
+	}
+	ip.SetTTL(ip.TTL() - 1)
+	ip.SetChecksum(ipCk)
+	// The ICMP checksum covers the whole quote: recompute it (errors are
+	// rare and short).
+	icmp.SetChecksum(0)
+	icmp.SetChecksum(Fold(Sum(icmp, 0)))
+	return VerdictForward
+}

@@ -1,0 +1,712 @@
+package nat
+
+import (
+	"github.com/natgw/natgw/portalloc"
+)
+
+// This file is the translation pipeline of one worker: classify, look up
+// or create the flow, rewrite addresses, ports and checksums, update TCP
+// state. A Translator is owned by exactly one worker goroutine; nothing
+// here locks or allocates per packet.
+
+// Direction indexes per-direction counters.
+const (
+	DirOut = 0 // private to public
+	DirIn  = 1 // public to private
+)
+
+// Packet kinds found by parsing.
+const (
+	kindPorts     uint8 = iota // TCP or UDP
+	kindEcho                   // ICMP echo request or reply, id as port
+	kindICMPError              // ICMP error quoting a packet of a flow
+	kindDone                   // verdict already decided by parsing
+)
+
+// flagInbound marks a flow opened from the outside (instance inbound rules).
+const flagInbound uint8 = 1 << 5
+
+// pktInfo is what parsing learned of one packet.
+type pktInfo struct {
+	ip       IPv4
+	l4       []byte
+	kind     uint8
+	proto    uint8
+	tcpFlags uint8
+	icmpType uint8
+	sport    uint16 // source port, or echo id
+	dport    uint16 // destination port, or 0 for echo
+	verdict  Verdict
+}
+
+// Stats are a translator's counters. They are written only by the owning
+// worker; the runtime publishes snapshots of them for the management core.
+type Stats struct {
+	Verdicts     [NumVerdicts]uint64
+	Packets      [2]uint64 // by direction, translated packets
+	Bytes        [2]uint64
+	FlowsCreated [3]uint64 // by ProtoIndex
+	FlowsExpired [NumExpireReasons]uint64
+	FlowsActive  [3]uint64 // by ProtoIndex
+	// Exhausted counts port_exhausted drops by scope: index i < len(pools)
+	// is pool i, the last entry is default SNAT. It is rebuilt, carrying
+	// the counts over by pool name, on each SetPolicy.
+	Exhausted []uint64
+}
+
+// ExhaustEvent describes a new flow refused for lack of a port [S4]; the
+// management core logs it, rate-limited.
+type ExhaustEvent struct {
+	Private, Remote uint32
+	RemotePort      uint16
+	Proto           uint8
+	Scope           uint16
+}
+
+// TranslatorOptions configure a Translator.
+type TranslatorOptions struct {
+	// Worker is the index of the owning worker (for default-SNAT flow
+	// accounting).
+	Worker int
+	// FlowCapacity is the size of the flow table.
+	FlowCapacity int
+	// Seed seeds the port choice.
+	Seed uint64
+	// OnExhausted, when set, is called (on the worker) for each new flow
+	// refused for lack of a port. It must not block.
+	OnExhausted func(ExhaustEvent)
+}
+
+// Translator translates the packets of one worker.
+type Translator struct {
+	flows  *FlowTable
+	usage  *portalloc.Usage
+	rand   portalloc.Rand
+	pol    *Policy
+	worker int
+	onExh  func(ExhaustEvent)
+	sweep  uint32 // cursor of the reclaim sweep
+	// Stats are the worker's counters (see Stats).
+	Stats Stats
+
+	batchInfo [MaxBurst]pktInfo
+	outKeys   [MaxBurst]OutKey
+	inKeys    [MaxBurst]InKey
+	keyPkt    [MaxBurst]uint8
+	idx       [MaxBurst]uint32
+}
+
+// MaxBurst is the largest burst the burst functions take.
+const MaxBurst = 64
+
+// NewTranslator returns a translator with an empty flow table of the
+// given capacity, running policy p.
+func NewTranslator(p *Policy, opts TranslatorOptions, now Tick) *Translator {
+	t := &Translator{
+		flows:  NewFlowTable(opts.FlowCapacity, p.Timeouts, now),
+		usage:  portalloc.NewUsage(opts.FlowCapacity),
+		rand:   portalloc.NewRand(opts.Seed),
+		worker: opts.Worker,
+		onExh:  opts.OnExhausted,
+	}
+	t.SetPolicy(p)
+	return t
+}
+
+// Flows returns the translator's flow table.
+func (t *Translator) Flows() *FlowTable { return t.flows }
+
+// Usage returns the per-destination port usage counts.
+func (t *Translator) Usage() *portalloc.Usage { return t.usage }
+
+// MemoryBytes returns the memory the translator holds for flows: the flow
+// table and the per-destination usage counts.
+func (t *Translator) MemoryBytes() int { return t.flows.MemoryBytes() + t.usage.MemoryBytes() }
+
+// Policy returns the policy the translator runs.
+func (t *Translator) Policy() *Policy { return t.pol }
+
+// SetPolicy switches to a new policy; call it between bursts. Flows of older
+// generations are re-validated lazily when met, and by Sweep [S7].
+func (t *Translator) SetPolicy(p *Policy) {
+	if t.pol == p {
+		return
+	}
+	old := t.pol
+	t.pol = p
+	t.flows.SetTimeouts(p.Timeouts)
+	exh := make([]uint64, len(p.Pools)+1)
+	if old != nil {
+		for i, pi := range old.Pools {
+			for j := range p.Pools {
+				if p.Pools[j].Name == pi.Name {
+					exh[j] += t.Stats.Exhausted[i]
+				}
+			}
+		}
+		exh[len(p.Pools)] = t.Stats.Exhausted[len(old.Pools)]
+	}
+	t.Stats.Exhausted = exh
+}
+
+// Outbound translates one packet from the inside in place. pkt starts at
+// the IPv4 header (trailing link padding is allowed).
+func (t *Translator) Outbound(pkt []byte, now Tick) Verdict {
+	pi := &t.batchInfo[0]
+	t.parse(pkt, pi, DirOut)
+	var idx uint32
+	if pi.kind == kindPorts || pi.kind == kindEcho {
+		k := &t.outKeys[0]
+		*k = OutKey{Priv: pi.ip.Src(), Remote: pi.ip.Dst(), PrivPort: pi.sport, RemotePort: pi.dport, Proto: pi.proto}
+		idx = t.flows.LookupOut(k)
+	}
+	return t.count(t.finishOut(pi, idx, now), pi, DirOut)
+}
+
+// Inbound translates one packet from the outside in place. pkt starts at
+// the IPv4 header.
+func (t *Translator) Inbound(pkt []byte, now Tick) Verdict {
+	pi := &t.batchInfo[0]
+	t.parse(pkt, pi, DirIn)
+	var idx uint32
+	if pi.kind == kindPorts || pi.kind == kindEcho {
+		k := &t.inKeys[0]
+		*k = InKey{Pub: pi.ip.Dst(), Remote: pi.ip.Src(), PubPort: pi.dport, RemotePort: pi.sport, Proto: pi.proto}
+		idx = t.flows.LookupIn(k)
+	}
+	return t.count(t.finishIn(pi, idx, now), pi, DirIn)
+}
+
+// OutboundBurst translates up to MaxBurst packets from the inside, writing
+// each packet's verdict to verdicts (len(verdicts) >= len(pkts)). The flow
+// lookups of the burst are batched so their cache misses overlap.
+func (t *Translator) OutboundBurst(pkts [][]byte, verdicts []Verdict, now Tick) {
+	t.burst(pkts, verdicts, now, DirOut)
+}
+
+// InboundBurst is OutboundBurst for packets from the outside.
+func (t *Translator) InboundBurst(pkts [][]byte, verdicts []Verdict, now Tick) {
+	t.burst(pkts, verdicts, now, DirIn)
+}
+
+func (t *Translator) burst(pkts [][]byte, verdicts []Verdict, now Tick, dir int) {
+	for len(pkts) > 0 {
+		n := min(len(pkts), MaxBurst)
+		t.burstChunk(pkts[:n], verdicts[:n], now, dir)
+		pkts, verdicts = pkts[n:], verdicts[n:]
+	}
+}
+
+func (t *Translator) burstChunk(pkts [][]byte, verdicts []Verdict, now Tick, dir int) {
+	nk := 0
+	for i, pkt := range pkts {
+		pi := &t.batchInfo[i]
+		t.parse(pkt, pi, dir)
+		if pi.kind != kindPorts && pi.kind != kindEcho {
+			continue
+		}
+		if dir == DirOut {
+			t.outKeys[nk] = OutKey{Priv: pi.ip.Src(), Remote: pi.ip.Dst(), PrivPort: pi.sport, RemotePort: pi.dport, Proto: pi.proto}
+		} else {
+			t.inKeys[nk] = InKey{Pub: pi.ip.Dst(), Remote: pi.ip.Src(), PubPort: pi.dport, RemotePort: pi.sport, Proto: pi.proto}
+		}
+		t.keyPkt[nk] = uint8(i)
+		nk++
+	}
+	if dir == DirOut {
+		t.flows.LookupOutBatch(t.outKeys[:nk], t.idx[:nk])
+	} else {
+		t.flows.LookupInBatch(t.inKeys[:nk], t.idx[:nk])
+	}
+	k := 0
+	for i := range pkts {
+		pi := &t.batchInfo[i]
+		var idx uint32
+		if k < nk && int(t.keyPkt[k]) == i {
+			idx = t.idx[k]
+			k++
+			// An earlier packet of this burst may have created or removed
+			// a flow this one needs: look again when the batch missed.
+			if idx == 0 && i > 0 {
+				idx = t.lookupAgain(pi, dir)
+			}
+		}
+		if dir == DirOut {
+			verdicts[i] = t.count(t.finishOut(pi, idx, now), pi, dir)
+		} else {
+			verdicts[i] = t.count(t.finishIn(pi, idx, now), pi, dir)
+		}
+	}
+}
+
+func (t *Translator) lookupAgain(pi *pktInfo, dir int) uint32 {
+	if dir == DirOut {
+		k := OutKey{Priv: pi.ip.Src(), Remote: pi.ip.Dst(), PrivPort: pi.sport, RemotePort: pi.dport, Proto: pi.proto}
+		return t.flows.LookupOut(&k)
+	}
+	k := InKey{Pub: pi.ip.Dst(), Remote: pi.ip.Src(), PubPort: pi.dport, RemotePort: pi.sport, Proto: pi.proto}
+	return t.flows.LookupIn(&k)
+}
+
+func (t *Translator) count(v Verdict, pi *pktInfo, dir int) Verdict {
+	t.Stats.Verdicts[v]++
+	if v == VerdictForward {
+		t.Stats.Packets[dir]++
+		t.Stats.Bytes[dir] += uint64(len(pi.ip))
+	}
+	return v
+}
+
+// parse validates the packet and fills pi. For dir DirIn the ports are
+// taken as seen (sport = remote, dport = public).
+func (t *Translator) parse(pkt []byte, pi *pktInfo, dir int) {
+	*pi = pktInfo{kind: kindDone}
+	ip, ok := ParseIPv4(pkt)
+	if !ok {
+		pi.verdict = DropMalformed
+		return
+	}
+	pi.ip = ip
+	p := t.pol
+	dst := ip.Dst()
+	if dst == p.Inside || dst == p.Outside {
+		pi.verdict = VerdictLocal
+		return
+	}
+	if ip.FragOffset() != 0 {
+		// Later fragments carry no ports: they follow the first
+		// fragment's translation in the runtime's fragment table.
+		pi.verdict = DropFragment
+		return
+	}
+	pi.proto = ip.Protocol()
+	pi.l4 = ip.Payload()
+	switch pi.proto {
+	case ProtoTCP:
+		tcp, ok := ParseTCP(pi.l4)
+		if !ok {
+			pi.verdict = DropMalformed
+			return
+		}
+		pi.sport, pi.dport, pi.tcpFlags = tcp.SrcPort(), tcp.DstPort(), tcp.Flags()
+		pi.kind = kindPorts
+	case ProtoUDP:
+		parseUDP := ParseUDP
+		if ip.MF() {
+			// A first fragment: the length field covers the whole
+			// datagram, only the header is here.
+			parseUDP = ParseUDPEmbedded
+		}
+		udp, ok := parseUDP(pi.l4)
+		if !ok {
+			pi.verdict = DropMalformed
+			return
+		}
+		pi.sport, pi.dport = udp.SrcPort(), udp.DstPort()
+		pi.kind = kindPorts
+	case ProtoICMP:
+		icmp, ok := ParseICMP(pi.l4)
+		if !ok {
+			pi.verdict = DropMalformed
+			return
+		}
+		pi.icmpType = icmp.Type()
+		switch {
+		case pi.icmpType == ICMPEchoRequest && dir == DirIn:
+			// Echo requests from outside are for natgw or an instance:
+			// handled by finishIn, not by flow lookup.
+			pi.kind = kindDone
+			pi.verdict = VerdictForward
+			pi.dport = icmp.ID()
+			return
+		case pi.icmpType == ICMPEchoRequest || pi.icmpType == ICMPEchoReply:
+			// The echo id stands for the private/public port; the
+			// remote "port" is 0.
+			pi.kind = kindEcho
+			if dir == DirOut {
+				pi.sport = icmp.ID()
+			} else {
+				pi.dport = icmp.ID()
+			}
+		case IsICMPError(pi.icmpType):
+			pi.kind = kindICMPError
+		default:
+			pi.verdict = DropUnsupported
+			return
+		}
+	default:
+		pi.verdict = DropUnsupported
+		return
+	}
+	if ip.TTL() <= 1 {
+		pi.kind = kindDone
+		pi.verdict = DropTTLExceeded
+	}
+}
+
+// finishOut completes an outbound packet given its flow lookup result.
+func (t *Translator) finishOut(pi *pktInfo, idx uint32, now Tick) Verdict {
+	switch pi.kind {
+	case kindDone:
+		return pi.verdict
+	case kindICMPError:
+		return t.icmpErrorOut(pi)
+	}
+	var f *Flow
+	if idx != 0 {
+		f = t.flows.Flow(idx)
+		if f.Gen != t.pol.Gen && !t.revalidate(idx, f) {
+			idx = 0
+		}
+	}
+	if idx == 0 {
+		if pi.kind == kindEcho && pi.icmpType == ICMPEchoReply {
+			return DropNoFlow // replies only to echoes an instance accepted
+		}
+		var v Verdict
+		if idx, v = t.createOut(pi, now); v != VerdictForward {
+			return v
+		}
+	}
+	f = t.flows.Flow(idx)
+	t.touch(idx, f, pi, true, now)
+	ip := pi.ip
+	ipCk := UpdateChecksum32(ip.Checksum(), f.Priv, f.Pub)
+	ipCk = UpdateChecksum16(ipCk, uint16(ip.TTL())<<8|uint16(pi.proto), uint16(ip.TTL()-1)<<8|uint16(pi.proto))
+	ip.SetSrc(f.Pub)
+	ip.SetTTL(ip.TTL() - 1)
+	ip.SetChecksum(ipCk)
+	rewriteL4(pi, f.Priv, f.Pub, f.PrivPort, f.PubPort, true)
+	return VerdictForward
+}
+
+// finishIn completes an inbound packet given its flow lookup result.
+func (t *Translator) finishIn(pi *pktInfo, idx uint32, now Tick) Verdict {
+	switch pi.kind {
+	case kindDone:
+		if pi.verdict != VerdictForward || pi.proto != ProtoICMP {
+			return pi.verdict
+		}
+		return t.echoRequestIn(pi, now)
+	case kindICMPError:
+		return t.icmpErrorIn(pi)
+	}
+	var f *Flow
+	if idx != 0 {
+		f = t.flows.Flow(idx)
+		if f.Gen != t.pol.Gen && !t.revalidate(idx, f) {
+			idx = 0
+		}
+	}
+	if idx == 0 {
+		var v Verdict
+		if idx, v = t.createIn(pi, now); v != VerdictForward {
+			return v
+		}
+	}
+	f = t.flows.Flow(idx)
+	return t.forwardIn(pi, idx, f, now)
+}
+
+func (t *Translator) forwardIn(pi *pktInfo, idx uint32, f *Flow, now Tick) Verdict {
+	t.touch(idx, f, pi, false, now)
+	ip := pi.ip
+	ipCk := UpdateChecksum32(ip.Checksum(), f.Pub, f.Priv)
+	ipCk = UpdateChecksum16(ipCk, uint16(ip.TTL())<<8|uint16(pi.proto), uint16(ip.TTL()-1)<<8|uint16(pi.proto))
+	ip.SetDst(f.Priv)
+	ip.SetTTL(ip.TTL() - 1)
+	ip.SetChecksum(ipCk)
+	rewriteL4(pi, f.Pub, f.Priv, f.PubPort, f.PrivPort, false)
+	return VerdictForward
+}
+
+// echoRequestIn handles an echo request from outside: answered by natgw for
+// its own addresses, forwarded to an instance whose inbound rules allow
+// ICMP [S6][S8], dropped otherwise.
+func (t *Translator) echoRequestIn(pi *pktInfo, now Tick) Verdict {
+	if pi.ip.TTL() <= 1 {
+		return DropTTLExceeded
+	}
+	dst := pi.ip.Dst()
+	if in, ok := t.pol.InstanceByPublic(dst); ok && in.AllowsInbound(ProtoICMP, 0) {
+		pi.kind = kindEcho
+		k := InKey{Pub: dst, Remote: pi.ip.Src(), PubPort: pi.dport, Proto: ProtoICMP}
+		idx := t.flows.LookupIn(&k)
+		if idx != 0 {
+			if f := t.flows.Flow(idx); f.Gen != t.pol.Gen && !t.revalidate(idx, f) {
+				idx = 0
+			}
+		}
+		if idx == 0 {
+			var v Verdict
+			if idx, v = t.createIn(pi, now); v != VerdictForward {
+				return v
+			}
+		}
+		return t.forwardIn(pi, idx, t.flows.Flow(idx), now)
+	}
+	if t.pol.IsPublic(dst) {
+		return VerdictLocal
+	}
+	return DropNoFlow
+}
+
+// rewriteL4 rewrites the port (or echo id) and fixes the transport
+// checksum for an address change from oldA to newA. out says the source
+// side is rewritten (outbound), else the destination.
+func rewriteL4(pi *pktInfo, oldA, newA uint32, oldP, newP uint16, out bool) {
+	l4 := pi.l4
+	switch pi.kind {
+	case kindEcho:
+		icmp := ICMP(l4)
+		icmp.SetChecksum(UpdateChecksum16(icmp.Checksum(), oldP, newP))
+		icmp.SetID(newP)
+		return
+	}
+	if pi.proto == ProtoTCP {
+		tcp := TCP(l4)
+		ck := UpdateChecksum16(UpdateChecksum32(tcp.Checksum(), oldA, newA), oldP, newP)
+		tcp.SetChecksum(ck)
+		if out {
+			tcp.SetSrcPort(newP)
+		} else {
+			tcp.SetDstPort(newP)
+		}
+		return
+	}
+	udp := UDP(l4)
+	if ck := udp.Checksum(); ck != 0 { // a zero UDP checksum stays zero
+		ck = UpdateChecksum16(UpdateChecksum32(ck, oldA, newA), oldP, newP)
+		if ck == 0 {
+			ck = 0xFFFF
+		}
+		udp.SetChecksum(ck)
+	}
+	if out {
+		udp.SetSrcPort(newP)
+	} else {
+		udp.SetDstPort(newP)
+	}
+}
+
+// touch refreshes a flow and advances its TCP state [S5].
+func (t *Translator) touch(idx uint32, f *Flow, pi *pktInfo, out bool, now Tick) {
+	if f.Proto != ProtoTCP {
+		t.flows.Touch(idx, now)
+		return
+	}
+	orig := out != (f.Flags&flagInbound != 0)
+	st, fl := TCPTransition(f.State, f.Flags, pi.tcpFlags, orig)
+	if st != f.State || fl != f.Flags {
+		t.flows.SetState(idx, st, fl, now)
+	}
+	t.flows.Touch(idx, now)
+}
+
+// createOut opens a flow for a new outbound connection [S1][S2].
+func (t *Translator) createOut(pi *pktInfo, now Tick) (uint32, Verdict) {
+	p := t.pol
+	if pi.proto == ProtoTCP && pi.tcpFlags&TCPFlagRST != 0 {
+		return 0, DropNoFlow
+	}
+	src, dst := pi.ip.Src(), pi.ip.Dst()
+	if p.Denied(dst, pi.proto, pi.dport) {
+		return 0, DropDenied
+	}
+	m, v := p.Classify(src)
+	if v != VerdictForward {
+		return 0, v
+	}
+	if m.Scenario == ScenarioDefault {
+		// Acquire pins the block with this flow, so the management
+		// core can't reclaim it underneath; every exit below that
+		// doesn't keep the flow releases it.
+		b, ok := p.defaultSNAT.Acquire(t.worker, src)
+		if !ok {
+			t.exhausted(pi, src, dst, m.Scope)
+			return 0, DropPortExhausted
+		}
+		m.Block = b
+	}
+	idx, v := t.insertOut(pi, &m, src, dst, now)
+	if v != VerdictForward && m.Scenario == ScenarioDefault {
+		p.defaultSNAT.Release(t.worker, src)
+	}
+	return idx, v
+}
+
+// insertOut chooses the public port of a new outbound flow and inserts it.
+func (t *Translator) insertOut(pi *pktInfo, m *Mapping, src, dst uint32, now Tick) (uint32, Verdict) {
+	f := Flow{Priv: src, Pub: m.Block.Public, Remote: dst, PrivPort: pi.sport, RemotePort: pi.dport,
+		Proto: pi.proto, State: initialState(pi.proto), Gen: t.pol.Gen, Scope: m.Scope}
+	uk := portalloc.Key{Private: src, Remote: dst, RemotePort: pi.dport, Proto: pi.proto}
+	if m.Scenario == ScenarioInstance {
+		f.PubPort = pi.sport // 1:1: the private 5-tuple is already unique
+	} else {
+		if t.usage.Count(uk) >= m.Block.Size() {
+			t.exhausted(pi, src, dst, m.Scope)
+			return 0, DropPortExhausted
+		}
+		pub := m.Block.Public
+		port, ok := portalloc.Pick(m.Block, &t.rand, func(port uint16) bool {
+			return t.portUsed(pub, port, dst, pi.dport, pi.proto)
+		})
+		if !ok {
+			t.exhausted(pi, src, dst, m.Scope)
+			return 0, DropPortExhausted
+		}
+		f.PubPort = port
+	}
+	idx, ok := t.flows.Insert(&f, now)
+	if !ok {
+		return 0, DropFlowTableFull
+	}
+	if m.Scenario != ScenarioInstance {
+		if _, ok := t.usage.Inc(uk); !ok {
+			t.flows.Remove(idx)
+			return 0, DropFlowTableFull
+		}
+	}
+	t.Stats.FlowsActive[ProtoIndex(pi.proto)]++
+	t.Stats.FlowsCreated[ProtoIndex(pi.proto)]++
+	return idx, VerdictForward
+}
+
+// createIn opens a flow for an inbound connection an instance's rules
+// allow [S6]; anything else unsolicited is dropped.
+func (t *Translator) createIn(pi *pktInfo, now Tick) (uint32, Verdict) {
+	in, ok := t.pol.InstanceByPublic(pi.ip.Dst())
+	if !ok || !in.AllowsInbound(pi.proto, pi.dport) {
+		return 0, DropNoFlow
+	}
+	if pi.proto == ProtoTCP && pi.tcpFlags&(TCPFlagSYN|TCPFlagACK|TCPFlagRST) != TCPFlagSYN {
+		return 0, DropNoFlow // only a SYN opens an inbound TCP flow
+	}
+	if pi.kind == kindEcho && pi.icmpType != ICMPEchoRequest {
+		return 0, DropNoFlow
+	}
+	f := Flow{Priv: in.Private, Pub: in.Public, Remote: pi.ip.Src(), PrivPort: pi.dport, PubPort: pi.dport,
+		RemotePort: pi.sport, Proto: pi.proto, State: initialState(pi.proto), Flags: flagInbound,
+		Gen: t.pol.Gen, Scope: ScopeInstance}
+	idx, ok := t.flows.Insert(&f, now)
+	if !ok {
+		return 0, DropFlowTableFull
+	}
+	t.Stats.FlowsCreated[ProtoIndex(pi.proto)]++
+	t.Stats.FlowsActive[ProtoIndex(pi.proto)]++
+	return idx, VerdictForward
+}
+
+// portUsed reports whether a public port is taken towards a destination.
+// A flow of an older policy found there is re-validated first, so ports
+// reclaimed by a reload are free at once [S7].
+func (t *Translator) portUsed(pub uint32, port uint16, remote uint32, rport uint16, proto uint8) bool {
+	k := InKey{Pub: pub, PubPort: port, Remote: remote, RemotePort: rport, Proto: proto}
+	idx := t.flows.LookupIn(&k)
+	if idx == 0 {
+		return false
+	}
+	if f := t.flows.Flow(idx); f.Gen != t.pol.Gen {
+		return t.revalidate(idx, f)
+	}
+	return true
+}
+
+func (t *Translator) exhausted(pi *pktInfo, src, dst uint32, scope uint16) {
+	i := len(t.Stats.Exhausted) - 1
+	if scope < ScopeDefault && int(scope) < i {
+		i = int(scope)
+	}
+	t.Stats.Exhausted[i]++
+	if t.onExh != nil {
+		t.onExh(ExhaustEvent{Private: src, Remote: dst, RemotePort: pi.dport, Proto: pi.proto, Scope: scope})
+	}
+}
+
+// revalidate checks a flow of an older policy generation against the
+// running policy: it stays if its private address still maps to the same
+// public address and its port is still its own, and is expired as
+// reclaimed otherwise [S7]. It reports whether the flow stays.
+func (t *Translator) revalidate(idx uint32, f *Flow) bool {
+	p := t.pol
+	m, v := p.Classify(f.Priv)
+	keep := v == VerdictForward && m.Block.Public == f.Pub &&
+		(m.Block.Contains(f.PubPort) || (m.Grace.Public == f.Pub && m.Grace.Contains(f.PubPort)))
+	if keep && f.Flags&flagInbound == 0 && p.Denied(f.Remote, f.Proto, f.RemotePort) {
+		keep = false
+	}
+	if keep {
+		f.Gen, f.Scope = p.Gen, m.Scope
+		return true
+	}
+	t.release(idx, f, ExpireReclaimed)
+	return false
+}
+
+// release counts and removes a flow and returns its port.
+func (t *Translator) release(idx uint32, f *Flow, r ExpireReason) {
+	t.expireOne(idx, f, r)
+	t.flows.Remove(idx)
+}
+
+// Expire releases flows whose idle timeout or closing linger has passed
+// [S5], examining at most budget flows; it reports whether more are due.
+// The management core decides when each worker calls it.
+func (t *Translator) Expire(now Tick, budget int) (expired int, more bool) {
+	return t.flows.Expire(now, budget, t.expireOne)
+}
+
+// expireOne returns an expiring flow's port and counts it; the flow table
+// calls it before it removes an expired flow.
+func (t *Translator) expireOne(_ uint32, f *Flow, r ExpireReason) {
+	if f.Scope != ScopeInstance {
+		t.usage.Dec(portalloc.Key{Private: f.Priv, Remote: f.Remote, RemotePort: f.RemotePort, Proto: f.Proto})
+		if f.Scope == ScopeDefault {
+			if d := t.pol.DefaultSNAT(); d != nil {
+				d.Release(t.worker, f.Priv)
+			}
+		}
+	}
+	t.Stats.FlowsExpired[r]++
+	t.Stats.FlowsActive[ProtoIndex(f.Proto)]--
+}
+
+// Sweep re-validates up to budget flow slots of older policy generations,
+// expiring those whose ports a reload reclaimed [S7]; call it repeatedly
+// after SetPolicy until it reports done.
+func (t *Translator) Sweep(budget int) (done bool) {
+	c := uint32(t.flows.Capacity())
+	for ; budget > 0; budget-- {
+		t.sweep++
+		if t.sweep > c {
+			t.sweep = 0
+			return true
+		}
+		f := t.flows.Flow(t.sweep)
+		if f.State != StateFree && f.Gen != t.pol.Gen {
+			t.revalidate(t.sweep, f)
+		}
+	}
+	return false
+}
+
+func initialState(proto uint8) uint8 {
+	switch proto {
+	case ProtoTCP:
+		return StateTCPSynSent
+	case ProtoUDP:
+		return StateUDP
+	}
+	return StateICMP
+}
+
+// ProtoIndex maps TCP, UDP and ICMP to 0, 1, 2 for per-protocol counters.
+func ProtoIndex(proto uint8) int {
+	switch proto {
+	case ProtoTCP:
+		return 0
+	case ProtoUDP:
+		return 1
+	}
+	return 2
+}

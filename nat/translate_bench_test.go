@@ -1,0 +1,128 @@
+package nat
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// benchPktLen is a 64-byte Ethernet frame's IPv4 part: 20 IP + 8 UDP + 18
+// payload (frame = 14 + 46 + 4 FCS).
+const benchPktLen = 46
+
+// benchFlows opens n UDP flows from pool members to many destinations and
+// returns the pristine outbound packets and their replies, in random order.
+func benchFlows(b *testing.B, n int) (*Translator, []byte, []byte) {
+	p := testPolicy(b, 0)
+	tr := NewTranslator(p, TranslatorOptions{FlowCapacity: n + n/8, Seed: 42}, 1000)
+	outs := make([]byte, n*benchPktLen)
+	ins := make([]byte, n*benchPktLen)
+	payload := make([]byte, benchPktLen-28)
+	members := []uint32{memberA, memberB, ip4("10.0.2.1"), ip4("10.0.2.2")}
+	perm := rand.New(rand.NewPCG(1, 2)).Perm(n)
+	buf := make([]byte, 128)
+	for i := 0; i < n; i++ {
+		// 512 flows per (member, destination): within a 1024-port block.
+		src := members[i%len(members)]
+		dst := ip4("198.18.0.0") + uint32(i/(512*len(members)))
+		sport := uint16(1024 + (i/len(members))%512)
+		m := BuildUDP(buf, src, dst, sport, 53, 64, payload)
+		require.Equal(b, benchPktLen, m)
+		slot := perm[i] * benchPktLen
+		copy(outs[slot:], buf[:m])
+		require.Equal(b, VerdictForward, tr.Outbound(buf[:m], 1000), "flow %d", i)
+		copy(ins[slot:], mirror(buf[:m]))
+	}
+	return tr, outs, ins
+}
+
+// BenchmarkTranslateEstablished measures established-flow translation in
+// bursts of 32, batched lookups, both directions. Each packet is first
+// copied from a large array into the burst buffer, as a NIC would have
+// written it; the copy is included in the time.
+func BenchmarkTranslateEstablished(b *testing.B) {
+	for _, n := range []int{1 << 10, 1 << 20} {
+		tr, outs, ins := benchFlows(b, n)
+		for _, dir := range []string{"out", "in"} {
+			src := outs
+			if dir == "in" {
+				src = ins
+			}
+			b.Run(fmt.Sprintf("flows=%d/%s", n, dir), func(b *testing.B) {
+				const burst = 32
+				bufs := make([][]byte, burst)
+				for i := range bufs {
+					bufs[i] = make([]byte, benchPktLen)
+				}
+				verdicts := make([]Verdict, burst)
+				total := len(src) / benchPktLen
+				next := 0
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i += burst {
+					for j := range bufs {
+						copy(bufs[j], src[next*benchPktLen:(next+1)*benchPktLen])
+						if next++; next == total {
+							next = 0
+						}
+					}
+					if dir == "out" {
+						tr.OutboundBurst(bufs, verdicts, 1000)
+					} else {
+						tr.InboundBurst(bufs, verdicts, 1000)
+					}
+				}
+				b.StopTimer()
+				if verdicts[0] != VerdictForward {
+					b.Fatalf("verdict %v", verdicts[0])
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkNewFlow measures opening a flow: miss, classification, random
+// port choice, insertion in both indexes and the wheel, usage count.
+func BenchmarkNewFlow(b *testing.B) {
+	p := testPolicy(b, 0)
+	const capacity = 1 << 21
+	payload := make([]byte, benchPktLen-28)
+	buf := make([]byte, 128)
+	members := []uint32{memberA, memberB, ip4("10.0.2.1"), ip4("10.0.2.2")}
+	var tr *Translator
+	made := capacity
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if made == capacity {
+			b.StopTimer()
+			tr = NewTranslator(p, TranslatorOptions{FlowCapacity: capacity, Seed: 9}, 1000)
+			made = 0
+			b.StartTimer()
+		}
+		src := members[made%len(members)]
+		dst := ip4("198.18.0.0") + uint32(made/(512*len(members)))
+		sport := uint16(1024 + (made/len(members))%512)
+		BuildUDP(buf, src, dst, sport, 53, 64, payload)
+		if v := tr.Outbound(buf[:benchPktLen], 1000); v != VerdictForward {
+			b.Fatalf("flow %d: %v", made, v)
+		}
+		made++
+	}
+}
+
+// BenchmarkFlowMemory reports the bytes a translator holds per flow of
+// capacity: flow records, both indexes, the wheel and the usage counts.
+func BenchmarkFlowMemory(b *testing.B) {
+	p := testPolicy(b, 0)
+	for _, n := range []int{1_000_000, 10_000_000} {
+		b.Run(fmt.Sprintf("capacity=%d", n), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				tr := NewTranslator(p, TranslatorOptions{FlowCapacity: n, Seed: 1}, 1000)
+				b.ReportMetric(float64(tr.MemoryBytes())/float64(n), "bytes/flow")
+			}
+		})
+	}
+}

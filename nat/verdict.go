@@ -1,0 +1,58 @@
+package nat
+
+// Verdict is what the packet path decided for one packet: forward it
+// (translated), hand it to natgw itself, or drop it for a counted reason.
+type Verdict uint8
+
+// Verdicts. The drop reasons are the `reason` label values of
+// natgw_drops_total (SPEC §7).
+const (
+	// VerdictForward: the packet was translated in place; send it out of
+	// the other port.
+	VerdictForward Verdict = iota
+	// VerdictLocal: the packet is for natgw itself (echo request to one of
+	// its addresses); the worker answers it.
+	VerdictLocal
+	DropDenied
+	DropNoScenario
+	DropPortExhausted
+	DropNoFlow
+	DropMalformed
+	DropUnsupported
+	DropTTLExceeded
+	DropNoNeighbor
+	DropFragment
+	DropFlowTableFull
+	DropHandoffFull
+	DropTxFull
+	// NumVerdicts sizes arrays indexed by Verdict.
+	NumVerdicts
+)
+
+var verdictNames = [NumVerdicts]string{
+	VerdictForward:    "forward",
+	VerdictLocal:      "local",
+	DropDenied:        "denied",
+	DropNoScenario:    "no_scenario",
+	DropPortExhausted: "port_exhausted",
+	DropNoFlow:        "no_flow",
+	DropMalformed:     "malformed",
+	DropUnsupported:   "unsupported",
+	DropTTLExceeded:   "ttl_exceeded",
+	DropNoNeighbor:    "no_neighbor",
+	DropFragment:      "fragment",
+	DropFlowTableFull: "flow_table_full",
+	DropHandoffFull:   "handoff_full",
+	DropTxFull:        "tx_full",
+}
+
+// IsDrop reports whether the verdict drops the packet.
+func (v Verdict) IsDrop() bool { return v >= DropDenied }
+
+// String returns the verdict's name; for drops, the metric reason label.
+func (v Verdict) String() string {
+	if v < NumVerdicts {
+		return verdictNames[v]
+	}
+	return "invalid"
+}
