@@ -1,0 +1,40 @@
+# natgw build, test and benchmark entry points. See README.md.
+GO      ?= go
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+# Packages without cgo: they also run under the race detector.
+RACE_PKGS := ./portalloc/... ./nat/... ./mgmt/...
+
+.PHONY: all build test test-unit deps lint bench demo clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/natgw ./app
+
+# deps installs what the tests and the demo need (root, Debian): apt packages
+# and hugepages. It is idempotent and quiet when everything is there.
+deps:
+	@if [ -x scripts/install-deps.sh ]; then scripts/install-deps.sh; fi
+
+lint:
+	@fmt=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$fmt" ]; then echo "gofmt would change:"; echo "$$fmt"; exit 1; fi
+	$(GO) vet ./...
+
+# test runs every test: lint, the race detector on the pure-Go packages,
+# then the whole tree (end-to-end tests included).
+test: deps lint
+	$(GO) test -race -count=1 $(RACE_PKGS)
+	$(GO) test -count=1 ./...
+
+# test-unit skips dependency installation (for a quick loop while editing).
+test-unit: lint
+	$(GO) test -count=1 ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./nat/... ./portalloc/...
+
+clean:
+	rm -rf bin
