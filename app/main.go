@@ -38,7 +38,7 @@ type command struct {
 // commands returns the command table, in the order usage lists them.
 func commands() []command {
 	return []command{
-		{"run", "run --config FILE", "run the appliance in the foreground", cmdRunUnavailable},
+		{"run", "run --config FILE", "run the appliance in the foreground", cmdRun},
 		{"validate", "validate --config FILE", "check a configuration file", cmdValidate},
 		{"version", "version", "print the version", cmdVersion},
 		{"ctl", "ctl [--mgmt URL] status | mapping IP | flows [--private IP] [--limit N] | reload", "query a running appliance", cmdCtlUnavailable},
@@ -86,13 +86,6 @@ func usage(w io.Writer) {
 // without a command, so scripts never mistake help output for a result.
 func cmdHelp(args []string, stdout, stderr io.Writer) int {
 	usage(stderr)
-	return exitUsage
-}
-
-// cmdRunUnavailable stands in for "natgw run" until the appliance wiring
-// exists.
-func cmdRunUnavailable(args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "natgw run: not available in this build yet")
 	return exitUsage
 }
 

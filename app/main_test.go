@@ -67,7 +67,9 @@ func TestRun(t *testing.T) {
 		{"help", []string{"help"}, 2, "", []string{"usage: natgw COMMAND"}, -1},
 		{"--help", []string{"--help"}, 2, "", []string{"usage: natgw COMMAND"}, -1},
 		{"unknown command", []string{"frobnicate"}, 2, "", []string{`natgw: unknown command "frobnicate"`, "usage: natgw COMMAND"}, -1},
-		{"run not yet", []string{"run", "--config", example}, 2, "", []string{"natgw run: not available in this build yet"}, 1},
+		{"run without config", []string{"run"}, 2, "", []string{"usage: natgw run --config FILE"}, -1},
+		{"run with a driver not built in", []string{"run", "--config", example}, 1, "", []string{`dataplane.driver \"dpdk\" is not built into this binary`}, -1},
+		{"run with a bad file", []string{"run", "--config", "testdata/does-not-exist.toml"}, 1, "", []string{"does-not-exist.toml"}, -1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/natgw/natgw/lcore"
+	"github.com/natgw/natgw/mgmt/config"
+	"github.com/natgw/natgw/nat"
+)
+
+// openPorts opens the inside and outside ports of a configuration with one
+// queue per worker (plus the management queue). Drivers register here;
+// a driver not built into this binary is a clear error.
+var drivers = map[string]func(c *config.Config) ([lcore.NumPorts]lcore.Port, error){}
+
+// cmdRun runs the appliance in the foreground until SIGINT or SIGTERM;
+// SIGHUP reloads the configuration file.
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file (TOML)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if *path == "" || fs.NArg() != 0 {
+		fmt.Fprintln(stderr, "usage: natgw run --config FILE")
+		return exitUsage
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	if err := runAppliance(ctx, *path, log, hup); err != nil {
+		log.Error("natgw stopped", "error", err)
+		return exitFail
+	}
+	return exitOK
+}
+
+// appliance is a running natgw: configuration, policy, ports, dataplane.
+type appliance struct {
+	path    string
+	log     *slog.Logger
+	policy  nat.PolicyHolder
+	ports   [lcore.NumPorts]lcore.Port
+	rt      *lcore.Runtime
+	started time.Time
+}
+
+// runAppliance loads the configuration, starts the dataplane and runs until
+// ctx is done; a value on reload re-reads the configuration.
+func runAppliance(ctx context.Context, path string, log *slog.Logger, reload <-chan os.Signal) error {
+	a, err := startAppliance(path, log)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	stats := time.NewTicker(10 * time.Second)
+	defer stats.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("stopping")
+			return nil
+		case <-reload:
+			if gen, err := a.reload(); err != nil {
+				log.Error("reload failed: the running configuration is unchanged", "error", err)
+			} else {
+				log.Info("configuration reloaded", "generation", gen)
+			}
+		case <-stats.C:
+			a.logStats()
+		}
+	}
+}
+
+func startAppliance(path string, log *slog.Logger) (*appliance, error) {
+	c, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	p, err := nat.Compile(c, nil)
+	if err != nil {
+		return nil, err
+	}
+	a := &appliance{path: path, log: log, started: time.Now()}
+	a.policy.Store(p)
+	open, ok := drivers[c.Dataplane.Driver]
+	if !ok {
+		return nil, fmt.Errorf("dataplane.driver %q is not built into this binary (available: %v)", c.Dataplane.Driver, driverNames())
+	}
+	if a.ports, err = open(c); err != nil {
+		return nil, fmt.Errorf("opening ports: %w", err)
+	}
+	static := staticNeighbors(c)
+	a.rt, err = lcore.NewRuntime(lcore.RuntimeConfig{
+		Workers: c.Dataplane.Workers, Ports: a.ports, Policy: &a.policy,
+		FlowCapacity: c.Dataplane.FlowCapacity, Static: static, Log: log,
+		IdleWait: idleWait(c.Dataplane.Driver),
+	})
+	if err != nil {
+		a.closePorts()
+		return nil, err
+	}
+	a.rt.Start()
+	for i, port := range a.ports {
+		mac := port.MAC()
+		log.Info("port up", "port", lcore.PortName(uint8(i)), "name", port.Name(),
+			"mac", net.HardwareAddr(mac[:]).String(),
+			"mtu", port.MTU(), "link", port.LinkUp())
+	}
+	log.Info("natgw running", "version", version, "driver", c.Dataplane.Driver, "workers", c.Dataplane.Workers,
+		"flow_capacity", c.Dataplane.FlowCapacity, "pools", len(p.Pools), "instances", len(c.Instances),
+		"default_snat", c.DefaultSNAT != nil, "config", path, "generation", p.Gen)
+	return a, nil
+}
+
+// idleWait lets an idle AF_PACKET worker sleep in poll(2) instead of
+// spinning; DPDK workers poll.
+func idleWait(driver string) time.Duration {
+	if driver == "afpacket" {
+		return time.Millisecond
+	}
+	return 0
+}
+
+// reload re-reads the configuration; on any error nothing changes.
+func (a *appliance) reload() (uint32, error) {
+	c, err := config.Load(a.path)
+	if err != nil {
+		return 0, err
+	}
+	old := a.policy.Load()
+	if err := restartNeeded(old.Config, c); err != nil {
+		return 0, err
+	}
+	p, err := nat.Compile(c, old)
+	if err != nil {
+		return 0, err
+	}
+	static := staticNeighbors(c)
+	a.policy.Store(p)
+	a.rt.Manager.SetStatic(static)
+	if changed := p.ChangedMembers(old); len(changed) > 0 {
+		a.log.Info("pool blocks changed: flows on reclaimed ports expire", "members", len(changed))
+	}
+	return p.Gen, nil
+}
+
+// restartNeeded refuses a reload that changes what only a restart can:
+// the driver, the ports, the worker count and the flow table size.
+func restartNeeded(old, c *config.Config) error {
+	var errs []error
+	if old.Dataplane.Driver != c.Dataplane.Driver || old.Dataplane.Workers != c.Dataplane.Workers ||
+		old.Dataplane.FlowCapacity != c.Dataplane.FlowCapacity || fmt.Sprint(old.Dataplane.EALArgs) != fmt.Sprint(c.Dataplane.EALArgs) {
+		errs = append(errs, errors.New("dataplane: changing the driver, workers, flow_capacity or eal_args needs a restart"))
+	}
+	if old.Inside.Port != c.Inside.Port || old.Outside.Port != c.Outside.Port {
+		errs = append(errs, errors.New("inside.port/outside.port: changing a port needs a restart"))
+	}
+	return errors.Join(errs...)
+}
+
+// staticNeighbors lists the configured neighbours (already validated).
+func staticNeighbors(c *config.Config) []lcore.StaticNeighbor {
+	var out []lcore.StaticNeighbor
+	for _, n := range c.Neighbors {
+		out = append(out, lcore.StaticNeighbor{Addr: nat.U32(n.Addr()), MAC: n.HardwareAddr()})
+	}
+	return out
+}
+
+// logStats writes one line of totals, so an operator tailing the log sees
+// traffic move.
+func (a *appliance) logStats() {
+	var out, in, flows, drops uint64
+	for _, w := range a.rt.Workers {
+		c := &w.Counters
+		out += c.Packets[nat.DirOut].Load()
+		in += c.Packets[nat.DirIn].Load()
+		for i := range c.FlowsActive {
+			flows += c.FlowsActive[i].Load()
+		}
+		for v := nat.DropDenied; v < nat.NumVerdicts; v++ {
+			drops += c.Verdicts[v].Load()
+		}
+	}
+	a.log.Info("traffic", "packets_out", out, "packets_in", in, "flows_active", flows, "drops", drops)
+}
+
+func (a *appliance) close() {
+	a.rt.Stop()
+	a.closePorts()
+	a.log.Info("natgw stopped cleanly")
+}
+
+func (a *appliance) closePorts() {
+	for _, p := range a.ports {
+		if p != nil {
+			p.Close()
+		}
+	}
+}
+
+func driverNames() []string {
+	var names []string
+	for n := range drivers {
+		names = append(names, n)
+	}
+	return names
+}

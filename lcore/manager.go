@@ -1,0 +1,404 @@
+package lcore
+
+import (
+	"encoding/binary"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/natgw/natgw/nat"
+)
+
+// This file is the management core's part of the dataplane: it owns the
+// neighbour table (ARP answers, learning, resolution, ageing), originates
+// ICMP errors the workers ask for (rate-limited), publishes the expiry clock
+// the workers reclaim idle flows by, and transmits on each port's
+// management queue. It runs on one goroutine; workers reach it only through
+// their ToMgmt rings.
+
+// Neighbour timing.
+const (
+	neighborRefresh = 30 * time.Second // re-resolve entries older than this
+	neighborMaxAge  = 5 * time.Minute  // forget dynamic entries not heard of
+	resolveInterval = time.Second      // at most one ARP request per address
+	icmpErrorRate   = 100              // ICMP errors per second, all ports
+)
+
+type neighborEntry struct {
+	mac     [6]byte
+	static  bool
+	updated time.Time
+}
+
+// StaticNeighbor is a configured neighbour: never aged, never replaced by
+// ARP.
+type StaticNeighbor struct {
+	Addr uint32
+	MAC  [6]byte
+}
+
+// ManagerStats are counters of the management core.
+type ManagerStats struct {
+	ARPReplies, ARPRequests, ICMPErrors, ICMPRateLimited, Resolves atomic.Uint64
+}
+
+// Manager is the management core's dataplane loop.
+type Manager struct {
+	log     *slog.Logger
+	workers int
+	ports   [NumPorts]Port
+	q       [NumPorts]Queue
+	mac     [NumPorts][6]byte
+	pol     *nat.PolicyHolder
+	neigh   *NeighborHolder
+	rings   []*Ring
+	events  []*eventRing
+	exhLog  exhaustLogger
+	clock   func() nat.Tick
+	// ExpireNow is the tick up to which workers expire idle flows.
+	ExpireNow atomic.Uint64
+	// Stats are the management core's counters.
+	Stats ManagerStats
+
+	mu       sync.Mutex // guards static (set from the reload path)
+	static   map[uint32][6]byte
+	table    map[uint32]*neighborEntry
+	asked    map[uint32]time.Time
+	tokens   float64
+	lastTick time.Time
+	pool     *PacketPool
+	buf      [Burst]*Packet
+	txOne    [1]*Packet
+	stop     atomic.Bool
+	done     chan struct{}
+}
+
+// NewManager returns the management loop for a runtime.
+func NewManager(log *slog.Logger, ports [NumPorts]Port, workers int, pol *nat.PolicyHolder,
+	neigh *NeighborHolder, rings []*Ring, clock func() nat.Tick) *Manager {
+	m := &Manager{
+		log: log, workers: workers, ports: ports, pol: pol, neigh: neigh, rings: rings, clock: clock,
+		static: map[uint32][6]byte{}, table: map[uint32]*neighborEntry{}, asked: map[uint32]time.Time{},
+		pool: NewPacketPool(64, 2048), done: make(chan struct{}),
+		exhLog: exhaustLogger{log: log, last: map[exhaustKey]time.Time{}},
+	}
+	for p := uint8(0); p < NumPorts; p++ {
+		m.q[p] = ports[p].Queue(workers)
+		m.mac[p] = ports[p].MAC()
+	}
+	return m
+}
+
+// SetStatic replaces the static neighbours (from the configuration); they
+// take effect on the next loop iteration.
+func (m *Manager) SetStatic(list []StaticNeighbor) {
+	s := make(map[uint32][6]byte, len(list))
+	for _, n := range list {
+		s[n.Addr] = n.MAC
+	}
+	m.mu.Lock()
+	m.static = s
+	m.mu.Unlock()
+}
+
+// Run loops until Stop.
+func (m *Manager) Run() {
+	defer close(m.done)
+	var lastSecond time.Time
+	m.applyStatic()
+	for !m.stop.Load() {
+		now := time.Now()
+		m.ExpireNow.Store(uint64(m.clock()))
+		work := m.drain(now)
+		if now.Sub(lastSecond) >= time.Second {
+			lastSecond = now
+			m.applyStatic()
+			m.maintain(now)
+		}
+		if work == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+// Stop ends Run and waits for it.
+func (m *Manager) Stop() {
+	m.stop.Store(true)
+	<-m.done
+}
+
+// drain handles the frames the workers sent.
+func (m *Manager) drain(now time.Time) int {
+	work := 0
+	for _, r := range m.rings {
+		n := r.Peek(m.buf[:])
+		for _, p := range m.buf[:n] {
+			switch {
+			case p.Flags&MsgARP != 0:
+				m.handleARP(p, now)
+			case p.Flags&MsgResolve != 0:
+				if len(p.Data) >= 4 {
+					m.resolve(binary.BigEndian.Uint32(p.Data), now)
+				}
+			case p.Flags&MsgGlean != 0:
+				if len(p.Data) >= 10 {
+					addr := binary.BigEndian.Uint32(p.Data)
+					var mac [6]byte
+					copy(mac[:], p.Data[4:10])
+					if m.onLink(PortInside, addr) && !m.ownAddress(PortInside, addr) && mac[0]&1 == 0 {
+						m.learn(addr, mac, now)
+					}
+				}
+			case p.Flags&MsgTimeExceeded != 0:
+				m.icmpError(p, nat.ICMPTimeExceeded, 0, 0, now)
+			case p.Flags&MsgFragNeeded != 0:
+				m.icmpError(p, nat.ICMPDestUnreachable, nat.ICMPCodeFragNeeded, p.FragSport, now)
+			}
+		}
+		r.Release(n)
+		work += n
+	}
+	pol := m.pol.Load()
+	for _, e := range m.events {
+		e.drain(func(ev nat.ExhaustEvent) { m.exhLog.event(pol, ev, now) })
+	}
+	return work
+}
+
+// ownAddress reports whether natgw answers ARP for addr on port.
+func (m *Manager) ownAddress(port uint8, addr uint32) bool {
+	p := m.pol.Load()
+	if port == PortInside {
+		return addr == p.Inside
+	}
+	return p.IsPublic(addr)
+}
+
+// sourceFor returns natgw's own address on a port.
+func (m *Manager) sourceFor(port uint8) uint32 {
+	p := m.pol.Load()
+	if port == PortInside {
+		return p.Inside
+	}
+	return p.Outside
+}
+
+// onLink reports whether addr is in the subnet of port.
+func (m *Manager) onLink(port uint8, addr uint32) bool {
+	p := m.pol.Load()
+	pf := p.InsidePrefix
+	if port == PortOutside {
+		pf = p.OutsidePrefix
+	}
+	return pf.Masked().Contains(nat.AddrFrom(addr))
+}
+
+func (m *Manager) handleARP(p *Packet, now time.Time) {
+	if len(p.Data) < nat.EthernetLen+nat.ARPLen {
+		return
+	}
+	arp := nat.ARP(p.Data[nat.EthernetLen:])
+	if !arp.IsValid() {
+		return
+	}
+	sender, target := arp.SenderIP(), arp.TargetIP()
+	var senderMAC [6]byte
+	copy(senderMAC[:], arp.SenderMAC())
+	// Learn the sender when it is on the port's subnet (requests and
+	// replies alike, as RFC 826 does), unless it is static.
+	if sender != 0 && m.onLink(p.Port, sender) && !m.ownAddress(p.Port, sender) {
+		m.learn(sender, senderMAC, now)
+	}
+	if arp.Op() == nat.ARPRequest && m.ownAddress(p.Port, target) {
+		out := m.pool.Get()
+		if out == nil {
+			return
+		}
+		out.Data = out.Data[:nat.EthernetLen+nat.ARPLen]
+		nat.WriteEthernet(out.Data, senderMAC, m.mac[p.Port], nat.EtherTypeARP)
+		nat.WriteARP(out.Data[nat.EthernetLen:], nat.ARPReply, m.mac[p.Port], target, senderMAC, sender)
+		m.send(p.Port, out)
+		m.Stats.ARPReplies.Add(1)
+	}
+}
+
+func (m *Manager) learn(addr uint32, mac [6]byte, now time.Time) {
+	e, ok := m.table[addr]
+	if ok && e.static {
+		return
+	}
+	if ok && e.mac == mac {
+		e.updated = now
+		return
+	}
+	m.table[addr] = &neighborEntry{mac: mac, updated: now}
+	delete(m.asked, addr)
+	m.publish()
+}
+
+// resolve sends an ARP request for addr, at most once per resolveInterval.
+func (m *Manager) resolve(addr uint32, now time.Time) {
+	if e, ok := m.table[addr]; ok && e.static {
+		return
+	}
+	if t, ok := m.asked[addr]; ok && now.Sub(t) < resolveInterval {
+		return
+	}
+	port := PortOutside
+	if !m.onLink(PortOutside, addr) {
+		if !m.onLink(PortInside, addr) {
+			return
+		}
+		port = PortInside
+	}
+	out := m.pool.Get()
+	if out == nil {
+		return
+	}
+	m.asked[addr] = now
+	out.Data = out.Data[:nat.EthernetLen+nat.ARPLen]
+	bcast := [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	nat.WriteEthernet(out.Data, bcast, m.mac[port], nat.EtherTypeARP)
+	nat.WriteARP(out.Data[nat.EthernetLen:], nat.ARPRequest, m.mac[port], m.sourceFor(port), [6]byte{}, addr)
+	m.send(port, out)
+	m.Stats.ARPRequests.Add(1)
+	m.Stats.Resolves.Add(1)
+}
+
+// maintain refreshes the gateway and ages dynamic entries, once a second.
+func (m *Manager) maintain(now time.Time) {
+	gw := m.pol.Load().Gateway
+	if e, ok := m.table[gw]; !ok || now.Sub(e.updated) > neighborRefresh {
+		m.resolve(gw, now)
+	}
+	changed := false
+	for addr, e := range m.table {
+		if e.static {
+			continue
+		}
+		age := now.Sub(e.updated)
+		switch {
+		case age > neighborMaxAge:
+			delete(m.table, addr)
+			changed = true
+		case age > neighborRefresh:
+			m.resolve(addr, now)
+		}
+	}
+	for addr, t := range m.asked {
+		if now.Sub(t) > neighborMaxAge {
+			delete(m.asked, addr)
+		}
+	}
+	if changed || m.neigh.Load().Gateway != gw {
+		m.publish()
+	}
+}
+
+func (m *Manager) applyStatic() {
+	m.mu.Lock()
+	s := m.static
+	m.mu.Unlock()
+	changed := false
+	for addr, mac := range s {
+		if e, ok := m.table[addr]; !ok || !e.static || e.mac != mac {
+			m.table[addr] = &neighborEntry{mac: mac, static: true}
+			changed = true
+		}
+	}
+	for addr, e := range m.table {
+		if _, ok := s[addr]; e.static && !ok {
+			delete(m.table, addr)
+			changed = true
+		}
+	}
+	if changed {
+		m.publish()
+	}
+}
+
+// publish gives the workers a new snapshot of the table.
+func (m *Manager) publish() {
+	macs := make(map[uint32][6]byte, len(m.table))
+	for addr, e := range m.table {
+		macs[addr] = e.mac
+	}
+	m.neigh.Store(&Neighbors{Gateway: m.pol.Load().Gateway, macs: macs})
+}
+
+// Neighbors returns a copy of the neighbour table for the API: address,
+// MAC, static.
+func (m *Manager) Neighbors() map[netip.Addr][6]byte {
+	return maps.Collect(func(yield func(netip.Addr, [6]byte) bool) {
+		n := m.neigh.Load()
+		for a, mac := range n.macs {
+			if !yield(nat.AddrFrom(a), mac) {
+				return
+			}
+		}
+	})
+}
+
+// icmpError answers an IPv4 packet from a port with an ICMP error sent back
+// out of the same port, rate-limited. It never answers an ICMP error or a
+// later fragment (RFC 1812 4.3.2.7).
+func (m *Manager) icmpError(p *Packet, typ, code uint8, mtu uint16, now time.Time) {
+	if len(p.Data) < nat.EthernetLen+nat.IPv4MinLen {
+		return
+	}
+	orig, ok := nat.ParseIPv4(p.Data[nat.EthernetLen:])
+	if !ok || orig.FragOffset() != 0 {
+		return
+	}
+	if orig.Protocol() == nat.ProtoICMP {
+		if ic, ok := nat.ParseICMP(orig.Payload()); !ok || nat.IsICMPError(ic.Type()) {
+			return
+		}
+	}
+	if !m.take(now) {
+		m.Stats.ICMPRateLimited.Add(1)
+		return
+	}
+	out := m.pool.Get()
+	if out == nil {
+		return
+	}
+	var dstMAC [6]byte
+	copy(dstMAC[:], nat.Ethernet(p.Data).SrcMAC())
+	buf := out.Data[:cap(out.Data)]
+	n := nat.BuildICMPError(buf[nat.EthernetLen:], m.sourceFor(p.Port), orig.Src(), typ, code, mtu, orig, 64)
+	if n == 0 {
+		m.pool.Put(out)
+		return
+	}
+	nat.WriteEthernet(buf, dstMAC, m.mac[p.Port], nat.EtherTypeIPv4)
+	out.Data = buf[:nat.EthernetLen+n]
+	m.send(p.Port, out)
+	m.Stats.ICMPErrors.Add(1)
+}
+
+// take spends one token of the ICMP error budget.
+func (m *Manager) take(now time.Time) bool {
+	if m.lastTick.IsZero() {
+		m.tokens = icmpErrorRate // start with a full bucket
+	} else {
+		m.tokens += now.Sub(m.lastTick).Seconds() * icmpErrorRate
+	}
+	m.lastTick = now
+	m.tokens = min(m.tokens, icmpErrorRate)
+	if m.tokens < 1 {
+		return false
+	}
+	m.tokens--
+	return true
+}
+
+func (m *Manager) send(port uint8, p *Packet) {
+	m.txOne[0] = p
+	if m.q[port].TxBurst(m.txOne[:]) == 0 {
+		m.q[port].Free(m.txOne[:])
+	}
+}

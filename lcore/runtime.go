@@ -1,0 +1,112 @@
+package lcore
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/natgw/natgw/nat"
+)
+
+// RuntimeConfig describes a dataplane to start.
+type RuntimeConfig struct {
+	// Workers is the number of worker lcores.
+	Workers int
+	// Ports are the inside and outside ports, each with Workers+1 queues
+	// (the last for the management core).
+	Ports [NumPorts]Port
+	// Policy holds the running policy; the caller stores new ones to reload.
+	Policy *nat.PolicyHolder
+	// FlowCapacity is the total flow table size, split over the workers.
+	FlowCapacity int
+	// Static are the configured neighbours.
+	Static []StaticNeighbor
+	// IdleWait is how long an idle worker may block in the driver (ns); 0
+	// spins (poll mode).
+	IdleWait time.Duration
+	// Log receives the runtime's log lines.
+	Log *slog.Logger
+}
+
+// Runtime is a running dataplane: workers and the management loop.
+type Runtime struct {
+	Workers []*Worker
+	Manager *Manager
+	Owner   *Owner
+	cfg     RuntimeConfig
+	start   time.Time
+	wg      sync.WaitGroup
+}
+
+// handoffRingSize is the number of frames each worker-to-worker ring holds.
+const handoffRingSize = 1024
+
+// NewRuntime builds the workers and the management loop; Start runs them.
+func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
+	if cfg.Workers < 1 || cfg.Workers > 64 {
+		return nil, fmt.Errorf("workers %d: must be 1 to 64", cfg.Workers)
+	}
+	if cfg.Policy.Load() == nil {
+		return nil, fmt.Errorf("no policy")
+	}
+	r := &Runtime{cfg: cfg, start: time.Now(), Owner: NewOwner(DefaultRSSKey, cfg.Workers)}
+	clock := r.Now
+	neigh := NewNeighborHolder(cfg.Policy.Load().Gateway)
+	n := cfg.Workers
+	hand := make([][]*Ring, n) // hand[from][to]
+	for i := range hand {
+		hand[i] = make([]*Ring, n)
+		for j := range hand[i] {
+			if i != j {
+				hand[i][j] = NewRing(handoffRingSize, 2048)
+			}
+		}
+	}
+	toMgmt := make([]*Ring, n)
+	for i := range toMgmt {
+		toMgmt[i] = NewRing(256, 2048)
+	}
+	r.Manager = NewManager(cfg.Log, cfg.Ports, n, cfg.Policy, neigh, toMgmt, clock)
+	r.Manager.SetStatic(cfg.Static)
+	perWorker := max(cfg.FlowCapacity/n, 1)
+	for i := 0; i < n; i++ {
+		in := make([]*Ring, n)
+		for j := 0; j < n; j++ {
+			in[j] = hand[j][i]
+		}
+		events := &eventRing{}
+		r.Manager.events = append(r.Manager.events, events)
+		r.Workers = append(r.Workers, NewWorker(WorkerConfig{
+			ID: i, Workers: n, Ports: cfg.Ports, Policy: cfg.Policy, Neigh: neigh, Owner: r.Owner,
+			HandoffOut: hand[i], HandoffIn: in, ToMgmt: toMgmt[i], ExpireNow: &r.Manager.ExpireNow,
+			Clock: clock, FlowCapacity: perWorker, Seed: uint64(time.Now().UnixNano()) + uint64(i),
+			OnExhausted: events.push,
+		}))
+	}
+	return r, nil
+}
+
+// Now is the dataplane clock: milliseconds since the runtime was built,
+// never 0.
+func (r *Runtime) Now() nat.Tick { return nat.Tick(time.Since(r.start)/time.Millisecond) + 1 }
+
+// Start runs the workers and the management loop on their own goroutines.
+func (r *Runtime) Start() {
+	r.wg.Add(1)
+	go func() { defer r.wg.Done(); r.Manager.Run() }()
+	for _, w := range r.Workers {
+		r.wg.Add(1)
+		go func() { defer r.wg.Done(); w.Run(int64(r.cfg.IdleWait)) }()
+	}
+}
+
+// Stop stops the workers, then the management loop, and waits for them.
+// The ports stay open: the caller closes them.
+func (r *Runtime) Stop() {
+	for _, w := range r.Workers {
+		w.Stop()
+	}
+	r.Manager.Stop()
+	r.wg.Wait()
+}

@@ -1,0 +1,599 @@
+package lcore
+
+import (
+	"encoding/binary"
+	"runtime"
+	"sync/atomic"
+
+	"github.com/natgw/natgw/nat"
+)
+
+// This file is a worker lcore. A Worker owns, and alone touches: queue w of
+// each port, its translator (flow table, port usage), its fragment table,
+// its TX buffers and its counters. It talks to other cores only through
+// SPSC rings (handoff to other workers, frames for the management core) and
+// reads shared state (policy, neighbours) through atomic pointers between
+// bursts. Nothing on its packet path locks or allocates.
+
+// Burst is the number of frames a worker receives or sends per call.
+const Burst = 32
+
+// Work items sent to the management core through a worker's ToMgmt ring
+// (Packet.Flags bits above the driver's).
+const (
+	// MsgARP: an ARP frame to learn from or answer.
+	MsgARP uint16 = 1 << (8 + iota)
+	// MsgTimeExceeded: answer this IPv4 packet with ICMP time exceeded.
+	MsgTimeExceeded
+	// MsgFragNeeded: answer this IPv4 packet with ICMP fragmentation
+	// needed (the egress MTU is in FragSport).
+	MsgFragNeeded
+	// MsgResolve: resolve the neighbour whose IPv4 address is in the first
+	// four bytes of Data.
+	MsgResolve
+	// MsgGlean: an inside host's address (4 bytes) and MAC (6 bytes) seen
+	// as the source of a frame, so its replies need not wait for ARP.
+	MsgGlean
+)
+
+// WorkerCounters are a worker's counters, written by the worker only (with
+// atomic stores, once per poll loop) and read by the management core.
+type WorkerCounters struct {
+	Verdicts       [nat.NumVerdicts]atomic.Uint64
+	Packets        [2]atomic.Uint64
+	Bytes          [2]atomic.Uint64
+	FlowsCreated   [3]atomic.Uint64
+	FlowsExpired   [nat.NumExpireReasons]atomic.Uint64
+	FlowsActive    [3]atomic.Uint64
+	HandoffPackets atomic.Uint64
+	RxPackets      atomic.Uint64
+	Polls          atomic.Uint64
+	BusyPolls      atomic.Uint64
+	// LastPoll is the worker's clock (nat.Tick) at its last poll.
+	LastPoll atomic.Uint64
+	// Exhausted mirrors Stats.Exhausted for the policy generation in
+	// ExhaustedGen (pool index order, default SNAT last).
+	ExhaustedGen atomic.Uint64
+	Exhausted    atomic.Pointer[[]uint64]
+}
+
+// WorkerConfig wires a worker.
+type WorkerConfig struct {
+	ID      int
+	Workers int
+	Ports   [NumPorts]Port
+	Policy  *nat.PolicyHolder
+	Neigh   *NeighborHolder
+	Owner   *Owner
+	// HandoffOut[j] carries packets to worker j (nil for j == ID);
+	// HandoffIn[j] from worker j.
+	HandoffOut, HandoffIn []*Ring
+	// ToMgmt carries work for the management core.
+	ToMgmt *Ring
+	// ExpireNow is published by the management core: workers expire flows
+	// up to this tick.
+	ExpireNow *atomic.Uint64
+	// Clock returns the current tick.
+	Clock func() nat.Tick
+	// FlowCapacity is this worker's share of the flow table.
+	FlowCapacity int
+	Seed         uint64
+	// OnExhausted is passed to the translator.
+	OnExhausted func(nat.ExhaustEvent)
+}
+
+// Worker is one poll-mode worker lcore.
+type Worker struct {
+	id, workers int
+	q           [NumPorts]Queue
+	mac         [NumPorts][6]byte
+	mtu         [NumPorts]int
+	tr          *nat.Translator
+	pol         *nat.PolicyHolder
+	neigh       *NeighborHolder
+	owner       *Owner
+	handOut     []*Ring
+	handIn      []*Ring
+	toMgmt      *Ring
+	expireNow   *atomic.Uint64
+	clock       func() nat.Tick
+	frags       fragTable
+	sweeping    bool
+	// gleaned caches inside sources recently offered to the management
+	// core for learning (direct-mapped by address).
+	gleaned [256]uint32
+
+	// Counters are the published counters.
+	Counters WorkerCounters
+	local    struct{ handoff, rx, polls, busy uint64 }
+	drops    [nat.NumVerdicts]uint64 // drops decided by the worker itself
+
+	rx       [Burst]*Packet
+	batch    [NumPorts][Burst * 2]*Packet
+	l3       [NumPorts][Burst * 2][]byte
+	nbatch   [NumPorts]int
+	verdicts [Burst * 2]nat.Verdict
+	tx       [NumPorts][Burst * 2]*Packet
+	ntx      [NumPorts]int
+	ringPkts [Burst]*Packet
+	stop     atomic.Bool
+}
+
+// NewWorker builds a worker; it does not start it.
+func NewWorker(c WorkerConfig) *Worker {
+	now := c.Clock()
+	w := &Worker{
+		id: c.ID, workers: c.Workers, pol: c.Policy, neigh: c.Neigh, owner: c.Owner,
+		handOut: c.HandoffOut, handIn: c.HandoffIn, toMgmt: c.ToMgmt,
+		expireNow: c.ExpireNow, clock: c.Clock,
+	}
+	for p := uint8(0); p < NumPorts; p++ {
+		w.q[p] = c.Ports[p].Queue(c.ID)
+		w.mac[p] = c.Ports[p].MAC()
+		w.mtu[p] = c.Ports[p].MTU()
+	}
+	w.tr = nat.NewTranslator(c.Policy.Load(), nat.TranslatorOptions{
+		Worker: c.ID, FlowCapacity: c.FlowCapacity, Seed: c.Seed, OnExhausted: c.OnExhausted,
+	}, now)
+	w.frags.init(1024)
+	return w
+}
+
+// Translator returns the worker's translator. It may only be used from the
+// worker's goroutine (or while the worker is stopped).
+func (w *Worker) Translator() *nat.Translator { return w.tr }
+
+// Run polls until Stop, on a goroutine locked to its OS thread. idleWait
+// is how long (ns) a poll that found nothing may block in the driver.
+func (w *Worker) Run(idleWait int64) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	idle := 0
+	for !w.stop.Load() {
+		if w.PollOnce() {
+			idle = 0
+			continue
+		}
+		if idle++; idle > 64 && idleWait > 0 {
+			w.q[PortInside].Wait(idleWait / 2)
+			w.q[PortOutside].Wait(idleWait / 2)
+		}
+	}
+	w.publish()
+}
+
+// Stop asks Run to return.
+func (w *Worker) Stop() { w.stop.Store(true) }
+
+// PollOnce runs one iteration of the worker loop and reports whether it
+// found any work: pick up a new policy, receive a burst on each port and
+// from each handoff ring, translate, transmit, expire.
+func (w *Worker) PollOnce() bool {
+	now := w.clock()
+	if p := w.pol.Load(); p != w.tr.Policy() {
+		w.tr.SetPolicy(p)
+		w.sweeping = true
+	}
+	neigh := w.neigh.Load()
+	work := 0
+	for port := uint8(0); port < NumPorts; port++ {
+		n := w.q[port].RxBurst(w.rx[:])
+		work += n
+		w.local.rx += uint64(n)
+		for _, p := range w.rx[:n] {
+			p.Port = port
+			w.classify(p)
+		}
+		w.translate(port, neigh, now)
+	}
+	for j, r := range w.handIn {
+		if r == nil {
+			continue
+		}
+		n := r.Peek(w.ringPkts[:])
+		if n == 0 {
+			continue
+		}
+		work += n
+		for _, p := range w.ringPkts[:n] {
+			w.classify(p)
+		}
+		for port := uint8(0); port < NumPorts; port++ {
+			w.translate(port, neigh, now)
+		}
+		w.flush() // ring slots are copied out by TxBurst before release
+		w.handIn[j].Release(n)
+	}
+	w.flush()
+	if t := nat.Tick(w.expireNow.Load()); t != 0 {
+		w.tr.Expire(t, 256)
+	}
+	if w.sweeping {
+		w.sweeping = !w.tr.Sweep(1024)
+	}
+	w.local.polls++
+	if work > 0 {
+		w.local.busy++
+	}
+	if w.local.polls&63 == 0 || work == 0 {
+		w.publish()
+	}
+	w.Counters.LastPoll.Store(uint64(now))
+	return work > 0
+}
+
+// classify checks a frame's link layer, finds the worker that owns it and
+// either hands it over or queues it for translation here.
+func (w *Worker) classify(p *Packet) {
+	if len(p.Data) < nat.EthernetLen {
+		w.drop(p, nat.DropMalformed)
+		return
+	}
+	eth := nat.Ethernet(p.Data)
+	switch eth.EtherType() {
+	case nat.EtherTypeIPv4:
+	case nat.EtherTypeARP:
+		p.Flags |= MsgARP
+		w.toMgmt.Push(p)
+		w.free(p)
+		return
+	default:
+		w.drop(p, nat.DropUnsupported)
+		return
+	}
+	l3 := p.Data[nat.EthernetLen:]
+	if p.Port == PortInside && len(l3) >= nat.IPv4MinLen {
+		w.glean(binary.BigEndian.Uint32(l3[12:]), eth)
+	}
+	if p.Flags&FlagOwned == 0 {
+		owner, ok := w.ownerOf(p, l3)
+		if !ok {
+			return // dropped
+		}
+		if owner != w.id {
+			p.Flags |= FlagOwned
+			if !w.handOut[owner].Push(p) {
+				w.drops[nat.DropHandoffFull]++
+			} else {
+				w.local.handoff++
+			}
+			w.free(p)
+			return
+		}
+	}
+	if ipLen := ipTotalLen(l3); ipLen > w.mtu[1-p.Port] {
+		// Too big for the egress link: with DF the sender learns the
+		// MTU (path MTU discovery through natgw); natgw does not
+		// fragment.
+		if binary.BigEndian.Uint16(l3[6:])&0x4000 != 0 {
+			p.Flags |= MsgFragNeeded
+			p.FragSport = uint16(w.mtu[1-p.Port])
+			w.toMgmt.Push(p)
+		}
+		w.drop(p, nat.DropFragment)
+		return
+	}
+	if p.Flags&FlagCsumNotReady != 0 {
+		if ip, ok := nat.ParseIPv4(l3); ok {
+			nat.CompleteChecksum(ip)
+		}
+		p.Flags &^= FlagCsumNotReady
+	}
+	port := p.Port
+	i := w.nbatch[port]
+	w.batch[port][i] = p
+	w.l3[port][i] = l3
+	w.nbatch[port] = i + 1
+	if i+1 == len(w.batch[port]) {
+		w.translate(port, w.neigh.Load(), w.clock())
+	}
+}
+
+// ownerOf returns the worker owning a packet (SPEC §3): the Toeplitz hash
+// of its remote endpoint. Fragments first go to the worker that tracks
+// their datagram, which learns the ports from the first fragment.
+func (w *Worker) ownerOf(p *Packet, l3 []byte) (int, bool) {
+	if w.workers == 1 {
+		if isFragment(l3) {
+			return w.id, w.fragment(p, l3)
+		}
+		return w.id, true
+	}
+	if len(l3) < nat.IPv4MinLen || l3[0]>>4 != 4 {
+		return w.id, true // the translator counts it malformed
+	}
+	if isFragment(l3) {
+		if f := fragOwner(l3, w.workers); f != w.id {
+			return f, true
+		}
+		if !w.fragment(p, l3) {
+			return 0, false
+		}
+		if p.Flags&FlagFragPorts == 0 {
+			// A first fragment: its own ports decide below.
+		} else {
+			return w.portOwner(p, l3, p.FragSport, p.FragDport), true
+		}
+	}
+	ip := nat.IPv4(l3)
+	hl := int(l3[0]&0x0F) * 4
+	if hl < nat.IPv4MinLen || len(l3) < hl+8 {
+		return w.id, true
+	}
+	l4 := l3[hl:]
+	switch ip.Protocol() {
+	case nat.ProtoTCP, nat.ProtoUDP:
+		return w.portOwner(p, l3, binary.BigEndian.Uint16(l4[0:]), binary.BigEndian.Uint16(l4[2:])), true
+	case nat.ProtoICMP:
+		typ := l4[0]
+		if typ == nat.ICMPEchoRequest || typ == nat.ICMPEchoReply {
+			return w.endpointOwner(p.Port, ip.Src(), ip.Dst(), 0, 0), true
+		}
+		if nat.IsICMPError(typ) {
+			return w.quoteOwner(p.Port, l4[8:]), true
+		}
+	}
+	return w.id, true
+}
+
+// portOwner hashes the remote endpoint: the destination of packets from the
+// inside, the source of packets from the outside.
+func (w *Worker) portOwner(p *Packet, l3 []byte, sport, dport uint16) int {
+	ip := nat.IPv4(l3)
+	return w.endpointOwner(p.Port, ip.Src(), ip.Dst(), sport, dport)
+}
+
+func (w *Worker) endpointOwner(port uint8, src, dst uint32, sport, dport uint16) int {
+	if port == PortInside {
+		return w.owner.Of(dst, dport)
+	}
+	return w.owner.Of(src, sport)
+}
+
+// quoteOwner finds the owner of an ICMP error through the packet it
+// quotes: coming in, the quote went out (its destination is the remote);
+// going out, the quote came in (its source is the remote).
+func (w *Worker) quoteOwner(port uint8, quote []byte) int {
+	if len(quote) < nat.IPv4MinLen+8 || quote[0]>>4 != 4 {
+		return w.id
+	}
+	hl := int(quote[0]&0x0F) * 4
+	if hl < nat.IPv4MinLen || len(quote) < hl+8 {
+		return w.id
+	}
+	emb := nat.IPv4(quote)
+	l4 := quote[hl:]
+	var sport, dport uint16
+	switch emb.Protocol() {
+	case nat.ProtoTCP, nat.ProtoUDP:
+		sport, dport = binary.BigEndian.Uint16(l4[0:]), binary.BigEndian.Uint16(l4[2:])
+	case nat.ProtoICMP: // echo: remote port 0
+	default:
+		return w.id
+	}
+	if port == PortOutside {
+		return w.owner.Of(emb.Dst(), dport)
+	}
+	return w.owner.Of(emb.Src(), sport)
+}
+
+// translate runs the queued packets of one port through the translator and
+// acts on the verdicts.
+func (w *Worker) translate(port uint8, neigh *Neighbors, now nat.Tick) {
+	n := w.nbatch[port]
+	if n == 0 {
+		return
+	}
+	w.nbatch[port] = 0
+	pkts, l3s, verdicts := w.batch[port][:n], w.l3[port][:n], w.verdicts[:n]
+	// Later fragments go one by one; the rest in one batched call.
+	for i, p := range pkts {
+		if p.Flags&FlagFragPorts != 0 {
+			if port == PortInside {
+				verdicts[i] = w.tr.OutboundFragment(l3s[i], p.FragSport, p.FragDport, now)
+			} else {
+				verdicts[i] = w.tr.InboundFragment(l3s[i], p.FragSport, p.FragDport, now)
+			}
+			l3s[i] = nil
+		}
+	}
+	w.translateBatch(port, pkts, l3s, verdicts, now)
+	egress := PortOutside
+	if port == PortOutside {
+		egress = PortInside
+	}
+	for i, p := range pkts {
+		switch v := verdicts[i]; v {
+		case nat.VerdictForward:
+			w.forward(p, l3s[i], egress, neigh)
+		case nat.VerdictLocal:
+			w.answerLocal(p)
+		case nat.DropTTLExceeded:
+			p.Flags |= MsgTimeExceeded
+			w.toMgmt.Push(p)
+			w.free(p)
+		default:
+			w.free(p)
+		}
+	}
+}
+
+// translateBatch translates, in one batched call, the packets whose l3 is
+// not nil (later fragments were done already).
+func (w *Worker) translateBatch(port uint8, pkts []*Packet, l3s [][]byte, verdicts []nat.Verdict, now nat.Tick) {
+	start := 0
+	for i := 0; i <= len(pkts); i++ {
+		if i < len(pkts) && l3s[i] != nil {
+			continue
+		}
+		if i > start {
+			if port == PortInside {
+				w.tr.OutboundBurst(l3s[start:i], verdicts[start:i], now)
+			} else {
+				w.tr.InboundBurst(l3s[start:i], verdicts[start:i], now)
+			}
+		}
+		if i < len(pkts) {
+			l3s[i] = pkts[i].Data[nat.EthernetLen:] // restore for forward
+		}
+		start = i + 1
+	}
+}
+
+// forward rewrites the link layer and queues a translated packet for the
+// egress port: to the gateway going out, to the private host coming in.
+func (w *Worker) forward(p *Packet, l3 []byte, egress uint8, neigh *Neighbors) {
+	ip := nat.IPv4(l3)
+	var next uint32
+	if egress == PortOutside {
+		next = neigh.Gateway
+	} else {
+		next = ip.Dst()
+	}
+	mac, ok := neigh.Lookup(next)
+	if !ok {
+		w.drop(p, nat.DropNoNeighbor)
+		w.resolve(next)
+		return
+	}
+	eth := nat.Ethernet(p.Data)
+	eth.SetDst(mac)
+	eth.SetSrc(w.mac[egress])
+	p.Data = p.Data[:nat.EthernetLen+len(l3)] // drop any link padding
+	w.queueTx(egress, p)
+}
+
+// answerLocal answers echo requests to natgw's own addresses in place; other
+// traffic for natgw itself is dropped.
+func (w *Worker) answerLocal(p *Packet) {
+	l3 := p.Data[nat.EthernetLen:]
+	ip, ok := nat.ParseIPv4(l3)
+	if !ok || ip.Protocol() != nat.ProtoICMP {
+		w.drop(p, nat.DropUnsupported)
+		return
+	}
+	icmp, ok := nat.ParseICMP(ip.Payload())
+	if !ok || icmp.Type() != nat.ICMPEchoRequest {
+		w.drop(p, nat.DropUnsupported)
+		return
+	}
+	src, dst := ip.Src(), ip.Dst()
+	ip.SetSrc(dst)
+	ip.SetDst(src)
+	ip.SetTTL(64)
+	ip.SetChecksum(0)
+	ip.SetChecksum(ip.ComputeChecksum())
+	icmp.SetChecksum(nat.UpdateChecksum16(icmp.Checksum(), uint16(nat.ICMPEchoRequest)<<8, uint16(nat.ICMPEchoReply)<<8))
+	icmp[0] = nat.ICMPEchoReply
+	eth := nat.Ethernet(p.Data)
+	eth.SetDst(eth.Src())
+	eth.SetSrc(w.mac[p.Port])
+	p.Data = p.Data[:nat.EthernetLen+len(ip)]
+	w.queueTx(p.Port, p)
+}
+
+// glean offers an inside source's MAC to the management core the first
+// time the worker sees the address (and when the cache slot was reused).
+func (w *Worker) glean(src uint32, eth nat.Ethernet) {
+	slot := &w.gleaned[(src*2654435761)>>24]
+	if *slot == src {
+		return
+	}
+	*slot = src
+	if _, ok := w.neigh.Load().Lookup(src); ok {
+		return
+	}
+	var b [10]byte
+	binary.BigEndian.PutUint32(b[:], src)
+	copy(b[4:], eth.SrcMAC())
+	m := Packet{Data: b[:], Flags: MsgGlean}
+	w.toMgmt.Push(&m)
+}
+
+func (w *Worker) resolve(addr uint32) {
+	var b [nat.EthernetLen + 4]byte
+	binary.BigEndian.PutUint32(b[:], addr)
+	m := Packet{Data: b[:4], Flags: MsgResolve}
+	w.toMgmt.Push(&m)
+}
+
+func (w *Worker) queueTx(port uint8, p *Packet) {
+	w.tx[port][w.ntx[port]] = p
+	w.ntx[port]++
+	if w.ntx[port] == len(w.tx[port]) {
+		w.flushPort(port)
+	}
+}
+
+// flush transmits what is queued on both ports.
+func (w *Worker) flush() {
+	w.flushPort(PortInside)
+	w.flushPort(PortOutside)
+}
+
+func (w *Worker) flushPort(port uint8) {
+	n := w.ntx[port]
+	if n == 0 {
+		return
+	}
+	w.ntx[port] = 0
+	pkts := w.tx[port][:n]
+	sent := w.q[port].TxBurst(pkts)
+	if sent < n {
+		w.drops[nat.DropTxFull] += uint64(n - sent)
+		w.q[port].Free(pkts[sent:])
+	}
+}
+
+func (w *Worker) drop(p *Packet, v nat.Verdict) {
+	w.drops[v]++
+	w.free(p)
+}
+
+// free returns a packet's buffer; ring slots are released by their ring.
+func (w *Worker) free(p *Packet) {
+	if p.Pool != nil {
+		p.Pool.Put(p)
+	}
+}
+
+// publish copies the worker's counters to the published ones.
+func (w *Worker) publish() {
+	s := &w.tr.Stats
+	c := &w.Counters
+	for i := range c.Verdicts {
+		c.Verdicts[i].Store(s.Verdicts[i] + w.drops[i])
+	}
+	for i := range c.Packets {
+		c.Packets[i].Store(s.Packets[i])
+		c.Bytes[i].Store(s.Bytes[i])
+	}
+	for i := range c.FlowsCreated {
+		c.FlowsCreated[i].Store(s.FlowsCreated[i])
+		c.FlowsActive[i].Store(s.FlowsActive[i])
+	}
+	for i := range c.FlowsExpired {
+		c.FlowsExpired[i].Store(s.FlowsExpired[i])
+	}
+	c.HandoffPackets.Store(w.local.handoff)
+	c.RxPackets.Store(w.local.rx)
+	c.Polls.Store(w.local.polls)
+	c.BusyPolls.Store(w.local.busy)
+	if gen := uint64(w.tr.Policy().Gen); gen != c.ExhaustedGen.Load() || w.local.polls&1023 == 0 {
+		snap := append([]uint64(nil), s.Exhausted...)
+		c.Exhausted.Store(&snap)
+		c.ExhaustedGen.Store(gen)
+	}
+}
+
+func isFragment(l3 []byte) bool {
+	return len(l3) >= nat.IPv4MinLen && binary.BigEndian.Uint16(l3[6:])&0x3FFF != 0
+}
+
+// ipTotalLen returns the IPv4 total length field (0 if there is none).
+func ipTotalLen(l3 []byte) int {
+	if len(l3) < nat.IPv4MinLen {
+		return 0
+	}
+	return int(binary.BigEndian.Uint16(l3[2:]))
+}
