@@ -2,8 +2,8 @@ package config
 
 import "time"
 
-// Default values, applied by ApplyDefaults to keys the file leaves out (or
-// sets to their zero value).
+// Default values, applied by Parse to keys the file leaves out (and by
+// ApplyDefaults to zero values of a Config built in code).
 const (
 	// DefaultDriver is the dataplane driver.
 	DefaultDriver = "dpdk"
@@ -28,7 +28,7 @@ const (
 	DefaultMgmtListen = "127.0.0.1:9650"
 )
 
-// ApplyDefaults fills in every key the file left out:
+// ApplyDefaults fills in every default of a Config built in code:
 //
 //	dataplane.driver              "dpdk"
 //	dataplane.workers             1
@@ -38,33 +38,45 @@ const (
 //	timeouts.tcp_closing          10s
 //	timeouts.udp                  4m
 //	timeouts.icmp                 60s
-//	default_snat.ports_per_member 1024 (only when [default_snat] is present)
+//	default_snat.ports_per_member 1024 (only when DefaultSNAT is not nil)
 //	mgmt.listen                   "127.0.0.1:9650"
 //
-// A zero number or empty string counts as left out; a timeout counts as left
-// out when it is zero and Duration.Set is false, so an explicit "0s" stays
-// and is refused by Validate, and Set keeps saying whether the file had the
-// key. Values that are present are never changed. ApplyDefaults is
-// idempotent.
+// Here a zero number or empty string counts as left out; a timeout counts
+// as left out when it is zero and Duration.Set is false, so an explicit
+// "0s" stays and is refused by Validate. Values that are present are never
+// changed. ApplyDefaults is idempotent.
+//
+// Parse doesn't go by zero values: it fills exactly the keys the file
+// leaves out, so that "workers = 0" in a file is kept and refused by
+// Validate rather than silently replaced.
 func (c *Config) ApplyDefaults() {
-	if c.Dataplane.Driver == "" {
-		c.Dataplane.Driver = DefaultDriver
+	c.applyDefaults(func(_ string, zero bool) bool { return zero })
+}
+
+// applyDefaults sets each default whose key ("dataplane.workers") leftOut
+// reports as left out; zero tells leftOut whether the value is now the zero
+// value. Timeouts are filled when they are zero and not Set, whatever
+// leftOut says: Set is exactly "the file had a valid duration there".
+func (c *Config) applyDefaults(leftOut func(key string, zero bool) bool) {
+	d := &c.Dataplane
+	if leftOut("dataplane.driver", d.Driver == "") {
+		d.Driver = DefaultDriver
 	}
-	if c.Dataplane.Workers == 0 {
-		c.Dataplane.Workers = DefaultWorkers
+	if leftOut("dataplane.workers", d.Workers == 0) {
+		d.Workers = DefaultWorkers
 	}
-	if c.Dataplane.FlowCapacity == 0 {
-		c.Dataplane.FlowCapacity = DefaultFlowCapacity
+	if leftOut("dataplane.flow_capacity", d.FlowCapacity == 0) {
+		d.FlowCapacity = DefaultFlowCapacity
 	}
 	defaultDuration(&c.Timeouts.TCPEstablished, DefaultTCPEstablished)
 	defaultDuration(&c.Timeouts.TCPTransitory, DefaultTCPTransitory)
 	defaultDuration(&c.Timeouts.TCPClosing, DefaultTCPClosing)
 	defaultDuration(&c.Timeouts.UDP, DefaultUDP)
 	defaultDuration(&c.Timeouts.ICMP, DefaultICMP)
-	if c.DefaultSNAT != nil && c.DefaultSNAT.PortsPerMember == 0 {
-		c.DefaultSNAT.PortsPerMember = DefaultSNATPortsPerMember
+	if s := c.DefaultSNAT; s != nil && leftOut("default_snat.ports_per_member", s.PortsPerMember == 0) {
+		s.PortsPerMember = DefaultSNATPortsPerMember
 	}
-	if c.Mgmt.Listen == "" {
+	if leftOut("mgmt.listen", c.Mgmt.Listen == "") {
 		c.Mgmt.Listen = DefaultMgmtListen
 	}
 }

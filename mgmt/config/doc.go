@@ -1,7 +1,10 @@
 // Package config owns natgw's configuration file (SPEC §5): the TOML schema
-// (Config and its section types), the defaults (ApplyDefaults), strict
-// parsing (Parse, Load: unknown keys are errors) and validation (Validate),
-// which reports every problem at once, each naming its TOML key, as Errors.
+// (Config and its section types), the defaults (ApplyDefaults; Parse gives
+// them only to keys the file leaves out, so an explicit 0 is validated),
+// strict parsing (Parse, Load: unknown keys are errors, and keys are
+// case-sensitive although the TOML decoder is not) and validation
+// (Validate), which reports every problem at once, each naming its TOML key
+// (and line where the parser knows it), as Errors.
 //
 // It also parses the text forms the rest of natgw needs, so that no other
 // package re-parses configuration strings: addresses and prefixes

@@ -13,7 +13,8 @@ type FieldError struct {
 	// in code).
 	Source string
 	// Line is the line in Source the problem is on, or 0 when the TOML
-	// parser does not know it (it only knows it for syntax and type errors).
+	// parser does not know it (it only knows it for syntax errors, values
+	// of the wrong type and bad timeouts).
 	Line int
 	// Key is the TOML path of the offending value, with 0-based indexes for
 	// arrays: "timeouts.udp", "pool[1].members[2]". It is empty for problems

@@ -22,6 +22,9 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(minimal + "[default_snat]\n"))
 	f.Add([]byte("[[pool]]\n[pool.x.y]\nz = 1\n"))
 	f.Add([]byte("[inside\n"))
+	f.Add([]byte("\xef\xbb\xbf[Inside]\nPort = 1\n[dataplane\n"))
+	f.Add([]byte(minimal + "[timeouts]\nudp = 240\nicmp = {x = 1}\nTCP_CLOSING = \"x\"\n[dataplane]\nworkers = 0\n"))
+	f.Add([]byte("Timeouts.udp = [1]\n[[Pool]]\nname = 1\n"))
 	f.Add([]byte("a = \"\\u0000\"\n"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -118,9 +118,11 @@ workers = 3
 flow_capacity = 5000
 [timeouts]
 udp = "90s"
+tcp_reset_on_idle = true
 [mgmt]
 listen = "127.0.0.1:1234"
 `, func(t *testing.T, c *Config) {
+			assert.True(t, c.Timeouts.TCPResetOnIdle)
 			assert.Equal(t, "afpacket", c.Dataplane.Driver)
 			assert.Equal(t, 3, c.Dataplane.Workers)
 			assert.Equal(t, 5000, c.Dataplane.FlowCapacity)
@@ -192,6 +194,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown key in inline array", "frontend = [{name = \"a\", address = \"198.19.1.1\"}, {name = \"b\", address = \"198.19.1.2\", x = 1}]\n" + minimal,
 			[]string{"frontend.x"}, 0, "unknown key"},
 		{"unknown nested table reported once", minimal + "[foo.bar]\nx = 1\ny = 2\n", []string{"foo.bar"}, 0, "unknown key"},
+		{"misspelt table of a dotted key", "dataplan.workers = 2\n" + minimal, []string{"dataplan.workers"}, 0, `did you mean "dataplane.workers"?`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -245,7 +248,7 @@ func TestLoadWritesSource(t *testing.T) {
 	require.NoError(t, os.WriteFile(path, []byte(minimal+"[dataplane]\nworkers = 0\nflow_capacity = -1\n"), 0o600))
 	_, err := Load(path)
 	errs := requireErrors(t, err)
-	assert.Equal(t, []string{"dataplane.flow_capacity"}, errs.Keys(), "workers 0 means the default: %v", err)
+	assert.Equal(t, []string{"dataplane.workers", "dataplane.flow_capacity"}, errs.Keys(), "an explicit 0 is validated: %v", err)
 	assert.Equal(t, path, errs[0].Source)
 }
 
@@ -274,4 +277,191 @@ func TestErrorsUnwrap(t *testing.T) {
 	require.True(t, errors.As(err, &fe))
 	assert.Equal(t, "a", fe.Key)
 	assert.Equal(t, "a: x\nb: y", err.Error())
+}
+
+// TestKeysAreCaseSensitive checks that a known key spelled in another case
+// is an unknown key, although the TOML decoder matches names without regard
+// to case and so decodes it.
+func TestKeysAreCaseSensitive(t *testing.T) {
+	tests := []struct {
+		name    string
+		text    string
+		wantKey string
+		wantMsg string
+	}{
+		{"key", minimal + "[dataplane]\nWORKERS = 4\n", "dataplane.WORKERS",
+			`unknown key (keys are case-sensitive: did you mean "workers"?)`},
+		{"table", strings.Replace(minimal, "[inside]", "[Inside]", 1), "Inside",
+			`unknown key (keys are case-sensitive: did you mean "inside"?)`},
+		{"dotted key", "Timeouts.udp = \"4m\"\n" + minimal, "Timeouts.udp",
+			`unknown key (keys are case-sensitive: did you mean "timeouts.udp"?)`},
+		{"timeout", minimal + "[timeouts]\nUdp = \"4m\"\n", "timeouts.Udp",
+			`unknown key (keys are case-sensitive: did you mean "udp"?)`},
+		{"bad timeout", minimal + "[timeouts]\nUDP = 240\n", "timeouts.UDP",
+			`unknown key (keys are case-sensitive: did you mean "udp"?)`},
+		{"inline table", "mgmt = {Listen = \"127.0.0.1:1\"}\n" + minimal, "mgmt.Listen",
+			`unknown key (keys are case-sensitive: did you mean "listen"?)`},
+		{"array of tables", minimal + "[[Frontend]]\nname = \"a\"\naddress = \"198.19.1.1\"\n", "Frontend",
+			`unknown key (keys are case-sensitive: did you mean "frontend"?)`},
+		{"key in array of tables", minimal + "[[frontend]]\nname = \"a\"\naddress = \"198.19.1.1\"\n[[frontend]]\nName = \"b\"\naddress = \"198.19.1.2\"\n",
+			"frontend[1].Name", `unknown key (keys are case-sensitive: did you mean "name"?)`},
+		{"key in optional table", minimal + "[[frontend]]\nname = \"a\"\naddress = \"198.19.1.1\"\n[default_snat]\nsources = [\"10.0.0.0/16\"]\nFrontends = [\"a\"]\n",
+			"default_snat.Frontends", `unknown key (keys are case-sensitive: did you mean "frontends"?)`},
+		{"list in array of tables", minimal + "[[frontend]]\nname = \"f\"\naddress = \"198.19.1.1\"\n[[pool]]\nname = \"p\"\nfrontends = [\"f\"]\nMembers = [\"10.0.1.1\"]\n",
+			"pool[0].Members", `unknown key (keys are case-sensitive: did you mean "members"?)`},
+		{"bool", minimal + "[mgmt]\nAllow_Insecure = true\n", "mgmt.Allow_Insecure",
+			`unknown key (keys are case-sensitive: did you mean "allow_insecure"?)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.text), "f.toml")
+			errs := requireErrors(t, err)
+			assert.Equal(t, []string{tt.wantKey}, errs.Keys(), "errors: %v", err)
+			assert.Equal(t, tt.wantMsg, errs[0].Msg)
+		})
+	}
+}
+
+// TestKeyCaseMessage checks the whole text of a case mismatch as the
+// validate command prints it.
+func TestKeyCaseMessage(t *testing.T) {
+	_, err := Parse([]byte(minimal+"[dataplane]\nWORKERS = 4\n"), "f.toml")
+	require.Error(t, err)
+	assert.Equal(t, `f.toml: dataplane.WORKERS: unknown key (keys are case-sensitive: did you mean "workers"?)`, err.Error())
+}
+
+// TestBadTimeoutsReportedTogether checks that a bad timeout doesn't stop
+// parsing: every bad timeout is reported, with its line, along with the
+// other problems of the file.
+func TestBadTimeoutsReportedTogether(t *testing.T) {
+	text := minimal + `
+[dataplane]
+driver = "xdp"
+[timeouts]
+tcp_established = "4 minutes"
+tcp_transitory = "30s"
+tcp_closing = 10
+udp = 240
+icmp = "x"
+tcp_reset_on_idle = true
+[mgmt]
+lisen = "127.0.0.1:1"
+`
+	_, err := Parse([]byte(text), "t.toml")
+	errs := requireErrors(t, err)
+	assert.ElementsMatch(t, []string{"mgmt.lisen", "timeouts.tcp_established", "timeouts.tcp_closing",
+		"timeouts.udp", "timeouts.icmp", "dataplane.driver"}, errs.Keys(), "errors: %v", err)
+	lines := make(map[string]int)
+	msgs := make(map[string]string)
+	for _, e := range errs {
+		lines[e.Key], msgs[e.Key] = e.Line, e.Msg
+	}
+	assert.Equal(t, 14, lines["timeouts.tcp_established"])
+	assert.Equal(t, 16, lines["timeouts.tcp_closing"])
+	assert.Equal(t, 17, lines["timeouts.udp"])
+	assert.Equal(t, 18, lines["timeouts.icmp"])
+	assert.Contains(t, msgs["timeouts.tcp_established"], `"4 minutes" is not a duration`)
+	assert.Contains(t, msgs["timeouts.udp"], "240")
+	assert.Contains(t, msgs["timeouts.udp"], "with a unit")
+	assert.Contains(t, msgs["timeouts.icmp"], `"x" is not a duration`)
+}
+
+// TestTimeoutValueTypes checks the problem reported for each kind of TOML
+// value written where a timeout belongs.
+func TestTimeoutValueTypes(t *testing.T) {
+	tests := []struct {
+		name    string
+		value   string
+		wantMsg string // "" when the value is valid
+		want    time.Duration
+	}{
+		{"duration", `"90s"`, "", 90 * time.Second},
+		{"compound duration", `"1h30m"`, "", 90 * time.Minute},
+		{"integer", `240`, "240 has no unit", 0},
+		{"float", `1.5`, "1.5 has no unit", 0},
+		{"bad string", `"soon"`, `"soon" is not a duration`, 0},
+		{"empty string", `""`, `"" is not a duration`, 0},
+		{"bool", `true`, "a boolean is not a duration", 0},
+		{"array", `["4m"]`, "an array is not a duration", 0},
+		{"table", `{m = 4}`, "a table is not a duration", 0},
+		{"datetime", `1979-05-27T07:32:00Z`, "a date or time is not a duration", 0},
+		{"zero", `"0s"`, "0s is too short", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse([]byte(minimal+"[timeouts]\nudp = "+tt.value+"\n"), "f.toml")
+			if tt.wantMsg == "" {
+				require.NoError(t, err)
+				assert.Equal(t, tt.want, c.Timeouts.UDP.Duration)
+				assert.True(t, c.Timeouts.UDP.Set)
+				return
+			}
+			errs := requireErrors(t, err)
+			assert.Equal(t, []string{"timeouts.udp"}, errs.Keys(), "errors: %v", err)
+			assert.Contains(t, errs[0].Msg, tt.wantMsg)
+		})
+	}
+}
+
+// TestExplicitZeroIsValidated checks that defaults fill only keys the file
+// leaves out: a key written as 0 or "" is kept and validated.
+func TestExplicitZeroIsValidated(t *testing.T) {
+	const frontend = "[[frontend]]\nname = \"fe\"\naddress = \"198.19.1.1\"\n"
+	tests := []struct {
+		name    string
+		text    string
+		wantKey string
+		wantMsg string
+	}{
+		{"workers", minimal + "[dataplane]\nworkers = 0\n", "dataplane.workers", "0 workers: must be 1 to 64"},
+		{"flow capacity", minimal + "[dataplane]\nflow_capacity = 0\n", "dataplane.flow_capacity", "0: must be 1 to"},
+		{"driver", minimal + "[dataplane]\ndriver = \"\"\n", "dataplane.driver", `unknown driver ""`},
+		{"inline table", "dataplane = {workers = 0}\n" + minimal, "dataplane.workers", "0 workers"},
+		{"timeout", minimal + "[timeouts]\ntcp_closing = \"0s\"\n", "timeouts.tcp_closing", "0s is too short"},
+		{"mgmt listen", minimal + "[mgmt]\nlisten = \"\"\n", "mgmt.listen", `"" is not host:port`},
+		{"default snat block size", minimal + frontend + "[default_snat]\nsources = [\"10.0.0.0/16\"]\nfrontends = [\"fe\"]\nports_per_member = 0\n",
+			"default_snat.ports_per_member", "leave the key out for 1024"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.text), "f.toml")
+			errs := requireErrors(t, err)
+			assert.Equal(t, []string{tt.wantKey}, errs.Keys(), "errors: %v", err)
+			assert.Contains(t, errs[0].Msg, tt.wantMsg)
+		})
+	}
+}
+
+// TestSyntaxErrorLine checks that a syntax error names the line it is on,
+// also when the parser finds it at the newline ending that line.
+func TestSyntaxErrorLine(t *testing.T) {
+	tests := []struct {
+		name     string
+		text     string
+		wantLine int
+	}{
+		{"unclosed table at end of line", "[inside]\nport = \"a\"\n[dataplane\nworkers = 2\n", 3},
+		{"unclosed table, last line", "[inside]\nport = \"a\"\n[dataplane\n", 3},
+		{"unclosed table, no final newline", "[inside]\nport = \"a\"\n[dataplane", 3},
+		{"unclosed table, CRLF", "[inside]\r\nport = \"a\"\r\n[dataplane\r\nworkers = 2\r\n", 3},
+		{"unclosed table after BOM", "\xef\xbb\xbf[inside]\nport = \"a\"\n[dataplane\nworkers = 2\n", 3},
+		{"missing value", "[inside]\nport =\naddress = \"x\"\n", 2},
+		{"newline in string", "[inside]\nport = \"a\naddress = \"x\"\n", 2},
+		{"unclosed array", "[dataplane]\neal_args = [\"a\",\n\"b\"\n", 3},
+		{"bare word", "[inside]\nport = \"a\"\naddress = 10.0.0.1/16\n", 3},
+		{"blank key", "\n\n= 3\n", 3},
+		{"duplicate key", "[mgmt]\nlisten = \"a\"\nlisten = \"b\"\n", 3},
+		{"duplicate table", "[mgmt]\n[inside]\n[mgmt]\n", 3},
+		{"first line", "[inside\n", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.text), "s.toml")
+			errs := requireErrors(t, err)
+			require.Len(t, errs, 1, "errors: %v", err)
+			assert.Equal(t, "", errs[0].Key)
+			assert.Contains(t, errs[0].Msg, "TOML syntax")
+			assert.Equal(t, tt.wantLine, errs[0].Line, "error: %v", err)
+		})
+	}
 }

@@ -525,7 +525,11 @@ func (v *validator) defaultSNAT() {
 	}
 	v.scenarioFrontends("default_snat.frontends", d.Frontends, "default SNAT (default_snat)")
 	if err := portalloc.CheckBlockSize(d.PortsPerMember); err != nil {
-		v.add("default_snat.ports_per_member", err.Error())
+		msg := err.Error()
+		if d.PortsPerMember == 0 {
+			msg += fmt.Sprintf(" (default SNAT has no tier table: leave the key out for %d)", DefaultSNATPortsPerMember)
+		}
+		v.add("default_snat.ports_per_member", msg)
 	}
 }
 
