@@ -93,6 +93,7 @@ func BenchmarkNewFlow(b *testing.B) {
 	members := []uint32{memberA, memberB, ip4("10.0.2.1"), ip4("10.0.2.2")}
 	var tr *Translator
 	made := capacity
+	base := ip4("198.18.0.0")
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -103,9 +104,9 @@ func BenchmarkNewFlow(b *testing.B) {
 			b.StartTimer()
 		}
 		src := members[made%len(members)]
-		dst := ip4("198.18.0.0") + uint32(made/(512*len(members)))
+		dst := base + uint32(made/(512*len(members)))
 		sport := uint16(1024 + (made/len(members))%512)
-		BuildUDP(buf, src, dst, sport, 53, 64, payload)
+		BuildUDP(buf, src, dst, sport, 53, 64, payload) // about 25 ns of the figure
 		if v := tr.Outbound(buf[:benchPktLen], 1000); v != VerdictForward {
 			b.Fatalf("flow %d: %v", made, v)
 		}
