@@ -2,6 +2,9 @@
 GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
+# The DPDK driver (lcore/dpdk, cgo) is built in when pkg-config finds the
+# system DPDK (Debian: libdpdk-dev); otherwise the binary has AF_PACKET only.
+BUILD_TAGS ?= $(shell pkg-config --exists libdpdk 2>/dev/null && echo dpdk)
 
 # Packages without cgo: they also run under the race detector.
 RACE_PKGS := ./portalloc/... ./nat/... ./mgmt/...
@@ -11,7 +14,7 @@ RACE_PKGS := ./portalloc/... ./nat/... ./mgmt/...
 all: build
 
 build:
-	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/natgw ./app
+	$(GO) build -trimpath -tags "$(BUILD_TAGS)" -ldflags "$(LDFLAGS)" -o bin/natgw ./app
 
 # deps installs what the tests and the demo need (root, Debian): apt packages
 # and hugepages. It is idempotent and quiet when everything is there.
@@ -27,11 +30,15 @@ lint:
 # then the whole tree (end-to-end tests included).
 test: deps lint
 	$(GO) test -race -count=1 $(RACE_PKGS)
-	$(GO) test -count=1 ./...
+	NATGW_REQUIRE_TESTBED=1 NATGW_REQUIRE_E2E=1 $(GO) test -count=1 -timeout 15m ./...
 
 # test-unit skips dependency installation (for a quick loop while editing).
 test-unit: lint
 	$(GO) test -count=1 ./...
+
+# demo runs natgw between network namespaces with real traffic (root).
+demo: deps
+	scripts/demo.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./nat/... ./portalloc/...
