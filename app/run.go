@@ -99,7 +99,11 @@ func startAppliance(path string, log *slog.Logger) (*appliance, error) {
 	a.policy.Store(p)
 	open, ok := drivers[c.Dataplane.Driver]
 	if !ok {
-		return nil, fmt.Errorf("dataplane.driver %q is not built into this binary (available: %v)", c.Dataplane.Driver, driverNames())
+		err := fmt.Errorf("dataplane.driver %q is not built into this binary (available: %v)", c.Dataplane.Driver, driverNames())
+		if hint, ok := driverHints[c.Dataplane.Driver]; ok {
+			err = fmt.Errorf("%w: %s", err, hint)
+		}
+		return nil, err
 	}
 	if a.ports, err = open(c); err != nil {
 		return nil, fmt.Errorf("opening ports: %w", err)

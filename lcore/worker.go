@@ -386,18 +386,7 @@ func (w *Worker) translate(port uint8, neigh *Neighbors, now nat.Tick) {
 	}
 	w.nbatch[port] = 0
 	pkts, l3s, verdicts := w.batch[port][:n], w.l3[port][:n], w.verdicts[:n]
-	// Later fragments go one by one; the rest in one batched call.
-	for i, p := range pkts {
-		if p.Flags&FlagFragPorts != 0 {
-			if port == PortInside {
-				verdicts[i] = w.tr.OutboundFragment(l3s[i], p.FragSport, p.FragDport, now)
-			} else {
-				verdicts[i] = w.tr.InboundFragment(l3s[i], p.FragSport, p.FragDport, now)
-			}
-			l3s[i] = nil
-		}
-	}
-	w.translateBatch(port, pkts, l3s, verdicts, now)
+	w.translateInOrder(port, pkts, l3s, verdicts, now)
 	egress := PortOutside
 	if port == PortOutside {
 		egress = PortInside
@@ -418,12 +407,13 @@ func (w *Worker) translate(port uint8, neigh *Neighbors, now nat.Tick) {
 	}
 }
 
-// translateBatch translates, in one batched call, the packets whose l3 is
-// not nil (later fragments were done already).
-func (w *Worker) translateBatch(port uint8, pkts []*Packet, l3s [][]byte, verdicts []nat.Verdict, now nat.Tick) {
+// translateInOrder translates a port's packets in arrival order: runs of
+// ordinary packets in one batched call each, later fragments one by one
+// (their first fragment, earlier in the run, must have opened the flow).
+func (w *Worker) translateInOrder(port uint8, pkts []*Packet, l3s [][]byte, verdicts []nat.Verdict, now nat.Tick) {
 	start := 0
 	for i := 0; i <= len(pkts); i++ {
-		if i < len(pkts) && l3s[i] != nil {
+		if i < len(pkts) && pkts[i].Flags&FlagFragPorts == 0 {
 			continue
 		}
 		if i > start {
@@ -434,7 +424,12 @@ func (w *Worker) translateBatch(port uint8, pkts []*Packet, l3s [][]byte, verdic
 			}
 		}
 		if i < len(pkts) {
-			l3s[i] = pkts[i].Data[nat.EthernetLen:] // restore for forward
+			p := pkts[i]
+			if port == PortInside {
+				verdicts[i] = w.tr.OutboundFragment(l3s[i], p.FragSport, p.FragDport, now)
+			} else {
+				verdicts[i] = w.tr.InboundFragment(l3s[i], p.FragSport, p.FragDport, now)
+			}
 		}
 		start = i + 1
 	}

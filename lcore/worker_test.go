@@ -1,0 +1,464 @@
+package lcore
+
+import (
+	"encoding/binary"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/natgw/natgw/mgmt/config"
+	"github.com/natgw/natgw/nat"
+)
+
+const testConfig = `
+[dataplane]
+driver = "afpacket"
+workers = 1
+flow_capacity = 4096
+
+[inside]
+port = "in"
+address = "10.0.0.1/16"
+
+[outside]
+port = "out"
+address = "198.19.0.2/24"
+gateway = "198.19.0.1"
+
+[[frontend]]
+name = "fe1"
+address = "198.19.1.10"
+
+[[pool]]
+name = "web"
+frontends = ["fe1"]
+members = ["10.0.1.4", "10.0.1.5"]
+`
+
+var (
+	macIn   = [6]byte{2, 0, 0, 0, 1, 1}
+	macOut  = [6]byte{2, 0, 0, 0, 2, 2}
+	macHost = [6]byte{2, 0, 0, 0, 1, 9}
+	macGw   = [6]byte{2, 0, 0, 0, 2, 9}
+	member  = a4("10.0.1.4")
+	server  = a4("198.18.0.10")
+	fe1     = a4("198.19.1.10")
+	gateway = a4("198.19.0.1")
+)
+
+func a4(s string) uint32 { return nat.U32(netip.MustParseAddr(s)) }
+
+// testbed is a runtime on fake ports, driven by hand: PollOnce on the
+// workers and drain on the management core, no goroutines.
+type testbed struct {
+	rt      *Runtime
+	in, out *FakePort
+}
+
+func newTestbed(t *testing.T, workers int) *testbed {
+	t.Helper()
+	c, err := config.Parse([]byte(testConfig), "test.toml")
+	require.NoError(t, err)
+	p, err := nat.Compile(c, nil)
+	require.NoError(t, err)
+	var holder nat.PolicyHolder
+	holder.Store(p)
+	tb := &testbed{in: NewFakePort("in", macIn, workers+1), out: NewFakePort("out", macOut, workers+1)}
+	tb.rt, err = NewRuntime(RuntimeConfig{
+		Workers: workers, Ports: [NumPorts]Port{tb.in, tb.out}, Policy: &holder, FlowCapacity: 4096,
+		Static: []StaticNeighbor{{Addr: gateway, MAC: macGw}},
+		Log:    slog.New(slog.DiscardHandler),
+	})
+	require.NoError(t, err)
+	tb.rt.Manager.applyStatic()
+	return tb
+}
+
+// poll runs every worker, then the management core, a few rounds.
+func (tb *testbed) poll() {
+	for round := 0; round < 3; round++ {
+		for _, w := range tb.rt.Workers {
+			w.PollOnce()
+		}
+		tb.rt.Manager.drain(time.Now())
+	}
+}
+
+func frame(t *testing.T, dst, src [6]byte, build func(b []byte) int) []byte {
+	t.Helper()
+	b := make([]byte, 2048)
+	n := build(b[nat.EthernetLen:])
+	require.NotZero(t, n)
+	nat.WriteEthernet(b, dst, src, nat.EtherTypeIPv4)
+	return b[:nat.EthernetLen+n]
+}
+
+func udpFrame(t *testing.T, dst, src [6]byte, sip, dip uint32, sport, dport uint16, ttl uint8) []byte {
+	return frame(t, dst, src, func(b []byte) int { return nat.BuildUDP(b, sip, dip, sport, dport, ttl, []byte("hello")) })
+}
+
+func parseFrame(t *testing.T, f []byte) (nat.Ethernet, nat.IPv4) {
+	t.Helper()
+	eth := nat.Ethernet(f)
+	require.Equal(t, uint16(nat.EtherTypeIPv4), eth.EtherType())
+	ip, ok := nat.ParseIPv4(f[nat.EthernetLen:])
+	require.True(t, ok)
+	return eth, ip
+}
+
+func TestWorkerTranslatesBothWays(t *testing.T) {
+	tb := newTestbed(t, 1)
+	tb.in.Inject(0, udpFrame(t, macIn, macHost, member, server, 40000, 53, 64))
+	tb.poll()
+	sent := tb.out.Sent()
+	require.Len(t, sent, 1)
+	eth, ip := parseFrame(t, sent[0])
+	assert.Equal(t, macGw, eth.Dst(), "to the gateway's static MAC")
+	assert.Equal(t, macOut, eth.Src())
+	assert.Equal(t, fe1, ip.Src())
+	assert.Equal(t, uint8(63), ip.TTL())
+	pub := nat.UDP(ip.Payload()).SrcPort()
+
+	// The reply goes to the host, whose MAC natgw gleaned from its frame.
+	tb.out.Inject(0, udpFrame(t, macOut, macGw, server, fe1, 53, pub, 64))
+	tb.poll()
+	sent = tb.in.Sent()
+	require.Len(t, sent, 1)
+	eth, ip = parseFrame(t, sent[0])
+	assert.Equal(t, macHost, eth.Dst())
+	assert.Equal(t, macIn, eth.Src())
+	assert.Equal(t, member, ip.Dst())
+	assert.Equal(t, uint16(40000), nat.UDP(ip.Payload()).DstPort())
+
+	c := &tb.rt.Workers[0].Counters
+	assert.Equal(t, uint64(1), c.Packets[nat.DirOut].Load())
+	assert.Equal(t, uint64(1), c.Packets[nat.DirIn].Load())
+	assert.Equal(t, uint64(1), c.FlowsActive[nat.ProtoIndex(nat.ProtoUDP)].Load())
+}
+
+func TestHandoffToTheOwner(t *testing.T) {
+	tb := newTestbed(t, 2)
+	// Find a destination port owned by worker 1 and inject on worker 0.
+	var dport uint16 = 1
+	for tb.rt.Owner.Of(server, dport) != 1 {
+		dport++
+	}
+	tb.in.Inject(0, udpFrame(t, macIn, macHost, member, server, 40000, dport, 64))
+	tb.poll()
+	sent := tb.out.Sent()
+	require.Len(t, sent, 1)
+	_, ip := parseFrame(t, sent[0])
+	assert.Equal(t, fe1, ip.Src())
+	assert.Equal(t, uint64(1), tb.rt.Workers[0].Counters.HandoffPackets.Load())
+	assert.Zero(t, tb.rt.Workers[0].tr.Flows().Len(), "the receiving worker holds no flow")
+	assert.Equal(t, 1, tb.rt.Workers[1].tr.Flows().Len(), "the owner does")
+
+	// The reply arriving on worker 0's queue of the outside port is handed
+	// to worker 1 too, which finds the flow.
+	pub := nat.UDP(ip.Payload()).SrcPort()
+	tb.out.Inject(0, udpFrame(t, macOut, macGw, server, fe1, dport, pub, 64))
+	tb.poll()
+	require.Len(t, tb.in.Sent(), 1)
+	assert.Equal(t, uint64(2), tb.rt.Workers[0].Counters.HandoffPackets.Load())
+}
+
+func TestFragmentsFollowTheFirstAcrossWorkers(t *testing.T) {
+	for _, workers := range []int{1, 2} {
+		tb := newTestbed(t, workers)
+		whole := make([]byte, 2048)
+		n := nat.BuildUDP(whole, member, server, 40000, 53, 64, make([]byte, 1400))
+		whole = whole[:n]
+		first, second := splitDatagram(t, whole, 1000, 0x4242)
+		tb.in.Inject(0, frame(t, macIn, macHost, func(b []byte) int { return copy(b, first) }))
+		tb.in.Inject(0, frame(t, macIn, macHost, func(b []byte) int { return copy(b, second) }))
+		tb.poll()
+		sent := tb.out.Sent()
+		require.Len(t, sent, 2, "workers=%d", workers)
+		for _, f := range sent {
+			_, ip := parseFrame(t, f)
+			assert.Equal(t, fe1, ip.Src())
+		}
+		// A later fragment of an unknown datagram is dropped and counted.
+		_, stray := splitDatagram(t, udpFrame(t, macIn, macHost, member, server, 1, 2, 64)[nat.EthernetLen:], 8, 0x5151)
+		tb.in.Inject(0, frame(t, macIn, macHost, func(b []byte) int { return copy(b, stray) }))
+		tb.poll()
+		assert.Empty(t, tb.out.Sent())
+		var drops uint64
+		for _, w := range tb.rt.Workers {
+			drops += w.Counters.Verdicts[nat.DropFragment].Load()
+		}
+		assert.Equal(t, uint64(1), drops)
+	}
+}
+
+func splitDatagram(t *testing.T, whole []byte, at int, id uint16) (first, second []byte) {
+	t.Helper()
+	ip, ok := nat.ParseIPv4(whole)
+	require.True(t, ok)
+	pl := ip.Payload()
+	first = append(append([]byte(nil), whole[:20]...), pl[:at]...)
+	second = append(append([]byte(nil), whole[:20]...), pl[at:]...)
+	for i, f := range []nat.IPv4{first, second} {
+		f.SetTotalLen(uint16(len(f)))
+		f.SetID(id)
+		if i == 0 {
+			f[6], f[7] = 0x20, 0
+		} else {
+			f[6], f[7] = byte(at/8>>8), byte(at/8)
+		}
+		f.SetChecksum(0)
+		f.SetChecksum(f.ComputeChecksum())
+	}
+	return first, second
+}
+
+func TestManagementDuties(t *testing.T) {
+	t.Run("ARP for a frontend is answered on the outside", func(t *testing.T) {
+		tb := newTestbed(t, 1)
+		req := make([]byte, nat.EthernetLen+nat.ARPLen)
+		nat.WriteEthernet(req, [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, macGw, nat.EtherTypeARP)
+		nat.WriteARP(req[nat.EthernetLen:], nat.ARPRequest, macGw, gateway, [6]byte{}, fe1)
+		tb.out.Inject(0, req)
+		tb.poll()
+		sent := tb.out.Sent()
+		require.Len(t, sent, 1)
+		arp := nat.ARP(sent[0][nat.EthernetLen:])
+		require.True(t, arp.IsValid())
+		assert.Equal(t, uint16(nat.ARPReply), arp.Op())
+		assert.Equal(t, fe1, arp.SenderIP())
+		assert.Equal(t, macOut[:], arp.SenderMAC())
+	})
+	t.Run("ARP for a frontend is not answered on the inside", func(t *testing.T) {
+		tb := newTestbed(t, 1)
+		req := make([]byte, nat.EthernetLen+nat.ARPLen)
+		nat.WriteEthernet(req, [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, macHost, nat.EtherTypeARP)
+		nat.WriteARP(req[nat.EthernetLen:], nat.ARPRequest, macHost, member, [6]byte{}, fe1)
+		tb.in.Inject(0, req)
+		tb.poll()
+		assert.Empty(t, tb.in.Sent())
+	})
+	t.Run("echo request to natgw's inside address is answered", func(t *testing.T) {
+		tb := newTestbed(t, 1)
+		tb.in.Inject(0, frame(t, macIn, macHost, func(b []byte) int {
+			return nat.BuildICMPEcho(b, member, a4("10.0.0.1"), nat.ICMPEchoRequest, 7, 1, 64, []byte("x"))
+		}))
+		tb.poll()
+		sent := tb.in.Sent()
+		require.Len(t, sent, 1)
+		eth, ip := parseFrame(t, sent[0])
+		assert.Equal(t, macHost, eth.Dst())
+		assert.Equal(t, member, ip.Dst())
+		icmp := nat.ICMP(ip.Payload())
+		assert.Equal(t, uint8(nat.ICMPEchoReply), icmp.Type())
+		assert.Equal(t, uint16(0), nat.Fold(nat.Sum(icmp, 0)), "valid ICMP checksum")
+	})
+	t.Run("TTL 1 is answered with time exceeded from the inside address", func(t *testing.T) {
+		tb := newTestbed(t, 1)
+		tb.in.Inject(0, udpFrame(t, macIn, macHost, member, server, 40000, 33434, 1))
+		tb.poll()
+		assert.Empty(t, tb.out.Sent())
+		sent := tb.in.Sent()
+		require.Len(t, sent, 1)
+		_, ip := parseFrame(t, sent[0])
+		assert.Equal(t, a4("10.0.0.1"), ip.Src())
+		assert.Equal(t, member, ip.Dst())
+		assert.Equal(t, uint8(nat.ICMPTimeExceeded), nat.ICMP(ip.Payload()).Type())
+	})
+	t.Run("an unresolved host is dropped, counted and resolved by ARP", func(t *testing.T) {
+		tb := newTestbed(t, 1)
+		// Open a flow from member B by a frame that can't be gleaned
+		// (multicast source MAC), then answer it.
+		tb.in.Inject(0, udpFrame(t, macIn, [6]byte{1, 0, 0, 0, 0, 1}, a4("10.0.1.5"), server, 40000, 53, 64))
+		tb.poll()
+		out := tb.out.Sent()
+		require.Len(t, out, 1)
+		_, ip := parseFrame(t, out[0])
+		pub := nat.UDP(ip.Payload()).SrcPort()
+		tb.out.Inject(0, udpFrame(t, macOut, macGw, server, fe1, 53, pub, 64))
+		tb.poll()
+		sent := tb.in.Sent()
+		require.Len(t, sent, 1, "an ARP request instead of the packet")
+		arp := nat.ARP(sent[0][nat.EthernetLen:])
+		require.True(t, arp.IsValid())
+		assert.Equal(t, uint16(nat.ARPRequest), arp.Op())
+		assert.Equal(t, a4("10.0.1.5"), arp.TargetIP())
+		assert.Equal(t, uint64(1), tb.rt.Workers[0].Counters.Verdicts[nat.DropNoNeighbor].Load())
+	})
+	t.Run("oversized DF packets get fragmentation needed", func(t *testing.T) {
+		tb := newTestbed(t, 1)
+		tb.out.mtu = 1400
+		tb.rt.Workers[0].mtu[PortOutside] = 1400
+		tb.in.Inject(0, frame(t, macIn, macHost, func(b []byte) int {
+			return nat.BuildUDP(b, member, server, 1, 2, 64, make([]byte, 1450))
+		}))
+		tb.poll()
+		assert.Empty(t, tb.out.Sent())
+		sent := tb.in.Sent()
+		require.Len(t, sent, 1)
+		_, ip := parseFrame(t, sent[0])
+		icmp := nat.ICMP(ip.Payload())
+		assert.Equal(t, uint8(nat.ICMPDestUnreachable), icmp.Type())
+		assert.Equal(t, uint8(nat.ICMPCodeFragNeeded), icmp.Code())
+		assert.Equal(t, uint16(1400), icmp.MTU())
+	})
+}
+
+// TestMalformedFramesNeverStopTheWorker floods both ports with garbage and
+// checks a good packet still goes through.
+func TestMalformedFramesNeverStopTheWorker(t *testing.T) {
+	for _, workers := range []int{1, 2} {
+		tb := newTestbed(t, workers)
+		rng := rand.New(rand.NewPCG(1, uint64(workers)))
+		good := udpFrame(t, macIn, macHost, member, server, 40000, 53, 64)
+		for i := 0; i < 20000; i++ {
+			var f []byte
+			switch i % 4 {
+			case 0: // random bytes
+				f = make([]byte, rng.IntN(1600))
+				for j := range f {
+					f[j] = byte(rng.Uint32())
+				}
+			case 1: // a good frame cut anywhere
+				f = good[:rng.IntN(len(good))]
+			default: // a good frame with a few bytes flipped
+				f = append([]byte(nil), good...)
+				for k := 0; k < 3; k++ {
+					f[rng.IntN(len(f))] ^= byte(1 + rng.IntN(255))
+				}
+			}
+			port := tb.in
+			if i%2 == 1 {
+				port = tb.out
+			}
+			port.Inject(rng.IntN(workers), f)
+			if i%64 == 0 {
+				tb.poll()
+			}
+		}
+		tb.poll()
+		tb.in.Sent()
+		tb.out.Sent()
+		tb.in.Inject(0, good)
+		tb.poll()
+		assert.NotEmpty(t, tb.out.Sent(), "workers=%d: still translating", workers)
+	}
+}
+
+// loopQueue hands out the same frame forever and drops what it is given:
+// a queue that allocates nothing, for allocation tests.
+type loopQueue struct {
+	pkt  Packet
+	orig []byte
+}
+
+func (q *loopQueue) RxBurst(pkts []*Packet) int {
+	n := min(len(pkts), 8)
+	for i := 0; i < n; i++ {
+		q.pkt.Data = q.pkt.Data[:len(q.orig)]
+		copy(q.pkt.Data, q.orig)
+		pkts[i] = &q.pkt
+	}
+	return n
+}
+func (q *loopQueue) TxBurst(pkts []*Packet) int { return len(pkts) }
+func (q *loopQueue) Free([]*Packet)             {}
+func (q *loopQueue) Wait(int64)                 {}
+
+type loopPort struct {
+	*FakePort
+	q Queue
+}
+
+func (p loopPort) Queue(i int) Queue {
+	if i == 0 {
+		return p.q
+	}
+	return p.FakePort.Queue(i)
+}
+
+func TestWorkerNoAllocs(t *testing.T) {
+	tb := newTestbed(t, 1)
+	// Establish the flow and learn the host, then replace the inside queue
+	// with one replaying the same frame.
+	good := udpFrame(t, macIn, macHost, member, server, 40000, 53, 64)
+	tb.in.Inject(0, good)
+	tb.poll()
+	require.Len(t, tb.out.Sent(), 1)
+	lq := &loopQueue{orig: good, pkt: Packet{Data: make([]byte, len(good), 2048)}}
+	w := tb.rt.Workers[0]
+	w.q[PortInside] = lq
+	w.q[PortOutside] = &loopQueue{orig: nil, pkt: Packet{Data: make([]byte, 0, 2048)}}
+	w.PollOnce()
+	before := w.Counters.Packets[nat.DirOut].Load()
+	allocs := testing.AllocsPerRun(200, func() { w.PollOnce() })
+	assert.Zero(t, allocs)
+	w.publish()
+	assert.Greater(t, w.Counters.Packets[nat.DirOut].Load(), before, "the loop translated packets")
+}
+
+func TestToeplitz(t *testing.T) {
+	// The Microsoft RSS verification suite: IPv4 source 66.9.149.187:2794,
+	// destination 161.142.100.80:1766.
+	in := []byte{66, 9, 149, 187, 161, 142, 100, 80, 0x0a, 0xea, 0x06, 0xe6}
+	assert.Equal(t, uint32(0x51ccc178), Toeplitz(DefaultRSSKey[:], in), "4-tuple vector")
+	assert.Equal(t, uint32(0x323e8fc2), Toeplitz(DefaultRSSKey[:], in[:8]), "2-tuple vector")
+
+	o := NewOwner(DefaultRSSKey, 4)
+	rng := rand.New(rand.NewPCG(7, 7))
+	for i := 0; i < 10000; i++ {
+		addr, port := rng.Uint32(), uint16(rng.Uint32())
+		var b [6]byte
+		binary.BigEndian.PutUint32(b[:], addr)
+		binary.BigEndian.PutUint16(b[4:], port)
+		require.Equal(t, Toeplitz(DefaultRSSKey[:], b[:]), o.Hash(addr, port))
+		require.Less(t, o.Of(addr, port), 4)
+	}
+}
+
+func TestRing(t *testing.T) {
+	r := NewRing(4, 64)
+	p := &Packet{Data: []byte("abc"), Flags: FlagOwned, Port: PortOutside}
+	for i := 0; i < 4; i++ {
+		require.True(t, r.Push(p))
+	}
+	assert.False(t, r.Push(p), "full")
+	assert.Equal(t, uint64(1), r.Dropped.Load())
+	assert.False(t, r.Push(&Packet{Data: make([]byte, 65)}), "too big for a slot")
+	out := make([]*Packet, 8)
+	n := r.Peek(out)
+	require.Equal(t, 4, n)
+	assert.Equal(t, "abc", string(out[0].Data))
+	assert.Equal(t, PortOutside, out[0].Port)
+	r.Release(n)
+	assert.Zero(t, r.Len())
+
+	// One producer, one consumer, under the race detector.
+	r = NewRing(64, 16)
+	done := make(chan struct{})
+	const total = 100000
+	go func() {
+		defer close(done)
+		var b [8]byte
+		for i := 0; i < total; {
+			binary.BigEndian.PutUint64(b[:], uint64(i))
+			if r.Push(&Packet{Data: b[:]}) {
+				i++
+			}
+		}
+	}()
+	next := uint64(0)
+	for next < total {
+		n := r.Peek(out)
+		for _, p := range out[:n] {
+			require.Equal(t, next, binary.BigEndian.Uint64(p.Data))
+			next++
+		}
+		r.Release(n)
+	}
+	<-done
+}
