@@ -127,3 +127,43 @@ func BenchmarkFlowMemory(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkNewFlowBurst opens flows the way a worker does, in bursts of 32
+// through OutboundBurst (batched lookups), at the same table size and with
+// the same packet building as BenchmarkNewFlow.
+func BenchmarkNewFlowBurst(b *testing.B) {
+	p := testPolicy(b, 0)
+	const capacity, burst = 1 << 21, 32
+	payload := make([]byte, benchPktLen-28)
+	members := []uint32{memberA, memberB, ip4("10.0.2.1"), ip4("10.0.2.2")}
+	base := ip4("198.18.0.0")
+	bufs := make([][]byte, burst)
+	for i := range bufs {
+		bufs[i] = make([]byte, 128)
+	}
+	verdicts := make([]Verdict, burst)
+	var tr *Translator
+	made := capacity
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += burst {
+		if made+burst > capacity {
+			b.StopTimer()
+			tr = NewTranslator(p, TranslatorOptions{FlowCapacity: capacity, Seed: 9}, 1000)
+			made = 0
+			b.StartTimer()
+		}
+		for j := range bufs {
+			src := members[made%len(members)]
+			dst := base + uint32(made/(512*len(members)))
+			sport := uint16(1024 + (made/len(members))%512)
+			BuildUDP(bufs[j], src, dst, sport, 53, 64, payload)
+			bufs[j] = bufs[j][:benchPktLen]
+			made++
+		}
+		tr.OutboundBurst(bufs, verdicts, 1000)
+		if verdicts[burst-1] != VerdictForward {
+			b.Fatalf("flow %d: %v", made, verdicts[burst-1])
+		}
+	}
+}
