@@ -1,0 +1,348 @@
+package main
+
+// This file runs natgw under test: the configuration template of the
+// testbed, the natgw process in the gateway namespace with its log, and
+// the expected translations computed from the configuration and SPEC [S3].
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"text/template"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// e2ePoolMembers are the members of pool "web", in configuration order.
+var e2ePoolMembers = []string{"10.0.1.4", "10.0.1.5", "10.0.2.0/28"}
+
+// Public addresses of the testbed configuration.
+const (
+	e2ePoolPublic     = "198.19.1.10"
+	e2eDefaultPublic  = "198.19.1.20"
+	e2eInstancePublic = "198.19.1.50"
+)
+
+// e2eConfig is what varies between the configurations the suite writes.
+type e2eConfig struct {
+	// Workers is dataplane.workers.
+	Workers int
+	// Members are the pool members.
+	Members []string
+	// DenyTCP are destinations denied for TCP, beside 198.18.0.12.
+	DenyTCP []string
+}
+
+// e2eConfigTemplate is the testbed's configuration (like scripts/demo.toml).
+var e2eConfigTemplate = template.Must(template.New("natgw.toml").Parse(`# natgw end-to-end test configuration
+[dataplane]
+driver = "afpacket"
+workers = {{.Workers}}
+flow_capacity = 200000
+
+[inside]
+port = "veth-in"
+address = "10.0.0.1/16"
+
+[outside]
+port = "veth-out"
+address = "198.19.0.2/24"
+gateway = "198.19.0.1"
+
+[timeouts]
+tcp_established = "4m"
+tcp_transitory = "30s"
+tcp_closing = "10s"
+udp = "4m"
+icmp = "60s"
+
+[[frontend]]
+name = "fe1"
+address = "198.19.1.10"
+
+[[frontend]]
+name = "fe-default"
+address = "198.19.1.20"
+
+[[pool]]
+name = "web"
+frontends = ["fe1"]
+members = [{{range $i, $m := .Members}}{{if $i}}, {{end}}"{{$m}}"{{end}}]
+
+[[instance]]
+private = "10.0.3.7"
+public = "198.19.1.50"
+inbound = ["tcp/22", "tcp/8000-8100", "udp/*", "icmp"]
+
+[default_snat]
+sources = ["10.0.0.0/8"]
+frontends = ["fe-default"]
+ports_per_member = 1024
+
+[[deny]]
+destination = "198.18.0.12/32"
+protocol = "tcp"
+ports = "*"
+{{range .DenyTCP}}
+[[deny]]
+destination = "{{.}}/32"
+protocol = "tcp"
+ports = "*"
+{{end}}
+[mgmt]
+listen = "127.0.0.1:9650"
+`))
+
+// writeConfig renders c to path atomically (write and rename), so natgw
+// never reads half a file on reload.
+func writeConfig(t *testing.T, path string, c e2eConfig) {
+	t.Helper()
+	var b bytes.Buffer
+	require.NoError(t, e2eConfigTemplate.Execute(&b, c))
+	writeFileAtomic(t, path, b.Bytes())
+}
+
+// writeFileAtomic replaces path's content with data.
+func writeFileAtomic(t *testing.T, path string, data []byte) {
+	t.Helper()
+	tmp := path + ".tmp"
+	require.NoError(t, os.WriteFile(tmp, data, 0o600))
+	require.NoError(t, os.Rename(tmp, path))
+}
+
+// e2eTierPorts is the preallocation table of SPEC [S3], written out again
+// here as the test's oracle.
+func e2eTierPorts(members int) int {
+	switch {
+	case members <= 50:
+		return 1024
+	case members <= 100:
+		return 512
+	case members <= 200:
+		return 256
+	case members <= 400:
+		return 128
+	case members <= 800:
+		return 64
+	default:
+		return 32
+	}
+}
+
+// expandMembers lists every member address of a pool, in order: addresses
+// as written, prefixes address by address from the network address.
+func expandMembers(members []string) ([]netip.Addr, error) {
+	var out []netip.Addr
+	for _, m := range members {
+		if !strings.Contains(m, "/") {
+			a, err := netip.ParseAddr(m)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, a)
+			continue
+		}
+		p, err := netip.ParsePrefix(m)
+		if err != nil {
+			return nil, err
+		}
+		p = p.Masked()
+		for a := p.Addr(); p.Contains(a); a = a.Next() {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// memberBlock returns the first and last port of a pool member's block:
+// member i of an n-member pool on one frontend owns
+// 1024+i*size .. 1024+(i+1)*size-1 [S3].
+func memberBlock(members []string, member string) (first, last int, err error) {
+	all, err := expandMembers(members)
+	if err != nil {
+		return 0, 0, err
+	}
+	want, err := netip.ParseAddr(member)
+	if err != nil {
+		return 0, 0, err
+	}
+	size := e2eTierPorts(len(all))
+	for i, a := range all {
+		if a == want {
+			first = 1024 + i*size
+			return first, first + size - 1, nil
+		}
+	}
+	return 0, 0, fmt.Errorf("%s is not a pool member", member)
+}
+
+// expectedPublic says how the server must see a private source: the public
+// address, and the inclusive port range the public port must lie in
+// (wantPort, when non-zero, is the exact port).
+type expectedPublic struct {
+	addr        string
+	first, last int
+	wantPort    int
+}
+
+// expectFor returns the translation natgw must give private address src
+// under the base configuration; localPort is the source port the client
+// bound (instances keep it).
+func expectFor(t *testing.T, src string, localPort int) expectedPublic {
+	t.Helper()
+	switch {
+	case src == "10.0.3.7":
+		return expectedPublic{addr: e2eInstancePublic, first: localPort, last: localPort, wantPort: localPort}
+	default:
+		first, last, err := memberBlock(e2ePoolMembers, src)
+		if err == nil {
+			return expectedPublic{addr: e2ePoolPublic, first: first, last: last}
+		}
+		// Default SNAT: a block assigned on first use, somewhere in the
+		// SNAT range.
+		return expectedPublic{addr: e2eDefaultPublic, first: 1024, last: 65535}
+	}
+}
+
+// check asserts that the endpoint a server reported ("IP:PORT") matches.
+func (e expectedPublic) check(t *testing.T, seen string) bool {
+	t.Helper()
+	ap, err := netip.ParseAddrPort(strings.TrimSpace(seen))
+	if !assert.NoError(t, err, "server reply %q", seen) {
+		return false
+	}
+	ok := assert.Equal(t, e.addr, ap.Addr().String(), "public address seen by the server")
+	port := int(ap.Port())
+	ok = assert.True(t, port >= e.first && port <= e.last,
+		"public port %d outside %d-%d", port, e.first, e.last) && ok
+	return ok
+}
+
+// natgwProc is natgw running in the gateway namespace.
+type natgwProc struct {
+	tb   *testbed
+	cmd  *exec.Cmd
+	log  *syncBuffer
+	done chan struct{}
+	// waitErr is cmd.Wait's result, set before done is closed.
+	waitErr error
+}
+
+// startNatgw runs natgw with the configuration at path. On failure of t
+// its log is written to the test output; a natgw still running at the end
+// of t is killed.
+func (tb *testbed) startNatgw(t *testing.T, path string) *natgwProc {
+	t.Helper()
+	p := &natgwProc{tb: tb, log: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command("ip", "netns", "exec", tb.ns("gw"), tb.natgw, "run", "--config", path)
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	require.NoError(t, p.cmd.Start())
+	go func() {
+		p.waitErr = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		if p.alive() {
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("natgw log (%s):\n%s", filepath.Base(path), p.log.String())
+		}
+	})
+	return p
+}
+
+// alive reports whether the process is still running.
+func (p *natgwProc) alive() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// signal sends sig to natgw.
+func (p *natgwProc) signal(sig syscall.Signal) error {
+	return p.cmd.Process.Signal(sig)
+}
+
+// waitLog waits until the log holds at least n occurrences of s, natgw
+// exits, or timeout passes.
+func (p *natgwProc) waitLog(s string, n int, timeout time.Duration) error {
+	return waitFor(timeout, func() error {
+		if strings.Count(p.log.String(), s) >= n {
+			return nil
+		}
+		if !p.alive() {
+			return permanentError{fmt.Errorf("natgw exited (%v) before logging %q", p.waitErr, s)}
+		}
+		return fmt.Errorf("log has %d of %d %q", strings.Count(p.log.String(), s), n, s)
+	})
+}
+
+// stop sends SIGTERM and waits (bounded) for natgw to exit; it returns the
+// exit code, or an error if natgw had to be killed.
+func (p *natgwProc) stop(timeout time.Duration) (int, error) {
+	if p.alive() {
+		if err := p.signal(syscall.SIGTERM); err != nil {
+			return -1, err
+		}
+	}
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		p.cmd.Process.Kill()
+		<-p.done
+		return -1, fmt.Errorf("natgw did not exit within %v of SIGTERM: killed", timeout)
+	}
+	var exit *exec.ExitError
+	if p.waitErr != nil && !errors.As(p.waitErr, &exit) {
+		return -1, p.waitErr
+	}
+	return p.cmd.ProcessState.ExitCode(), nil
+}
+
+// waitReady waits until a pool member's HTTP request gets through natgw.
+func (p *natgwProc) waitReady(timeout time.Duration) error {
+	return waitFor(timeout, func() error {
+		if !p.alive() {
+			return fmt.Errorf("natgw exited: %v", p.waitErr)
+		}
+		out, err := p.tb.curl(3*time.Second, "10.0.1.4", "http://198.18.0.10:8080/", "-m", "1")
+		if err != nil {
+			return fmt.Errorf("%w: %s", err, out)
+		}
+		return nil
+	})
+}
+
+// curl runs curl in the inside namespace bound to private address src
+// (empty: the default source 10.0.9.9), with -sS and a 5 s limit unless
+// extra sets -m again, and returns stdout and stderr together.
+func (tb *testbed) curl(timeout time.Duration, src, url string, extra ...string) (string, error) {
+	args := []string{"curl", "-sS", "-m", "5"}
+	if src != "" {
+		args = append(args, "--interface", src)
+	}
+	args = append(args, extra...)
+	args = append(args, url)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	out, err := tb.command(ctx, "in", args...).CombinedOutput()
+	if ctx.Err() != nil {
+		err = fmt.Errorf("curl timed out after %v: %w", timeout, err)
+	}
+	return string(out), err
+}
