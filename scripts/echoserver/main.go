@@ -37,6 +37,8 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 	"time"
 )
 
@@ -153,6 +155,9 @@ func listen(o options) (*listeners, error) {
 		addr, err := net.ResolveUDPAddr("udp", o.udpAddr)
 		if err == nil {
 			l.udp, err = net.ListenUDP("udp", addr)
+		}
+		if err == nil {
+			err = enablePktinfo(l.udp)
 		}
 		if err != nil {
 			l.close()
@@ -286,6 +291,39 @@ func (patternReader) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// enablePktinfo asks the kernel for each datagram's destination address
+// (IP_PKTINFO), so replies can be sent from it.
+func enablePktinfo(c *net.UDPConn) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_PKTINFO, 1)
+	}); err != nil {
+		return err
+	}
+	return serr
+}
+
+// replySource turns a received IP_PKTINFO message into the control message
+// that sends a reply from the same local address (nil if there is none).
+func replySource(oob []byte) []byte {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil
+	}
+	for _, m := range msgs {
+		if m.Header.Level == unix.IPPROTO_IP && m.Header.Type == unix.IP_PKTINFO && len(m.Data) >= unix.SizeofInet4Pktinfo {
+			var info unix.Inet4Pktinfo
+			copy(info.Spec_dst[:], m.Data[8:12]) // ipi_addr: the datagram's destination
+			return unix.PktInfo4(&info)
+		}
+	}
+	return nil
+}
+
 // udpReply builds the answer to a datagram: the client address, a space,
 // and the payload. The reply is appended to buf[:0].
 func udpReply(buf []byte, from netip.AddrPort, payload []byte) []byte {
@@ -298,8 +336,9 @@ func udpReply(buf []byte, from netip.AddrPort, payload []byte) []byte {
 func (s *server) serveUDP(ctx context.Context, conn *net.UDPConn) error {
 	in := make([]byte, udpBufferSize)
 	out := make([]byte, 0, udpBufferSize+64)
+	oob := make([]byte, 128)
 	for {
-		n, from, err := conn.ReadFromUDPAddrPort(in)
+		n, oobn, _, from, err := conn.ReadMsgUDPAddrPort(in, oob)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return nil
@@ -309,7 +348,10 @@ func (s *server) serveUDP(ctx context.Context, conn *net.UDPConn) error {
 		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 		out = udpReply(out, from, in[:n])
 		s.logf("udp %d bytes from %s", n, from)
-		if _, err := conn.WriteToUDPAddrPort(out, from); err != nil {
+		// Answer from the address the datagram was sent to: a socket on
+		// the wildcard address would otherwise answer from the primary
+		// address, which no NAT matches to the client's flow.
+		if _, _, err := conn.WriteMsgUDPAddrPort(out, replySource(oob[:oobn]), from); err != nil {
 			s.log.Printf("udp reply to %s: %v", from, err)
 		}
 	}
