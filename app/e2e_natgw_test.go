@@ -35,6 +35,9 @@ const (
 
 // e2eConfig is what varies between the configurations the suite writes.
 type e2eConfig struct {
+	// Driver is dataplane.driver: "afpacket", or "dpdk" over net_af_packet
+	// vdevs on the same veths.
+	Driver string
 	// Workers is dataplane.workers.
 	Workers int
 	// Members are the pool members.
@@ -46,16 +49,19 @@ type e2eConfig struct {
 // e2eConfigTemplate is the testbed's configuration (like scripts/demo.toml).
 var e2eConfigTemplate = template.Must(template.New("natgw.toml").Parse(`# natgw end-to-end test configuration
 [dataplane]
-driver = "afpacket"
+driver = "{{.Driver}}"
 workers = {{.Workers}}
 flow_capacity = 200000
+{{- if eq .Driver "dpdk"}}
+eal_args = ["-l", "0", "--no-pci", "--vdev=net_af_packet0,iface=veth-in,qpairs={{.Qpairs}}", "--vdev=net_af_packet1,iface=veth-out,qpairs={{.Qpairs}}"]
+{{- end}}
 
 [inside]
-port = "veth-in"
+port = "{{if eq .Driver "dpdk"}}net_af_packet0{{else}}veth-in{{end}}"
 address = "10.0.0.1/16"
 
 [outside]
-port = "veth-out"
+port = "{{if eq .Driver "dpdk"}}net_af_packet1{{else}}veth-out{{end}}"
 address = "198.19.0.2/24"
 gateway = "198.19.0.1"
 
@@ -102,6 +108,19 @@ ports = "*"
 [mgmt]
 listen = "127.0.0.1:9650"
 `))
+
+// Qpairs is the number of queue pairs of a net_af_packet vdev: one per
+// worker and one for the management core.
+func (c e2eConfig) Qpairs() int { return c.Workers + 1 }
+
+// e2eDrivers lists the drivers the suite runs natgw with: AF_PACKET always,
+// DPDK when this test binary (and so the natgw it builds) has it.
+func e2eDrivers() []string {
+	if _, ok := drivers["dpdk"]; ok {
+		return []string{"afpacket", "dpdk"}
+	}
+	return []string{"afpacket"}
+}
 
 // writeConfig renders c to path atomically (write and rename), so natgw
 // never reads half a file on reload.

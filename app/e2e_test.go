@@ -35,6 +35,11 @@ const e2eServer = "198.18.0.10"
 type e2eRun struct {
 	tb      *testbed
 	workers int
+	// slot numbers the runs of one test binary; it offsets the source
+	// ports checks bind, so a run never meets the TIME_WAIT of another.
+	slot int
+	// cfg is the configuration the run started with.
+	cfg e2eConfig
 	// config is the configuration file natgw runs with.
 	config string
 	natgw  *natgwProc
@@ -69,29 +74,40 @@ var e2eChecks = []e2eCheck{
 func TestE2E(t *testing.T) {
 	skipUnlessE2E(t)
 	tb := newTestbed(t)
-	for _, workers := range []int{1, 2} {
-		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
-			r := &e2eRun{tb: tb, workers: workers, config: filepath.Join(t.TempDir(), "natgw.toml")}
-			writeConfig(t, r.config, e2eConfig{Workers: workers, Members: e2ePoolMembers})
-			r.natgw = tb.startNatgw(t, r.config)
-			require.NoError(t, r.natgw.waitLog("natgw running", 1, 20*time.Second), "natgw log:\n%s", r.natgw.log.String())
-			require.NoError(t, r.natgw.waitReady(20*time.Second), "natgw never translated a request")
-			for _, c := range e2eChecks {
-				t.Run(c.name, func(t *testing.T) {
-					require.True(t, r.natgw.alive(), "natgw is not running: %v", r.natgw.waitErr)
-					c.run(t, r)
-				})
-			}
-			t.Run("SIGTERM stops natgw cleanly", func(t *testing.T) {
-				code, err := r.natgw.stop(20 * time.Second)
-				require.NoError(t, err)
-				assert.Equal(t, 0, code, "exit status")
-				log := r.natgw.log.String()
-				assert.Contains(t, log, "natgw stopped cleanly")
-				assert.NotContains(t, log, "panic")
+	slot := 0
+	for _, driver := range e2eDrivers() {
+		for _, workers := range []int{1, 2} {
+			slot++
+			t.Run(fmt.Sprintf("driver=%s/workers=%d", driver, workers), func(t *testing.T) {
+				cfg := e2eConfig{Driver: driver, Workers: workers, Members: e2ePoolMembers}
+				r := &e2eRun{tb: tb, workers: workers, slot: slot, cfg: cfg, config: filepath.Join(t.TempDir(), "natgw.toml")}
+				r.start(t)
 			})
+		}
+	}
+}
+
+// start runs natgw with the run's configuration through the scenario list
+// and stops it.
+func (r *e2eRun) start(t *testing.T) {
+	writeConfig(t, r.config, r.cfg)
+	r.natgw = r.tb.startNatgw(t, r.config)
+	require.NoError(t, r.natgw.waitLog("natgw running", 1, 20*time.Second), "natgw log:\n%s", r.natgw.log.String())
+	require.NoError(t, r.natgw.waitReady(20*time.Second), "natgw never translated a request")
+	for _, c := range e2eChecks {
+		t.Run(c.name, func(t *testing.T) {
+			require.True(t, r.natgw.alive(), "natgw is not running: %v", r.natgw.waitErr)
+			c.run(t, r)
 		})
 	}
+	t.Run("SIGTERM stops natgw cleanly", func(t *testing.T) {
+		code, err := r.natgw.stop(20 * time.Second)
+		require.NoError(t, err)
+		assert.Equal(t, 0, code, "exit status")
+		log := r.natgw.log.String()
+		assert.Contains(t, log, "natgw stopped cleanly")
+		assert.NotContains(t, log, "panic")
+	})
 }
 
 // checkPoolMembers: [S1]/[S3] pool members reach the server from the
@@ -109,7 +125,7 @@ func checkPoolMembers(t *testing.T, r *e2eRun) {
 // checkInstanceAndDefault: [S1] the instance keeps its source port on its
 // own public address; any other inside host gets default SNAT.
 func checkInstanceAndDefault(t *testing.T, r *e2eRun) {
-	localPort := 40000 + r.workers
+	localPort := 40000 + r.slot
 	tests := []struct {
 		name      string
 		src       string
@@ -145,7 +161,7 @@ func checkInbound(t *testing.T, r *e2eRun) {
 		assert.Equal(t, "198.18.0.11", ap.Addr().String(), "the instance sees the real client")
 	})
 	t.Run("udp/9000 allowed reaches 10.0.3.7 and the reply comes from the public address", func(t *testing.T) {
-		src := netip.MustParseAddrPort(fmt.Sprintf("198.18.0.11:%d", 46000+r.workers))
+		src := netip.MustParseAddrPort(fmt.Sprintf("198.18.0.11:%d", 46000+r.slot))
 		dst := netip.MustParseAddrPort(e2eInstancePublic + ":9000")
 		reply, from, err := r.tb.udpExchange("srv", src, dst, "hello-inbound")
 		require.NoError(t, err)
@@ -153,7 +169,7 @@ func checkInbound(t *testing.T, r *e2eRun) {
 		assert.Equal(t, dst, from, "reply source")
 	})
 	t.Run("tcp/9001 not allowed never reaches 10.0.3.7", func(t *testing.T) {
-		srcPort := 47000 + r.workers*100
+		srcPort := 47000 + r.slot*100
 		captured := r.tb.captureInside(t, fmt.Sprintf("src net 198.18.0.0/24 and src port %d", srcPort), func() {
 			err := r.tb.tcpProbe("srv", fmt.Sprintf("198.18.0.11:%d", srcPort), e2eInstancePublic+":9001")
 			assert.Error(t, err, "a connection to a port the instance doesn't open inbound succeeded")
@@ -247,7 +263,7 @@ func checkUDP(t *testing.T, r *e2eRun) {
 	}{
 		{"pool member 10.0.2.1", "10.0.2.1", 0},
 		{"default SNAT 10.0.9.9", "10.0.9.9", 0},
-		{"instance 10.0.3.7", "10.0.3.7", 45000 + r.workers},
+		{"instance 10.0.3.7", "10.0.3.7", 45000 + r.slot},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -384,7 +400,7 @@ func checkDrops(t *testing.T, r *e2eRun) {
 	t.Run("unsolicited inbound reaches no inside host", func(t *testing.T) {
 		first, _, err := memberBlock(e2ePoolMembers, "10.0.1.4")
 		require.NoError(t, err)
-		base := 47000 + r.workers*100 + 10
+		base := 47000 + r.slot*100 + 10
 		probes := []struct {
 			proto string
 			dst   string
@@ -502,7 +518,9 @@ func checkFlood(t *testing.T, r *e2eRun) {
 func checkReload(t *testing.T, r *e2eRun) {
 	t.Run("added deny rule applies", func(t *testing.T) {
 		n := strings.Count(r.natgw.log.String(), "configuration reloaded")
-		writeConfig(t, r.config, e2eConfig{Workers: r.workers, Members: e2ePoolMembers, DenyTCP: []string{"198.18.0.11"}})
+		cfg := r.cfg
+		cfg.DenyTCP = []string{"198.18.0.11"}
+		writeConfig(t, r.config, cfg)
 		require.NoError(t, r.natgw.signal(syscall.SIGHUP))
 		require.NoError(t, r.natgw.waitLog("configuration reloaded", n+1, 10*time.Second))
 		r.assertDenied(t, "10.0.1.4", "198.18.0.11")

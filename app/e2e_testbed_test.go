@@ -183,7 +183,11 @@ func (tb *testbed) build(t *testing.T, out, pkg string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, gobin, "build", "-o", out, pkg)
+	args := []string{"build", "-o", out}
+	if _, ok := drivers["dpdk"]; ok {
+		args = append(args, "-tags", "dpdk") // the natgw under test has what this test binary has
+	}
+	cmd := exec.CommandContext(ctx, gobin, append(args, pkg)...)
 	cmd.Dir = tb.repo
 	b, err := cmd.CombinedOutput()
 	require.NoError(t, err, "go build %s: %s", pkg, b)
