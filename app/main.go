@@ -41,7 +41,7 @@ func commands() []command {
 		{"run", "run --config FILE", "run the appliance in the foreground", cmdRun},
 		{"validate", "validate --config FILE", "check a configuration file", cmdValidate},
 		{"version", "version", "print the version", cmdVersion},
-		{"ctl", "ctl [--mgmt URL] status | mapping IP | flows [--private IP] [--limit N] | reload", "query a running appliance", cmdCtlUnavailable},
+		{"ctl", "ctl [--mgmt URL] [--json] status | mapping IP | flows [--private IP] [--limit N] | reload [--token-file F]", "query a running appliance", cmdCtl},
 		{"help", "help", "print this help", cmdHelp},
 	}
 }
@@ -86,11 +86,5 @@ func usage(w io.Writer) {
 // without a command, so scripts never mistake help output for a result.
 func cmdHelp(args []string, stdout, stderr io.Writer) int {
 	usage(stderr)
-	return exitUsage
-}
-
-// cmdCtlUnavailable stands in for "natgw ctl" until the API client exists.
-func cmdCtlUnavailable(args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "natgw ctl: not available in this build yet")
 	return exitUsage
 }

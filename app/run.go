@@ -10,10 +10,12 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/natgw/natgw/lcore"
+	"github.com/natgw/natgw/mgmt"
 	"github.com/natgw/natgw/mgmt/config"
 	"github.com/natgw/natgw/nat"
 )
@@ -57,6 +59,10 @@ type appliance struct {
 	ports   [lcore.NumPorts]lcore.Port
 	rt      *lcore.Runtime
 	started time.Time
+	// reloader applies the configuration file again (SIGHUP and the API).
+	reloader *mgmt.Reloader
+	// api is the management server (nil when it is not started).
+	api *mgmt.Server
 }
 
 // runAppliance loads the configuration, starts the dataplane and runs until
@@ -75,11 +81,7 @@ func runAppliance(ctx context.Context, path string, log *slog.Logger, reload <-c
 			log.Info("stopping")
 			return nil
 		case <-reload:
-			if gen, err := a.reload(); err != nil {
-				log.Error("reload failed: the running configuration is unchanged", "error", err)
-			} else {
-				log.Info("configuration reloaded", "generation", gen)
-			}
+			a.reload() // the reloader logs the outcome
 		case <-stats.C:
 			a.logStats()
 		}
@@ -90,6 +92,15 @@ func startAppliance(path string, log *slog.Logger) (*appliance, error) {
 	c, err := config.Load(path)
 	if err != nil {
 		return nil, err
+	}
+	if err := mgmt.CheckSupported(c); err != nil {
+		return nil, err
+	}
+	var token string
+	if c.Mgmt.TokenFile != "" {
+		if token, err = mgmt.ReadToken(c.Mgmt.TokenFile); err != nil {
+			return nil, err
+		}
 	}
 	p, err := nat.Compile(c, nil)
 	if err != nil {
@@ -119,6 +130,26 @@ func startAppliance(path string, log *slog.Logger) (*appliance, error) {
 		return nil, err
 	}
 	a.rt.Start()
+	source := path
+	if abs, err := filepath.Abs(path); err == nil {
+		source = abs // /v1/status names the file whatever the working directory
+	}
+	a.reloader = mgmt.NewReloader(mgmt.ReloadOptions{
+		Path: source, Policy: &a.policy, Check: restartNeeded, Log: log,
+		Apply: func(p *nat.Policy) { a.rt.Manager.SetStatic(staticNeighbors(p.Config)) },
+	})
+	a.api, err = mgmt.NewServer(mgmt.Options{
+		Listen: c.Mgmt.Listen, Token: token, Runtime: a.rt, Ports: a.ports, Policy: &a.policy,
+		Reloader: a.reloader, Version: version, Driver: c.Dataplane.Driver, Started: a.started, Log: log,
+	})
+	if err == nil {
+		err = a.api.Start()
+	}
+	if err != nil {
+		a.rt.Stop()
+		a.closePorts()
+		return nil, err
+	}
 	for i, port := range a.ports {
 		mac := port.MAC()
 		log.Info("port up", "port", lcore.PortName(uint8(i)), "name", port.Name(),
@@ -140,31 +171,14 @@ func idleWait(driver string) time.Duration {
 	return 0
 }
 
-// reload re-reads the configuration; on any error nothing changes.
-func (a *appliance) reload() (uint32, error) {
-	c, err := config.Load(a.path)
-	if err != nil {
-		return 0, err
-	}
-	old := a.policy.Load()
-	if err := restartNeeded(old.Config, c); err != nil {
-		return 0, err
-	}
-	p, err := nat.Compile(c, old)
-	if err != nil {
-		return 0, err
-	}
-	static := staticNeighbors(c)
-	a.policy.Store(p)
-	a.rt.Manager.SetStatic(static)
-	if changed := p.ChangedMembers(old); len(changed) > 0 {
-		a.log.Info("pool blocks changed: flows on reclaimed ports expire", "members", len(changed))
-	}
-	return p.Gen, nil
-}
+// reload re-reads the configuration; on any error nothing changes. SIGHUP
+// and POST /v1/config/reload both come here (through the same Reloader,
+// which serialises them and logs the outcome).
+func (a *appliance) reload() (uint32, error) { return a.reloader.Reload() }
 
 // restartNeeded refuses a reload that changes what only a restart can:
-// the driver, the ports, the worker count and the flow table size.
+// the driver, the ports, the worker count, the flow table size and the
+// management endpoint.
 func restartNeeded(old, c *config.Config) error {
 	var errs []error
 	if old.Dataplane.Driver != c.Dataplane.Driver || old.Dataplane.Workers != c.Dataplane.Workers ||
@@ -173,6 +187,9 @@ func restartNeeded(old, c *config.Config) error {
 	}
 	if old.Inside.Port != c.Inside.Port || old.Outside.Port != c.Outside.Port {
 		errs = append(errs, errors.New("inside.port/outside.port: changing a port needs a restart"))
+	}
+	if old.Mgmt != c.Mgmt {
+		errs = append(errs, errors.New("mgmt: changing listen, token_file or allow_insecure needs a restart"))
 	}
 	return errors.Join(errs...)
 }
@@ -205,6 +222,9 @@ func (a *appliance) logStats() {
 }
 
 func (a *appliance) close() {
+	if a.api != nil {
+		a.api.Close()
+	}
 	a.rt.Stop()
 	a.closePorts()
 	a.log.Info("natgw stopped cleanly")

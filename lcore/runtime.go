@@ -27,6 +27,9 @@ type RuntimeConfig struct {
 	IdleWait time.Duration
 	// Log receives the runtime's log lines.
 	Log *slog.Logger
+	// Clock, when set, replaces the real-time dataplane clock (tests
+	// drive time with it); it must never return 0.
+	Clock func() nat.Tick
 }
 
 // Runtime is a running dataplane: workers and the management loop.
@@ -89,7 +92,12 @@ func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 
 // Now is the dataplane clock: milliseconds since the runtime was built,
 // never 0.
-func (r *Runtime) Now() nat.Tick { return nat.Tick(time.Since(r.start)/time.Millisecond) + 1 }
+func (r *Runtime) Now() nat.Tick {
+	if r.cfg.Clock != nil {
+		return r.cfg.Clock()
+	}
+	return nat.Tick(time.Since(r.start)/time.Millisecond) + 1
+}
 
 // Start runs the workers and the management loop on their own goroutines.
 func (r *Runtime) Start() {

@@ -117,6 +117,7 @@ type Worker struct {
 	ntx      [NumPorts]int
 	ringPkts [Burst]*Packet
 	stop     atomic.Bool
+	qs       queryState // management queries and utilisation scan (query.go)
 }
 
 // NewWorker builds a worker; it does not start it.
@@ -211,6 +212,7 @@ func (w *Worker) PollOnce() bool {
 	if w.sweeping {
 		w.sweeping = !w.tr.Sweep(1024)
 	}
+	w.serveQueries(now)
 	w.local.polls++
 	if work > 0 {
 		w.local.busy++

@@ -1,0 +1,313 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/natgw/natgw/mgmt"
+)
+
+// This file is "natgw ctl", the operator's thin client of the management
+// API (SPEC §4, §6): it sends one request and prints the answer as a
+// table, or as the API's JSON with --json.
+
+// defaultMgmtURL is where ctl finds the appliance without --mgmt (the
+// default mgmt.listen).
+const defaultMgmtURL = "http://127.0.0.1:9650"
+
+// ctlUsage is ctl's synopsis.
+const ctlUsage = `usage: natgw ctl [--mgmt URL] [--json] [--timeout D] COMMAND
+commands:
+  status                                 ports, workers and configuration
+  mapping IP                             scenario, public address and ports of a private address
+  flows [--private IP] [--limit N]       flows, of one private address or all
+  reload [--token-file F]                re-read the configuration file
+--mgmt defaults to $NATGW_MGMT, else ` + defaultMgmtURL
+
+// ctlClient is one ctl invocation.
+type ctlClient struct {
+	base    string
+	json    bool
+	timeout time.Duration
+	stdout  io.Writer
+	stderr  io.Writer
+}
+
+// cmdCtl runs "natgw ctl".
+func cmdCtl(args []string, stdout, stderr io.Writer) int {
+	c := &ctlClient{stdout: stdout, stderr: stderr}
+	fs := flag.NewFlagSet("ctl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintln(stderr, ctlUsage) }
+	base := os.Getenv("NATGW_MGMT")
+	if base == "" {
+		base = defaultMgmtURL
+	}
+	fs.StringVar(&c.base, "mgmt", base, "management API URL")
+	fs.BoolVar(&c.json, "json", false, "print the API's JSON")
+	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "request timeout")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() == 0 {
+		fmt.Fprintln(stderr, ctlUsage)
+		return exitUsage
+	}
+	u, err := normalizeURL(c.base)
+	if err != nil {
+		fmt.Fprintf(stderr, "natgw ctl: --mgmt %q: %v\n", c.base, err)
+		return exitUsage
+	}
+	c.base = u
+	sub, rest := fs.Arg(0), fs.Args()[1:]
+	switch sub {
+	case "status":
+		return c.status(rest)
+	case "mapping":
+		return c.mapping(rest)
+	case "flows":
+		return c.flows(rest)
+	case "reload":
+		return c.reload(rest)
+	}
+	fmt.Fprintf(stderr, "natgw ctl: unknown command %q\n%s\n", sub, ctlUsage)
+	return exitUsage
+}
+
+// normalizeURL accepts "host:port" or an http(s) URL and returns the URL
+// without a trailing slash.
+func normalizeURL(s string) (string, error) {
+	if !strings.Contains(s, "://") {
+		s = "http://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", fmt.Errorf("scheme %q: use http or https", u.Scheme)
+	}
+	if u.Host == "" {
+		return "", errors.New("no host")
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// subFlags parses a subcommand's flags (each also takes --json) and
+// returns its positional arguments, or false after printing the usage.
+func (c *ctlClient) subFlags(name string, args []string, positional int, define func(fs *flag.FlagSet)) ([]string, bool) {
+	fs := flag.NewFlagSet("ctl "+name, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	fs.BoolVar(&c.json, "json", c.json, "print the API's JSON")
+	if define != nil {
+		define(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, false
+	}
+	// Flags may also follow the positional argument ("mapping IP --json").
+	pos := fs.Args()
+	if len(pos) > positional {
+		if err := fs.Parse(pos[positional:]); err != nil {
+			return nil, false
+		}
+		pos = append(pos[:positional:positional], fs.Args()...)
+	}
+	if len(pos) != positional {
+		fmt.Fprintln(c.stderr, ctlUsage)
+		return nil, false
+	}
+	return pos, true
+}
+
+// call sends a request and returns the body of a 2xx answer; any other
+// answer becomes an error carrying the API's message.
+func (c *ctlClient) call(method, path, token string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the appliance at %s (is natgw running? see --mgmt): %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("reading the answer of %s: %w", c.base, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var e mgmt.ErrorResponse
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			return body, &apiError{status: resp.StatusCode, resp: e}
+		}
+		return body, &apiError{status: resp.StatusCode, resp: mgmt.ErrorResponse{Error: strings.TrimSpace(string(body))}}
+	}
+	return body, nil
+}
+
+// apiError is an error answer of the API.
+type apiError struct {
+	status int
+	resp   mgmt.ErrorResponse
+}
+
+func (e *apiError) Error() string {
+	if len(e.resp.Errors) > 1 {
+		return fmt.Sprintf("%s (HTTP %d):\n  %s", http.StatusText(e.status), e.status, strings.Join(e.resp.Errors, "\n  "))
+	}
+	return fmt.Sprintf("%s (HTTP %d)", e.resp.Error, e.status)
+}
+
+// run does one request and prints the answer: the JSON as it came with
+// --json, else what show prints from the decoded answer v.
+func (c *ctlClient) run(method, path, token string, v any, show func(w io.Writer)) int {
+	body, err := c.call(method, path, token)
+	if err != nil {
+		var ae *apiError
+		if c.json && errors.As(err, &ae) {
+			c.stdout.Write(body)
+		}
+		fmt.Fprintf(c.stderr, "natgw ctl: %v\n", err)
+		return exitFail
+	}
+	if c.json {
+		var out bytes.Buffer
+		if json.Indent(&out, body, "", "  ") != nil {
+			out.Reset()
+			out.Write(body)
+		}
+		if !bytes.HasSuffix(out.Bytes(), []byte("\n")) {
+			out.WriteByte('\n')
+		}
+		c.stdout.Write(out.Bytes())
+		return exitOK
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		fmt.Fprintf(c.stderr, "natgw ctl: unexpected answer from %s: %v\n", c.base, err)
+		return exitFail
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	show(tw)
+	tw.Flush()
+	return exitOK
+}
+
+func (c *ctlClient) status(args []string) int {
+	if _, ok := c.subFlags("status", args, 0, nil); !ok {
+		return exitUsage
+	}
+	var st mgmt.StatusResponse
+	return c.run(http.MethodGet, "/v1/status", "", &st, func(w io.Writer) {
+		up := time.Duration(st.UptimeSeconds * float64(time.Second)).Round(time.Second)
+		fmt.Fprintf(w, "natgw %s\tdriver %s\tup %s\n", st.Version, st.Driver, up)
+		fmt.Fprintf(w, "configuration\tgeneration %d\t%s\n\n", st.ConfigGeneration, st.ConfigSource)
+		fmt.Fprintln(w, "PORT\tNAME\tLINK\tRX PACKETS\tTX PACKETS\tNIC DROPS")
+		for _, p := range st.Ports {
+			link := "down"
+			if p.Link {
+				link = "up"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%d\n", p.Role, p.Name, link, p.RxPackets, p.TxPackets, p.NICDrops)
+		}
+		fmt.Fprintln(w, "\nWORKER\tFLOWS\tPACKETS\tRX PACKETS\tBUSY")
+		for _, wk := range st.Workers {
+			fmt.Fprintf(w, "%d\t%d\t%d\t%d\t%.1f%%\n", wk.ID, wk.Flows, wk.Packets, wk.RxPackets, wk.BusyRatio*100)
+		}
+	})
+}
+
+func (c *ctlClient) mapping(args []string) int {
+	pos, ok := c.subFlags("mapping", args, 1, nil)
+	if !ok {
+		return exitUsage
+	}
+	var m mgmt.MappingResponse
+	return c.run(http.MethodGet, "/v1/mappings/"+url.PathEscape(pos[0]), "", &m, func(w io.Writer) {
+		public, ports := "none (no block assigned)", "none"
+		if m.Public != nil {
+			public = *m.Public
+		}
+		if m.Ports != nil {
+			ports = fmt.Sprintf("%d-%d (%d ports)", m.Ports.First, m.Ports.Last, int(m.Ports.Last)-int(m.Ports.First)+1)
+		}
+		pool := m.Pool
+		if pool == "" {
+			pool = "-"
+		}
+		fmt.Fprintf(w, "private\t%s\n", m.Private)
+		fmt.Fprintf(w, "scenario\t%s\n", m.Scenario)
+		fmt.Fprintf(w, "pool\t%s\n", pool)
+		fmt.Fprintf(w, "public\t%s\n", public)
+		fmt.Fprintf(w, "ports\t%s\n", ports)
+		fmt.Fprintf(w, "flows\t%d\n", m.Flows)
+		fmt.Fprintf(w, "ports in use\t%d\n", m.PortsInUse)
+	})
+}
+
+func (c *ctlClient) flows(args []string) int {
+	var private string
+	limit := mgmt.DefaultFlowsLimit
+	if _, ok := c.subFlags("flows", args, 0, func(fs *flag.FlagSet) {
+		fs.StringVar(&private, "private", "", "only flows of this private address")
+		fs.IntVar(&limit, "limit", limit, "at most this many flows")
+	}); !ok {
+		return exitUsage
+	}
+	q := url.Values{}
+	if private != "" {
+		q.Set("private", private)
+	}
+	q.Set("limit", strconv.Itoa(limit))
+	var fl mgmt.FlowsResponse
+	return c.run(http.MethodGet, "/v1/flows?"+q.Encode(), "", &fl, func(w io.Writer) {
+		fmt.Fprintln(w, "PROTO\tPRIVATE\tPUBLIC\tREMOTE\tSTATE\tIDLE\tWORKER")
+		for _, f := range fl.Flows {
+			idle := time.Duration(f.IdleSeconds * float64(time.Second)).Round(100 * time.Millisecond)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", f.Protocol, f.Private, f.Public, f.Remote, f.State, idle, f.Worker)
+		}
+		fmt.Fprintf(w, "(%d flows", len(fl.Flows))
+		if len(fl.Flows) == limit {
+			fmt.Fprintf(w, "; the limit, raise it with --limit")
+		}
+		fmt.Fprintln(w, ")")
+	})
+}
+
+func (c *ctlClient) reload(args []string) int {
+	var tokenFile string
+	if _, ok := c.subFlags("reload", args, 0, func(fs *flag.FlagSet) {
+		fs.StringVar(&tokenFile, "token-file", "", "file holding the bearer token (mgmt.token_file)")
+	}); !ok {
+		return exitUsage
+	}
+	var token string
+	if tokenFile != "" {
+		var err error
+		if token, err = mgmt.ReadToken(tokenFile); err != nil {
+			fmt.Fprintf(c.stderr, "natgw ctl: --token-file: %v\n", err)
+			return exitUsage
+		}
+	}
+	var r mgmt.ReloadResponse
+	return c.run(http.MethodPost, "/v1/config/reload", token, &r, func(w io.Writer) {
+		fmt.Fprintf(w, "configuration reloaded: generation %d\n", r.Generation)
+	})
+}

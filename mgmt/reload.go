@@ -1,0 +1,145 @@
+package mgmt
+
+import (
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/natgw/natgw/mgmt/config"
+	"github.com/natgw/natgw/nat"
+)
+
+// This file applies configuration at run time: re-read the file, validate,
+// compile against the running policy and publish it with one atomic swap.
+// It runs on the management core (the SIGHUP handler or an HTTP handler);
+// reloads are serialised so two of them never compile against the same
+// running policy.
+
+// ErrResetOnIdleUnsupported refuses timeouts.tcp_reset_on_idle, which the
+// dataplane does not implement yet: accepting it silently would promise
+// RSTs that are never sent.
+var ErrResetOnIdleUnsupported = errors.New("timeouts.tcp_reset_on_idle: tcp_reset_on_idle is not supported yet")
+
+// CheckSupported reports configuration settings that are valid but that
+// this build can't honour; natgw refuses them at start and on reload.
+func CheckSupported(c *config.Config) error {
+	if c.Timeouts.TCPResetOnIdle {
+		return ErrResetOnIdleUnsupported
+	}
+	return nil
+}
+
+// ReloadOptions wire a Reloader.
+type ReloadOptions struct {
+	// Path is the configuration file.
+	Path string
+	// Policy holds the running policy; the Reloader stores new ones.
+	Policy *nat.PolicyHolder
+	// Check, when set, refuses a new configuration that the running
+	// appliance can't take without a restart (another driver, other
+	// ports...). It gets the running and the new configuration.
+	Check func(running, next *config.Config) error
+	// Apply, when set, is called after a new policy is published, for the
+	// settings that live outside the policy (static neighbours).
+	Apply func(p *nat.Policy)
+	// Log receives one line per reload.
+	Log *slog.Logger
+}
+
+// Reloader re-reads the configuration file on request (SIGHUP, POST
+// /v1/config/reload). A reload either publishes a complete new policy or
+// changes nothing. It is safe for concurrent use.
+type Reloader struct {
+	o        ReloadOptions
+	mu       sync.Mutex
+	ok, fail atomic.Uint64
+}
+
+// NewReloader returns a Reloader for o.
+func NewReloader(o ReloadOptions) *Reloader {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Reloader{o: o}
+}
+
+// Path returns the configuration file the Reloader reads.
+func (r *Reloader) Path() string { return r.o.Path }
+
+// Reload re-reads, validates and compiles the configuration file and
+// publishes it. It returns the new generation, or every problem found (a
+// config.Errors for validation problems) with the running configuration
+// untouched.
+func (r *Reloader) Reload() (uint32, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	gen, err := r.reload()
+	if err != nil {
+		r.fail.Add(1)
+		r.o.Log.Error("reload failed: the running configuration is unchanged", "error", err)
+		return 0, err
+	}
+	r.ok.Add(1)
+	r.o.Log.Info("configuration reloaded", "generation", gen)
+	return gen, nil
+}
+
+func (r *Reloader) reload() (uint32, error) {
+	c, err := config.Load(r.o.Path)
+	if err != nil {
+		return 0, err
+	}
+	old := r.o.Policy.Load()
+	var errs []error
+	if r.o.Check != nil && old != nil && old.Config != nil {
+		if err := r.o.Check(old.Config, c); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := CheckSupported(c); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return 0, err
+	}
+	p, err := nat.Compile(c, old)
+	if err != nil {
+		return 0, err
+	}
+	r.o.Policy.Store(p)
+	if r.o.Apply != nil {
+		r.o.Apply(p)
+	}
+	if changed := p.ChangedMembers(old); len(changed) > 0 {
+		r.o.Log.Info("pool blocks changed: flows on reclaimed ports expire", "members", len(changed))
+	}
+	return p.Gen, nil
+}
+
+// Results returns the number of successful and failed reloads so far.
+func (r *Reloader) Results() (ok, failed uint64) { return r.ok.Load(), r.fail.Load() }
+
+// ErrorList splits a reload error into its problems, one string each: the
+// entries of a config.Errors or of a joined error, else the error itself.
+func ErrorList(err error) []string {
+	if err == nil {
+		return nil
+	}
+	var ce config.Errors
+	if errors.As(err, &ce) {
+		out := make([]string, len(ce))
+		for i, fe := range ce {
+			out[i] = fe.Error()
+		}
+		return out
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []string
+		for _, e := range j.Unwrap() {
+			out = append(out, ErrorList(e)...)
+		}
+		return out
+	}
+	return []string{err.Error()}
+}
