@@ -93,9 +93,6 @@ func startAppliance(path string, log *slog.Logger) (*appliance, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := mgmt.CheckSupported(c); err != nil {
-		return nil, err
-	}
 	var token string
 	if c.Mgmt.TokenFile != "" {
 		if token, err = mgmt.ReadToken(c.Mgmt.TokenFile); err != nil {

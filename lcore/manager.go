@@ -43,6 +43,8 @@ type StaticNeighbor struct {
 // ManagerStats are counters of the management core.
 type ManagerStats struct {
 	ARPReplies, ARPRequests, ICMPErrors, ICMPRateLimited, Resolves atomic.Uint64
+	// Resets counts RSTs sent for idle TCP flows (tcp_reset_on_idle).
+	Resets atomic.Uint64
 }
 
 // Manager is the management core's dataplane loop.
@@ -152,6 +154,8 @@ func (m *Manager) drain(now time.Time) int {
 						m.learn(addr, mac, now)
 					}
 				}
+			case p.Flags&MsgReset != 0:
+				m.reset(p.Data, now)
 			case p.Flags&MsgTimeExceeded != 0:
 				m.icmpError(p, nat.ICMPTimeExceeded, 0, 0, now)
 			case p.Flags&MsgFragNeeded != 0:
@@ -166,6 +170,50 @@ func (m *Manager) drain(now time.Time) int {
 		e.drain(func(ev nat.ExhaustEvent) { m.exhLog.event(pol, ev, now) })
 	}
 	return work
+}
+
+// reset sends a RST to each end of an idle TCP flow whose acknowledgement
+// number is known (tcp_reset_on_idle, [S5]): to the private host as if from
+// the remote, to the remote from the public endpoint, each with the
+// sequence number that end expects next, so neither keeps a dead
+// connection.
+func (m *Manager) reset(b []byte, now time.Time) {
+	if len(b) < resetLen {
+		return
+	}
+	priv, pub, remote := binary.BigEndian.Uint32(b[0:]), binary.BigEndian.Uint32(b[4:]), binary.BigEndian.Uint32(b[8:])
+	privPort, pubPort, remotePort := binary.BigEndian.Uint16(b[12:]), binary.BigEndian.Uint16(b[14:]), binary.BigEndian.Uint16(b[16:])
+	ackPriv, ackRemote := binary.BigEndian.Uint32(b[18:]), binary.BigEndian.Uint32(b[22:])
+	neigh := m.neigh.Load()
+	if ackPriv != 0 {
+		if mac, ok := neigh.Lookup(priv); ok {
+			m.sendRST(PortInside, mac, remote, priv, remotePort, privPort, ackPriv)
+		} else {
+			m.resolve(priv, now)
+		}
+	}
+	if ackRemote != 0 {
+		if mac, ok := neigh.Lookup(neigh.Gateway); ok {
+			m.sendRST(PortOutside, mac, pub, remote, pubPort, remotePort, ackRemote)
+		}
+	}
+}
+
+func (m *Manager) sendRST(port uint8, dstMAC [6]byte, src, dst uint32, sport, dport uint16, seq uint32) {
+	out := m.pool.Get()
+	if out == nil {
+		return
+	}
+	buf := out.Data[:cap(out.Data)]
+	n := nat.BuildTCP(buf[nat.EthernetLen:], src, dst, sport, dport, seq, 0, nat.TCPFlagRST, 64, nil)
+	if n == 0 {
+		m.pool.Put(out)
+		return
+	}
+	nat.WriteEthernet(buf, dstMAC, m.mac[port], nat.EtherTypeIPv4)
+	out.Data = buf[:nat.EthernetLen+n]
+	m.send(port, out)
+	m.Stats.Resets.Add(1)
 }
 
 // ownAddress reports whether natgw answers ARP for addr on port.

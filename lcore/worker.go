@@ -34,6 +34,9 @@ const (
 	// MsgGlean: an inside host's address (4 bytes) and MAC (6 bytes) seen
 	// as the source of a frame, so its replies need not wait for ARP.
 	MsgGlean
+	// MsgReset: an idle established TCP flow to reset at both ends
+	// (tcp_reset_on_idle), encoded by encodeReset.
+	MsgReset
 )
 
 // WorkerCounters are a worker's counters, written by the worker only (with
@@ -208,6 +211,9 @@ func (w *Worker) PollOnce() bool {
 	w.flush()
 	if t := nat.Tick(w.expireNow.Load()); t != 0 {
 		w.tr.Expire(t, 256)
+		for _, f := range w.tr.TakeResets() {
+			w.pushReset(&f)
+		}
 	}
 	if w.sweeping {
 		w.sweeping = !w.tr.Sweep(1024)
@@ -504,6 +510,25 @@ func (w *Worker) glean(src uint32, eth nat.Ethernet) {
 	binary.BigEndian.PutUint32(b[:], src)
 	copy(b[4:], eth.SrcMAC())
 	m := Packet{Data: b[:], Flags: MsgGlean}
+	w.toMgmt.Push(&m)
+}
+
+// resetLen is the size of an encoded reset: three addresses, three ports,
+// two acknowledgement numbers.
+const resetLen = 26
+
+// pushReset asks the management core to reset both ends of an idle flow.
+func (w *Worker) pushReset(f *nat.Flow) {
+	var b [resetLen]byte
+	binary.BigEndian.PutUint32(b[0:], f.Priv)
+	binary.BigEndian.PutUint32(b[4:], f.Pub)
+	binary.BigEndian.PutUint32(b[8:], f.Remote)
+	binary.BigEndian.PutUint16(b[12:], f.PrivPort)
+	binary.BigEndian.PutUint16(b[14:], f.PubPort)
+	binary.BigEndian.PutUint16(b[16:], f.RemotePort)
+	binary.BigEndian.PutUint32(b[18:], f.AckPriv)
+	binary.BigEndian.PutUint32(b[22:], f.AckRemote)
+	m := Packet{Data: b[:], Flags: MsgReset}
 	w.toMgmt.Push(&m)
 }
 

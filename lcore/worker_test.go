@@ -462,3 +462,32 @@ func TestRing(t *testing.T) {
 	}
 	<-done
 }
+
+func TestIdleResetSendsRSTBothWays(t *testing.T) {
+	tb := newTestbed(t, 1)
+	// Learn the host's MAC.
+	tb.in.Inject(0, udpFrame(t, macIn, macHost, member, server, 40000, 53, 64))
+	tb.poll()
+	tb.out.Sent()
+	w := tb.rt.Workers[0]
+	w.pushReset(&nat.Flow{Priv: member, Pub: fe1, Remote: server, PrivPort: 41000, PubPort: 1500, RemotePort: 80,
+		Proto: nat.ProtoTCP, AckPriv: 5001, AckRemote: 1001})
+	tb.poll()
+	check := func(sent [][]byte, dstMAC [6]byte, src, dst uint32, sport, dport uint16, seq uint32) {
+		t.Helper()
+		require.Len(t, sent, 1)
+		eth, ip := parseFrame(t, sent[0])
+		assert.Equal(t, dstMAC, eth.Dst())
+		assert.Equal(t, src, ip.Src())
+		assert.Equal(t, dst, ip.Dst())
+		tcp, ok := nat.ParseTCP(ip.Payload())
+		require.True(t, ok)
+		assert.Equal(t, uint8(nat.TCPFlagRST), tcp.Flags())
+		assert.Equal(t, sport, tcp.SrcPort())
+		assert.Equal(t, dport, tcp.DstPort())
+		assert.Equal(t, seq, tcp.Seq())
+	}
+	check(tb.in.Sent(), macHost, server, member, 80, 41000, 5001)
+	check(tb.out.Sent(), macGw, fe1, server, 1500, 80, 1001)
+	assert.Equal(t, uint64(2), tb.rt.Manager.Stats.Resets.Load())
+}

@@ -94,9 +94,9 @@ func TestReload(t *testing.T) {
 			"ports_per_member = 16", "ports_per_member = 12", 1), 400, 2, 1, 1,
 			[]string{"timeouts.udp", "pool[0].ports_per_member"}, 32},
 		{"unreadable TOML", "[[pool", 400, 2, 1, 2, []string{"natgw.toml"}, 32},
-		{"unsupported: tcp_reset_on_idle", strings.Replace(configText("4m", 8), "[timeouts]", "[timeouts]\ntcp_reset_on_idle = true", 1),
-			400, 2, 1, 3, []string{"tcp_reset_on_idle is not supported yet"}, 32},
-		{"valid again", configText("4m", 8), 200, 3, 2, 3, nil, 16},
+		{"valid again", configText("4m", 8), 200, 3, 2, 2, nil, 16},
+		{"tcp_reset_on_idle is honoured", strings.Replace(configText("4m", 8), "[timeouts]", "[timeouts]\ntcp_reset_on_idle = true", 1),
+			200, 4, 3, 2, nil, 16},
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {

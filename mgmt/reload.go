@@ -16,20 +16,6 @@ import (
 // reloads are serialised so two of them never compile against the same
 // running policy.
 
-// ErrResetOnIdleUnsupported refuses timeouts.tcp_reset_on_idle, which the
-// dataplane does not implement yet: accepting it silently would promise
-// RSTs that are never sent.
-var ErrResetOnIdleUnsupported = errors.New("timeouts.tcp_reset_on_idle: tcp_reset_on_idle is not supported yet")
-
-// CheckSupported reports configuration settings that are valid but that
-// this build can't honour; natgw refuses them at start and on reload.
-func CheckSupported(c *config.Config) error {
-	if c.Timeouts.TCPResetOnIdle {
-		return ErrResetOnIdleUnsupported
-	}
-	return nil
-}
-
 // ReloadOptions wire a Reloader.
 type ReloadOptions struct {
 	// Path is the configuration file.
@@ -96,9 +82,6 @@ func (r *Reloader) reload() (uint32, error) {
 		if err := r.o.Check(old.Config, c); err != nil {
 			errs = append(errs, err)
 		}
-	}
-	if err := CheckSupported(c); err != nil {
-		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return 0, err

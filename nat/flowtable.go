@@ -40,6 +40,11 @@ type Flow struct {
 	// Gen is the policy generation the flow was last validated against
 	// (maintained by the translator).
 	Gen uint32
+	// AckPriv and AckRemote are the acknowledgement numbers of the last
+	// TCP segments from the private and the remote side (0 = none seen):
+	// each is the sequence number that side expects next, so a RST sent
+	// to it with that number is accepted (tcp_reset_on_idle).
+	AckPriv, AckRemote uint32
 	// Scope is the translator's small tag (pool index etc.); the table
 	// ignores it.
 	Scope uint16

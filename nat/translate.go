@@ -34,6 +34,7 @@ type pktInfo struct {
 	proto    uint8
 	tcpFlags uint8
 	icmpType uint8
+	ack      uint32 // TCP acknowledgement number
 	sport    uint16 // source port, or echo id
 	dport    uint16 // destination port, or 0 for echo
 	verdict  Verdict
@@ -48,6 +49,9 @@ type Stats struct {
 	FlowsCreated [3]uint64 // by ProtoIndex
 	FlowsExpired [NumExpireReasons]uint64
 	FlowsActive  [3]uint64 // by ProtoIndex
+	// ResetsDropped counts idle TCP flows that tcp_reset_on_idle could not
+	// reset because more expired at once than the reset buffer holds.
+	ResetsDropped uint64
 	// Exhausted counts port_exhausted drops by scope: index i < len(pools)
 	// is pool i, the last entry is default SNAT. It is rebuilt, carrying
 	// the counts over by pool name, on each SetPolicy.
@@ -86,6 +90,7 @@ type Translator struct {
 	worker int
 	onExh  func(ExhaustEvent)
 	sweep  uint32 // cursor of the reclaim sweep
+	resets []Flow // idle established TCP flows to reset (tcp_reset_on_idle)
 	// Stats are the worker's counters (see Stats).
 	Stats Stats
 
@@ -99,6 +104,9 @@ type Translator struct {
 // MaxBurst is the largest burst the burst functions take.
 const MaxBurst = 64
 
+// maxResets bounds the flows one Expire call can hand over for resetting.
+const maxResets = 256
+
 // NewTranslator returns a translator with an empty flow table of the
 // given capacity, running policy p.
 func NewTranslator(p *Policy, opts TranslatorOptions, now Tick) *Translator {
@@ -108,6 +116,7 @@ func NewTranslator(p *Policy, opts TranslatorOptions, now Tick) *Translator {
 		rand:   portalloc.NewRand(opts.Seed),
 		worker: opts.Worker,
 		onExh:  opts.OnExhausted,
+		resets: make([]Flow, 0, maxResets),
 	}
 	t.SetPolicy(p)
 	return t
@@ -288,7 +297,7 @@ func (t *Translator) parse(pkt []byte, pi *pktInfo, dir int) {
 			pi.verdict = DropMalformed
 			return
 		}
-		pi.sport, pi.dport, pi.tcpFlags = tcp.SrcPort(), tcp.DstPort(), tcp.Flags()
+		pi.sport, pi.dport, pi.tcpFlags, pi.ack = tcp.SrcPort(), tcp.DstPort(), tcp.Flags(), tcp.Ack()
 		pi.kind = kindPorts
 	case ProtoUDP:
 		parseUDP := ParseUDP
@@ -495,6 +504,13 @@ func (t *Translator) touch(idx uint32, f *Flow, pi *pktInfo, out bool, now Tick)
 		t.flows.Touch(idx, now)
 		return
 	}
+	if pi.tcpFlags&TCPFlagACK != 0 {
+		if out {
+			f.AckPriv = pi.ack
+		} else {
+			f.AckRemote = pi.ack
+		}
+	}
 	orig := out != (f.Flags&flagInbound != 0)
 	st, fl := TCPTransition(f.State, f.Flags, pi.tcpFlags, orig)
 	if st != f.State || fl != f.Flags {
@@ -659,6 +675,13 @@ func (t *Translator) Expire(now Tick, budget int) (expired int, more bool) {
 // expireOne returns an expiring flow's port and counts it; the flow table
 // calls it before it removes an expired flow.
 func (t *Translator) expireOne(_ uint32, f *Flow, r ExpireReason) {
+	if r == ExpireIdle && f.State == StateTCPEstablished && t.pol.ResetOnIdle {
+		if len(t.resets) < cap(t.resets) {
+			t.resets = append(t.resets, *f)
+		} else {
+			t.Stats.ResetsDropped++
+		}
+	}
 	if f.Scope != ScopeInstance {
 		t.usage.Dec(portalloc.Key{Private: f.Priv, Remote: f.Remote, RemotePort: f.RemotePort, Proto: f.Proto})
 		if f.Scope == ScopeDefault {
@@ -669,6 +692,16 @@ func (t *Translator) expireOne(_ uint32, f *Flow, r ExpireReason) {
 	}
 	t.Stats.FlowsExpired[r]++
 	t.Stats.FlowsActive[ProtoIndex(f.Proto)]--
+}
+
+// TakeResets returns the established TCP flows that idled out since the
+// last call, when the policy asks for tcp_reset_on_idle [S5]: the runtime
+// sends a RST to both ends of each. The slice is valid until the next
+// Expire.
+func (t *Translator) TakeResets() []Flow {
+	r := t.resets
+	t.resets = t.resets[:0]
+	return r
 }
 
 // Sweep re-validates up to budget flow slots of older policy generations,

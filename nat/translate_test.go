@@ -780,3 +780,43 @@ func TestTimeoutsFromConfig(t *testing.T) {
 	assert.Equal(t, TickFromDuration(4*time.Minute), p.Timeouts.UDP)
 	assert.Equal(t, TickFromDuration(10*time.Second), p.Timeouts.TCPClosing)
 }
+
+// [S5] tcp_reset_on_idle: an established TCP flow that idles out is handed
+// over for resetting with the sequence number each end expects next.
+func TestResetOnIdle(t *testing.T) {
+	for _, enabled := range []bool{false, true} {
+		t.Run(fmt.Sprint("enabled=", enabled), func(t *testing.T) {
+			text := strings.Replace(baseConfig, "{{PPM}}", "0", 1)
+			if enabled {
+				text = strings.Replace(text, "[timeouts]", "[timeouts]\ntcp_reset_on_idle = true", 1)
+			}
+			tr := newTestTranslator(t, compileText(t, text, nil), 1024)
+			syn := pkt{proto: ProtoTCP, src: memberA, dst: server, sport: 41000, dport: 80, flags: TCPFlagSYN}.build(t)
+			require.Equal(t, VerdictForward, tr.Outbound(syn, 1000))
+			out := parsed(t, syn)
+			// SYN-ACK from the server acknowledging 1001, then the client's
+			// ACK acknowledging 5001.
+			sa := make([]byte, 128)
+			n := BuildTCP(sa, server, fe1, 80, out.sport, 5000, 1001, TCPFlagSYN|TCPFlagACK, 64, nil)
+			require.Equal(t, VerdictForward, tr.Inbound(sa[:n], 1000))
+			ack := make([]byte, 128)
+			n = BuildTCP(ack, memberA, server, 41000, 80, 1001, 5001, TCPFlagACK, 64, nil)
+			require.Equal(t, VerdictForward, tr.Outbound(ack[:n], 1001))
+
+			// A UDP flow idling out is never reset.
+			require.Equal(t, VerdictForward, tr.Outbound(udp(memberA, server, 41000, 53).build(t), 1001))
+			tr.Expire(1001+TickFromDuration(5*time.Minute), 1<<20)
+			resets := tr.TakeResets()
+			if !enabled {
+				assert.Empty(t, resets)
+				return
+			}
+			require.Len(t, resets, 1)
+			f := resets[0]
+			assert.Equal(t, uint32(5001), f.AckPriv, "the client expects 5001 next")
+			assert.Equal(t, uint32(1001), f.AckRemote, "the server expects 1001 next")
+			assert.Equal(t, out.sport, f.PubPort)
+			assert.Empty(t, tr.TakeResets(), "taken once")
+		})
+	}
+}
