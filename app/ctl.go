@@ -219,13 +219,13 @@ func (c *ctlClient) status(args []string) int {
 		up := time.Duration(st.UptimeSeconds * float64(time.Second)).Round(time.Second)
 		fmt.Fprintf(w, "natgw %s\tdriver %s\tup %s\n", st.Version, st.Driver, up)
 		fmt.Fprintf(w, "configuration\tgeneration %d\t%s\n\n", st.ConfigGeneration, st.ConfigSource)
-		fmt.Fprintln(w, "PORT\tNAME\tLINK\tRX PACKETS\tTX PACKETS\tNIC DROPS")
+		fmt.Fprintln(w, "PORT\tNAME\tLINK\tRX PACKETS\tTX PACKETS\tNIC DROPS\tRSS")
 		for _, p := range st.Ports {
 			link := "down"
 			if p.Link {
 				link = "up"
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%d\n", p.Role, p.Name, link, p.RxPackets, p.TxPackets, p.NICDrops)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%d\t%s\n", p.Role, p.Name, link, p.RxPackets, p.TxPackets, p.NICDrops, p.RSS)
 		}
 		fmt.Fprintln(w, "\nWORKER\tFLOWS\tPACKETS\tRX PACKETS\tBUSY")
 		for _, wk := range st.Workers {

@@ -91,6 +91,23 @@ type Port interface {
 	Close() error
 }
 
+// RSSReporter is implemented by ports that can tell how packets reach
+// their owner worker: "hardware" when the NIC hashes the remote endpoint
+// with natgw's key and redirection table, "software: <reason>" when the
+// workers compute the owner and hand packets over (SPEC §3).
+type RSSReporter interface {
+	RSS() string
+}
+
+// RSSMode returns a port's RSSReporter answer, or the software mode for a
+// port that has no hardware RSS at all (AF_PACKET, the fake driver).
+func RSSMode(p Port) string {
+	if r, ok := p.(RSSReporter); ok {
+		return r.RSS()
+	}
+	return "software: the driver has no hardware RSS"
+}
+
 // PacketPool is a fixed set of Go-memory packet buffers owned by one
 // goroutine: a worker (for the queues of a copying driver) or a test.
 type PacketPool struct {

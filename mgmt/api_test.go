@@ -190,7 +190,7 @@ func TestStatus(t *testing.T) {
 	assert.Equal(t, uint32(1), st.ConfigGeneration)
 	assert.Equal(t, a.path, st.ConfigSource)
 	require.Len(t, st.Ports, 2)
-	assert.Equal(t, PortStatus{Role: "inside", Name: "fake-in", Link: true}, st.Ports[0])
+	assert.Equal(t, PortStatus{Role: "inside", Name: "fake-in", Link: true, RSS: "software: the driver has no hardware RSS"}, st.Ports[0])
 	assert.Equal(t, "outside", st.Ports[1].Role)
 	require.Len(t, st.Workers, 1)
 	assert.Equal(t, uint64(1), st.Workers[0].Flows)

@@ -54,6 +54,9 @@ type PortStatus struct {
 	TxPackets uint64 `json:"tx_packets"`
 	// NICDrops counts packets the NIC dropped (RX missed).
 	NICDrops uint64 `json:"nic_drops"`
+	// RSS says how packets reach their owner worker: "hardware", or
+	// "software: <reason>" (SPEC §3).
+	RSS string `json:"rss"`
 }
 
 // WorkerStatus is one worker in StatusResponse.
@@ -275,7 +278,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		}
 		st := p.Stats()
 		resp.Ports = append(resp.Ports, PortStatus{Role: lcore.PortName(uint8(i)), Name: p.Name(), Link: p.LinkUp(),
-			RxPackets: st.RxPackets, TxPackets: st.TxPackets, NICDrops: st.RxMissed})
+			RxPackets: st.RxPackets, TxPackets: st.TxPackets, NICDrops: st.RxMissed, RSS: lcore.RSSMode(p)})
 	}
 	if rt := s.o.Runtime; rt != nil {
 		busy := s.busyRatios()
