@@ -1,0 +1,231 @@
+-- pktgen-dpdk script: RFC 9693 benchmark of natgw, in two runs.
+--
+-- Port NATGW_INSIDE (default 0) is cabled to natgw's inside port, port
+-- NATGW_OUTSIDE (default 1) to its outside port. Settings come from the
+-- environment (defaults in brackets):
+--
+--   NATGW_PHASE        1: preliminary phase, 2: real test phase      [1]
+--   NATGW_SRC          first private source (pool member or default  [10.0.1.0]
+--                      SNAT source of the natgw configuration)
+--   NATGW_SOURCES      number of private sources                     [256]
+--   NATGW_DST          first server address (198.18.0.0/16)          [198.18.0.1]
+--   NATGW_DESTINATIONS number of servers                             [15]
+--   NATGW_SPORT        first source port                             [1024]
+--   NATGW_SPORTS       source ports per private source               [257]
+--   NATGW_BLOCK        natgw's SNAT ports per member (no more        [1024]
+--                      source ports than that per server)
+--   NATGW_DPORT        server port                                   [5001]
+--   NATGW_SIZE         frame size, FCS included                      [64]
+--   NATGW_RATE         percent of line rate                          [10]
+--   NATGW_DURATION     phase 2 length in seconds                     [30]
+--   NATGW_DST_MAC      natgw's inside MAC (phase 1 and 2 forward)    [unset: pktgen's]
+--   NATGW_TIMEOUT      seconds phase 1 may take before giving up     [600]
+--
+-- pktgen's range mode steps every field on every packet, each wrapping at
+-- its own maximum, so the sequence repeats after lcm(sources, destinations,
+-- ports) packets. With pairwise coprime counts (the defaults: 256, 15, 257)
+-- that is their product and every combination is a distinct flow: 986,880
+-- flows by default. The script refuses counts that aren't coprime.
+--
+-- Phase 1 (preliminary): sends each flow exactly once from the inside port,
+-- so natgw creates every flow, and reports how many natgw forwarded. Then
+-- fetch natgw's flow list and build the return pcap (README):
+--   curl .../v1/flows?... | scripts/trex/flows_to_csv.py > flows.csv
+--   scripts/pktgen/return_pcap.py --dst-mac <natgw outside MAC> -o return.pcap flows.csv
+-- Phase 2 (real test): restart pktgen with "-s 1:return.pcap"; the inside
+-- port sends the same flows continuously, the outside port replays the
+-- return pcap in a loop; both directions are counted.
+--
+--   NATGW_PHASE=1 pktgen -l 0-4 -n 4 -- -P -m "[1:2].0,[3:4].1" -f scripts/pktgen/natgw.lua
+--   NATGW_PHASE=2 pktgen -l 0-4 -n 4 -- -P -m "[1:2].0,[3:4].1" -s 1:return.pcap -f scripts/pktgen/natgw.lua
+
+local natgw = {}
+
+-- env returns the environment variable name, or default when unset.
+local function env(name, default)
+	local v = os.getenv(name)
+	if v == nil or v == "" then
+		return default
+	end
+	return v
+end
+
+-- number returns an integer setting, or raises an error naming it.
+local function number(name, default, min, max)
+	local v = math.tointeger(tonumber(env(name, tostring(default))))
+	if v == nil or v < min or v > max then
+		error(string.format("%s must be an integer from %d to %d", name, min, max))
+	end
+	return v
+end
+
+-- ip2num parses a dotted IPv4 address, or raises an error naming what.
+function natgw.ip2num(s, what)
+	local a, b, c, d = string.match(s, "^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+	local n = 0
+	for _, part in ipairs({ a, b, c, d }) do
+		local v = tonumber(part)
+		if v == nil or v > 255 then
+			error(string.format("%s: %q is not an IPv4 address", what, s))
+		end
+		n = n * 256 + v
+	end
+	return n
+end
+
+-- num2ip formats an address number in dotted form.
+function natgw.num2ip(n)
+	return string.format("%d.%d.%d.%d", (n >> 24) & 255, (n >> 16) & 255, (n >> 8) & 255, n & 255)
+end
+
+-- gcd returns the greatest common divisor of a and b.
+function natgw.gcd(a, b)
+	while b ~= 0 do
+		a, b = b, a % b
+	end
+	return a
+end
+
+-- settings reads and checks the environment; it raises an error naming
+-- the first bad setting.
+function natgw.settings()
+	local s = {
+		phase = number("NATGW_PHASE", 1, 1, 2),
+		inside = tostring(number("NATGW_INSIDE", 0, 0, 63)),
+		outside = tostring(number("NATGW_OUTSIDE", 1, 0, 63)),
+		src = natgw.ip2num(env("NATGW_SRC", "10.0.1.0"), "NATGW_SRC"),
+		sources = number("NATGW_SOURCES", 256, 1, 1 << 24),
+		dst = natgw.ip2num(env("NATGW_DST", "198.18.0.1"), "NATGW_DST"),
+		destinations = number("NATGW_DESTINATIONS", 15, 1, 65536),
+		sport = number("NATGW_SPORT", 1024, 1, 65535),
+		sports = number("NATGW_SPORTS", 257, 1, 65535),
+		block = number("NATGW_BLOCK", 1024, 8, 64512),
+		dport = number("NATGW_DPORT", 5001, 1, 65535),
+		size = number("NATGW_SIZE", 64, 64, 9216),
+		rate = number("NATGW_RATE", 10, 1, 100),
+		duration = number("NATGW_DURATION", 30, 1, 86400),
+		timeout = number("NATGW_TIMEOUT", 600, 1, 86400),
+		dst_mac = env("NATGW_DST_MAC", nil),
+	}
+	if s.inside == s.outside then
+		error("NATGW_INSIDE and NATGW_OUTSIDE must be different ports")
+	end
+	if s.src >> 24 ~= 10 or (s.src + s.sources - 1) >> 24 ~= 10 then
+		error("the private sources must be in 10.0.0.0/8")
+	end
+	local servers = natgw.ip2num("198.18.0.0", "servers")
+	if s.dst >> 16 ~= servers >> 16 or (s.dst + s.destinations - 1) >> 16 ~= servers >> 16 then
+		error("the servers must be in 198.18.0.0/16")
+	end
+	if s.sport + s.sports - 1 > 65535 then
+		error("NATGW_SPORT + NATGW_SPORTS goes past port 65535")
+	end
+	if s.sports > s.block then
+		error(string.format("NATGW_SPORTS %d exceeds natgw's block of %d ports (NATGW_BLOCK): " ..
+			"natgw would drop the rest as port_exhausted", s.sports, s.block))
+	end
+	if natgw.gcd(s.sources, s.destinations) ~= 1 or natgw.gcd(s.sources, s.sports) ~= 1
+		or natgw.gcd(s.destinations, s.sports) ~= 1 then
+		error("NATGW_SOURCES, NATGW_DESTINATIONS and NATGW_SPORTS must be pairwise coprime " ..
+			"(pktgen steps all three together): try 256, 15 and 257")
+	end
+	s.flows = s.sources * s.destinations * s.sports
+	return s
+end
+
+-- range sets one pktgen range field: start at min, step inc, wrap at max.
+local function range(field, port, min, max, inc)
+	field(port, "start", min)
+	field(port, "min", min)
+	field(port, "max", max)
+	field(port, "inc", inc)
+end
+
+-- forward sets the inside port up to send the flows in range mode.
+function natgw.forward(s)
+	local p = s.inside
+	pktgen.set_proto(p, "udp")
+	pktgen.range.ip_proto(p, "udp")
+	if s.dst_mac ~= nil then
+		pktgen.range.dst_mac(p, "start", s.dst_mac)
+	end
+	range(pktgen.range.src_ip, p, natgw.num2ip(s.src), natgw.num2ip(s.src + s.sources - 1),
+		s.sources > 1 and "0.0.0.1" or "0.0.0.0")
+	range(pktgen.range.dst_ip, p, natgw.num2ip(s.dst), natgw.num2ip(s.dst + s.destinations - 1),
+		s.destinations > 1 and "0.0.0.1" or "0.0.0.0")
+	range(pktgen.range.src_port, p, s.sport, s.sport + s.sports - 1, s.sports > 1 and 1 or 0)
+	range(pktgen.range.dst_port, p, s.dport, s.dport, 0)
+	range(pktgen.range.pkt_size, p, s.size, s.size, 0)
+	pktgen.set(p, "rate", s.rate)
+	pktgen.set_range(p, "on")
+end
+
+-- stats returns the transmitted and received packet counts of a port.
+local function stats(port)
+	local st = pktgen.portStats(port, "port")[tonumber(port)]
+	return st.opackets, st.ipackets
+end
+
+-- preliminary sends every flow once and reports what natgw forwarded.
+function natgw.preliminary(s)
+	natgw.forward(s)
+	pktgen.set(s.inside, "count", s.flows)
+	pktgen.clr()
+	printf("natgw phase 1: %d flows (%d sources x %d servers x %d ports) at %d%% of line rate\n",
+		s.flows, s.sources, s.destinations, s.sports, s.rate)
+	pktgen.start(s.inside)
+	local waited = 0
+	while stats(s.inside) < s.flows and waited < s.timeout * 1000 do
+		pktgen.delay(100)
+		waited = waited + 100
+	end
+	pktgen.delay(1000) -- let the last packets through natgw
+	pktgen.stop(s.inside)
+	local tx = stats(s.inside)
+	local _, rx = stats(s.outside)
+	printf("natgw phase 1: sent %d, natgw forwarded %d, lost %d (%.4f%%) in about %d ms\n",
+		tx, rx, tx - rx, tx > 0 and 100 * (tx - rx) / tx or 0, waited)
+	if tx < s.flows then
+		printf("natgw phase 1: timed out before sending every flow (NATGW_TIMEOUT)\n")
+	end
+	printf("natgw phase 1: now fetch the flow list and write the return pcap (see the README)\n")
+end
+
+-- test runs the real test phase: flows forward, the pcap back.
+function natgw.test(s)
+	natgw.forward(s)
+	pktgen.set(s.inside, "count", 0)
+	pktgen.set(s.outside, "rate", s.rate)
+	pktgen.pcap(s.outside, "on")
+	pktgen.clr()
+	printf("natgw phase 2: %d flows forward, return pcap back, %d s at %d%% of line rate\n",
+		s.flows, s.duration, s.rate)
+	pktgen.start(s.inside .. "," .. s.outside)
+	pktgen.delay(s.duration * 1000)
+	pktgen.stop(s.inside .. "," .. s.outside)
+	pktgen.delay(1000)
+	local in_tx, in_rx = stats(s.inside)
+	local out_tx, out_rx = stats(s.outside)
+	printf("natgw phase 2: outbound sent %d, received %d, lost %d (%.2f Mpps received)\n",
+		in_tx, out_rx, in_tx - out_rx, out_rx / s.duration / 1e6)
+	printf("natgw phase 2: inbound sent %d, received %d, lost %d (%.2f Mpps received)\n",
+		out_tx, in_rx, out_tx - in_rx, in_rx / s.duration / 1e6)
+end
+
+-- main runs the phase NATGW_PHASE chooses.
+function natgw.main()
+	local s = natgw.settings()
+	if s.phase == 1 then
+		natgw.preliminary(s)
+	else
+		natgw.test(s)
+	end
+end
+
+-- Run when pktgen loads the script; a test harness that only wants the
+-- functions sets NATGW_LUA_NO_MAIN.
+if os.getenv("NATGW_LUA_NO_MAIN") == nil then
+	natgw.main()
+end
+
+return natgw
