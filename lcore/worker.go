@@ -317,11 +317,10 @@ func (w *Worker) ownerOf(p *Packet, l3 []byte) (int, bool) {
 		if !w.fragment(p, l3) {
 			return 0, false
 		}
-		if p.Flags&FlagFragPorts == 0 {
-			// A first fragment: its own ports decide below.
-		} else {
+		if p.Flags&FlagFragPorts != 0 {
 			return w.portOwner(p, l3, p.FragSport, p.FragDport), true
 		}
+		// A first fragment: its own ports decide below.
 	}
 	ip := nat.IPv4(l3)
 	hl := int(l3[0]&0x0F) * 4
