@@ -23,14 +23,14 @@ readonly PACKAGES=(
 	traceroute libdpdk-dev dpdk dpdk-dev pkg-config tcpdump procps
 	librte-net-af-packet23 librte-net-pcap23 librte-net-null23
 	librte-net-ring23 librte-mempool-ring23
-	python3 lua5.3
+	python3 lua5.3 shellcheck
 )
 # Commands that must work once the packages are in (package: command).
 readonly COMMANDS=(
 	iproute2:ip ethtool:ethtool iperf3:iperf3 curl:curl nftables:nft
 	netcat-openbsd:nc iputils-ping:ping traceroute:traceroute
 	dpdk-dev:dpdk-testpmd pkg-config:pkg-config tcpdump:tcpdump procps:sysctl
-	python3:python3 lua5.3:luac5.3
+	python3:python3 lua5.3:luac5.3 shellcheck:shellcheck
 )
 readonly HUGEPAGES="${NATGW_HUGEPAGES:-512}"
 readonly HUGEPAGES_SYSFS=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
