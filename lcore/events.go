@@ -67,17 +67,5 @@ func (l *exhaustLogger) event(p *nat.Policy, e nat.ExhaustEvent, now time.Time) 
 	l.log.Warn("SNAT ports exhausted: new flow dropped",
 		"member", nat.AddrFrom(e.Private).String(), "pool", p.PoolName(e.Scope),
 		"destination", fmt.Sprintf("%s:%d", nat.AddrFrom(e.Remote), e.RemotePort),
-		"protocol", protoName(e.Proto))
-}
-
-func protoName(p uint8) string {
-	switch p {
-	case nat.ProtoTCP:
-		return "tcp"
-	case nat.ProtoUDP:
-		return "udp"
-	case nat.ProtoICMP:
-		return "icmp"
-	}
-	return fmt.Sprint(p)
+		"protocol", nat.ProtoName(e.Proto))
 }

@@ -387,7 +387,7 @@ func (s *Server) flows(w http.ResponseWriter, r *http.Request) {
 func flowEntry(f *lcore.FlowInfo) FlowEntry {
 	ep := func(a uint32, p uint16) string { return netip.AddrPortFrom(nat.AddrFrom(a), p).String() }
 	return FlowEntry{
-		Protocol:    protocolName(f.Proto),
+		Protocol:    nat.ProtoName(f.Proto),
 		Private:     ep(f.Private, f.PrivatePort),
 		Public:      ep(f.Public, f.PublicPort),
 		Remote:      ep(f.Remote, f.RemotePort),
@@ -395,18 +395,6 @@ func flowEntry(f *lcore.FlowInfo) FlowEntry {
 		IdleSeconds: float64(f.Idle) / 1000,
 		Worker:      f.Worker,
 	}
-}
-
-func protocolName(p uint8) string {
-	switch p {
-	case nat.ProtoTCP:
-		return "tcp"
-	case nat.ProtoUDP:
-		return "udp"
-	case nat.ProtoICMP:
-		return "icmp"
-	}
-	return strconv.Itoa(int(p))
 }
 
 // stateName names a flow state for the API.

@@ -64,13 +64,10 @@ func (t *Translator) fragment(pkt []byte, sport, dport uint16, dir int, now Tick
 		k := InKey{Pub: ip.Dst(), Remote: ip.Src(), PubPort: dport, RemotePort: sport, Proto: proto}
 		idx = t.flows.LookupIn(&k)
 	}
-	if idx == 0 {
+	if idx = t.current(idx); idx == 0 {
 		return DropFragment
 	}
 	f := t.flows.Flow(idx)
-	if f.Gen != t.pol.Gen && !t.revalidate(idx, f) {
-		return DropFragment
-	}
 	t.flows.Touch(idx, now)
 	oldA, newA := f.Priv, f.Pub
 	if dir == DirIn {

@@ -66,13 +66,10 @@ func (t *Translator) icmpError(pi *pktInfo, dir int) Verdict {
 		}
 		idx = t.flows.LookupOut(&k)
 	}
-	if idx == 0 {
+	if idx = t.current(idx); idx == 0 {
 		return DropNoFlow
 	}
 	f := t.flows.Flow(idx)
-	if f.Gen != t.pol.Gen && !t.revalidate(idx, f) {
-		return DropNoFlow
-	}
 
 	// The quoted endpoint: its source going in, its destination going out.
 	oldA, newA, oldP, newP := f.Pub, f.Priv, f.PubPort, f.PrivPort

@@ -1,6 +1,8 @@
 package nat
 
 import (
+	"strconv"
+
 	"github.com/natgw/natgw/portalloc"
 )
 
@@ -361,13 +363,7 @@ func (t *Translator) finishOut(pi *pktInfo, idx uint32, now Tick) Verdict {
 	case kindICMPError:
 		return t.icmpErrorOut(pi)
 	}
-	var f *Flow
-	if idx != 0 {
-		f = t.flows.Flow(idx)
-		if f.Gen != t.pol.Gen && !t.revalidate(idx, f) {
-			idx = 0
-		}
-	}
+	idx = t.current(idx)
 	if idx == 0 {
 		if pi.kind == kindEcho && pi.icmpType == ICMPEchoReply {
 			return DropNoFlow // replies only to echoes an instance accepted
@@ -377,7 +373,7 @@ func (t *Translator) finishOut(pi *pktInfo, idx uint32, now Tick) Verdict {
 			return v
 		}
 	}
-	f = t.flows.Flow(idx)
+	f := t.flows.Flow(idx)
 	t.touch(idx, f, pi, true, now)
 	ip := pi.ip
 	ipCk := UpdateChecksum32(ip.Checksum(), f.Priv, f.Pub)
@@ -400,21 +396,14 @@ func (t *Translator) finishIn(pi *pktInfo, idx uint32, now Tick) Verdict {
 	case kindICMPError:
 		return t.icmpErrorIn(pi)
 	}
-	var f *Flow
-	if idx != 0 {
-		f = t.flows.Flow(idx)
-		if f.Gen != t.pol.Gen && !t.revalidate(idx, f) {
-			idx = 0
-		}
-	}
+	idx = t.current(idx)
 	if idx == 0 {
 		var v Verdict
 		if idx, v = t.createIn(pi, now); v != VerdictForward {
 			return v
 		}
 	}
-	f = t.flows.Flow(idx)
-	return t.forwardIn(pi, idx, f, now)
+	return t.forwardIn(pi, idx, t.flows.Flow(idx), now)
 }
 
 func (t *Translator) forwardIn(pi *pktInfo, idx uint32, f *Flow, now Tick) Verdict {
@@ -440,12 +429,7 @@ func (t *Translator) echoRequestIn(pi *pktInfo, now Tick) Verdict {
 	if in, ok := t.pol.InstanceByPublic(dst); ok && in.AllowsInbound(ProtoICMP, 0) {
 		pi.kind = kindEcho
 		k := InKey{Pub: dst, Remote: pi.ip.Src(), PubPort: pi.dport, Proto: ProtoICMP}
-		idx := t.flows.LookupIn(&k)
-		if idx != 0 {
-			if f := t.flows.Flow(idx); f.Gen != t.pol.Gen && !t.revalidate(idx, f) {
-				idx = 0
-			}
-		}
+		idx := t.current(t.flows.LookupIn(&k))
 		if idx == 0 {
 			var v Verdict
 			if idx, v = t.createIn(pi, now); v != VerdictForward {
@@ -639,6 +623,19 @@ func (t *Translator) exhausted(pi *pktInfo, src, dst uint32, scope uint16) {
 	}
 }
 
+// current returns idx when it names a flow of the running policy, or one
+// that re-validates against it, and 0 otherwise (no flow, or one expired
+// as reclaimed by revalidate).
+func (t *Translator) current(idx uint32) uint32 {
+	if idx == 0 {
+		return 0
+	}
+	if f := t.flows.Flow(idx); f.Gen != t.pol.Gen && !t.revalidate(idx, f) {
+		return 0
+	}
+	return idx
+}
+
 // revalidate checks a flow of an older policy generation against the
 // running policy: it stays if its private address still maps to the same
 // public address and its port is still its own, and is expired as
@@ -731,6 +728,19 @@ func initialState(proto uint8) uint8 {
 		return StateUDP
 	}
 	return StateICMP
+}
+
+// ProtoName returns the protocol's name as the API and logs write it.
+func ProtoName(proto uint8) string {
+	switch proto {
+	case ProtoTCP:
+		return "tcp"
+	case ProtoUDP:
+		return "udp"
+	case ProtoICMP:
+		return "icmp"
+	}
+	return strconv.Itoa(int(proto))
 }
 
 // ProtoIndex maps TCP, UDP and ICMP to 0, 1, 2 for per-protocol counters.
