@@ -43,8 +43,12 @@ test-unit: lint
 demo: deps
 	scripts/demo.sh
 
+# bench runs the benchmark of SPEC §9 (root, DPDK; scripts/bench.sh): the Go
+# micro-benchmarks of nat and portalloc, natgw's DPDK throughput harness
+# (scripts/benchharness) and dpdk-testpmd on the same virtual devices, and
+# writes bench/report.md and bench/report.json. See BENCHMARKS.md.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./nat/... ./portalloc/...
+	GO="$(GO)" scripts/bench.sh
 
 clean:
 	rm -rf bin

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# bench.sh — natgw's benchmark (SPEC §9, issues 4 and 6), run by `make bench`.
+#
+# Usage: scripts/bench.sh [--quick] [--help]
+#
+#   --quick   1 K flows only, 3 s per measurement, short Go benchmarks (a
+#             smoke test of the whole chain; the report says so)
+#
+# Runs, as root, on any Linux host with DPDK (Debian: scripts/install-deps.sh
+# installs it; nothing is installed silently by this script itself):
+#   1. the Go micro-benchmarks of nat and portalloc (go test -bench);
+#   2. the DPDK throughput harness (scripts/benchharness, natgw's real
+#      runtime and DPDK driver, one worker core): 64-byte UDP frames of
+#      established flows from a net_pcap infinite_rx source into a net_null
+#      sink, outbound and inbound, at each flow count;
+#   3. dpdk-testpmd --forward-mode=macswap on the same vdevs and pcap files,
+#      one forwarding core, for the same time;
+# and writes bench/report.md and bench/report.json.
+#
+# Environment (defaults in brackets):
+#   NATGW_BENCH_FLOWS      flow counts ["1000 1000000"]
+#   NATGW_BENCH_DURATION   seconds measured per direction [10]
+#   NATGW_BENCH_WARMUP     seconds of warm-up before measuring [2]
+#   NATGW_BENCH_CPU        CPU of natgw's worker and testpmd's forwarding core [last CPU]
+#   NATGW_BENCH_HUGEPAGES  2 MB hugepages to reserve while running [2048]; the
+#                          previous number is restored on exit
+#   NATGW_BENCH_PROFILE    1: CPU profiles of natgw's measured intervals, kept in
+#                          the work directory (go tool pprof WORK/benchharness WORK/natgw-*.pprof)
+#   NATGW_BENCH_WORK       work directory (pcaps, raw results, logs) [mktemp -d]
+#   NATGW_BENCH_OUT        report directory [bench]
+#   NATGW_BENCH_GOBENCHTIME  go test -benchtime [1s]
+#   GO                     go command [go]
+set -euo pipefail
+
+readonly HUGEPAGES_SYSFS=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
+readonly FREE_SYSFS=/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages
+
+die() {
+	printf 'bench: error: %s\n' "$*" >&2
+	exit 1
+}
+
+say() { printf 'bench: %s\n' "$*"; }
+
+usage() { sed -n '2,30s/^# \{0,1\}//p' "$0"; }
+
+quick=0
+while (($# > 0)); do
+	case "$1" in
+	--quick) quick=1 ;;
+	--help | -h)
+		usage
+		exit 0
+		;;
+	*)
+		usage >&2
+		die "unknown argument: $1"
+		;;
+	esac
+	shift
+done
+
+((EUID == 0)) || die "must run as root (DPDK needs hugepages): try sudo $0"
+cd "$(dirname "$0")/.."
+
+GO="${GO:-go}"
+flows="${NATGW_BENCH_FLOWS:-1000 1000000}"
+duration="${NATGW_BENCH_DURATION:-10}"
+warmup="${NATGW_BENCH_WARMUP:-2}"
+gobenchtime="${NATGW_BENCH_GOBENCHTIME:-1s}"
+ncpu="$(nproc)"
+cpu="${NATGW_BENCH_CPU:-$((ncpu - 1))}"
+want_pages="${NATGW_BENCH_HUGEPAGES:-2048}"
+out="${NATGW_BENCH_OUT:-bench}"
+notes=()
+if ((quick)); then
+	flows=1000 duration=3 warmup=1 gobenchtime=100ms
+	notes+=("--quick run: 1 K flows, 3 s per measurement, Go benchmarks at -benchtime 100ms; not a reference run")
+fi
+[[ "$duration" =~ ^[0-9]+$ && "$warmup" =~ ^[0-9]+$ && "$want_pages" =~ ^[0-9]+$ && "$cpu" =~ ^[0-9]+$ ]] ||
+	die "NATGW_BENCH_DURATION, _WARMUP, _HUGEPAGES and _CPU must be numbers"
+((cpu < ncpu)) || die "NATGW_BENCH_CPU=$cpu: this machine has CPUs 0-$((ncpu - 1))"
+# EAL's main lcore goes on another CPU than the measured core.
+main_lcore=0
+((cpu != 0)) || main_lcore=1
+((ncpu > 1)) || die "needs at least 2 CPUs: one measured core, one for EAL's main lcore and natgw's management core"
+
+# 1. Dependencies (DPDK, dpdk-testpmd, hugetlbfs): the project's installer.
+scripts/install-deps.sh
+
+# 2. Hugepages: net_pcap with infinite_rx keeps a whole pcap in mbufs (1 M
+# frames: about 2.5 GB). Raise the reservation for the run, restore it after.
+orig_pages="$(cat "$HUGEPAGES_SYSFS")"
+restore_pages() {
+	if [[ -n "${orig_pages:-}" && "$(cat "$HUGEPAGES_SYSFS")" != "$orig_pages" ]]; then
+		echo "$orig_pages" >"$HUGEPAGES_SYSFS" || true
+	fi
+}
+work="${NATGW_BENCH_WORK:-}"
+cleanup() {
+	restore_pages
+	if [[ -z "${NATGW_BENCH_WORK:-}" && "${NATGW_BENCH_PROFILE:-0}" != 1 && -n "${work:-}" ]]; then
+		rm -rf "$work"
+	fi
+}
+trap cleanup EXIT
+if ((orig_pages < want_pages)); then
+	say "reserving $want_pages hugepages of 2 MB for the run (was $orig_pages; restored on exit)"
+	echo "$want_pages" >"$HUGEPAGES_SYSFS"
+fi
+max_flows=0
+for f in $flows; do
+	[[ "$f" =~ ^[0-9]+$ ]] || die "NATGW_BENCH_FLOWS: '$f' is not a number"
+	((f > max_flows)) && max_flows=$f
+done
+# About 2.4 KB per mbuf (2176-byte buffers), plus 256 MB for the rest.
+need_pages=$(((max_flows + 16384) * 2400 / 2097152 + 128))
+free_pages="$(cat "$FREE_SYSFS")"
+((free_pages >= need_pages)) ||
+	die "$free_pages free hugepages of 2 MB, the largest run needs about $need_pages: raise NATGW_BENCH_HUGEPAGES or lower NATGW_BENCH_FLOWS"
+
+if [[ -z "$work" ]]; then
+	work="$(mktemp -d /tmp/natgw-bench.XXXXXX)"
+else
+	mkdir -p "$work"
+fi
+rm -f "$work"/natgw-*.json "$work"/testpmd-*.json
+mkdir -p "$out"
+say "work directory: $work"
+
+# 3. The harness (needs the DPDK build tag).
+pkg-config --exists libdpdk || die "pkg-config libdpdk fails: DPDK is not installed (scripts/install-deps.sh)"
+"$GO" build -tags dpdk -o "$work/benchharness" ./scripts/benchharness
+
+# 4. Go micro-benchmarks of the translation path and port allocation.
+say "Go micro-benchmarks (nat, portalloc), -benchtime $gobenchtime"
+"$GO" test -run '^$' -bench . -benchmem -benchtime "$gobenchtime" ./nat/... ./portalloc/... | tee "$work/gobench.txt"
+
+# 5. natgw, then testpmd on the pcaps natgw's run wrote, per flow count.
+profile=()
+[[ "${NATGW_BENCH_PROFILE:-0}" == 1 ]] && profile=(-cpuprofile)
+for f in $flows; do
+	say "natgw: $f flows, one worker on CPU $cpu, ${warmup}s warm-up + ${duration}s per direction"
+	"$work/benchharness" natgw -dir "$work" -flows "$f" -duration "$duration" -warmup "$warmup" \
+		-cpu "$cpu" -l "$main_lcore" "${profile[@]}" 2>"$work/natgw-$f.log" ||
+		{
+			tail -n 20 "$work/natgw-$f.log" >&2
+			die "natgw harness failed ($f flows): log in $work/natgw-$f.log"
+		}
+	for dir in out in; do
+		say "testpmd macswap: $dir-$f.pcap"
+		"$work/benchharness" testpmd -pcap "$work/$dir-$f.pcap" -o "$work/testpmd-$dir-$f.json" \
+			-duration "$duration" -warmup "$warmup" -l "$main_lcore,$cpu" -log "$work/testpmd-$dir-$f.log" ||
+			die "testpmd failed on $dir-$f.pcap: log in $work/testpmd-$dir-$f.log"
+	done
+done
+
+# 6. The report.
+note_args=()
+for n in "${notes[@]}"; do
+	note_args+=(-note "$n")
+done
+"$work/benchharness" report -dir "$work" -gobench "$work/gobench.txt" -md "$out/report.md" -json "$out/report.json" -repo . "${note_args[@]}"
+if [[ -n "${NATGW_BENCH_WORK:-}" || "${NATGW_BENCH_PROFILE:-0}" == 1 ]]; then
+	say "raw results, pcaps, profiles and logs kept in $work"
+fi

@@ -1,0 +1,534 @@
+//go:build dpdk
+
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/natgw/natgw/lcore"
+	"github.com/natgw/natgw/lcore/dpdk"
+	"github.com/natgw/natgw/nat"
+)
+
+func init() { subcommands["natgw"] = cmdNatgw }
+
+// Sizing of the packet mempool. net_pcap with infinite_rx keeps every
+// frame of its pcap in an mbuf of the queue's mempool — natgw's — so the
+// mempool must hold a whole pcap plus natgw's working set.
+const (
+	// mbufReserve is what natgw's queues, stashes, descriptor pools and
+	// lcore caches may hold besides the pcap's frames.
+	mbufReserve = 6144
+	// maxDesc is the largest ring size a uint16 descriptor count allows.
+	maxDesc = 65535
+)
+
+// natgwOptions are the natgw subcommand's flags.
+type natgwOptions struct {
+	Flows      int
+	Dir        string
+	Warmup     int
+	Duration   int
+	CPU        int
+	Lcores     string
+	CPUProfile bool
+	Seed       uint64
+	Out        string
+}
+
+// cmdNatgw is the "natgw" subcommand: one flow count, outbound then
+// inbound.
+func cmdNatgw(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("natgw", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o natgwOptions
+	fs.IntVar(&o.Flows, "flows", 1000, "established flows (and frames in the pcap)")
+	fs.StringVar(&o.Dir, "dir", "", "work directory for pcaps, configuration and results")
+	fs.IntVar(&o.Warmup, "warmup", 2, "seconds of traffic after the flows exist, before measuring")
+	fs.IntVar(&o.Duration, "duration", 10, "seconds measured per direction")
+	fs.IntVar(&o.CPU, "cpu", 1, "CPU the worker thread is pinned to (-1: not pinned)")
+	fs.StringVar(&o.Lcores, "l", "0", "EAL -l (main lcore; keep it off the worker's CPU)")
+	fs.BoolVar(&o.CPUProfile, "cpuprofile", false, "write a CPU profile of each measured interval to the work directory")
+	fs.Uint64Var(&o.Seed, "seed", 1, "seed of the pcap's frame order")
+	fs.StringVar(&o.Out, "o", "", "result file (default DIR/natgw-FLOWS.json)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if o.Dir == "" || fs.NArg() != 0 || o.Warmup < 0 || o.Duration < 1 {
+		return errors.New("usage: benchharness natgw -dir WORK [-flows K] [-duration S] [-warmup S] [-cpu N]")
+	}
+	if o.Out == "" {
+		o.Out = filepath.Join(o.Dir, fmt.Sprintf("natgw-%d.json", o.Flows))
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	res, err := runNatgw(o, log)
+	if err != nil {
+		return err
+	}
+	for _, ph := range res.Phases {
+		fmt.Fprintf(stdout, "natgw %d flows %s: %.2f Mpps (drops: %s)\n", res.Flows, ph.Direction, ph.Mpps, formatDrops(ph.Drops))
+	}
+	return writeJSON(o.Out, res)
+}
+
+// runNatgw runs both phases of one flow count.
+func runNatgw(o natgwOptions, log *slog.Logger) (natgwRun, error) {
+	t, err := newTraffic(o.Flows)
+	if err != nil {
+		return natgwRun{}, err
+	}
+	paths := pcapPaths{
+		Out:   filepath.Join(o.Dir, fmt.Sprintf("out-%d.pcap", o.Flows)),
+		In:    filepath.Join(o.Dir, fmt.Sprintf("in-%d.pcap", o.Flows)),
+		Spare: spareName(filepath.Join(o.Dir, "x")),
+	}
+	if err := writeTrafficPcaps(t, paths, o.Seed); err != nil {
+		return natgwRun{}, err
+	}
+	ealArgs := []string{"-l", o.Lcores, "--no-pci",
+		"--vdev=" + pcapVdev("net_pcap0", paths.Out, paths.Spare),
+		"--vdev=" + pcapVdev("net_pcap1", paths.In, paths.Spare),
+		"--vdev=net_null0,no-rx=1", "--vdev=net_null1,no-rx=1"}
+	cfg, err := t.config("net_pcap0", "net_null0", ealArgs)
+	if err != nil {
+		return natgwRun{}, err
+	}
+	if err := os.WriteFile(filepath.Join(o.Dir, fmt.Sprintf("natgw-%d.toml", o.Flows)),
+		[]byte(t.configTOML("net_pcap0", "net_null0", ealArgs)), 0o644); err != nil {
+		return natgwRun{}, err
+	}
+	pol, err := nat.Compile(cfg, nil)
+	if err != nil {
+		return natgwRun{}, err
+	}
+	static, err := staticNeighbors(cfg)
+	if err != nil {
+		return natgwRun{}, err
+	}
+	dcfg := mempoolConfig(o.Flows + mbufReserve)
+	dcfg.EALArgs, dcfg.Workers, dcfg.Log = ealArgs, 1, log
+	res := natgwRun{
+		Flows: o.Flows, Sources: t.Sources, PoolMembers: t.poolMembers(), FlowCapacity: cfg.Dataplane.FlowCapacity,
+		Burst: lcore.Burst, Warmup: o.Warmup, Duration: o.Duration, EALArgs: ealArgs, WorkerCPU: o.CPU, Pcaps: paths,
+		Mbufs: mempoolSizeOf(dcfg),
+	}
+	// The worker spins on one thread; the management loop, the sampling
+	// and Go's runtime need another.
+	if runtime.GOMAXPROCS(0) < 2 {
+		runtime.GOMAXPROCS(2)
+	}
+	b := &bench{opts: o, log: log, traffic: t}
+	defer b.close()
+	if err := b.start(dcfg, pol, cfg.Dataplane.FlowCapacity, static); err != nil {
+		return res, err
+	}
+	out, setup, err := b.outbound()
+	if err != nil {
+		return res, err
+	}
+	res.FlowSetupSeconds = setup.Seconds()
+	res.TranslatorBytes = b.rt.Workers[0].Translator().MemoryBytes()
+	res.Phases = append(res.Phases, out)
+	if err := b.writeReplies(paths.In); err != nil {
+		return res, err
+	}
+	in, err := b.inbound()
+	if err != nil {
+		return res, err
+	}
+	res.Phases = append(res.Phases, in)
+	return res, nil
+}
+
+// mempoolConfig returns a driver configuration whose mempool holds at
+// least need mbufs. dpdk.Config has no mbuf count of its own: the
+// mempool is sized from ports, workers and ring sizes (MempoolSize), so
+// a larger one is asked for with the largest rings (net_pcap and net_null
+// ignore ring sizes) and, beyond that, more ports sharing the mempool.
+func mempoolConfig(need int) dpdk.Config {
+	c := dpdk.Config{Ports: 2, Workers: 1, RxDesc: dpdk.DefaultRxDesc, TxDesc: dpdk.DefaultTxDesc}
+	if dpdk.MempoolSize(c.Ports, 1, c.RxDesc, c.TxDesc) >= need {
+		return c
+	}
+	c.RxDesc, c.TxDesc = maxDesc, maxDesc
+	for dpdk.MempoolSize(c.Ports, 1, maxDesc, maxDesc) < need {
+		c.Ports++
+	}
+	return c
+}
+
+// mempoolSizeOf returns the mbufs of the mempool a configuration gets.
+func mempoolSizeOf(c dpdk.Config) int {
+	return dpdk.MempoolSize(c.Ports, c.Workers, c.RxDesc, c.TxDesc)
+}
+
+// writeTrafficPcaps writes the outbound pcap (every flow once, in a fixed
+// pseudo-random order), the spare one-frame pcap and a placeholder for
+// the replies with as many frames as there are flows: net_pcap opens
+// every rx_pcap file when EAL probes the vdevs, before any flow exists;
+// it counts the frames of the file it opened when natgw opens the port
+// and then reopens the file by name to load them (pcap_ethdev.c,
+// count_packets_in_pcap), so writeReplies renames the real replies over
+// the placeholder before the reply device is opened, and the counts
+// match.
+func writeTrafficPcaps(t traffic, p pcapPaths, seed uint64) error {
+	buf := make([]byte, frameLen)
+	if _, err := writePcapFile(p.Spare, func(yield func([]byte) bool) {
+		yield(outboundFrame(buf, t.flow(0)))
+	}); err != nil {
+		return err
+	}
+	order := t.order(seed)
+	if _, err := writePcapFile(p.Out, func(yield func([]byte) bool) {
+		for _, i := range order {
+			if !yield(outboundFrame(buf, t.flow(i))) {
+				return
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	_, err := writePcapFile(p.In, func(yield func([]byte) bool) {
+		f := outboundFrame(buf, t.flow(0))
+		for range t.Flows {
+			if !yield(f) {
+				return
+			}
+		}
+	})
+	return err
+}
+
+// bench is one natgw benchmark process: the DPDK session, the devices,
+// the runtime and the worker loop.
+type bench struct {
+	opts    natgwOptions
+	log     *slog.Logger
+	traffic traffic
+	session *dpdk.Session
+	devs    map[string]*dpdk.Port
+	inside  *splitPort
+	outside *splitPort
+	policy  nat.PolicyHolder
+	rt      *lcore.Runtime
+	mgr     chan struct{}
+	worker  *workerLoop
+}
+
+// start brings up EAL, the source and sink devices, the runtime's
+// management loop and the worker loop (paused).
+func (b *bench) start(dcfg dpdk.Config, pol *nat.Policy, capacity int, static []lcore.StaticNeighbor) error {
+	s, err := dpdk.Start(dcfg)
+	if err != nil {
+		return err
+	}
+	b.session = s
+	b.devs = map[string]*dpdk.Port{}
+	for _, d := range []struct {
+		name string
+		side uint8
+	}{{"net_pcap0", lcore.PortInside}, {"net_null0", lcore.PortOutside}, {"net_null1", lcore.PortInside}} {
+		if err := b.open(d.name, d.side); err != nil {
+			return err
+		}
+	}
+	b.inside = newSplitPort("inside", b.devs["net_null1"], 1)
+	b.outside = newSplitPort("outside", b.devs["net_null0"], 1)
+	if err := errors.Join(b.inside.check(), b.outside.check()); err != nil {
+		return err
+	}
+	b.inside.SetSource(b.devs["net_pcap0"])
+	b.policy.Store(pol)
+	b.rt, err = lcore.NewRuntime(lcore.RuntimeConfig{
+		Workers: 1, Ports: [lcore.NumPorts]lcore.Port{b.inside, b.outside}, Policy: &b.policy,
+		FlowCapacity: capacity, Static: static, Log: b.log,
+	})
+	if err != nil {
+		return err
+	}
+	b.mgr = make(chan struct{})
+	go func() { defer close(b.mgr); b.rt.Manager.Run() }()
+	// The workers must see the static neighbours before the first frame,
+	// or the first frames are dropped while the gateway is "resolved".
+	deadline := time.Now().Add(10 * time.Second)
+	for len(b.rt.Manager.Neighbors()) < len(static) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the management loop published %d of %d static neighbours", len(b.rt.Manager.Neighbors()), len(static))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.worker = newWorkerLoop(b.rt.Workers[0], b.opts.CPU)
+	return nil
+}
+
+// open opens a device and remembers it.
+func (b *bench) open(name string, side uint8) error {
+	p, err := b.session.OpenPort(dpdk.PortOptions{Name: name, Side: side})
+	if err != nil {
+		return err
+	}
+	b.devs[name] = p
+	return nil
+}
+
+// closeDev closes a device the worker no longer uses.
+func (b *bench) closeDev(name string) error {
+	p, ok := b.devs[name]
+	if !ok {
+		return nil
+	}
+	delete(b.devs, name)
+	return p.Close()
+}
+
+// close stops everything in order: worker, management loop, devices, EAL.
+func (b *bench) close() {
+	if b.worker != nil {
+		b.worker.pause()
+		b.worker.close()
+	}
+	if b.mgr != nil {
+		b.rt.Manager.Stop()
+		<-b.mgr
+	}
+	for name := range b.devs {
+		if err := b.closeDev(name); err != nil {
+			b.log.Warn("closing device", "device", name, "error", err)
+		}
+	}
+	if b.session != nil {
+		if err := b.session.Close(); err != nil {
+			b.log.Warn("closing the DPDK session", "error", err)
+		}
+	}
+}
+
+// outbound runs the outbound phase: the first pass over the pcap creates
+// the flows, then warm-up, then the measured interval.
+func (b *bench) outbound() (phaseResult, time.Duration, error) {
+	w := b.rt.Workers[0]
+	start := time.Now()
+	b.worker.start()
+	want := uint64(b.traffic.Flows)
+	deadline := start.Add(2*time.Minute + time.Duration(b.traffic.Flows/100_000)*time.Second)
+	for flowsCreated(w) < want {
+		if time.Now().After(deadline) {
+			return phaseResult{}, 0, fmt.Errorf("outbound: %d of %d flows created after %s (drops: %s)",
+				flowsCreated(w), want, time.Since(start).Round(time.Second), formatDrops(verdictDrops(w, nil)))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	setup := time.Since(start)
+	time.Sleep(time.Duration(b.opts.Warmup) * time.Second)
+	ph, err := b.measure("out", nat.DirOut)
+	b.worker.pause()
+	b.inside.SetSource(nil)
+	if err != nil {
+		return ph, setup, err
+	}
+	if got := w.Counters.FlowsActive[nat.ProtoIndex(nat.ProtoUDP)].Load(); got != want {
+		return ph, setup, fmt.Errorf("outbound: %d UDP flows active, want %d", got, want)
+	}
+	return ph, setup, nil
+}
+
+// writeReplies writes the reply to every flow of the (stopped) worker's
+// table, in a fixed pseudo-random order, over the placeholder pcap.
+func (b *bench) writeReplies(path string) error {
+	w := b.rt.Workers[0]
+	flows := make([]nat.Flow, 0, b.traffic.Flows)
+	w.Translator().Flows().Range(func(_ uint32, f *nat.Flow) bool {
+		flows = append(flows, *f)
+		return true
+	})
+	if len(flows) != b.traffic.Flows {
+		return fmt.Errorf("flow table holds %d flows, want %d (the reply pcap must have as many frames as the placeholder)",
+			len(flows), b.traffic.Flows)
+	}
+	rng := rand.New(rand.NewPCG(b.opts.Seed, 0x7265706c))
+	rng.Shuffle(len(flows), func(i, j int) { flows[i], flows[j] = flows[j], flows[i] })
+	buf := make([]byte, frameLen)
+	n, err := writePcapFile(path, func(yield func([]byte) bool) {
+		for i := range flows {
+			if !yield(replyFrame(buf, &flows[i])) {
+				return
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if n != len(flows) {
+		return fmt.Errorf("wrote %d reply frames of %d", n, len(flows))
+	}
+	return nil
+}
+
+// inbound frees the outbound source's frames, opens the reply source and
+// measures the inbound direction.
+func (b *bench) inbound() (phaseResult, error) {
+	if err := b.closeDev("net_pcap0"); err != nil {
+		return phaseResult{}, err
+	}
+	if err := b.open("net_pcap1", lcore.PortOutside); err != nil {
+		return phaseResult{}, fmt.Errorf("opening the reply source: %w", err)
+	}
+	b.outside.SetSource(b.devs["net_pcap1"])
+	w := b.rt.Workers[0]
+	b.worker.start()
+	// One full pass over the replies, then the warm-up.
+	deadline := time.Now().Add(2 * time.Minute)
+	for w.Counters.RxPackets.Load() < 2*uint64(b.traffic.Flows) {
+		if time.Now().After(deadline) {
+			return phaseResult{}, errors.New("inbound: the reply source delivered less than one pass in 2 minutes")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(time.Duration(b.opts.Warmup) * time.Second)
+	ph, err := b.measure("in", nat.DirIn)
+	b.worker.pause()
+	b.outside.SetSource(nil)
+	if err != nil {
+		return ph, err
+	}
+	if ph.Drops[nat.DropNoFlow.String()] > 0 {
+		return ph, fmt.Errorf("inbound: %d replies matched no flow: the reply pcap does not match the flow table", ph.Drops[nat.DropNoFlow.String()])
+	}
+	return ph, nil
+}
+
+// measure samples the worker's counters once a second for the configured
+// duration and returns the direction's rate.
+func (b *bench) measure(name string, dir int) (phaseResult, error) {
+	w := b.rt.Workers[0]
+	c := &w.Counters
+	if b.opts.CPUProfile {
+		f, err := os.Create(filepath.Join(b.opts.Dir, fmt.Sprintf("natgw-%d-%s.pprof", b.traffic.Flows, name)))
+		if err != nil {
+			return phaseResult{}, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return phaseResult{}, err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	var before [nat.NumVerdicts]uint64
+	verdictDrops(w, &before)
+	t0, p0, rx0 := time.Now(), c.Packets[dir].Load(), c.RxPackets.Load()
+	ph := phaseResult{Direction: name}
+	tPrev, pPrev := t0, p0
+	for i := 0; i < b.opts.Duration; i++ {
+		time.Sleep(time.Until(t0.Add(time.Duration(i+1) * time.Second)))
+		t, p := time.Now(), c.Packets[dir].Load()
+		ph.Samples = append(ph.Samples, float64(p-pPrev)/t.Sub(tPrev).Seconds()/1e6)
+		tPrev, pPrev = t, p
+	}
+	ph.Packets, ph.Seconds, ph.RxPackets = pPrev-p0, tPrev.Sub(t0).Seconds(), c.RxPackets.Load()-rx0
+	ph.Mpps = float64(ph.Packets) / ph.Seconds / 1e6
+	ph.Drops = verdictDrops(w, &before)
+	ph.FlowsActive = c.FlowsActive[nat.ProtoIndex(nat.ProtoUDP)].Load()
+	if ph.Packets == 0 {
+		return ph, fmt.Errorf("%s: no packet translated in %d s (drops: %s)", name, b.opts.Duration, formatDrops(ph.Drops))
+	}
+	return ph, nil
+}
+
+// flowsCreated returns the worker's created flows, all protocols.
+func flowsCreated(w *lcore.Worker) uint64 {
+	var n uint64
+	for i := range w.Counters.FlowsCreated {
+		n += w.Counters.FlowsCreated[i].Load()
+	}
+	return n
+}
+
+// verdictDrops returns the worker's drops by reason since before (all
+// drops when before is nil) and stores the current counts in before.
+func verdictDrops(w *lcore.Worker, before *[nat.NumVerdicts]uint64) map[string]uint64 {
+	out := map[string]uint64{}
+	for v := nat.Verdict(0); v < nat.NumVerdicts; v++ {
+		n := w.Counters.Verdicts[v].Load()
+		d := n
+		if before != nil {
+			d = n - before[v]
+			before[v] = n
+		}
+		if v.IsDrop() && d > 0 {
+			out[v.String()] = d
+		}
+	}
+	return out
+}
+
+// workerLoop runs a worker's PollOnce on one goroutine, locked to its OS
+// thread and pinned to a CPU, in phases: Worker.Run's loop (with
+// IdleWait 0, as natgw runs DPDK workers), which can be paused so the
+// harness can read the flow table and switch sources, and resumed on the
+// same thread (so the thread registered with EAL keeps its lcore id and
+// mempool cache). Worker.Stop is final, hence this loop instead of
+// Runtime.Start.
+type workerLoop struct {
+	w      *lcore.Worker
+	stop   atomic.Bool
+	run    chan struct{}
+	paused chan struct{}
+	active bool
+}
+
+func newWorkerLoop(w *lcore.Worker, cpu int) *workerLoop {
+	l := &workerLoop{w: w, run: make(chan struct{}), paused: make(chan struct{})}
+	go l.loop(cpu)
+	return l
+}
+
+func (l *workerLoop) loop(cpu int) {
+	// The goroutine ends locked: its pinned thread exits with it.
+	runtime.LockOSThread()
+	if cpu >= 0 {
+		var set unix.CPUSet
+		set.Set(cpu)
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			slog.Warn("pinning the worker thread", "cpu", cpu, "error", err)
+		}
+	}
+	for range l.run {
+		for !l.stop.Load() {
+			l.w.PollOnce()
+		}
+		l.paused <- struct{}{}
+	}
+}
+
+// start resumes polling.
+func (l *workerLoop) start() {
+	l.stop.Store(false)
+	l.run <- struct{}{}
+	l.active = true
+}
+
+// pause stops polling and waits until the worker is between polls.
+func (l *workerLoop) pause() {
+	if !l.active {
+		return
+	}
+	l.stop.Store(true)
+	<-l.paused
+	l.active = false
+}
+
+// close ends the loop's goroutine (paused first).
+func (l *workerLoop) close() { close(l.run) }
