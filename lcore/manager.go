@@ -374,7 +374,7 @@ func (m *Manager) publish() {
 	for addr, e := range m.table {
 		macs[addr] = e.mac
 	}
-	m.neigh.Store(&Neighbors{Gateway: m.pol.Load().Gateway, macs: macs})
+	m.neigh.Store(NewNeighbors(m.pol.Load().Gateway, macs))
 }
 
 // Neighbors returns a copy of the neighbour table for the API: address,
@@ -382,11 +382,7 @@ func (m *Manager) publish() {
 func (m *Manager) Neighbors() map[netip.Addr][6]byte {
 	return maps.Collect(func(yield func(netip.Addr, [6]byte) bool) {
 		n := m.neigh.Load()
-		for a, mac := range n.macs {
-			if !yield(nat.AddrFrom(a), mac) {
-				return
-			}
-		}
+		n.Range(func(a uint32, mac [6]byte) bool { return yield(nat.AddrFrom(a), mac) })
 	})
 }
 

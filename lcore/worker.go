@@ -104,7 +104,7 @@ type Worker struct {
 	sweeping    bool
 	// gleaned caches inside sources recently offered to the management
 	// core for learning (direct-mapped by address).
-	gleaned [256]uint32
+	gleaned [4096]uint32
 
 	// Counters are the published counters.
 	Counters WorkerCounters
@@ -446,13 +446,15 @@ func (w *Worker) translateInOrder(port uint8, pkts []*Packet, l3s [][]byte, verd
 // egress port: to the gateway going out, to the private host coming in.
 func (w *Worker) forward(p *Packet, l3 []byte, egress uint8, neigh *Neighbors) {
 	ip := nat.IPv4(l3)
-	var next uint32
+	next := ip.Dst()
+	var mac [6]byte
+	var ok bool
 	if egress == PortOutside {
 		next = neigh.Gateway
+		mac, ok = neigh.GatewayMAC()
 	} else {
-		next = ip.Dst()
+		mac, ok = neigh.Lookup(next)
 	}
-	mac, ok := neigh.Lookup(next)
 	if !ok {
 		w.drop(p, nat.DropNoNeighbor)
 		w.resolve(next)
@@ -497,7 +499,7 @@ func (w *Worker) answerLocal(p *Packet) {
 // glean offers an inside source's MAC to the management core the first
 // time the worker sees the address (and when the cache slot was reused).
 func (w *Worker) glean(src uint32, eth nat.Ethernet) {
-	slot := &w.gleaned[(src*2654435761)>>24]
+	slot := &w.gleaned[(src*2654435761)>>20]
 	if *slot == src {
 		return
 	}

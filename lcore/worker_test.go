@@ -491,3 +491,39 @@ func TestIdleResetSendsRSTBothWays(t *testing.T) {
 	check(tb.out.Sent(), macGw, fe1, server, 1500, 80, 1001)
 	assert.Equal(t, uint64(2), tb.rt.Manager.Stats.Resets.Load())
 }
+
+func TestNeighborsTable(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{0, 1, 7, 100, 5000} {
+		want := map[uint32][6]byte{}
+		for len(want) < n {
+			a := rng.Uint32() | 1
+			want[a] = [6]byte{2, byte(a), byte(a >> 8), byte(a >> 16), byte(a >> 24), 9}
+		}
+		var gw uint32 = 1
+		for a := range want {
+			gw = a
+			break
+		}
+		nb := NewNeighbors(gw, want)
+		assert.Equal(t, n, nb.Len())
+		for a, mac := range want {
+			got, ok := nb.Lookup(a)
+			require.True(t, ok)
+			require.Equal(t, mac, got)
+		}
+		for i := 0; i < 1000; i++ {
+			a := rng.Uint32() &^ 1 // even: never in want
+			_, ok := nb.Lookup(a)
+			require.False(t, ok)
+		}
+		_, ok := nb.Lookup(0)
+		assert.False(t, ok, "0 is never a neighbour")
+		mac, ok := nb.GatewayMAC()
+		assert.Equal(t, n > 0, ok)
+		assert.Equal(t, want[gw], mac)
+		seen := 0
+		nb.Range(func(uint32, [6]byte) bool { seen++; return true })
+		assert.Equal(t, n, seen)
+	}
+}
