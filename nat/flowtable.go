@@ -201,9 +201,10 @@ func (t *FlowTable) lookupInBurst(keys []InKey, out []uint32) {
 // so that the following lookups find them in cache.
 func (t *FlowTable) touch(tags, cand *[lookupBurst]uint32, n int, x *flowIndex) {
 	slots := x.slots
-	mask := uint32(len(slots) - 1)
 	for j := 0; j < n && j < lookupBurst; j++ {
-		cand[j] = slots[(tags[j]>>x.shift)&mask].flow
+		if h := x.home(tags[j]); h < uint32(len(slots)) {
+			cand[j] = slots[h].flow
+		}
 	}
 	flows := t.flows
 	var sink uint32
@@ -220,10 +221,10 @@ func (t *FlowTable) touch(tags, cand *[lookupBurst]uint32, n int, x *flowIndex) 
 
 // findOut probes the out index for k, whose tag is tag.
 func (t *FlowTable) findOut(k *OutKey, tag uint32) uint32 {
-	slots := t.out.slots
-	mask := uint32(len(slots) - 1)
-	for p := tag >> t.out.shift; ; p++ {
-		s := slots[p&mask]
+	x := &t.out
+	slots := x.slots[:x.size]
+	for p := x.home(tag); ; p = x.next(p) {
+		s := slots[p]
 		if s.tag == tag {
 			if s.flow < uint32(len(t.flows)) {
 				f := &t.flows[s.flow]
@@ -240,10 +241,10 @@ func (t *FlowTable) findOut(k *OutKey, tag uint32) uint32 {
 
 // findIn probes the in index for k, whose tag is tag.
 func (t *FlowTable) findIn(k *InKey, tag uint32) uint32 {
-	slots := t.in.slots
-	mask := uint32(len(slots) - 1)
-	for p := tag >> t.in.shift; ; p++ {
-		s := slots[p&mask]
+	x := &t.in
+	slots := x.slots[:x.size]
+	for p := x.home(tag); ; p = x.next(p) {
+		s := slots[p]
 		if s.tag == tag {
 			if s.flow < uint32(len(t.flows)) {
 				f := &t.flows[s.flow]
@@ -308,10 +309,9 @@ func (t *FlowTable) Insert(f *Flow, now Tick) (uint32, bool) {
 // private 5-tuple of f and tag tag goes, or false if a flow with that
 // 5-tuple is already there.
 func (t *FlowTable) outInsertPos(f *Flow, tag uint32) (uint32, bool) {
-	slots := t.out.slots
-	mask := uint32(len(slots) - 1)
-	for p := tag >> t.out.shift; ; p++ {
-		p &= mask
+	x := &t.out
+	slots := x.slots[:x.size]
+	for p := x.home(tag); ; p = x.next(p) {
 		s := slots[p]
 		if s.tag == 0 {
 			return p, true
@@ -328,10 +328,9 @@ func (t *FlowTable) outInsertPos(f *Flow, tag uint32) (uint32, bool) {
 
 // inInsertPos is outInsertPos for the public 5-tuple and the in index.
 func (t *FlowTable) inInsertPos(f *Flow, tag uint32) (uint32, bool) {
-	slots := t.in.slots
-	mask := uint32(len(slots) - 1)
-	for p := tag >> t.in.shift; ; p++ {
-		p &= mask
+	x := &t.in
+	slots := x.slots[:x.size]
+	for p := x.home(tag); ; p = x.next(p) {
 		s := slots[p]
 		if s.tag == 0 {
 			return p, true

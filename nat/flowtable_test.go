@@ -320,11 +320,10 @@ func TestIndexSpread(t *testing.T) {
 				require.True(t, ok)
 			}
 			for _, x := range []*flowIndex{&ft.out, &ft.in} {
-				mask := uint32(len(x.slots) - 1)
 				total, worst := 0, uint32(0)
 				for p, s := range x.slots {
 					if s.tag != 0 {
-						d := (uint32(p) - s.tag>>x.shift) & mask
+						d := x.dist(x.home(s.tag), uint32(p))
 						total += int(d)
 						worst = max(worst, d)
 					}
