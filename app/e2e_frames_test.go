@@ -337,6 +337,12 @@ func newFrameBuilder(p *floodPort, seed uint64) *frameBuilder {
 // every 64 frames so that natgw's receive ring, not the sending kernel's
 // backlog, is what the frames meet.
 func flood(p *floodPort, n int, seed uint64) (floodResult, error) {
+	return floodPaced(p, n, seed, 200*time.Microsecond)
+}
+
+// floodPaced is flood with a pause of the given length after every 64
+// frames; 0 sends as fast as the kernel takes them.
+func floodPaced(p *floodPort, n int, seed uint64, pause time.Duration) (floodResult, error) {
 	res := floodResult{perKind: map[string]int{}}
 	ifi, err := net.InterfaceByName(p.ifname)
 	if err != nil {
@@ -366,8 +372,8 @@ func flood(p *floodPort, n int, seed uint64) (floodResult, error) {
 		}
 		res.sent++
 		res.perKind[k.name]++
-		if i%64 == 63 {
-			time.Sleep(200 * time.Microsecond)
+		if pause > 0 && i%64 == 63 {
+			time.Sleep(pause)
 		}
 	}
 	return res, lastErr

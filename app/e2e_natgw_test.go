@@ -44,6 +44,15 @@ type e2eConfig struct {
 	Members []string
 	// DenyTCP are destinations denied for TCP, beside 198.18.0.12.
 	DenyTCP []string
+	// FlowCapacity is dataplane.flow_capacity; 0 keeps the suite's 200000.
+	FlowCapacity int
+	// PortsPerMember is the pool's ports_per_member; 0 leaves it out (the
+	// tier table of [S3]).
+	PortsPerMember int
+	// UDP, TCPEstablished, TCPTransitory, TCPClosing and ICMP are the
+	// [timeouts]; an empty one keeps the suite's value (4m, 4m, 30s, 10s,
+	// 60s).
+	UDP, TCPEstablished, TCPTransitory, TCPClosing, ICMP string
 }
 
 // e2eConfigTemplate is the testbed's configuration (like scripts/demo.toml).
@@ -51,7 +60,7 @@ var e2eConfigTemplate = template.Must(template.New("natgw.toml").Parse(`# natgw 
 [dataplane]
 driver = "{{.Driver}}"
 workers = {{.Workers}}
-flow_capacity = 200000
+flow_capacity = {{or .FlowCapacity 200000}}
 {{- if eq .Driver "dpdk"}}
 eal_args = ["-l", "0", "--no-pci", "--vdev=net_af_packet0,iface=veth-in,qpairs={{.Qpairs}}", "--vdev=net_af_packet1,iface=veth-out,qpairs={{.Qpairs}}"]
 {{- end}}
@@ -66,11 +75,11 @@ address = "198.19.0.2/24"
 gateway = "198.19.0.1"
 
 [timeouts]
-tcp_established = "4m"
-tcp_transitory = "30s"
-tcp_closing = "10s"
-udp = "4m"
-icmp = "60s"
+tcp_established = "{{or .TCPEstablished "4m"}}"
+tcp_transitory = "{{or .TCPTransitory "30s"}}"
+tcp_closing = "{{or .TCPClosing "10s"}}"
+udp = "{{or .UDP "4m"}}"
+icmp = "{{or .ICMP "60s"}}"
 
 [[frontend]]
 name = "fe1"
@@ -84,6 +93,9 @@ address = "198.19.1.20"
 name = "web"
 frontends = ["fe1"]
 members = [{{range $i, $m := .Members}}{{if $i}}, {{end}}"{{$m}}"{{end}}]
+{{- if .PortsPerMember}}
+ports_per_member = {{.PortsPerMember}}
+{{- end}}
 
 [[instance]]
 private = "10.0.3.7"
