@@ -109,3 +109,5 @@ func (q *fakeQueue) Free(pkts []*Packet) {
 }
 
 func (q *fakeQueue) Wait(int64) {}
+
+func (q *fakeQueue) BuffersInUse() int { return q.pool.InUse() }

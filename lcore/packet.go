@@ -108,15 +108,23 @@ func RSSMode(p Port) string {
 	return "software: the driver has no hardware RSS"
 }
 
+// BufferCounter is implemented by queues that can tell how many of their
+// packet buffers are out of their pool (held by the worker, not yet sent
+// or freed). Only the goroutine that uses the queue may call it.
+type BufferCounter interface {
+	BuffersInUse() int
+}
+
 // PacketPool is a fixed set of Go-memory packet buffers owned by one
 // goroutine: a worker (for the queues of a copying driver) or a test.
 type PacketPool struct {
 	free []*Packet
+	size int
 }
 
 // NewPacketPool returns a pool of n packets with buffers of size bytes.
 func NewPacketPool(n, size int) *PacketPool {
-	bp := &PacketPool{free: make([]*Packet, 0, n)}
+	bp := &PacketPool{free: make([]*Packet, 0, n), size: n}
 	mem := make([]byte, n*size)
 	pkts := make([]Packet, n)
 	for i := range pkts {
@@ -138,6 +146,9 @@ func (bp *PacketPool) Get() *Packet {
 	p.Data = p.Data[:0]
 	return p
 }
+
+// InUse returns how many of the pool's packets are out of it.
+func (bp *PacketPool) InUse() int { return bp.size - len(bp.free) }
 
 // Put returns a packet to the pool.
 func (bp *PacketPool) Put(p *Packet) { bp.free = append(bp.free, p) }

@@ -54,6 +54,10 @@ type WorkerCounters struct {
 	BusyPolls      atomic.Uint64
 	// LastPoll is the worker's clock (nat.Tick) at its last poll.
 	LastPoll atomic.Uint64
+	// BuffersInUse is how many packet buffers of the worker's queues are
+	// out of their pools between polls (queues that can tell: see
+	// BufferCounter); -1 when no queue can.
+	BuffersInUse atomic.Int64
 	// Exhausted mirrors Stats.Exhausted for the policy generation in
 	// ExhaustedGen (pool index order, default SNAT last).
 	ExhaustedGen atomic.Uint64
@@ -599,6 +603,17 @@ func (w *Worker) publish() {
 		c.FlowsExpired[i].Store(s.FlowsExpired[i])
 	}
 	c.HandoffPackets.Store(w.local.handoff)
+	inUse, counted := int64(0), false
+	for _, q := range w.q {
+		if bc, ok := q.(BufferCounter); ok {
+			inUse += int64(bc.BuffersInUse())
+			counted = true
+		}
+	}
+	if !counted {
+		inUse = -1
+	}
+	c.BuffersInUse.Store(inUse)
 	c.RxPackets.Store(w.local.rx)
 	c.Polls.Store(w.local.polls)
 	c.BusyPolls.Store(w.local.busy)

@@ -346,6 +346,10 @@ func TestMalformedFramesNeverStopTheWorker(t *testing.T) {
 		tb.in.Inject(0, good)
 		tb.poll()
 		assert.NotEmpty(t, tb.out.Sent(), "workers=%d: still translating", workers)
+		for _, w := range tb.rt.Workers {
+			w.publish()
+			assert.Zero(t, w.Counters.BuffersInUse.Load(), "workers=%d: every buffer back in its pool", workers)
+		}
 	}
 }
 

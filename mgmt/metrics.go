@@ -51,7 +51,7 @@ type collector struct {
 	packets, bytes, drops                     *prometheus.Desc
 	flowsActive, flowsCreated, flowsExpired   *prometheus.Desc
 	portsAllocated, snatFlows, utilMax, exhst *prometheus.Desc
-	handoff, busy                             *prometheus.Desc
+	handoff, busy, buffers                    *prometheus.Desc
 	portRx, portTx, portMissed, portLink      *prometheus.Desc
 	generation, reloads                       *prometheus.Desc
 }
@@ -71,6 +71,7 @@ func newCollector(s *Server) *collector {
 		exhst:          desc("snat_port_exhaustion_total", "New flows dropped because the member had no free port towards the destination, by pool.", "pool"),
 		handoff:        desc("handoff_packets_total", "Packets a worker handed over to the worker that owns them.", "worker"),
 		busy:           desc("worker_busy_ratio", "Share of a worker's polls that found work, over the last second.", "worker"),
+		buffers:        desc("buffers_in_use", "Packet buffers of a worker's queues out of their pools between polls (drivers that count them: AF_PACKET); 0 when idle.", "worker"),
 		portRx:         desc("port_rx_packets_total", "Packets received by the port, as the driver counts them.", "port"),
 		portTx:         desc("port_tx_packets_total", "Packets sent by the port, as the driver counts them.", "port"),
 		portMissed:     desc("port_rx_missed_total", "Packets the NIC dropped for lack of room in the RX queues.", "port"),
@@ -83,7 +84,7 @@ func newCollector(s *Server) *collector {
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.flowsActive, c.flowsCreated,
-		c.flowsExpired, c.portsAllocated, c.snatFlows, c.utilMax, c.exhst, c.handoff, c.busy,
+		c.flowsExpired, c.portsAllocated, c.snatFlows, c.utilMax, c.exhst, c.handoff, c.busy, c.buffers,
 		c.portRx, c.portTx, c.portMissed, c.portLink, c.generation, c.reloads} {
 		ch <- d
 	}
@@ -121,6 +122,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 			counter(c.handoff, wc.HandoffPackets.Load(), id)
 			gauge(c.busy, busy[i], id)
+			if n := wc.BuffersInUse.Load(); n >= 0 {
+				gauge(c.buffers, float64(n), id)
+			}
 		}
 	}
 	if pol != nil {

@@ -130,6 +130,9 @@ func (lq *lcoreQueue) TxBurst(pkts []*lcore.Packet) int {
 
 func (lq *lcoreQueue) Free(pkts []*lcore.Packet) { lcore.FreePackets(pkts) }
 
+// BuffersInUse returns how many of the queue's buffers the worker holds.
+func (lq *lcoreQueue) BuffersInUse() int { return lq.pool.InUse() }
+
 func (lq *lcoreQueue) Wait(ns int64) { lq.q.Wait(time.Duration(ns)) }
 
 // mgmtQueue transmits the management core's frames (ARP, ICMP errors)
