@@ -24,6 +24,7 @@ readonly PACKAGES=(
 	librte-net-af-packet23 librte-net-pcap23 librte-net-null23
 	librte-net-ring23 librte-mempool-ring23
 	python3 lua5.3 shellcheck
+	make gcc libc6-dev
 )
 # Commands that must work once the packages are in (package: command).
 readonly COMMANDS=(
@@ -31,6 +32,7 @@ readonly COMMANDS=(
 	netcat-openbsd:nc iputils-ping:ping traceroute:traceroute
 	dpdk-dev:dpdk-testpmd pkg-config:pkg-config tcpdump:tcpdump procps:sysctl
 	python3:python3 lua5.3:luac5.3 shellcheck:shellcheck
+	make:make gcc:gcc
 )
 readonly HUGEPAGES="${NATGW_HUGEPAGES:-512}"
 readonly HUGEPAGES_SYSFS=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
