@@ -226,21 +226,32 @@ func (v *validator) neighbors() {
 	}
 }
 
-// neighborAddr checks one static neighbour's address.
-func (v *validator) neighborAddr(key, s string, seen map[netip.Addr]string) {
+// uniqueAddr parses key's value as a unicast IPv4 address that is not one
+// of natgw's own and not already in seen (rule says why it must be unique),
+// records it in seen and returns it; otherwise it reports the problem.
+func (v *validator) uniqueAddr(key, s string, seen map[netip.Addr]string, rule string) (netip.Addr, bool) {
 	a, err := v.unicast(key, s)
 	if err != nil {
-		return
+		return a, false
 	}
 	if own, ok := v.own[a]; ok {
 		v.addf(key, "%s is natgw's own address (%s)", a, own)
-		return
+		return a, false
 	}
 	if prev, ok := seen[a]; ok {
-		v.addf(key, "%s is also %s: one static entry per address", a, prev)
-		return
+		v.addf(key, "%s is also %s: %s", a, prev, rule)
+		return a, false
 	}
 	seen[a] = key
+	return a, true
+}
+
+// neighborAddr checks one static neighbour's address.
+func (v *validator) neighborAddr(key, s string, seen map[netip.Addr]string) {
+	a, ok := v.uniqueAddr(key, s, seen, "one static entry per address")
+	if !ok {
+		return
+	}
 	if v.inside.IsValid() && v.outside.IsValid() &&
 		!v.inside.Masked().Contains(a) && !v.outside.Masked().Contains(a) {
 		v.addf(key, "%s is in neither the inside subnet %s nor the outside subnet %s: a neighbour must be on one of natgw's links",
@@ -490,19 +501,10 @@ func (v *validator) instances() {
 
 // instancePrivate checks one instance's private address.
 func (v *validator) instancePrivate(key, s string, privates map[netip.Addr]string) {
-	a, err := v.unicast(key, s)
-	if err != nil {
+	a, ok := v.uniqueAddr(key, s, privates, "a private address has one instance")
+	if !ok {
 		return
 	}
-	if own, ok := v.own[a]; ok {
-		v.addf(key, "%s is natgw's own address (%s)", a, own)
-		return
-	}
-	if prev, ok := privates[a]; ok {
-		v.addf(key, "%s is also %s: a private address has one instance", a, prev)
-		return
-	}
-	privates[a] = key
 	if ref, ok := v.members[a]; ok {
 		v.addf(key, "%s is also a member of pool %q (%s): a private address in two scenarios; the instance would take precedence and the pool block would be wasted",
 			a, ref.name, ref.key)
