@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -51,7 +52,7 @@ type testpmdOptions struct {
 func testpmdArgs(o testpmdOptions) []string {
 	mbufs := max(8191, o.Frames+16384)
 	return []string{
-		"-l", o.Lcores, "--in-memory", "--file-prefix", fmt.Sprintf("natgw-bench-testpmd-%d", os.Getpid()), "--no-pci",
+		"-l", o.Lcores, "--in-memory", "--file-prefix", testpmdPrefix(), "--no-pci",
 		"--vdev=" + pcapVdev("net_pcap0", o.Pcap, o.Spare),
 		"--vdev=net_null0,no-rx=1",
 		"--",
@@ -60,6 +61,10 @@ func testpmdArgs(o testpmdOptions) []string {
 		"--stats-period=1", "--no-lsc-interrupt",
 	}
 }
+
+// testpmdPrefix is testpmd's EAL file prefix: EAL leaves a runtime
+// directory of that name under /var/run/dpdk, which runTestpmd removes.
+func testpmdPrefix() string { return fmt.Sprintf("natgw-bench-testpmd-%d", os.Getpid()) }
 
 // pcapVdev returns a net_pcap vdev argument replaying file forever.
 func pcapVdev(name, file, spare string) string {
@@ -72,6 +77,7 @@ func runTestpmd(ctx context.Context, o testpmdOptions, log io.Writer) (testpmdRe
 	args := testpmdArgs(o)
 	res := testpmdResult{Pcap: o.Pcap, Frames: o.Frames, Command: append([]string{o.Binary}, args...),
 		Warmup: o.Warmup, Duration: o.Duration}
+	defer os.RemoveAll(filepath.Join("/var/run/dpdk", testpmdPrefix()))
 	cmd := exec.CommandContext(ctx, o.Binary, args...)
 	var out bytes.Buffer
 	cmd.Stdout = io.MultiWriter(&out, log)
