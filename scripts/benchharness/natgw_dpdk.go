@@ -428,6 +428,7 @@ func (b *bench) measure(name string, dir int) (phaseResult, error) {
 	}
 	var before [nat.NumVerdicts]uint64
 	verdictDrops(w, &before)
+	b.worker.maxGap.Store(0)
 	t0, p0, rx0 := time.Now(), c.Packets[dir].Load(), c.RxPackets.Load()
 	ph := phaseResult{Direction: name}
 	tPrev, pPrev := t0, p0
@@ -439,6 +440,7 @@ func (b *bench) measure(name string, dir int) (phaseResult, error) {
 	}
 	ph.Packets, ph.Seconds, ph.RxPackets = pPrev-p0, tPrev.Sub(t0).Seconds(), c.RxPackets.Load()-rx0
 	ph.Mpps = float64(ph.Packets) / ph.Seconds / 1e6
+	ph.MaxPollGapUs = float64(b.worker.maxGap.Load()) / 1e3
 	ph.Drops = verdictDrops(w, &before)
 	ph.FlowsActive = c.FlowsActive[nat.ProtoIndex(nat.ProtoUDP)].Load()
 	if ph.Packets == 0 {
@@ -482,8 +484,11 @@ func verdictDrops(w *lcore.Worker, before *[nat.NumVerdicts]uint64) map[string]u
 // mempool cache). Worker.Stop is final, hence this loop instead of
 // Runtime.Start.
 type workerLoop struct {
-	w      *lcore.Worker
-	stop   atomic.Bool
+	w    *lcore.Worker
+	stop atomic.Bool
+	// maxGap is the longest time (ns) between the starts of two
+	// successive polls since the harness last reset it to 0.
+	maxGap atomic.Int64
 	run    chan struct{}
 	paused chan struct{}
 	active bool
@@ -506,8 +511,14 @@ func (l *workerLoop) loop(cpu int) {
 		}
 	}
 	for range l.run {
+		last := time.Now()
 		for !l.stop.Load() {
 			l.w.PollOnce()
+			now := time.Now()
+			if gap := int64(now.Sub(last)); gap > l.maxGap.Load() {
+				l.maxGap.Store(gap)
+			}
+			last = now
 		}
 		l.paused <- struct{}{}
 	}

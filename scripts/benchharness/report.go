@@ -76,6 +76,10 @@ type phaseResult struct {
 	Drops map[string]uint64 `json:"drops,omitempty"`
 	// FlowsActive is the flow table's size at the end of the phase.
 	FlowsActive uint64 `json:"flows_active"`
+	// MaxPollGapUs is the worker stall: the longest time between the
+	// starts of two successive polls in the measured interval, garbage
+	// collector pauses and preemption included, in microseconds.
+	MaxPollGapUs float64 `json:"max_poll_gap_us"`
 }
 
 // goBenchmark is one line of `go test -bench` output.
@@ -291,8 +295,8 @@ func writeMarkdown(w io.Writer, r *report) error {
 			run.TranslatorBytes, float64(run.TranslatorBytes)/float64(max(1, run.FlowCapacity)), run.Mbufs, run.FlowSetupSeconds,
 			strings.Join(run.EALArgs, " "))
 		for _, ph := range run.Phases {
-			p("  - %s: %.2f Mpps (%d packets in %.2f s; per second: %s); drops in the interval: %s.\n",
-				ph.Direction, ph.Mpps, ph.Packets, ph.Seconds, formatSamples(ph.Samples), formatDrops(ph.Drops))
+			p("  - %s: %.2f Mpps (%d packets in %.2f s; per second: %s); drops in the interval: %s; longest gap between two polls (worker stall): %.0f µs.\n",
+				ph.Direction, ph.Mpps, ph.Packets, ph.Seconds, formatSamples(ph.Samples), formatDrops(ph.Drops), ph.MaxPollGapUs)
 		}
 	}
 	for _, t := range r.Testpmd {
