@@ -42,6 +42,16 @@ type pktInfo struct {
 	verdict  Verdict
 }
 
+// outKey is the private 5-tuple of a packet from the inside.
+func (pi *pktInfo) outKey() OutKey {
+	return OutKey{Priv: pi.ip.Src(), Remote: pi.ip.Dst(), PrivPort: pi.sport, RemotePort: pi.dport, Proto: pi.proto}
+}
+
+// inKey is the public 5-tuple of a packet from the outside.
+func (pi *pktInfo) inKey() InKey {
+	return InKey{Pub: pi.ip.Dst(), Remote: pi.ip.Src(), PubPort: pi.dport, RemotePort: pi.sport, Proto: pi.proto}
+}
+
 // Stats are a translator's counters. They are written only by the owning
 // worker; the runtime publishes snapshots of them for the management core.
 type Stats struct {
@@ -167,9 +177,8 @@ func (t *Translator) Outbound(pkt []byte, now Tick) Verdict {
 	t.parse(pkt, pi, DirOut)
 	var idx uint32
 	if pi.kind == kindPorts || pi.kind == kindEcho {
-		k := &t.outKeys[0]
-		*k = OutKey{Priv: pi.ip.Src(), Remote: pi.ip.Dst(), PrivPort: pi.sport, RemotePort: pi.dport, Proto: pi.proto}
-		idx = t.flows.LookupOut(k)
+		t.outKeys[0] = pi.outKey()
+		idx = t.flows.LookupOut(&t.outKeys[0])
 	}
 	return t.count(t.finishOut(pi, idx, now), pi, DirOut)
 }
@@ -181,9 +190,8 @@ func (t *Translator) Inbound(pkt []byte, now Tick) Verdict {
 	t.parse(pkt, pi, DirIn)
 	var idx uint32
 	if pi.kind == kindPorts || pi.kind == kindEcho {
-		k := &t.inKeys[0]
-		*k = InKey{Pub: pi.ip.Dst(), Remote: pi.ip.Src(), PubPort: pi.dport, RemotePort: pi.sport, Proto: pi.proto}
-		idx = t.flows.LookupIn(k)
+		t.inKeys[0] = pi.inKey()
+		idx = t.flows.LookupIn(&t.inKeys[0])
 	}
 	return t.count(t.finishIn(pi, idx, now), pi, DirIn)
 }
@@ -217,9 +225,9 @@ func (t *Translator) burstChunk(pkts [][]byte, verdicts []Verdict, now Tick, dir
 			continue
 		}
 		if dir == DirOut {
-			t.outKeys[nk] = OutKey{Priv: pi.ip.Src(), Remote: pi.ip.Dst(), PrivPort: pi.sport, RemotePort: pi.dport, Proto: pi.proto}
+			t.outKeys[nk] = pi.outKey()
 		} else {
-			t.inKeys[nk] = InKey{Pub: pi.ip.Dst(), Remote: pi.ip.Src(), PubPort: pi.dport, RemotePort: pi.sport, Proto: pi.proto}
+			t.inKeys[nk] = pi.inKey()
 		}
 		t.keyPkt[nk] = uint8(i)
 		nk++
@@ -252,10 +260,10 @@ func (t *Translator) burstChunk(pkts [][]byte, verdicts []Verdict, now Tick, dir
 
 func (t *Translator) lookupAgain(pi *pktInfo, dir int) uint32 {
 	if dir == DirOut {
-		k := OutKey{Priv: pi.ip.Src(), Remote: pi.ip.Dst(), PrivPort: pi.sport, RemotePort: pi.dport, Proto: pi.proto}
+		k := pi.outKey()
 		return t.flows.LookupOut(&k)
 	}
-	k := InKey{Pub: pi.ip.Dst(), Remote: pi.ip.Src(), PubPort: pi.dport, RemotePort: pi.sport, Proto: pi.proto}
+	k := pi.inKey()
 	return t.flows.LookupIn(&k)
 }
 
