@@ -30,16 +30,17 @@ type usageEntry struct {
 //
 // It is a fixed-capacity open-addressing hash table with linear probing and
 // backward-shift deletion (no tombstones): all memory is allocated by
-// NewUsage, entries are 16 bytes, and the table has at least 4/3 as many
-// slots as its capacity, so the load factor stays at or below 3/4. An entry
-// exists while its count is above zero.
+// NewUsage, entries are 16 bytes, and the table has 4/3 as many slots as
+// its capacity (not rounded to a power of two: a key's home slot is the
+// high half of hash*size), so the load factor stays at or below 3/4. An
+// entry exists while its count is above zero.
 //
 // Threading: a Usage belongs to one worker and is not safe for concurrent
 // use; the management core reads it (Range) only through that worker, for
 // example by asking the worker to run the function between bursts.
 type Usage struct {
 	slots []usageEntry
-	mask  uint64
+	size  uint64 // len(slots)
 	seed  uint64
 	len   int
 	cap   int
@@ -53,13 +54,13 @@ const maxUsageCapacity = 1 << 30
 // so that remote endpoints can't be chosen to collide.
 func NewUsage(capacity int) *Usage {
 	capacity = min(max(capacity, 1), maxUsageCapacity)
-	// The next power of two holding capacity at a load of at most 3/4:
-	// at 10M flows a load of 1/2 would cost 54 bytes per flow, 3/4 costs
-	// 27 and keeps linear probes short.
-	size := 1 << bits.Len(uint((capacity*4+2)/3-1))
+	// Room for capacity keys at a load of at most 3/4: 21.3 bytes per
+	// key, and linear probes stay short. (Rounding up to a power of two
+	// would cost up to 32.)
+	size := max(2, (capacity*4+2)/3)
 	return &Usage{
 		slots: make([]usageEntry, size),
-		mask:  uint64(size - 1),
+		size:  uint64(size),
 		seed:  rand.Uint64(),
 		cap:   capacity,
 	}
@@ -76,9 +77,32 @@ func (u *Usage) hash(k Key) uint64 {
 	return h ^ h>>29
 }
 
+// home returns the home slot of k: the hash mapped onto [0, size) in
+// proportion.
+func (u *Usage) home(k Key) uint64 {
+	hi, _ := bits.Mul64(u.hash(k), u.size)
+	return hi
+}
+
+// next returns the slot after i, wrapping at the end.
+func (u *Usage) next(i uint64) uint64 {
+	if i++; i == u.size {
+		return 0
+	}
+	return i
+}
+
+// dist returns how far slot j is past slot from along the probe order.
+func (u *Usage) dist(from, j uint64) uint64 {
+	if j >= from {
+		return j - from
+	}
+	return j + u.size - from
+}
+
 // Count returns the number of ports in use for k (0 when it has none).
 func (u *Usage) Count(k Key) int {
-	for i := u.hash(k) & u.mask; ; i = (i + 1) & u.mask {
+	for i := u.home(k); ; i = u.next(i) {
 		e := &u.slots[i]
 		if e.n == 0 {
 			return 0
@@ -93,7 +117,7 @@ func (u *Usage) Count(k Key) int {
 // false, and nothing changes, when k is new and the table already holds
 // its capacity of keys; the caller drops the flow (flow_table_full).
 func (u *Usage) Inc(k Key) (n int, ok bool) {
-	for i := u.hash(k) & u.mask; ; i = (i + 1) & u.mask {
+	for i := u.home(k); ; i = u.next(i) {
 		e := &u.slots[i]
 		if e.n == 0 {
 			if u.len >= u.cap {
@@ -114,7 +138,7 @@ func (u *Usage) Inc(k Key) (n int, ok bool) {
 // entry is removed when it reaches 0. Dec of a key that has no entry does
 // nothing and returns 0.
 func (u *Usage) Dec(k Key) int {
-	i := u.hash(k) & u.mask
+	i := u.home(k)
 	for {
 		e := &u.slots[i]
 		if e.n == 0 {
@@ -123,7 +147,7 @@ func (u *Usage) Dec(k Key) int {
 		if e.key == k {
 			break
 		}
-		i = (i + 1) & u.mask
+		i = u.next(i)
 	}
 	if e := &u.slots[i]; e.n > 1 {
 		e.n--
@@ -138,15 +162,14 @@ func (u *Usage) Dec(k Key) int {
 func (u *Usage) remove(i uint64) {
 	j := i
 	for {
-		j = (j + 1) & u.mask
+		j = u.next(j)
 		e := &u.slots[j]
 		if e.n == 0 {
 			break
 		}
 		// The entry at j may move to the hole at i unless its home slot lies
 		// cyclically in (i, j]: then a lookup from home never passes i.
-		home := u.hash(e.key) & u.mask
-		if (j-home)&u.mask < (j-i)&u.mask {
+		if u.dist(u.home(e.key), j) < u.dist(i, j) {
 			continue
 		}
 		u.slots[i] = *e

@@ -19,10 +19,10 @@ func TestUsageLayout(t *testing.T) {
 		{0, 1, 2},
 		{1, 1, 2},
 		{3, 3, 4},
-		{4, 4, 8},
-		{5, 5, 8},
-		{1000, 1000, 2048},
-		{1024, 1024, 2048},
+		{4, 4, 6},
+		{5, 5, 7},
+		{1000, 1000, 1334},
+		{1024, 1024, 1366},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.capacity), func(t *testing.T) {
@@ -107,7 +107,7 @@ func checkUsage(t *testing.T, u *Usage, model map[Key]int) {
 			continue
 		}
 		seen++
-		for j := u.hash(e.key) & u.mask; j != uint64(i); j = (j + 1) & u.mask {
+		for j := u.home(e.key); j != uint64(i); j = u.next(j) {
 			if u.slots[j].n == 0 {
 				t.Fatalf("hole at %d before entry %+v at %d", j, e.key, i)
 			}
@@ -182,14 +182,14 @@ func TestUsageDeleteShiftsBack(t *testing.T) {
 	home := ^uint64(0)
 	for i := uint32(0); len(same) < 5 || len(next) < 3; i++ {
 		k := Key{Private: 0x0A000000 + i, Remote: 0xC6120001, RemotePort: 53, Proto: 17}
-		h := u.hash(k) & u.mask
+		h := u.home(k)
 		if home == ^uint64(0) {
 			home = h
 		}
 		switch {
 		case h == home && len(same) < 5:
 			same = append(same, k)
-		case h == (home+1)&u.mask && len(next) < 3:
+		case h == u.next(home) && len(next) < 3:
 			next = append(next, k)
 		}
 	}
