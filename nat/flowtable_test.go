@@ -67,7 +67,7 @@ func inKeyOf(f *Flow) InKey {
 }
 
 func TestFlowRecordSize(t *testing.T) {
-	assert.LessOrEqual(t, unsafe.Sizeof(Flow{}), uintptr(52), "Flow record")
+	assert.Equal(t, uintptr(64), unsafe.Sizeof(Flow{}), "Flow record: one cache line")
 	assert.Equal(t, uintptr(8), unsafe.Sizeof(indexSlot{}), "index slot")
 }
 
@@ -482,4 +482,13 @@ func TestNoAllocs(t *testing.T) {
 			assert.Zero(t, testing.AllocsPerRun(200, tc.fn))
 		})
 	}
+}
+
+// TestFlowRecordLayout checks that a record is one cache line and that a
+// large table's records start on a line boundary, so a lookup touches one
+// line of the record array.
+func TestFlowRecordLayout(t *testing.T) {
+	require.Equal(t, uintptr(64), unsafe.Sizeof(Flow{}))
+	ft := NewFlowTable(1<<16, testTimeouts, 0)
+	assert.Zero(t, uintptr(unsafe.Pointer(&ft.flows[0]))%64, "record array not 64-byte aligned")
 }
