@@ -50,6 +50,14 @@ func newFlowIndex(capacity int, seed0, seed1 uint64) flowIndex {
 // home returns the home slot of a tag.
 func (x *flowIndex) home(tag uint32) uint32 { return uint32(uint64(tag) * uint64(x.size) >> 32) }
 
+// homeAddr returns the address of the home slot of tag, a prefetch hint.
+func (x *flowIndex) homeAddr(tag uint32) uintptr {
+	if h := x.home(tag); h < uint32(len(x.slots)) {
+		return addrOf(&x.slots[h])
+	}
+	return 0
+}
+
 // next returns the slot after p, wrapping at the end.
 func (x *flowIndex) next(p uint32) uint32 {
 	if p++; p == x.size {

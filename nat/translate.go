@@ -40,6 +40,11 @@ type pktInfo struct {
 	sport    uint16 // source port, or echo id
 	dport    uint16 // destination port, or 0 for echo
 	verdict  Verdict
+	// hint is the public port a new outbound flow tries first (drawn in
+	// prepareNew, whose prefetches made checking it cheap); hinted says
+	// it is set.
+	hint   uint16
+	hinted bool
 }
 
 // outKey is the private 5-tuple of a packet from the inside.
@@ -234,6 +239,11 @@ func (t *Translator) burstChunk(pkts [][]byte, verdicts []Verdict, now Tick, dir
 	}
 	if dir == DirOut {
 		t.flows.LookupOutBatch(t.outKeys[:nk], t.idx[:nk])
+		for j := range nk {
+			if t.idx[j] == 0 {
+				t.prepareNew(&t.batchInfo[t.keyPkt[j]])
+			}
+		}
 	} else {
 		t.flows.LookupInBatch(t.inKeys[:nk], t.idx[:nk])
 	}
@@ -256,6 +266,41 @@ func (t *Translator) burstChunk(pkts [][]byte, verdicts []Verdict, now Tick, dir
 			verdicts[i] = t.count(t.finishIn(pi, idx, now), pi, dir)
 		}
 	}
+}
+
+// prepareNew readies a packet of the burst that matched no flow and will
+// likely open one: it draws the public port the new flow will try first
+// and prefetches the two lines choosing it will read (the in-index slot
+// that says whether the port is free towards the destination, and the
+// destination's usage count), so that these cache misses of all the
+// burst's new flows overlap instead of coming one after another. Nothing
+// is decided here: createOut classifies and checks again.
+func (t *Translator) prepareNew(pi *pktInfo) {
+	pi.hinted = false
+	src := pi.ip.Src()
+	m, v := t.pol.Classify(src)
+	if v != VerdictForward || m.Scenario == ScenarioInstance {
+		return
+	}
+	if m.Scenario == ScenarioDefault {
+		b, ok := t.pol.defaultSNAT.Lookup(src)
+		if !ok {
+			return
+		}
+		m.Block = b
+	}
+	n := m.Block.Size()
+	if n <= 0 {
+		return
+	}
+	pi.hint, pi.hinted = m.Block.First+uint16(t.rand.Intn(n)), true
+	dst := pi.ip.Dst()
+	in := &t.flows.in
+	addrs := [2]uintptr{
+		t.usage.HomeAddr(portalloc.Key{Private: src, Remote: dst, RemotePort: pi.dport, Proto: pi.proto}),
+		in.homeAddr(in.tag(m.Block.Public, dst, pi.hint, pi.dport, pi.proto)),
+	}
+	prefetchAddrs(&addrs[0], len(addrs))
 }
 
 func (t *Translator) lookupAgain(pi *pktInfo, dir int) uint32 {
@@ -556,9 +601,14 @@ func (t *Translator) insertOut(pi *pktInfo, m *Mapping, src, dst uint32, now Tic
 			return 0, DropPortExhausted
 		}
 		pub := m.Block.Public
-		port, ok := portalloc.Pick(m.Block, &t.rand, func(port uint16) bool {
-			return t.portUsed(pub, port, dst, pi.dport, pi.proto)
-		})
+		used := func(port uint16) bool { return t.portUsed(pub, port, dst, pi.dport, pi.proto) }
+		var port uint16
+		var ok bool
+		if pi.hinted {
+			port, ok = portalloc.PickFrom(m.Block, pi.hint, &t.rand, used)
+		} else {
+			port, ok = portalloc.Pick(m.Block, &t.rand, used)
+		}
 		if !ok {
 			t.exhausted(pi, src, dst, m.Scope)
 			return 0, DropPortExhausted

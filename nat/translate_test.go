@@ -820,3 +820,49 @@ func TestResetOnIdle(t *testing.T) {
 		})
 	}
 }
+
+// [S2][S4] through the burst path, where new flows try a port drawn ahead
+// of time (prepareNew): 1024 flows from one member to one destination in
+// bursts of 32 get 1024 distinct ports of the member's block, the 1025th
+// is refused, and another destination still gets a port. Default SNAT
+// sources take the same path.
+func TestPortPerDestinationBurst(t *testing.T) {
+	for _, src := range []uint32{memberA, ip4("10.9.0.5")} {
+		t.Run(AddrFrom(src).String(), func(t *testing.T) {
+			p := testPolicy(t, 0)
+			tr := newTestTranslator(t, p, 8192)
+			seen := map[uint16]bool{}
+			verdicts := make([]Verdict, 32)
+			for i := 0; i < 1024; i += 32 {
+				pkts := make([][]byte, 32)
+				for j := range pkts {
+					pkts[j] = udp(src, server, uint16(20000+i+j), 53).build(t)
+				}
+				tr.OutboundBurst(pkts, verdicts, 1000)
+				for j, b := range pkts {
+					require.Equal(t, VerdictForward, verdicts[j], "flow %d", i+j)
+					port := parsed(t, b).sport
+					require.False(t, seen[port], "port %d handed out twice to one destination", port)
+					seen[port] = true
+				}
+			}
+			m, v := p.Classify(src)
+			require.Equal(t, VerdictForward, v)
+			if m.Scenario == ScenarioDefault {
+				b, ok := p.DefaultSNAT().Lookup(src)
+				require.True(t, ok)
+				m.Block = b
+			}
+			for port := range seen {
+				require.True(t, m.Block.Contains(port), "port %d outside %v", port, m.Block)
+			}
+			pkts := [][]byte{
+				udp(src, server, 30000, 53).build(t),
+				udp(src, server2, 30000, 53).build(t),
+			}
+			tr.OutboundBurst(pkts, verdicts, 1000)
+			assert.Equal(t, DropPortExhausted, verdicts[0], "1025th flow to one destination")
+			assert.Equal(t, VerdictForward, verdicts[1], "another destination")
+		})
+	}
+}

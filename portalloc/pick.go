@@ -46,3 +46,15 @@ func Pick(b Block, r *Rand, used func(port uint16) bool) (port uint16, ok bool) 
 	}
 	return 0, false
 }
+
+// PickFrom is Pick with a first candidate: hint is taken when it lies in b
+// and is free; otherwise PickFrom is Pick. A caller that draws hint
+// uniformly from b with r ahead of time (to prefetch what used(hint) will
+// read, overlapping the memory accesses of several new flows) keeps Pick's
+// uniform choice among free ports.
+func PickFrom(b Block, hint uint16, r *Rand, used func(port uint16) bool) (port uint16, ok bool) {
+	if b.Contains(hint) && !used(hint) {
+		return hint, true
+	}
+	return Pick(b, r, used)
+}

@@ -182,3 +182,44 @@ func BenchmarkPick(b *testing.B) {
 		})
 	}
 }
+
+func TestPickFrom(t *testing.T) {
+	block := Block{Public: 0xC6130101, First: 2048, Last: 2048 + 63}
+	all := func() portSet {
+		s := portSet{}
+		for p := block.First; p <= block.Last; p++ {
+			s[p] = true
+		}
+		return s
+	}
+	tests := []struct {
+		name   string
+		hint   uint16
+		used   portSet
+		wantOK bool
+		want   []uint16 // when set, the port must be one of these
+	}{
+		{"free hint is taken", block.First + 7, portSet{}, true, []uint16{block.First + 7}},
+		{"used hint falls back to a free port", block.First + 7, without(all(), block.First+9), true, []uint16{block.First + 9}},
+		{"hint outside the block is ignored", block.Last + 1, without(all(), block.First), true, []uint16{block.First}},
+		{"hint below the block is ignored", block.First - 1, portSet{}, true, nil},
+		{"every port used", block.First, all(), false, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for seed := range uint64(20) {
+				r := NewRand(seed)
+				port, ok := PickFrom(block, tt.hint, &r, func(p uint16) bool { return tt.used[p] })
+				require.Equal(t, tt.wantOK, ok, "seed %d", seed)
+				if !ok {
+					continue
+				}
+				assert.True(t, block.Contains(port), "port %d outside %v", port, block)
+				assert.False(t, tt.used[port], "port %d is used", port)
+				if tt.want != nil {
+					assert.Contains(t, tt.want, port)
+				}
+			}
+		})
+	}
+}

@@ -100,6 +100,11 @@ func (u *Usage) dist(from, j uint64) uint64 {
 	return j + u.size - from
 }
 
+// HomeAddr returns the address of k's home slot: a prefetch hint for a
+// caller that will Count or Inc k shortly and wants the cache miss to
+// overlap with other work. It reads nothing.
+func (u *Usage) HomeAddr(k Key) uintptr { return uintptr(unsafe.Pointer(&u.slots[u.home(k)])) }
+
 // Count returns the number of ports in use for k (0 when it has none).
 func (u *Usage) Count(k Key) int {
 	for i := u.home(k); ; i = u.next(i) {
