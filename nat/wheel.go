@@ -123,6 +123,10 @@ const (
 	wheelFarthest = (wheelSlots - 1) * wheelSlotTicks
 )
 
+// WheelSlotTicks is the granularity of idle expiry: a flow expires within
+// one slot (128 ms) after its deadline, when its wheel slot comes up.
+const WheelSlotTicks Tick = wheelSlotTicks
+
 // wheelFile puts flow i, whose deadline is deadline, on the wheel. The flow
 // must not be on the wheel.
 func (t *FlowTable) wheelFile(i uint32, deadline Tick) {

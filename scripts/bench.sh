@@ -9,10 +9,16 @@
 # Runs, as root, on any Linux host with DPDK (Debian: scripts/install-deps.sh
 # installs it; nothing is installed silently by this script itself):
 #   1. the Go micro-benchmarks of nat and portalloc (go test -bench);
-#   2. the DPDK throughput harness (scripts/benchharness, natgw's real
-#      runtime and DPDK driver, one worker core): 64-byte UDP frames of
+#   2. the DPDK harness (scripts/benchharness, natgw's real runtime and
+#      DPDK driver, one worker core), at each flow count N: the connection
+#      establishment rate (the first pass over the pcap creates N flows;
+#      N / first-to-last flow, from the worker's counters sampled every
+#      ~1 ms, no drop allowed); throughput of 64-byte UDP frames of
 #      established flows from a net_pcap infinite_rx source into a net_null
-#      sink, outbound and inbound, at each flow count;
+#      sink, outbound and inbound, with the poll-gap counts (>100 us, >1 ms,
+#      >10 ms); and the connection tear-down rate N / (T_N - T_0) (RFC 9693:
+#      the clock jumps past the UDP idle timeout, the idle worker expires
+#      the N flows in T_N, the same jump on the empty table takes T_0);
 #   3. dpdk-testpmd --forward-mode=macswap on the same vdevs and pcap files,
 #      one forwarding core, for the same time;
 # and writes bench/report.md and bench/report.json.
@@ -42,7 +48,7 @@ die() {
 
 say() { printf 'bench: %s\n' "$*"; }
 
-usage() { sed -n '2,30s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; }
 
 quick=0
 while (($# > 0)); do

@@ -7,11 +7,28 @@
 //     (lcore.NewRuntime, its management loop, one worker polling with
 //     Worker.PollOnce) over the DPDK driver on virtual devices — a
 //     net_pcap vdev replaying the pcap forever (infinite_rx=1) as the
-//     source, net_null as the sink — warms up (the first pass creates the
-//     flows), and measures packets translated per second from the
-//     worker's counters. It then stops the worker, builds the reply pcap
-//     from the flow table's public ports and measures the inbound
-//     direction the same way. Result: natgw-K.json.
+//     source, net_null as the sink — and measures, from the worker's
+//     counters:
+//   - the connection establishment rate (RFC 9693): the first pass over
+//     the pcap creates every flow; the created-flows counter is sampled
+//     about every millisecond, and K / (first flow to last flow) is the
+//     rate, valid only if all K flows were created with no drop. The
+//     source is pull-based (frames come as fast as the worker takes
+//     them), so this is the rate natgw takes new connections at, not a
+//     binary search of an offered rate as on real NICs;
+//   - packets translated per second outbound, after a warm-up; then,
+//     with the worker stopped, it builds the reply pcap from the flow
+//     table's public ports and measures the inbound direction the same
+//     way. Each phase also reports the longest gap between two polls and
+//     how many gaps exceeded 100 µs, 1 ms and 10 ms;
+//   - the connection tear-down rate (RFC 9693): with no source attached
+//     and the worker polling, the harness's dataplane clock (its own
+//     lcore.RuntimeConfig.Clock: real milliseconds plus an offset) jumps
+//     past the UDP idle timeout; T_N is the time from the management core
+//     publishing the jumped expiry tick until the worker publishes 0
+//     active UDP flows, T_0 the same on the empty table, and the rate is
+//     K / (T_N - T_0), with the check that K flows expired idle.
+//     Result: natgw-K.json.
 //   - testpmd: runs dpdk-testpmd --forward-mode=macswap with one
 //     forwarding core on the same vdevs and pcap files, for the same time,
 //     and reads its rate from its periodic statistics. Result:
@@ -29,7 +46,9 @@
 // given to -l (not the worker's CPU). The splitPort wrappers (splitport.go)
 // run on the worker for queues 0..workers-1 and on the management core for
 // the last queue; their sources are switched only while the worker is
-// stopped.
+// stopped. The worker loop counts long poll gaps itself (atomics the
+// sampling goroutine reads); the tear-down timing spins, yielding, on the
+// sampling side while the worker polls on its own core.
 //
 // Only natgw_dpdk.go needs DPDK (the dpdk build tag); the rest builds and
 // is tested without it.

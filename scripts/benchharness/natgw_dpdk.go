@@ -81,6 +81,14 @@ func cmdNatgw(args []string, stdout, stderr io.Writer) error {
 	for _, ph := range res.Phases {
 		fmt.Fprintf(stdout, "natgw %d flows %s: %.2f Mpps (drops: %s)\n", res.Flows, ph.Direction, ph.Mpps, formatDrops(ph.Drops))
 	}
+	if e := res.Establishment; e != nil {
+		fmt.Fprintf(stdout, "natgw %d flows establishment: %s flows/s at least (%.6f s, up to %.6f s of it sampling uncertainty)%s\n", res.Flows, formatRate(e.FlowsPerSecond),
+			e.Seconds, e.UncertaintySeconds, errorSuffix(e.Error))
+	}
+	if t := res.Teardown; t != nil {
+		fmt.Fprintf(stdout, "natgw %d flows tear-down: %s flows/s (T_N %.6f s, T_0 %.6f s)%s\n", res.Flows, formatRate(t.FlowsPerSecond),
+			t.FullSeconds, t.EmptySeconds, errorSuffix(t.Error))
+	}
 	return writeJSON(o.Out, res)
 }
 
@@ -135,7 +143,8 @@ func runNatgw(o natgwOptions, log *slog.Logger) (natgwRun, error) {
 	if err := b.start(dcfg, pol, cfg.Dataplane.FlowCapacity, static); err != nil {
 		return res, err
 	}
-	out, setup, err := b.outbound()
+	out, setup, est, err := b.outbound()
+	res.Establishment = est
 	if err != nil {
 		return res, err
 	}
@@ -150,7 +159,16 @@ func runNatgw(o natgwOptions, log *slog.Logger) (natgwRun, error) {
 		return res, err
 	}
 	res.Phases = append(res.Phases, in)
-	return res, nil
+	res.Teardown, err = b.teardown()
+	return res, err
+}
+
+// errorSuffix formats a measurement's error for a result line.
+func errorSuffix(e string) string {
+	if e == "" {
+		return ""
+	}
+	return ": error: " + e
 }
 
 // mempoolConfig returns a driver configuration whose mempool holds at
@@ -226,6 +244,8 @@ type bench struct {
 	rt      *lcore.Runtime
 	mgr     chan struct{}
 	worker  *workerLoop
+	// clock is the runtime's dataplane clock, which teardown moves.
+	clock *benchClock
 }
 
 // start brings up EAL, the source and sink devices, the runtime's
@@ -252,9 +272,10 @@ func (b *bench) start(dcfg dpdk.Config, pol *nat.Policy, capacity int, static []
 	}
 	b.inside.SetSource(b.devs["net_pcap0"])
 	b.policy.Store(pol)
+	b.clock = newBenchClock()
 	b.rt, err = lcore.NewRuntime(lcore.RuntimeConfig{
 		Workers: 1, Ports: [lcore.NumPorts]lcore.Port{b.inside, b.outside}, Policy: &b.policy,
-		FlowCapacity: capacity, Static: static, Log: b.log,
+		FlowCapacity: capacity, Static: static, Log: b.log, Clock: b.clock.now,
 	})
 	if err != nil {
 		return err
@@ -317,32 +338,46 @@ func (b *bench) close() {
 }
 
 // outbound runs the outbound phase: the first pass over the pcap creates
-// the flows, then warm-up, then the measured interval.
-func (b *bench) outbound() (phaseResult, time.Duration, error) {
+// the flows (the connection establishment measurement), then warm-up,
+// then the measured interval. A failed establishment check is reported in
+// the establishResult, not as an error: the throughput is still measured.
+func (b *bench) outbound() (phaseResult, time.Duration, *establishResult, error) {
 	w := b.rt.Workers[0]
-	start := time.Now()
-	b.worker.start()
 	want := uint64(b.traffic.Flows)
+	var before [nat.NumVerdicts]uint64
+	verdictDrops(w, &before)
+	samples := make([]flowSample, 0, 4096)
+	start := time.Now()
+	samples = append(samples, flowSample{Created: flowsCreated(w)})
+	b.worker.start()
 	deadline := start.Add(2*time.Minute + time.Duration(b.traffic.Flows/100_000)*time.Second)
-	for flowsCreated(w) < want {
+	for samples[len(samples)-1].Created < want {
 		if time.Now().After(deadline) {
-			return phaseResult{}, 0, fmt.Errorf("outbound: %d of %d flows created after %s (drops: %s)",
+			return phaseResult{}, 0, nil, fmt.Errorf("outbound: %d of %d flows created after %s (drops: %s)",
 				flowsCreated(w), want, time.Since(start).Round(time.Second), formatDrops(verdictDrops(w, nil)))
 		}
 		time.Sleep(time.Millisecond)
+		n := flowsCreated(w)
+		samples = append(samples, flowSample{At: time.Since(start), Created: n})
 	}
-	setup := time.Since(start)
+	drops := verdictDrops(w, &before)
+	setup := samples[len(samples)-1].At
+	est, err := establishment(samples, want, drops)
+	if err != nil {
+		est.Error = err.Error()
+		b.log.Warn("connection establishment rate", "error", err)
+	}
 	time.Sleep(time.Duration(b.opts.Warmup) * time.Second)
 	ph, err := b.measure("out", nat.DirOut)
 	b.worker.pause()
 	b.inside.SetSource(nil)
 	if err != nil {
-		return ph, setup, err
+		return ph, setup, &est, err
 	}
 	if got := w.Counters.FlowsActive[nat.ProtoIndex(nat.ProtoUDP)].Load(); got != want {
-		return ph, setup, fmt.Errorf("outbound: %d UDP flows active, want %d", got, want)
+		return ph, setup, &est, fmt.Errorf("outbound: %d UDP flows active, want %d", got, want)
 	}
-	return ph, setup, nil
+	return ph, setup, &est, nil
 }
 
 // writeReplies writes the reply to every flow of the (stopped) worker's
@@ -410,6 +445,97 @@ func (b *bench) inbound() (phaseResult, error) {
 	return ph, nil
 }
 
+// teardown measures the connection tear-down rate on the table the
+// inbound phase left (worker paused, no source attached): the worker
+// polls the idle ports, the clock jumps past the UDP idle timeout and the
+// worker expires every flow (T_N); then the same on the empty table
+// (T_0). A rate that cannot be computed is reported in the result; a
+// wrong expiry count or a worker that does not expire is an error.
+func (b *bench) teardown() (*teardownResult, error) {
+	w := b.rt.Workers[0]
+	c := &w.Counters
+	udp := nat.ProtoIndex(nat.ProtoUDP)
+	n := uint64(b.traffic.Flows)
+	if got := c.FlowsActive[udp].Load(); got != n {
+		return nil, fmt.Errorf("tear-down: %d UDP flows active before, want %d", got, n)
+	}
+	jump := teardownJump(b.policy.Load().Timeouts.UDP)
+	res := &teardownResult{Flows: n, JumpMs: uint32(jump)}
+	expired0 := c.FlowsExpired[nat.ExpireIdle].Load()
+	b.worker.start()
+	defer b.worker.pause()
+	// Let the worker settle into polling idle ports before the jump.
+	if err := b.waitPolls(c.Polls.Load() + 1000); err != nil {
+		return res, err
+	}
+	tN, polls, err := b.expireAll(jump, 2*time.Minute+time.Duration(n/10_000)*time.Second)
+	if err != nil {
+		return res, fmt.Errorf("tear-down of %d flows: %w", n, err)
+	}
+	t0, _, err := b.expireAll(jump, 10*time.Second)
+	if err != nil {
+		return res, fmt.Errorf("tear-down on the empty table: %w", err)
+	}
+	res.FullSeconds, res.EmptySeconds, res.Polls = tN.Seconds(), t0.Seconds(), polls
+	res.ExpiredIdle = c.FlowsExpired[nat.ExpireIdle].Load() - expired0
+	if res.ExpiredIdle != n {
+		return res, fmt.Errorf("tear-down: %d flows expired idle, want %d", res.ExpiredIdle, n)
+	}
+	if res.FlowsPerSecond, err = teardownRate(n, tN, t0); err != nil {
+		res.Error = err.Error()
+		b.log.Warn("connection tear-down rate", "error", err)
+	}
+	return res, nil
+}
+
+// expireAll jumps the clock forward by jump, waits until the management
+// core has published the jumped expiry tick (T start) and returns the time
+// from then until the worker has published a poll that started after T
+// start and shows no active UDP flow, with the worker's polls in between.
+// It spins (yielding) to time to the microsecond; the worker polls on its
+// own core.
+func (b *bench) expireAll(jump nat.Tick, limit time.Duration) (time.Duration, uint64, error) {
+	w := b.rt.Workers[0]
+	c := &w.Counters
+	udp := nat.ProtoIndex(nat.ProtoUDP)
+	target := b.clock.jump(jump)
+	deadline := time.Now().Add(10 * time.Second)
+	for !tickReached(nat.Tick(b.rt.Manager.ExpireNow.Load()), target) {
+		if time.Now().After(deadline) {
+			return 0, 0, errors.New("the management core did not publish the jumped expiry tick in 10 s")
+		}
+		runtime.Gosched()
+	}
+	start := time.Now()
+	// The poll under way at start may have read the old expiry tick; the
+	// next one has read the new one and publishes the count after it.
+	p0 := c.Polls.Load()
+	deadline = start.Add(limit)
+	for {
+		now := time.Now()
+		if c.FlowsActive[udp].Load() == 0 && c.Polls.Load() >= p0+2 {
+			return now.Sub(start), c.Polls.Load() - p0, nil
+		}
+		if now.After(deadline) {
+			return 0, 0, fmt.Errorf("%d UDP flows still active %s after the clock jump", c.FlowsActive[udp].Load(), limit)
+		}
+		runtime.Gosched()
+	}
+}
+
+// waitPolls waits until the worker has published at least polls polls.
+func (b *bench) waitPolls(polls uint64) error {
+	c := &b.rt.Workers[0].Counters
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Polls.Load() < polls {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the worker published %d polls of %d in 10 s", c.Polls.Load(), polls)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
+}
+
 // measure samples the worker's counters once a second for the configured
 // duration and returns the direction's rate.
 func (b *bench) measure(name string, dir int) (phaseResult, error) {
@@ -429,6 +555,7 @@ func (b *bench) measure(name string, dir int) (phaseResult, error) {
 	var before [nat.NumVerdicts]uint64
 	verdictDrops(w, &before)
 	b.worker.maxGap.Store(0)
+	gaps0 := b.worker.gapCounts()
 	t0, p0, rx0 := time.Now(), c.Packets[dir].Load(), c.RxPackets.Load()
 	ph := phaseResult{Direction: name}
 	tPrev, pPrev := t0, p0
@@ -441,6 +568,8 @@ func (b *bench) measure(name string, dir int) (phaseResult, error) {
 	ph.Packets, ph.Seconds, ph.RxPackets = pPrev-p0, tPrev.Sub(t0).Seconds(), c.RxPackets.Load()-rx0
 	ph.Mpps = float64(ph.Packets) / ph.Seconds / 1e6
 	ph.MaxPollGapUs = float64(b.worker.maxGap.Load()) / 1e3
+	gaps := b.worker.gapCounts()
+	ph.PollGapsOver100us, ph.PollGapsOver1ms, ph.PollGapsOver10ms = gaps[0]-gaps0[0], gaps[1]-gaps0[1], gaps[2]-gaps0[2]
 	ph.Drops = verdictDrops(w, &before)
 	ph.FlowsActive = c.FlowsActive[nat.ProtoIndex(nat.ProtoUDP)].Load()
 	if ph.Packets == 0 {
@@ -489,9 +618,12 @@ type workerLoop struct {
 	// maxGap is the longest time (ns) between the starts of two
 	// successive polls since the harness last reset it to 0.
 	maxGap atomic.Int64
-	run    chan struct{}
-	paused chan struct{}
-	active bool
+	// gapsOver[i] counts the gaps between two polls longer than
+	// pollGapLimits[i]; it only grows (readers subtract a snapshot).
+	gapsOver [len(pollGapLimits)]atomic.Uint64
+	run      chan struct{}
+	paused   chan struct{}
+	active   bool
 }
 
 func newWorkerLoop(w *lcore.Worker, cpu int) *workerLoop {
@@ -515,13 +647,35 @@ func (l *workerLoop) loop(cpu int) {
 		for !l.stop.Load() {
 			l.w.PollOnce()
 			now := time.Now()
-			if gap := int64(now.Sub(last)); gap > l.maxGap.Load() {
+			gap := int64(now.Sub(last))
+			if gap > l.maxGap.Load() {
 				l.maxGap.Store(gap)
+			}
+			if gap > pollGapLimits[0] {
+				l.countGap(gap)
 			}
 			last = now
 		}
 		l.paused <- struct{}{}
 	}
+}
+
+// countGap counts a long gap in every limit it exceeds (worker goroutine).
+func (l *workerLoop) countGap(gap int64) {
+	for i, limit := range pollGapLimits {
+		if gap > limit {
+			l.gapsOver[i].Add(1)
+		}
+	}
+}
+
+// gapCounts returns the poll-gap counts so far, in pollGapLimits' order.
+func (l *workerLoop) gapCounts() [len(pollGapLimits)]uint64 {
+	var c [len(pollGapLimits)]uint64
+	for i := range c {
+		c[i] = l.gapsOver[i].Load()
+	}
+	return c
 }
 
 // start resumes polling.

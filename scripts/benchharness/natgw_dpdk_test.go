@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/natgw/natgw/nat"
 )
 
 // TestNatgwHarness runs the whole natgw subcommand on a small flow count:
@@ -41,6 +43,31 @@ func TestNatgwHarness(t *testing.T) {
 			assert.GreaterOrEqual(t, ph.RxPackets, ph.Packets)
 		})
 	}
+	t.Run("establishment", func(t *testing.T) {
+		e := res.Establishment
+		require.NotNil(t, e)
+		assert.Empty(t, e.Error)
+		assert.Equal(t, uint64(2000), e.Created)
+		assert.Empty(t, e.Drops, "a pull-based source loses nothing")
+		assert.Positive(t, e.FlowsPerSecond)
+		assert.GreaterOrEqual(t, e.Seconds, e.UncertaintySeconds)
+	})
+	t.Run("teardown", func(t *testing.T) {
+		td := res.Teardown
+		require.NotNil(t, td)
+		assert.Equal(t, uint64(2000), td.Flows)
+		assert.Equal(t, uint64(2000), td.ExpiredIdle, "every flow expired idle, once")
+		assert.Greater(t, td.JumpMs, uint32(2*nat.WheelSlotTicks))
+		// 2000 flows are 8 polls of expiry: T_N may not beat T_0's
+		// jitter, and then the rate is an error, never negative.
+		if td.Error == "" {
+			assert.Positive(t, td.FlowsPerSecond)
+			assert.Greater(t, td.FullSeconds, td.EmptySeconds)
+		} else {
+			assert.Contains(t, td.Error, "T_N")
+			assert.Zero(t, td.FlowsPerSecond)
+		}
+	})
 	assert.Equal(t, 8191, res.Mbufs, "a small pcap fits natgw's default mempool")
 	n, err := countPcap(res.Pcaps.In)
 	require.NoError(t, err)

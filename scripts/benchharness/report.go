@@ -42,13 +42,68 @@ type natgwRun struct {
 	Mbufs        int      `json:"mempool_mbufs"`
 	EALArgs      []string `json:"eal_args"`
 	WorkerCPU    int      `json:"worker_cpu"`
-	// FlowSetupSeconds is how long the first pass took to create every
-	// flow (the pcap is replayed at full speed, so this bounds the
-	// connection establishment rate from below).
+	// FlowSetupSeconds is the time from starting the worker until its
+	// counters showed every flow created (Establishment has the precise
+	// figure).
 	FlowSetupSeconds float64       `json:"flow_setup_s"`
 	TranslatorBytes  int           `json:"translator_bytes"`
 	Pcaps            pcapPaths     `json:"pcaps"`
 	Phases           []phaseResult `json:"phases"`
+	// Establishment is the connection establishment rate measured on the
+	// first pass (nil in results of older harnesses).
+	Establishment *establishResult `json:"establishment,omitempty"`
+	// Teardown is the connection tear-down rate measured after the
+	// inbound phase (nil in results of older harnesses).
+	Teardown *teardownResult `json:"teardown,omitempty"`
+}
+
+// establishResult is the connection establishment rate (RFC 9693): the
+// first pass over the outbound pcap, every frame a new flow, offered by a
+// pull-based source as fast as the worker takes them.
+type establishResult struct {
+	// Flows is the number of flows the pass must create; Created what the
+	// worker's FlowsCreated counted at the end of the pass.
+	Flows   uint64 `json:"flows"`
+	Created uint64 `json:"created"`
+	// Seconds is the time from the first created flow to the last, from
+	// samples of the worker's counter about every millisecond: from the
+	// last sample without a flow to the first with all of them.
+	Seconds float64 `json:"seconds"`
+	// UncertaintySeconds is the most by which Seconds overstates the time
+	// (the sampling period at both ends of the pass).
+	UncertaintySeconds float64 `json:"uncertainty_s"`
+	// Samples is the number of counter samples taken.
+	Samples int `json:"samples"`
+	// Drops are the drop verdicts during the pass (must be none).
+	Drops map[string]uint64 `json:"drops,omitempty"`
+	// FlowsPerSecond is Flows / Seconds per worker: a lower bound.
+	FlowsPerSecond float64 `json:"flows_per_s"`
+	// Error says why there is no valid rate.
+	Error string `json:"error,omitempty"`
+}
+
+// teardownResult is the connection tear-down rate (RFC 9693): the worker
+// deletes N idle flows by expiry after a clock jump, T_N, and the same
+// procedure on the empty table gives T_0.
+type teardownResult struct {
+	// Flows is N, the flows in the table before the jump.
+	Flows uint64 `json:"flows"`
+	// JumpMs is how far the clock jumped (UDP idle timeout + 2 wheel slots).
+	JumpMs uint32 `json:"clock_jump_ms"`
+	// FullSeconds is T_N: from the management core publishing the jumped
+	// expiry tick until the worker published 0 active UDP flows.
+	FullSeconds float64 `json:"t_n_s"`
+	// EmptySeconds is T_0: the same on the empty table, until the worker
+	// published a poll that had seen the jumped tick.
+	EmptySeconds float64 `json:"t_0_s"`
+	// Polls is the worker's polls during T_N.
+	Polls uint64 `json:"polls_t_n"`
+	// ExpiredIdle is how much FlowsExpired (reason idle) grew (must be N).
+	ExpiredIdle uint64 `json:"flows_expired_idle"`
+	// FlowsPerSecond is N / (T_N - T_0) per worker.
+	FlowsPerSecond float64 `json:"flows_per_s"`
+	// Error says why there is no valid rate.
+	Error string `json:"error,omitempty"`
 }
 
 // pcapPaths are the pcap files of a run.
@@ -80,7 +135,17 @@ type phaseResult struct {
 	// starts of two successive polls in the measured interval, garbage
 	// collector pauses and preemption included, in microseconds.
 	MaxPollGapUs float64 `json:"max_poll_gap_us"`
+	// PollGapsOver100us, PollGapsOver1ms and PollGapsOver10ms count the
+	// gaps between two polls longer than 100 µs, 1 ms and 10 ms in the
+	// measured interval (cumulative: a 20 ms gap counts in all three).
+	PollGapsOver100us uint64 `json:"poll_gaps_over_100us"`
+	PollGapsOver1ms   uint64 `json:"poll_gaps_over_1ms"`
+	PollGapsOver10ms  uint64 `json:"poll_gaps_over_10ms"`
 }
+
+// pollGapLimits are the thresholds of the poll-gap counts, in ns, in the
+// order of phaseResult's PollGapsOver fields.
+var pollGapLimits = [3]int64{100_000, 1_000_000, 10_000_000}
 
 // goBenchmark is one line of `go test -bench` output.
 type goBenchmark struct {
@@ -295,8 +360,9 @@ func writeMarkdown(w io.Writer, r *report) error {
 			run.TranslatorBytes, float64(run.TranslatorBytes)/float64(max(1, run.FlowCapacity)), run.Mbufs, run.FlowSetupSeconds,
 			strings.Join(run.EALArgs, " "))
 		for _, ph := range run.Phases {
-			p("  - %s: %.2f Mpps (%d packets in %.2f s; per second: %s); drops in the interval: %s; longest gap between two polls (worker stall): %.0f µs.\n",
-				ph.Direction, ph.Mpps, ph.Packets, ph.Seconds, formatSamples(ph.Samples), formatDrops(ph.Drops), ph.MaxPollGapUs)
+			p("  - %s: %.2f Mpps (%d packets in %.2f s; per second: %s); drops in the interval: %s; longest gap between two polls (worker stall): %.0f µs; gaps over 100 µs / 1 ms / 10 ms: %d / %d / %d.\n",
+				ph.Direction, ph.Mpps, ph.Packets, ph.Seconds, formatSamples(ph.Samples), formatDrops(ph.Drops), ph.MaxPollGapUs,
+				ph.PollGapsOver100us, ph.PollGapsOver1ms, ph.PollGapsOver10ms)
 		}
 	}
 	for _, t := range r.Testpmd {
@@ -308,6 +374,7 @@ func writeMarkdown(w io.Writer, r *report) error {
 			p("- %s\n", n)
 		}
 	}
+	writeConnectionRates(bw, r.Natgw)
 	p("\n## Go micro-benchmarks\n\n`go test -run '^$' -bench . -benchmem` of nat and portalloc.\n\n")
 	p("| package | benchmark | ns/op | other metrics | B/op | allocs/op |\n|---|---|---:|---|---:|---:|\n")
 	for _, b := range r.GoBench {
@@ -323,6 +390,64 @@ func writeMarkdown(w io.Writer, r *report) error {
 	}
 	return bw.Flush()
 }
+
+// writeConnectionRates renders the connection establishment and
+// tear-down rates of RFC 9693, one row per flow count.
+func writeConnectionRates(w io.Writer, runs []natgwRun) {
+	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
+	p("\n## Connection establishment and tear-down rates (one worker core)\n\n")
+	p("**Establishment**: the first pass over the outbound pcap, every frame a new UDP flow; flows/s = N / (time from the first created flow to the last), from the worker's `FlowsCreated` sampled about every millisecond, with the check that all N flows were created and no frame was dropped. The `net_pcap` source is pull-based: frames are offered exactly as fast as the worker takes them, so this is the rate natgw takes new connections at, loss-free by construction, not a rate found by offering traffic; on real NICs RFC 9693 §4 binary-searches the offered rate instead. The figure is a lower bound: the sampling period can overstate the time by up to the uncertainty shown; \"inconclusive\" means the pass was too short for the sampling to tell.\n\n")
+	p("**Tear-down**: RFC 9693's N / (T_N − T_0). With N flows in the table and no traffic, the harness's clock jumps past the UDP idle timeout; T_N runs from the management core publishing the jumped expiry tick until the worker publishes 0 active UDP flows, T_0 is the same jump on the empty table (the fixed overhead). It measures the worker's idle-expiry path (`Translator.Expire`, 256 flows per poll) while polling an idle port.\n\n")
+	p("| flows | establishment flows/s | ≥ 2 M/s | tear-down flows/s | ≥ 2 M/s |\n|---:|---:|---|---:|---|\n")
+	for _, run := range runs {
+		p("| %s | %s | %s | %s | %s |\n", flowsLabel(run.Flows), establishFigure(run.Establishment), establishVerdict(run.Establishment),
+			teardownFigure(run.Teardown), teardownVerdict(run.Teardown))
+	}
+	p("\n")
+	for _, run := range runs {
+		if e := run.Establishment; e != nil {
+			p("- %s flows, establishment: %d of %d flows created in %.6f s (up to %.6f s of it sampling uncertainty, %d samples); drops in the pass: %s.",
+				flowsLabel(run.Flows), e.Created, e.Flows, e.Seconds, e.UncertaintySeconds, e.Samples, formatDrops(e.Drops))
+			if e.Error != "" {
+				p(" **Error**: %s.", e.Error)
+			}
+			p("\n")
+		}
+		if t := run.Teardown; t != nil {
+			p("- %s flows, tear-down: clock jump %d ms; T_N %.6f s (%d polls), T_0 %.6f s; idle expiries %d of %d.",
+				flowsLabel(run.Flows), t.JumpMs, t.FullSeconds, t.Polls, t.EmptySeconds, t.ExpiredIdle, t.Flows)
+			if t.Error != "" {
+				p(" **Error**: %s.", t.Error)
+			}
+			p("\n")
+		}
+	}
+}
+
+// establishFigure formats an establishment rate for the table.
+func establishFigure(e *establishResult) string {
+	switch {
+	case e == nil:
+		return "not measured"
+	case e.Error != "":
+		return "**error**"
+	}
+	return fmt.Sprintf("≥ %s", formatRate(e.FlowsPerSecond))
+}
+
+// teardownFigure formats a tear-down rate for the table.
+func teardownFigure(t *teardownResult) string {
+	switch {
+	case t == nil:
+		return "not measured"
+	case t.Error != "":
+		return "**error**"
+	}
+	return formatRate(t.FlowsPerSecond)
+}
+
+// formatRate formats flows per second in millions.
+func formatRate(v float64) string { return fmt.Sprintf("%.3f M", v/1e6) }
 
 func metric(m map[string]float64, k string) string {
 	v, ok := m[k]

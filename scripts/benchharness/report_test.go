@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,9 +74,20 @@ func TestParseCPUInfo(t *testing.T) {
 func testRuns() ([]natgwRun, []testpmdResult) {
 	runs := []natgwRun{
 		{Flows: 1_000_000, Pcaps: pcapPaths{Out: "/w/out-1000000.pcap", In: "/w/in-1000000.pcap"},
-			Phases: []phaseResult{{Direction: "out", Mpps: 7}, {Direction: "in", Mpps: 8, Drops: map[string]uint64{"no_flow": 3}}}},
+			Phases: []phaseResult{
+				{Direction: "out", Mpps: 7, MaxPollGapUs: 12000, PollGapsOver100us: 41, PollGapsOver1ms: 7, PollGapsOver10ms: 1},
+				{Direction: "in", Mpps: 8, Drops: map[string]uint64{"no_flow": 3}},
+			},
+			Establishment: &establishResult{Flows: 1_000_000, Created: 1_000_000, Seconds: 0.4, UncertaintySeconds: 0.0021,
+				Samples: 380, FlowsPerSecond: 2.5e6},
+			Teardown: &teardownResult{Flows: 1_000_000, JumpMs: 300_256, FullSeconds: 0.61, EmptySeconds: 0.01, Polls: 3907,
+				ExpiredIdle: 1_000_000, FlowsPerSecond: 1_000_000 / 0.6}},
 		{Flows: 1000, Pcaps: pcapPaths{Out: "/w/out-1000.pcap", In: "/w/in-1000.pcap"},
-			Phases: []phaseResult{{Direction: "out", Mpps: 14}, {Direction: "in", Mpps: 12}}},
+			Phases: []phaseResult{{Direction: "out", Mpps: 14}, {Direction: "in", Mpps: 12}},
+			Establishment: &establishResult{Flows: 1000, Created: 1000, Seconds: 0.0011, UncertaintySeconds: 0.0011,
+				Samples: 2, FlowsPerSecond: 1000 / 0.0011},
+			Teardown: &teardownResult{Flows: 1000, JumpMs: 300_256, FullSeconds: 0.00001, EmptySeconds: 0.00002,
+				ExpiredIdle: 1000, Error: "T_N 10µs <= T_0 20µs: deleting 1000 flows took less than the measurement's jitter; measure more flows"}},
 	}
 	pmd := []testpmdResult{
 		{Pcap: "/other/out-1000000.pcap", Mpps: 40},
@@ -116,9 +128,38 @@ func TestWriteMarkdown(t *testing.T) {
 		"| 1M | out | 7.00 | 40.00 | 0.175 | **no** | yes |",
 		"no_flow 3", "burst=32", "- a note",
 		"| nat | BenchmarkTranslateEstablished/flows=1024/out-2 | 25.1 | 25.1 ns/pkt | 0 | 0 |",
+		"worker stall): 12000 µs; gaps over 100 µs / 1 ms / 10 ms: 41 / 7 / 1.",
+		"## Connection establishment and tear-down rates (one worker core)",
+		"pull-based", "RFC 9693 §4", "256 flows per poll",
+		"| 1K | ≥ 0.909 M | inconclusive | **error** | n/a |",
+		"| 1M | ≥ 2.500 M | met | 1.667 M | **missed** |",
+		"- 1M flows, establishment: 1000000 of 1000000 flows created in 0.400000 s (up to 0.002100 s of it sampling uncertainty, 380 samples); drops in the pass: none.",
+		"- 1M flows, tear-down: clock jump 300256 ms; T_N 0.610000 s (3907 polls), T_0 0.010000 s; idle expiries 1000000 of 1000000.",
+		"**Error**: T_N 10µs <= T_0 20µs",
 	} {
 		assert.Contains(t, md, want)
 	}
+}
+
+func TestResultJSONNames(t *testing.T) {
+	runs, _ := testRuns()
+	b, err := json.Marshal(runs[0])
+	require.NoError(t, err)
+	for _, key := range []string{
+		`"establishment":{`, `"uncertainty_s":0.0021`, `"flows_per_s":2500000`,
+		`"teardown":{`, `"t_n_s":0.61`, `"t_0_s":0.01`, `"clock_jump_ms":300256`, `"polls_t_n":3907`, `"flows_expired_idle":1000000`,
+		`"poll_gaps_over_100us":41`, `"poll_gaps_over_1ms":7`, `"poll_gaps_over_10ms":1`,
+	} {
+		t.Run(key, func(t *testing.T) { assert.Contains(t, string(b), key) })
+	}
+}
+
+func TestWriteMarkdownOldResults(t *testing.T) {
+	// Results of a harness without the connection rates still render.
+	runs := []natgwRun{{Flows: 1000, Phases: []phaseResult{{Direction: "out", Mpps: 14}}}}
+	var b bytes.Buffer
+	require.NoError(t, writeMarkdown(&b, &report{Natgw: runs}))
+	assert.Contains(t, b.String(), "| 1K | not measured | n/a | not measured | n/a |")
 }
 
 func TestCmdReport(t *testing.T) {
@@ -143,6 +184,11 @@ func TestCmdReport(t *testing.T) {
 	b, err := os.ReadFile(md)
 	require.NoError(t, err)
 	assert.Contains(t, string(b), "| 1K | out | 14.00 | 80.00 |")
+	require.Len(t, r.Natgw, 1)
+	require.NotNil(t, r.Natgw[0].Establishment, "the establishment result goes through report.json")
+	require.NotNil(t, r.Natgw[0].Teardown)
+	assert.Equal(t, uint64(1000), r.Natgw[0].Establishment.Created)
+	assert.Contains(t, r.Natgw[0].Teardown.Error, "T_N")
 }
 
 func TestFlowsLabel(t *testing.T) {
