@@ -53,6 +53,8 @@ type e2eConfig struct {
 	// [timeouts]; an empty one keeps the suite's value (4m, 4m, 30s, 10s,
 	// 60s).
 	UDP, TCPEstablished, TCPTransitory, TCPClosing, ICMP string
+	// WorkerCPUs is dataplane.worker_cpus; empty leaves it out.
+	WorkerCPUs []int
 }
 
 // e2eConfigTemplate is the testbed's configuration (like scripts/demo.toml).
@@ -61,6 +63,9 @@ var e2eConfigTemplate = template.Must(template.New("natgw.toml").Parse(`# natgw 
 driver = "{{.Driver}}"
 workers = {{.Workers}}
 flow_capacity = {{or .FlowCapacity 200000}}
+{{- if .WorkerCPUs}}
+worker_cpus = [{{range $i, $c := .WorkerCPUs}}{{if $i}}, {{end}}{{$c}}{{end}}]
+{{- end}}
 {{- if eq .Driver "dpdk"}}
 eal_args = ["-l", "0", "--no-pci", "--vdev=net_af_packet0,iface=veth-in,qpairs={{.Qpairs}}", "--vdev=net_af_packet1,iface=veth-out,qpairs={{.Qpairs}}"]
 {{- end}}

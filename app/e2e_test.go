@@ -18,6 +18,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -80,6 +82,10 @@ func TestE2E(t *testing.T) {
 			slot++
 			t.Run(fmt.Sprintf("driver=%s/workers=%d", driver, workers), func(t *testing.T) {
 				cfg := e2eConfig{Driver: driver, Workers: workers, Members: e2ePoolMembers}
+				if workers == 1 && runtime.NumCPU() >= 2 {
+					// The last CPU for the worker, the others for the rest.
+					cfg.WorkerCPUs = []int{runtime.NumCPU() - 1}
+				}
 				r := &e2eRun{tb: tb, workers: workers, slot: slot, cfg: cfg, config: filepath.Join(t.TempDir(), "natgw.toml")}
 				r.start(t)
 			})
@@ -94,6 +100,9 @@ func (r *e2eRun) start(t *testing.T) {
 	r.natgw = r.tb.startNatgw(t, r.config)
 	require.NoError(t, r.natgw.waitLog("natgw running", 1, 20*time.Second), "natgw log:\n%s", r.natgw.log.String())
 	require.NoError(t, r.natgw.waitReady(20*time.Second), "natgw never translated a request")
+	if len(r.cfg.WorkerCPUs) > 0 {
+		t.Run("worker_cpus: each worker alone on its CPU", func(t *testing.T) { checkWorkerCPUs(t, r) })
+	}
 	for _, c := range e2eChecks {
 		t.Run(c.name, func(t *testing.T) {
 			require.True(t, r.natgw.alive(), "natgw is not running: %v", r.natgw.waitErr)
@@ -108,6 +117,69 @@ func (r *e2eRun) start(t *testing.T) {
 		assert.Contains(t, log, "natgw stopped cleanly")
 		assert.NotContains(t, log, "panic")
 	})
+}
+
+// checkWorkerCPUs: with dataplane.worker_cpus, each worker's thread may
+// run on its CPU only, and every other thread of natgw (management, HTTP,
+// Go runtime, DPDK's control threads) on none of the worker CPUs.
+func checkWorkerCPUs(t *testing.T, r *e2eRun) {
+	pid := r.natgw.cmd.Process.Pid
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	require.NoError(t, err)
+	require.Equal(t, "natgw", strings.TrimSpace(string(comm)), "ip netns exec runs natgw in its own process")
+	for i, cpu := range r.cfg.WorkerCPUs {
+		assert.Contains(t, r.natgw.log.String(), fmt.Sprintf(`msg="worker pinned" worker=%d cpu=%d`, i, cpu))
+	}
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	require.NoError(t, err)
+	pinned := map[string]int{}
+	for _, task := range tasks {
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, task.Name()))
+		if err != nil {
+			continue // the thread exited
+		}
+		var allowed string
+		for _, line := range strings.Split(string(status), "\n") {
+			if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+				allowed = strings.TrimSpace(v)
+			}
+		}
+		require.NotEmpty(t, allowed, "thread %s", task.Name())
+		isWorker := false
+		for _, cpu := range r.cfg.WorkerCPUs {
+			if allowed == strconv.Itoa(cpu) {
+				pinned[allowed]++
+				isWorker = true
+			}
+		}
+		if isWorker {
+			continue
+		}
+		for _, cpu := range r.cfg.WorkerCPUs {
+			assert.False(t, cpuListHas(t, allowed, cpu), "thread %s may run on worker CPU %d (allowed %s)", task.Name(), cpu, allowed)
+		}
+	}
+	for _, cpu := range r.cfg.WorkerCPUs {
+		assert.Equal(t, 1, pinned[strconv.Itoa(cpu)], "threads pinned to worker CPU %d", cpu)
+	}
+}
+
+// cpuListHas reports whether a list like "0,2-3" holds cpu.
+func cpuListHas(t *testing.T, list string, cpu int) bool {
+	for _, part := range strings.Split(list, ",") {
+		lo, hi, ranged := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		require.NoError(t, err, "CPU list %q", list)
+		b := a
+		if ranged {
+			b, err = strconv.Atoi(hi)
+			require.NoError(t, err, "CPU list %q", list)
+		}
+		if cpu >= a && cpu <= b {
+			return true
+		}
+	}
+	return false
 }
 
 // checkPoolMembers: [S1]/[S3] pool members reach the server from the

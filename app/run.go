@@ -113,6 +113,14 @@ func startAppliance(path string, log *slog.Logger) (*appliance, error) {
 		}
 		return nil, err
 	}
+	if cpus := c.Dataplane.WorkerCPUs; len(cpus) != 0 {
+		// Before the driver starts, so DPDK's control threads are
+		// created with the confined mask too.
+		if err := lcore.ConfineProcess(cpus); err != nil {
+			return nil, fmt.Errorf("dataplane.worker_cpus: %w", err)
+		}
+		log.Info("worker CPUs reserved for the workers", "worker_cpus", cpus)
+	}
 	if a.ports, err = open(c); err != nil {
 		return nil, fmt.Errorf("opening ports: %w", err)
 	}
@@ -120,7 +128,7 @@ func startAppliance(path string, log *slog.Logger) (*appliance, error) {
 	a.rt, err = lcore.NewRuntime(lcore.RuntimeConfig{
 		Workers: c.Dataplane.Workers, Ports: a.ports, Policy: &a.policy,
 		FlowCapacity: c.Dataplane.FlowCapacity, Static: static, Log: log,
-		IdleWait: idleWait(c.Dataplane.Driver),
+		IdleWait: idleWait(c.Dataplane.Driver), WorkerCPUs: c.Dataplane.WorkerCPUs,
 	})
 	if err != nil {
 		a.closePorts()
@@ -179,8 +187,9 @@ func (a *appliance) reload() (uint32, error) { return a.reloader.Reload() }
 func restartNeeded(old, c *config.Config) error {
 	var errs []error
 	if old.Dataplane.Driver != c.Dataplane.Driver || old.Dataplane.Workers != c.Dataplane.Workers ||
-		old.Dataplane.FlowCapacity != c.Dataplane.FlowCapacity || fmt.Sprint(old.Dataplane.EALArgs) != fmt.Sprint(c.Dataplane.EALArgs) {
-		errs = append(errs, errors.New("dataplane: changing the driver, workers, flow_capacity or eal_args needs a restart"))
+		old.Dataplane.FlowCapacity != c.Dataplane.FlowCapacity || fmt.Sprint(old.Dataplane.EALArgs) != fmt.Sprint(c.Dataplane.EALArgs) ||
+		fmt.Sprint(old.Dataplane.WorkerCPUs) != fmt.Sprint(c.Dataplane.WorkerCPUs) {
+		errs = append(errs, errors.New("dataplane: changing the driver, workers, flow_capacity, eal_args or worker_cpus needs a restart"))
 	}
 	if old.Inside.Port != c.Inside.Port || old.Outside.Port != c.Outside.Port {
 		errs = append(errs, errors.New("inside.port/outside.port: changing a port needs a restart"))

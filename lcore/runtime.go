@@ -30,6 +30,11 @@ type RuntimeConfig struct {
 	// Clock, when set, replaces the real-time dataplane clock (tests
 	// drive time with it); it must never return 0.
 	Clock func() nat.Tick
+	// WorkerCPUs, when set, has one CPU per worker: worker i pins its
+	// thread to WorkerCPUs[i] when it starts. Keeping the process's other
+	// threads off those CPUs is ConfineProcess's job, before the driver
+	// starts.
+	WorkerCPUs []int
 }
 
 // Runtime is a running dataplane: workers and the management loop.
@@ -52,6 +57,9 @@ func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 	}
 	if cfg.Policy.Load() == nil {
 		return nil, fmt.Errorf("no policy")
+	}
+	if len(cfg.WorkerCPUs) != 0 && len(cfg.WorkerCPUs) != cfg.Workers {
+		return nil, fmt.Errorf("%d worker CPUs for %d workers: give one per worker", len(cfg.WorkerCPUs), cfg.Workers)
 	}
 	r := &Runtime{cfg: cfg, start: time.Now(), Owner: NewOwner(DefaultRSSKey, cfg.Workers)}
 	clock := r.Now
@@ -80,12 +88,16 @@ func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 		}
 		events := &eventRing{}
 		r.Manager.events = append(r.Manager.events, events)
-		r.Workers = append(r.Workers, NewWorker(WorkerConfig{
+		wc := WorkerConfig{
 			ID: i, Workers: n, Ports: cfg.Ports, Policy: cfg.Policy, Neigh: neigh, Owner: r.Owner,
 			HandoffOut: hand[i], HandoffIn: in, ToMgmt: toMgmt[i], ExpireNow: &r.Manager.ExpireNow,
 			Clock: clock, FlowCapacity: perWorker, Seed: uint64(time.Now().UnixNano()) + uint64(i),
-			OnExhausted: events.push,
-		}))
+			OnExhausted: events.push, Log: cfg.Log,
+		}
+		if len(cfg.WorkerCPUs) != 0 {
+			wc.Pin, wc.CPU = true, cfg.WorkerCPUs[i]
+		}
+		r.Workers = append(r.Workers, NewWorker(wc))
 	}
 	return r, nil
 }

@@ -2,6 +2,7 @@ package lcore
 
 import (
 	"encoding/binary"
+	"log/slog"
 	"runtime"
 	"sync/atomic"
 
@@ -87,6 +88,12 @@ type WorkerConfig struct {
 	Seed         uint64
 	// OnExhausted is passed to the translator.
 	OnExhausted func(nat.ExhaustEvent)
+	// Pin, when set, pins the worker's thread to CPU in Run
+	// (dataplane.worker_cpus; see affinity.go).
+	Pin bool
+	CPU int
+	// Log receives the worker's few log lines (nil: slog.Default()).
+	Log *slog.Logger
 }
 
 // Worker is one poll-mode worker lcore.
@@ -125,6 +132,9 @@ type Worker struct {
 	ringPkts [Burst]*Packet
 	stop     atomic.Bool
 	qs       queryState // management queries and utilisation scan (query.go)
+	pin      bool
+	cpu      int
+	log      *slog.Logger
 }
 
 // NewWorker builds a worker; it does not start it.
@@ -133,7 +143,10 @@ func NewWorker(c WorkerConfig) *Worker {
 	w := &Worker{
 		id: c.ID, workers: c.Workers, pol: c.Policy, neigh: c.Neigh, owner: c.Owner,
 		handOut: c.HandoffOut, handIn: c.HandoffIn, toMgmt: c.ToMgmt,
-		expireNow: c.ExpireNow, clock: c.Clock,
+		expireNow: c.ExpireNow, clock: c.Clock, pin: c.Pin, cpu: c.CPU, log: c.Log,
+	}
+	if w.log == nil {
+		w.log = slog.Default()
 	}
 	for p := uint8(0); p < NumPorts; p++ {
 		w.q[p] = c.Ports[p].Queue(c.ID)
@@ -156,6 +169,13 @@ func (w *Worker) Translator() *nat.Translator { return w.tr }
 func (w *Worker) Run(idleWait int64) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	if w.pin {
+		if err := PinThread(w.cpu); err != nil {
+			w.log.Error("worker runs unpinned", "worker", w.id, "error", err)
+		} else {
+			w.log.Info("worker pinned", "worker", w.id, "cpu", w.cpu)
+		}
+	}
 	idle := 0
 	for !w.stop.Load() {
 		if w.PollOnce() {

@@ -31,6 +31,12 @@ type Dataplane struct {
 	// FlowCapacity is the maximum number of concurrent flows, preallocated
 	// and split evenly over the workers.
 	FlowCapacity int `toml:"flow_capacity"`
+	// WorkerCPUs, when set, has one CPU number per worker: worker i runs
+	// pinned to WorkerCPUs[i], and natgw keeps all its other threads (the
+	// management core, the HTTP server, the Go runtime, DPDK's control
+	// threads) off those CPUs. Empty (the default): the kernel places
+	// the workers.
+	WorkerCPUs []int `toml:"worker_cpus"`
 }
 
 // InsidePort is the port facing the private hosts.

@@ -16,6 +16,8 @@ import (
 const (
 	// MaxWorkers is the largest dataplane.workers.
 	MaxWorkers = 64
+	// MaxCPU bounds the CPU numbers of dataplane.worker_cpus.
+	MaxCPU = 1023
 	// MaxFlowCapacity is the largest dataplane.flow_capacity.
 	MaxFlowCapacity = 100_000_000
 	// MinTimeout is the shortest idle timeout.
@@ -108,6 +110,21 @@ func (v *validator) dataplane() {
 	}
 	if d.Workers < 1 || d.Workers > MaxWorkers {
 		v.addf("dataplane.workers", "%d workers: must be 1 to %d", d.Workers, MaxWorkers)
+	}
+	if len(d.WorkerCPUs) != 0 {
+		if len(d.WorkerCPUs) != d.Workers {
+			v.addf("dataplane.worker_cpus", "%d CPUs for %d workers: give one CPU per worker, or leave the key out", len(d.WorkerCPUs), d.Workers)
+		}
+		seen := map[int]bool{}
+		for _, c := range d.WorkerCPUs {
+			switch {
+			case c < 0 || c > MaxCPU:
+				v.addf("dataplane.worker_cpus", "CPU %d: must be 0 to %d", c, MaxCPU)
+			case seen[c]:
+				v.addf("dataplane.worker_cpus", "CPU %d is given twice: each worker needs a CPU of its own", c)
+			}
+			seen[c] = true
+		}
 	}
 	switch {
 	case d.FlowCapacity < 1 || d.FlowCapacity > MaxFlowCapacity:

@@ -50,6 +50,11 @@ func TestValidate(t *testing.T) {
 		{"workers too many", func(c *Config) { c.Dataplane.Workers = 65 }, []string{"dataplane.workers"}, "1 to 64"},
 		{"workers negative", func(c *Config) { c.Dataplane.Workers = -1 }, []string{"dataplane.workers"}, "1 to 64"},
 		{"workers 64", func(c *Config) { c.Dataplane.Workers = 64 }, nil, ""},
+		{"worker cpus one per worker", func(c *Config) { c.Dataplane.WorkerCPUs = []int{2, 3} }, nil, ""},
+		{"worker cpus too few", func(c *Config) { c.Dataplane.WorkerCPUs = []int{2} }, []string{"dataplane.worker_cpus"}, "1 CPUs for 2 workers"},
+		{"worker cpus twice", func(c *Config) { c.Dataplane.WorkerCPUs = []int{3, 3} }, []string{"dataplane.worker_cpus"}, "CPU 3 is given twice"},
+		{"worker cpus negative", func(c *Config) { c.Dataplane.WorkerCPUs = []int{-1, 2} }, []string{"dataplane.worker_cpus"}, "CPU -1: must be 0 to 1023"},
+		{"worker cpus too large", func(c *Config) { c.Dataplane.WorkerCPUs = []int{1, 1024} }, []string{"dataplane.worker_cpus"}, "CPU 1024: must be 0 to 1023"},
 		{"flow capacity too big", func(c *Config) { c.Dataplane.FlowCapacity = 100_000_001 }, []string{"dataplane.flow_capacity"}, "1 to 100000000"},
 		{"flow capacity below workers", func(c *Config) { c.Dataplane.FlowCapacity = 1 }, []string{"dataplane.flow_capacity"}, "less than dataplane.workers (2)"},
 

@@ -1,0 +1,172 @@
+package lcore
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+// threadMasks reads every thread's CPU affinity.
+func threadMasks(t *testing.T) map[int]unix.CPUSet {
+	t.Helper()
+	tids, err := threadIDs()
+	require.NoError(t, err)
+	out := map[int]unix.CPUSet{}
+	for _, tid := range tids {
+		var s unix.CPUSet
+		if unix.SchedGetaffinity(tid, &s) == nil {
+			out[tid] = s
+		}
+	}
+	return out
+}
+
+// restoreMasks puts the threads' masks back after a test changed them.
+func restoreMasks(masks map[int]unix.CPUSet) {
+	for tid, s := range masks {
+		_ = unix.SchedSetaffinity(tid, &s)
+	}
+}
+
+// TestConfineProcess reserves the last usable CPU for a worker: every
+// thread of the process then runs elsewhere, a thread pinned afterwards
+// runs on the reserved CPU only, and threads created later inherit the
+// confined mask.
+func TestConfineProcess(t *testing.T) {
+	var allowed unix.CPUSet
+	require.NoError(t, unix.SchedGetaffinity(0, &allowed))
+	if allowed.Count() < 2 {
+		t.Skip("needs two CPUs")
+	}
+	saved := threadMasks(t)
+	t.Cleanup(func() { restoreMasks(saved) })
+	worker := -1
+	for c := maxCPU - 1; c >= 0; c-- {
+		if allowed.IsSet(c) {
+			worker = c
+			break
+		}
+	}
+	require.NoError(t, ConfineProcess([]int{worker}))
+	for tid, s := range threadMasks(t) {
+		assert.False(t, s.IsSet(worker), "thread %d may still run on the worker CPU %d", tid, worker)
+		assert.Positive(t, s.Count(), "thread %d has no CPU", tid)
+	}
+
+	// A pinned thread runs on the worker CPU only.
+	done := make(chan error)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := PinThread(worker); err != nil {
+			done <- err
+			return
+		}
+		var s unix.CPUSet
+		if err := unix.SchedGetaffinity(0, &s); err != nil {
+			done <- err
+			return
+		}
+		if s.Count() != 1 || !s.IsSet(worker) {
+			done <- fmt.Errorf("pinned thread's CPUs: %s", cpuList(&s))
+			return
+		}
+		done <- nil
+	}()
+	require.NoError(t, <-done)
+
+	// Threads the runtime creates now inherit the confined mask.
+	before := threadMasks(t)
+	release := make(chan struct{})
+	started := make(chan struct{}, 8)
+	for range 8 {
+		go func() {
+			runtime.LockOSThread() // each needs a thread of its own
+			started <- struct{}{}
+			<-release
+		}()
+	}
+	for range 8 {
+		<-started
+	}
+	for tid, s := range threadMasks(t) {
+		if _, old := before[tid]; old {
+			continue
+		}
+		assert.False(t, s.IsSet(worker), "new thread %d may run on the worker CPU", tid)
+	}
+	close(release)
+}
+
+func TestConfineProcessRefuses(t *testing.T) {
+	var allowed unix.CPUSet
+	require.NoError(t, unix.SchedGetaffinity(0, &allowed))
+	var all []int
+	for c := 0; c < maxCPU; c++ {
+		if allowed.IsSet(c) {
+			all = append(all, c)
+		}
+	}
+	tests := []struct {
+		name string
+		cpus []int
+		want string
+	}{
+		{"every CPU", all, "leave no CPU"},
+		{"negative", []int{-1}, "worker CPU -1 is not one"},
+		{"beyond the set", []int{maxCPU}, "is not one this process may run on"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := threadMasks(t)
+			err := ConfineProcess(tt.cpus)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+			for tid, s := range threadMasks(t) {
+				if old, ok := before[tid]; ok {
+					assert.Equal(t, old, s, "thread %d changed although ConfineProcess failed", tid)
+				}
+			}
+		})
+	}
+	assert.Error(t, PinThread(-1))
+	assert.Error(t, PinThread(maxCPU))
+}
+
+func TestCPUList(t *testing.T) {
+	tests := []struct {
+		cpus []int
+		want string
+	}{
+		{nil, ""},
+		{[]int{0}, "0"},
+		{[]int{0, 1, 2, 5, 7, 8}, "0-2,5,7-8"},
+		{[]int{3, maxCPU - 1}, "3," + strconv.Itoa(maxCPU-1)},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Trim(fmt.Sprint(tt.cpus), "[]"), func(t *testing.T) {
+			var s unix.CPUSet
+			for _, c := range tt.cpus {
+				s.Set(c)
+			}
+			assert.Equal(t, tt.want, cpuList(&s))
+		})
+	}
+}
+
+// TestThreadIDs lists at least the calling thread.
+func TestThreadIDs(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	tids, err := threadIDs()
+	require.NoError(t, err)
+	assert.Contains(t, tids, unix.Gettid())
+	assert.Contains(t, tids, os.Getpid(), "the main thread")
+}
