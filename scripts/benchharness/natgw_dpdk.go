@@ -16,8 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/natgw/natgw/lcore"
 	"github.com/natgw/natgw/lcore/dpdk"
 	"github.com/natgw/natgw/nat"
@@ -137,6 +135,15 @@ func runNatgw(o natgwOptions, log *slog.Logger) (natgwRun, error) {
 	// and Go's runtime need another.
 	if runtime.GOMAXPROCS(0) < 2 {
 		runtime.GOMAXPROCS(2)
+	}
+	// As natgw does with dataplane.worker_cpus: every other thread of the
+	// process (the management loop, the sampler, the Go runtime, DPDK's
+	// control threads, created by EAL after this) keeps off the worker's
+	// CPU, so it does not preempt the worker.
+	if o.CPU >= 0 {
+		if err := lcore.ConfineProcess([]int{o.CPU}); err != nil {
+			return natgwRun{}, fmt.Errorf("-cpu %d: %w", o.CPU, err)
+		}
 	}
 	b := &bench{opts: o, log: log, traffic: t}
 	defer b.close()
@@ -636,9 +643,7 @@ func (l *workerLoop) loop(cpu int) {
 	// The goroutine ends locked: its pinned thread exits with it.
 	runtime.LockOSThread()
 	if cpu >= 0 {
-		var set unix.CPUSet
-		set.Set(cpu)
-		if err := unix.SchedSetaffinity(0, &set); err != nil {
+		if err := lcore.PinThread(cpu); err != nil {
 			slog.Warn("pinning the worker thread", "cpu", cpu, "error", err)
 		}
 	}
