@@ -582,7 +582,7 @@ cpus() {
 		fi
 	done
 	if cmdline_has isolcpus; then
-		suggest "isolcpus=$(cmdline_value isolcpus) is set: the kernel does not spread threads over isolated cores, and natgw's workers are not pinned one per core, so they may share one core; prefer nohz_full + rcu_nocbs with CPUAffinity=$cores in natgw.service and the other cores in /etc/systemd/system.conf CPUAffinity="
+		suggest "isolcpus=$(cmdline_value isolcpus) is set: the kernel does not spread threads over isolated cores, so set dataplane.worker_cpus in natgw.toml (natgw then pins one worker per core itself and keeps its other threads off them)"
 	fi
 	# NUMA: the cores should be on the NICs' node.
 	local node cnode
