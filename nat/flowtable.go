@@ -83,7 +83,7 @@ const MaxFlowCapacity = 1 << 28
 
 // lookupBurst is the number of keys whose memory accesses a batched lookup
 // overlaps.
-const lookupBurst = 32
+const lookupBurst = 64
 
 // FlowTable is a worker's fixed-capacity flow table with its timer wheel.
 // It is not safe for concurrent use: one worker owns it.
@@ -201,15 +201,18 @@ func (t *FlowTable) lookupInBurst(keys []InKey, out []uint32) {
 }
 
 // touch brings into cache the home slot of each of the n tags, then the
-// record each of those slots points to: all home slots are prefetched at
-// once, then read (the first read waits for its line, the others have
-// arrived meanwhile), then all records are prefetched. The lookups that
+// record each key's tag points to: all home slots are prefetched at once,
+// then each key's probe run is read (the first read waits for its line,
+// the others have arrived meanwhile) up to the slot with the key's tag,
+// and the records those slots name are prefetched. The lookups that
 // follow find their lines in cache or on their way, so a burst pays
-// about two memory latencies instead of two per key.
+// about two memory latencies instead of two per key. (Prefetching the
+// home slot's record instead would miss for the third of the keys that
+// linear probing has moved past their home.)
 func (t *FlowTable) touch(tags *[lookupBurst]uint32, n int, x *flowIndex) {
 	var addrs [lookupBurst]uintptr
 	n = min(n, lookupBurst)
-	slots := x.slots
+	slots := x.slots[:x.size]
 	for j := 0; j < n; j++ {
 		if h := x.home(tags[j]); h < uint32(len(slots)) {
 			addrs[j] = addrOf(&slots[h])
@@ -219,10 +222,18 @@ func (t *FlowTable) touch(tags *[lookupBurst]uint32, n int, x *flowIndex) {
 	flows := t.flows
 	m := 0
 	for j := 0; j < n; j++ {
-		if h := x.home(tags[j]); h < uint32(len(slots)) {
-			if c := slots[h].flow; c != 0 && c < uint32(len(flows)) {
-				addrs[m] = addrOf(&flows[c])
-				m++
+		tag := tags[j]
+		for p := x.home(tag); p < uint32(len(slots)); p = x.next(p) {
+			s := slots[p]
+			if s.tag == tag {
+				if s.flow < uint32(len(flows)) {
+					addrs[m] = addrOf(&flows[s.flow])
+					m++
+				}
+				break
+			}
+			if s.tag == 0 {
+				break
 			}
 		}
 	}
