@@ -17,7 +17,7 @@ import (
 // bursts. Nothing on its packet path locks or allocates.
 
 // Burst is the number of frames a worker receives or sends per call.
-const Burst = 32
+const Burst = 64
 
 // Work items sent to the management core through a worker's ToMgmt ring
 // (Packet.Flags bits above the driver's).
@@ -114,8 +114,9 @@ type Worker struct {
 	frags       fragTable
 	sweeping    bool
 	// gleaned caches inside sources recently offered to the management
-	// core for learning (direct-mapped by address).
-	gleaned [4096]uint32
+	// core for learning: 4096 sets of 2 (two ways, so two sources whose
+	// addresses share a set don't evict each other on every packet).
+	gleaned [gleanSets][2]uint32
 
 	// Counters are the published counters.
 	Counters WorkerCounters
@@ -523,11 +524,11 @@ func (w *Worker) answerLocal(p *Packet) {
 // glean offers an inside source's MAC to the management core the first
 // time the worker sees the address (and when the cache slot was reused).
 func (w *Worker) glean(src uint32, eth nat.Ethernet) {
-	slot := &w.gleaned[(src*2654435761)>>20]
-	if *slot == src {
+	set := &w.gleaned[(src*2654435761)>>(32-gleanSetBits)]
+	if set[0] == src || set[1] == src {
 		return
 	}
-	*slot = src
+	set[1], set[0] = set[0], src // the older way goes
 	if _, ok := w.neigh.Load().Lookup(src); ok {
 		return
 	}
@@ -537,6 +538,12 @@ func (w *Worker) glean(src uint32, eth nat.Ethernet) {
 	m := Packet{Data: b[:], Flags: MsgGlean}
 	w.toMgmt.Push(&m)
 }
+
+// The glean cache's geometry: 2^gleanSetBits sets of two addresses.
+const (
+	gleanSetBits = 12
+	gleanSets    = 1 << gleanSetBits
+)
 
 // resetLen is the size of an encoded reset: three addresses, three ports,
 // two acknowledgement numbers.

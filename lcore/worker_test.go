@@ -531,3 +531,43 @@ func TestNeighborsTable(t *testing.T) {
 		assert.Equal(t, n, seen)
 	}
 }
+
+// TestGleanCache checks the glean cache: a source is offered to the
+// management core once while it stays cached, two sources of one set are
+// both kept (two ways), and a third evicts the older of them.
+func TestGleanCache(t *testing.T) {
+	w := &Worker{toMgmt: NewRing(64, 64), neigh: NewNeighborHolder(0)}
+	eth := nat.Ethernet(make([]byte, nat.EthernetLen))
+	// Three addresses of one set.
+	var same []uint32
+	set := func(a uint32) uint32 { return (a * 2654435761) >> (32 - gleanSetBits) }
+	for a := uint32(0x0A000001); len(same) < 3; a++ {
+		if len(same) == 0 || set(a) == set(same[0]) {
+			same = append(same, a)
+		}
+	}
+	offered := func() int {
+		var out [64]*Packet
+		n := w.toMgmt.Peek(out[:])
+		w.toMgmt.Release(n)
+		return n
+	}
+	tests := []struct {
+		name string
+		src  uint32
+		want int
+	}{
+		{"first sight of A", same[0], 1},
+		{"A again", same[0], 0},
+		{"B shares A's set", same[1], 1},
+		{"A still cached", same[0], 0},
+		{"B still cached", same[1], 0},
+		{"C evicts the older (A)", same[2], 1},
+		{"B still cached after C", same[1], 0},
+		{"A offered again", same[0], 1},
+	}
+	for _, tt := range tests {
+		w.glean(tt.src, eth)
+		assert.Equal(t, tt.want, offered(), tt.name)
+	}
+}
