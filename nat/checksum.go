@@ -97,6 +97,33 @@ func UpdateChecksum16(cksum, old, new uint16) uint16 {
 	return ^uint16(s)
 }
 
+// fold16 folds a sum of 16-bit words into a 16-bit one's complement sum.
+func fold16(s uint32) uint16 {
+	s = (s >> 16) + (s & 0xffff)
+	s += s >> 16
+	return uint16(s)
+}
+
+// applyDeltas updates checksum cksum by the precomputed one's complement
+// sums d1 and d2 of field changes (each the sum of ~old + new over the
+// changed 16-bit words, RFC 1624 eqn. 3).
+func applyDeltas(cksum, d1, d2 uint16) uint16 {
+	return ^fold16(uint32(^cksum) + uint32(d1) + uint32(d2))
+}
+
+// ttlDecrement is the delta of a TTL decrement: the word TTL<<8|proto
+// becomes (TTL-1)<<8|proto, and ~w + (w - 0x100) = 0xFFFF - 0x100.
+const ttlDecrement = 0xFEFF
+
+// translationDeltas returns the checksum deltas of f's outbound
+// translation (see Flow.dAddr): Priv to Pub, and Priv:PrivPort to
+// Pub:PubPort.
+func translationDeltas(f *Flow) (addr, l4 uint16) {
+	addr = fold16((^f.Priv)>>16 + (^f.Priv)&0xffff + f.Pub>>16 + f.Pub&0xffff)
+	l4 = fold16(uint32(addr) + uint32(^f.PrivPort) + uint32(f.PubPort))
+	return addr, l4
+}
+
 // UpdateChecksum32 is UpdateChecksum16 for a 32-bit field (an IPv4
 // address, or a port pair) changing from old to new; the field must start
 // at an even offset of the covered data.

@@ -502,3 +502,31 @@ func BenchmarkUpdateChecksum32(b *testing.B) {
 
 // csumBenchSink keeps benchmark results alive.
 var csumBenchSink uint32
+
+// TestTranslationDeltas: a flow's precomputed deltas update a checksum to
+// the same one's complement value as the field-by-field RFC 1624 update,
+// outbound and (with the complements) inbound.
+func TestTranslationDeltas(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	same := func(a, b uint16) bool { return a == b || (a == 0 || a == 0xFFFF) && (b == 0 || b == 0xFFFF) }
+	for i := 0; i < 100000; i++ {
+		f := Flow{Priv: r.Uint32(), Pub: r.Uint32(), PrivPort: uint16(r.Uint32()), PubPort: uint16(r.Uint32())}
+		if i%10 == 0 {
+			f.Pub, f.PubPort = f.Priv, f.PrivPort // no change at all
+		}
+		addr, l4 := translationDeltas(&f)
+		ck := uint16(r.Uint32())
+		wantAddr := UpdateChecksum32(ck, f.Priv, f.Pub)
+		wantL4 := UpdateChecksum16(wantAddr, f.PrivPort, f.PubPort)
+		require.True(t, same(wantAddr, applyDeltas(ck, addr, 0)), "addr %+v ck %#04x", f, ck)
+		require.True(t, same(wantL4, applyDeltas(ck, l4, 0)), "l4 %+v ck %#04x", f, ck)
+		backAddr := UpdateChecksum32(ck, f.Pub, f.Priv)
+		backL4 := UpdateChecksum16(backAddr, f.PubPort, f.PrivPort)
+		require.True(t, same(backAddr, applyDeltas(ck, ^addr, 0)), "inbound addr %+v ck %#04x", f, ck)
+		require.True(t, same(backL4, applyDeltas(ck, ^l4, 0)), "inbound l4 %+v ck %#04x", f, ck)
+		ttl := uint16(1 + r.IntN(255))
+		proto := uint16(r.IntN(256))
+		wantTTL := UpdateChecksum16(ck, ttl<<8|proto, (ttl-1)<<8|proto)
+		require.True(t, same(wantTTL, applyDeltas(ck, ttlDecrement, 0)), "ttl %d ck %#04x", ttl, ck)
+	}
+}

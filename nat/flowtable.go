@@ -59,7 +59,15 @@ type Flow struct {
 	// links free records.
 	next, prev uint32
 
-	_ [12]byte // to 64 bytes: one record, one cache line
+	// dAddr and dL4 are the checksum deltas of the outbound translation
+	// (RFC 1624): the one's complement sum that replacing Priv by Pub
+	// adds to a checksum covering the address (IPv4 header), and that
+	// replacing Priv:PrivPort by Pub:PubPort adds to one covering both
+	// (TCP/UDP with the pseudo-header). Inbound adds their complements.
+	// Set by Insert, so a packet pays one addition per checksum.
+	dAddr, dL4 uint16
+
+	_ [8]byte // to 64 bytes: one record, one cache line
 }
 
 // OutKey is the key of the out index: the private 5-tuple of a flow (for
@@ -319,6 +327,7 @@ func (t *FlowTable) Insert(f *Flow, now Tick) (uint32, bool) {
 	r := &t.flows[i]
 	*r = *f
 	r.LastSeen = now
+	r.dAddr, r.dL4 = translationDeltas(r)
 	t.out.slots[outPos] = indexSlot{tag: outTag, flow: i}
 	t.in.slots[inPos] = indexSlot{tag: inTag, flow: i}
 	t.n++

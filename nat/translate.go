@@ -429,12 +429,10 @@ func (t *Translator) finishOut(pi *pktInfo, idx uint32, now Tick) Verdict {
 	f := t.flows.Flow(idx)
 	t.touch(idx, f, pi, true, now)
 	ip := pi.ip
-	ipCk := UpdateChecksum32(ip.Checksum(), f.Priv, f.Pub)
-	ipCk = UpdateChecksum16(ipCk, uint16(ip.TTL())<<8|uint16(pi.proto), uint16(ip.TTL()-1)<<8|uint16(pi.proto))
+	ip.SetChecksum(applyDeltas(ip.Checksum(), f.dAddr, ttlDecrement))
 	ip.SetSrc(f.Pub)
 	ip.SetTTL(ip.TTL() - 1)
-	ip.SetChecksum(ipCk)
-	rewriteL4(pi, f.Priv, f.Pub, f.PrivPort, f.PubPort, true)
+	rewriteL4(pi, f.dL4, f.PrivPort, f.PubPort, true)
 	return VerdictForward
 }
 
@@ -462,12 +460,10 @@ func (t *Translator) finishIn(pi *pktInfo, idx uint32, now Tick) Verdict {
 func (t *Translator) forwardIn(pi *pktInfo, idx uint32, f *Flow, now Tick) Verdict {
 	t.touch(idx, f, pi, false, now)
 	ip := pi.ip
-	ipCk := UpdateChecksum32(ip.Checksum(), f.Pub, f.Priv)
-	ipCk = UpdateChecksum16(ipCk, uint16(ip.TTL())<<8|uint16(pi.proto), uint16(ip.TTL()-1)<<8|uint16(pi.proto))
+	ip.SetChecksum(applyDeltas(ip.Checksum(), ^f.dAddr, ttlDecrement))
 	ip.SetDst(f.Priv)
 	ip.SetTTL(ip.TTL() - 1)
-	ip.SetChecksum(ipCk)
-	rewriteL4(pi, f.Pub, f.Priv, f.PubPort, f.PrivPort, false)
+	rewriteL4(pi, ^f.dL4, f.PubPort, f.PrivPort, false)
 	return VerdictForward
 }
 
@@ -497,13 +493,16 @@ func (t *Translator) echoRequestIn(pi *pktInfo, now Tick) Verdict {
 	return DropNoFlow
 }
 
-// rewriteL4 rewrites the port (or echo id) and fixes the transport
-// checksum for an address change from oldA to newA. out says the source
-// side is rewritten (outbound), else the destination.
-func rewriteL4(pi *pktInfo, oldA, newA uint32, oldP, newP uint16, out bool) {
+// rewriteL4 rewrites the port (or echo id) from oldP to newP and fixes the
+// transport checksum with d, the flow's precomputed address-and-port delta
+// for this direction (TCP and UDP; ICMP echo has no pseudo-header and is
+// updated for the identifier alone). out says the source side is
+// rewritten (outbound), else the destination.
+func rewriteL4(pi *pktInfo, d uint16, oldP, newP uint16, out bool) {
 	l4 := pi.l4
 	switch pi.kind {
 	case kindEcho:
+		// ICMP has no pseudo-header: only the identifier changes.
 		icmp := ICMP(l4)
 		icmp.SetChecksum(UpdateChecksum16(icmp.Checksum(), oldP, newP))
 		icmp.SetID(newP)
@@ -511,8 +510,7 @@ func rewriteL4(pi *pktInfo, oldA, newA uint32, oldP, newP uint16, out bool) {
 	}
 	if pi.proto == ProtoTCP {
 		tcp := TCP(l4)
-		ck := UpdateChecksum16(UpdateChecksum32(tcp.Checksum(), oldA, newA), oldP, newP)
-		tcp.SetChecksum(ck)
+		tcp.SetChecksum(applyDeltas(tcp.Checksum(), d, 0))
 		if out {
 			tcp.SetSrcPort(newP)
 		} else {
@@ -522,7 +520,7 @@ func rewriteL4(pi *pktInfo, oldA, newA uint32, oldP, newP uint16, out bool) {
 	}
 	udp := UDP(l4)
 	if ck := udp.Checksum(); ck != 0 { // a zero UDP checksum stays zero
-		ck = UpdateChecksum16(UpdateChecksum32(ck, oldA, newA), oldP, newP)
+		ck = applyDeltas(ck, d, 0)
 		if ck == 0 {
 			ck = 0xFFFF
 		}
