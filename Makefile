@@ -12,7 +12,7 @@ BUILD_TAGS ?= $(shell pkg-config --exists libdpdk 2>/dev/null && echo dpdk)
 RACE_PKGS  := ./portalloc/... ./nat/... ./mgmt/... ./lcore/...
 OTHER_PKGS := ./app/... ./scripts/...
 
-.PHONY: all build test test-unit deps lint bench demo clean
+.PHONY: all build test test-unit deps lint bench pgo demo clean
 
 all: build
 
@@ -49,6 +49,11 @@ demo: deps
 # writes bench/report.md and bench/report.json. See BENCHMARKS.md.
 bench:
 	GO="$(GO)" scripts/bench.sh
+
+# pgo refreshes app/default.pgo, the CPU profile of the packet path that
+# `go build` optimises natgw with (root, DPDK; scripts/pgo.sh).
+pgo:
+	GO="$(GO)" scripts/pgo.sh
 
 clean:
 	rm -rf bin
