@@ -183,7 +183,9 @@ func (t *Translator) Outbound(pkt []byte, now Tick) Verdict {
 	var idx uint32
 	if pi.kind == kindPorts || pi.kind == kindEcho {
 		t.outKeys[0] = pi.outKey()
-		idx = t.flows.LookupOut(&t.outKeys[0])
+		if idx = t.flows.LookupOut(&t.outKeys[0]); idx == 0 {
+			t.prepareNew(pi) // the port probe's and usage count's misses overlap
+		}
 	}
 	return t.count(t.finishOut(pi, idx, now), pi, DirOut)
 }
