@@ -2,4 +2,12 @@
 // that own the flow tables, the management loop, the handoff rings between
 // workers and the owner function (Toeplitz hash of the remote endpoint). The
 // drivers live below it: afpacket (pure Go) and dpdk (cgo).
+//
+// Which core runs what: Worker.PollOnce and everything it calls (classify,
+// translate, forward, glean, the query slots) run on one worker lcore,
+// locked to its OS thread and, with dataplane.worker_cpus, pinned to its
+// CPU (PinThread). Manager.Run runs on the management core. NewRuntime,
+// Start, Stop and ConfineProcess (which keeps the process's other threads
+// off the worker CPUs, before the driver starts) run on the goroutine that
+// starts natgw.
 package lcore
