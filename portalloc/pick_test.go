@@ -14,13 +14,7 @@ type portSet map[uint16]bool
 
 func TestPick(t *testing.T) {
 	block := Block{Public: 0xC6130101, First: 2048, Last: 2048 + 63}
-	all := func() portSet {
-		s := portSet{}
-		for p := block.First; p <= block.Last; p++ {
-			s[p] = true
-		}
-		return s
-	}
+	all := func() portSet { return allPorts(block) }
 	tests := []struct {
 		name   string
 		block  Block
@@ -56,6 +50,15 @@ func TestPick(t *testing.T) {
 			}
 		})
 	}
+}
+
+// allPorts returns every port of b, all in use.
+func allPorts(b Block) portSet {
+	s := portSet{}
+	for p := b.First; p <= b.Last; p++ {
+		s[p] = true
+	}
+	return s
 }
 
 func without(s portSet, ports ...uint16) portSet {
@@ -185,13 +188,7 @@ func BenchmarkPick(b *testing.B) {
 
 func TestPickFrom(t *testing.T) {
 	block := Block{Public: 0xC6130101, First: 2048, Last: 2048 + 63}
-	all := func() portSet {
-		s := portSet{}
-		for p := block.First; p <= block.Last; p++ {
-			s[p] = true
-		}
-		return s
-	}
+	all := func() portSet { return allPorts(block) }
 	tests := []struct {
 		name   string
 		hint   uint16
