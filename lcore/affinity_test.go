@@ -2,15 +2,21 @@ package lcore
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/natgw/natgw/mgmt/config"
+	"github.com/natgw/natgw/nat"
 )
 
 // threadMasks reads every thread's CPU affinity.
@@ -169,4 +175,77 @@ func TestThreadIDs(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, tids, unix.Gettid())
 	assert.Contains(t, tids, os.Getpid(), "the main thread")
+}
+
+// TestRuntimeWorkerCPUs: NewRuntime wants one CPU per worker, and a
+// started worker pins its thread to its CPU, logs it, and its thread exits
+// with it when it stops (so no thread pinned to the worker CPU is left).
+func TestRuntimeWorkerCPUs(t *testing.T) {
+	c, err := config.Parse([]byte(testConfig), "test.toml")
+	require.NoError(t, err)
+	p, err := nat.Compile(c, nil)
+	require.NoError(t, err)
+	var holder nat.PolicyHolder
+	holder.Store(p)
+	ports := [NumPorts]Port{NewFakePort("in", macIn, 2), NewFakePort("out", macOut, 2)}
+	_, err = NewRuntime(RuntimeConfig{Workers: 1, Ports: ports, Policy: &holder, FlowCapacity: 64, WorkerCPUs: []int{0, 1}})
+	require.ErrorContains(t, err, "2 worker CPUs for 1 workers")
+
+	var allowed unix.CPUSet
+	require.NoError(t, unix.SchedGetaffinity(0, &allowed))
+	cpu := -1
+	for c := 0; c < maxCPU && cpu < 0; c++ {
+		if allowed.IsSet(c) {
+			cpu = c
+		}
+	}
+	var logs syncBuf
+	rt, err := NewRuntime(RuntimeConfig{Workers: 1, Ports: ports, Policy: &holder, FlowCapacity: 64,
+		WorkerCPUs: []int{cpu}, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	require.NoError(t, err)
+	// Threads pinned to the worker CPU, the main thread aside: when the
+	// worker's goroutine happened to run on it, Go parks the main thread
+	// for good instead of ending it, and a parked thread runs nothing.
+	pinned := func() int {
+		n := 0
+		for tid, s := range threadMasks(t) {
+			if tid != os.Getpid() && s.Count() == 1 && s.IsSet(cpu) && allowed.Count() > 1 {
+				n++
+			}
+		}
+		return n
+	}
+	before := pinned()
+	rt.Start()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), "worker pinned") && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	rt.Stop()
+	assert.Contains(t, logs.String(), fmt.Sprintf(`msg="worker pinned" worker=0 cpu=%d`, cpu))
+	// The worker's thread is gone with its goroutine.
+	deadline = time.Now().Add(5 * time.Second)
+	for pinned() > before && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	assert.Equal(t, before, pinned(), "a thread pinned to the worker CPU outlived the worker")
+}
+
+// syncBuf is a log buffer the runtime's goroutines write and the test
+// reads.
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

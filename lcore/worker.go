@@ -91,6 +91,7 @@ type WorkerConfig struct {
 	// Pin, when set, pins the worker's thread to CPU in Run
 	// (dataplane.worker_cpus; see affinity.go).
 	Pin bool
+	// CPU is the CPU a pinned worker runs on.
 	CPU int
 	// Log receives the worker's few log lines (nil: slog.Default()).
 	Log *slog.Logger
@@ -167,15 +168,19 @@ func (w *Worker) Translator() *nat.Translator { return w.tr }
 
 // Run polls until Stop, on a goroutine locked to its OS thread. idleWait
 // is how long (ns) a poll that found nothing may block in the driver.
+// A pinned worker's goroutine ends still locked, so its thread, whose CPU
+// mask is the worker CPU alone, exits with it instead of going back to
+// Go's pool of threads.
 func (w *Worker) Run(idleWait int64) {
 	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	if w.pin {
 		if err := PinThread(w.cpu); err != nil {
 			w.log.Error("worker runs unpinned", "worker", w.id, "error", err)
 		} else {
 			w.log.Info("worker pinned", "worker", w.id, "cpu", w.cpu)
 		}
+	} else {
+		defer runtime.UnlockOSThread()
 	}
 	idle := 0
 	for !w.stop.Load() {
