@@ -264,7 +264,12 @@ func TestUtilization(t *testing.T) {
 			tr.addFlow(t, qMember, qServer2, 5000, 53) // 1 of 8 to another destination
 			tr.addFlow(t, qOther, qServer1, 5000, 53)  // default SNAT: 1 of 1024
 			require.Nil(t, w.Utilization())
-			w.PollOnce()
+			polls := 0
+			for w.Utilization() == nil && polls < 100 {
+				w.PollOnce()
+				polls++
+			}
+			assert.Equal(t, (1000+ScanChunk-1)/ScanChunk, polls, "one ScanChunk of flow slots per poll")
 			u := w.Utilization()
 			require.NotNil(t, u)
 			require.Len(t, u.Max, 2)
@@ -276,7 +281,9 @@ func TestUtilization(t *testing.T) {
 			w.PollOnce()
 			assert.Same(t, u, w.Utilization())
 			tr.clock.Advance(time.Duration(UtilizationInterval) * time.Millisecond)
-			w.PollOnce()
+			for range polls {
+				w.PollOnce()
+			}
 			assert.NotSame(t, u, w.Utilization())
 		})
 	}
