@@ -14,9 +14,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
-
-	"github.com/natgw/natgw/mgmt/config"
-	"github.com/natgw/natgw/nat"
 )
 
 // threadMasks reads every thread's CPU affinity.
@@ -181,14 +178,9 @@ func TestThreadIDs(t *testing.T) {
 // started worker pins its thread to its CPU, logs it, and its thread exits
 // with it when it stops (so no thread pinned to the worker CPU is left).
 func TestRuntimeWorkerCPUs(t *testing.T) {
-	c, err := config.Parse([]byte(testConfig), "test.toml")
-	require.NoError(t, err)
-	p, err := nat.Compile(c, nil)
-	require.NoError(t, err)
-	var holder nat.PolicyHolder
-	holder.Store(p)
+	holder := testHolder(t)
 	ports := [NumPorts]Port{NewFakePort("in", macIn, 2), NewFakePort("out", macOut, 2)}
-	_, err = NewRuntime(RuntimeConfig{Workers: 1, Ports: ports, Policy: &holder, FlowCapacity: 64, WorkerCPUs: []int{0, 1}})
+	_, err := NewRuntime(RuntimeConfig{Workers: 1, Ports: ports, Policy: holder, FlowCapacity: 64, WorkerCPUs: []int{0, 1}})
 	require.ErrorContains(t, err, "2 worker CPUs for 1 workers")
 
 	var allowed unix.CPUSet
@@ -200,7 +192,7 @@ func TestRuntimeWorkerCPUs(t *testing.T) {
 		}
 	}
 	var logs syncBuf
-	rt, err := NewRuntime(RuntimeConfig{Workers: 1, Ports: ports, Policy: &holder, FlowCapacity: 64,
+	rt, err := NewRuntime(RuntimeConfig{Workers: 1, Ports: ports, Policy: holder, FlowCapacity: 64,
 		WorkerCPUs: []int{cpu}, Log: slog.New(slog.NewTextHandler(&logs, nil))})
 	require.NoError(t, err)
 	// Threads pinned to the worker CPU, the main thread aside: when the

@@ -62,21 +62,28 @@ type testbed struct {
 
 func newTestbed(t *testing.T, workers int) *testbed {
 	t.Helper()
-	c, err := config.Parse([]byte(testConfig), "test.toml")
-	require.NoError(t, err)
-	p, err := nat.Compile(c, nil)
-	require.NoError(t, err)
-	var holder nat.PolicyHolder
-	holder.Store(p)
 	tb := &testbed{in: NewFakePort("in", macIn, workers+1), out: NewFakePort("out", macOut, workers+1)}
+	var err error
 	tb.rt, err = NewRuntime(RuntimeConfig{
-		Workers: workers, Ports: [NumPorts]Port{tb.in, tb.out}, Policy: &holder, FlowCapacity: 4096,
+		Workers: workers, Ports: [NumPorts]Port{tb.in, tb.out}, Policy: testHolder(t), FlowCapacity: 4096,
 		Static: []StaticNeighbor{{Addr: gateway, MAC: macGw}},
 		Log:    slog.New(slog.DiscardHandler),
 	})
 	require.NoError(t, err)
 	tb.rt.Manager.applyStatic()
 	return tb
+}
+
+// testHolder holds the policy compiled from testConfig.
+func testHolder(t testing.TB) *nat.PolicyHolder {
+	t.Helper()
+	c, err := config.Parse([]byte(testConfig), "test.toml")
+	require.NoError(t, err)
+	p, err := nat.Compile(c, nil)
+	require.NoError(t, err)
+	var holder nat.PolicyHolder
+	holder.Store(p)
+	return &holder
 }
 
 // poll runs every worker, then the management core, a few rounds.
