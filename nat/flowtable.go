@@ -23,7 +23,7 @@ import (
 // are reached by index. A record is 64 bytes, one cache line (the table's
 // array is page-aligned by the Go allocator once it is larger than 32 KiB),
 // so a lookup and the refresh that follows cost one memory access to the
-// record, never two: 52 bytes of fields and 12 of padding, which costs
+// record, never two: 56 bytes of fields and 8 of padding, which costs
 // less than the second cache miss a 52-byte record straddling two lines
 // would cost on 80% of lookups.
 type Flow struct {
