@@ -31,10 +31,14 @@ func threadMasks(t *testing.T) map[int]unix.CPUSet {
 	return out
 }
 
-// restoreMasks puts the threads' masks back after a test changed them.
-func restoreMasks(masks map[int]unix.CPUSet) {
-	for tid, s := range masks {
-		_ = unix.SchedSetaffinity(tid, &s)
+// restoreMasks gives every thread of the process the mask all, after a
+// test confined them: the threads that existed before and those created
+// since, so that later tests find the process as it was.
+func restoreMasks(t *testing.T, all unix.CPUSet) {
+	tids, err := threadIDs()
+	require.NoError(t, err)
+	for _, tid := range tids {
+		_ = unix.SchedSetaffinity(tid, &all)
 	}
 }
 
@@ -48,8 +52,7 @@ func TestConfineProcess(t *testing.T) {
 	if allowed.Count() < 2 {
 		t.Skip("needs two CPUs")
 	}
-	saved := threadMasks(t)
-	t.Cleanup(func() { restoreMasks(saved) })
+	t.Cleanup(func() { restoreMasks(t, allowed) })
 	worker := -1
 	for c := maxCPU - 1; c >= 0; c-- {
 		if allowed.IsSet(c) {
@@ -66,8 +69,8 @@ func TestConfineProcess(t *testing.T) {
 	// A pinned thread runs on the worker CPU only.
 	done := make(chan error)
 	go func() {
+		// Ends locked: the pinned thread exits with the goroutine.
 		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
 		if err := PinThread(worker); err != nil {
 			done <- err
 			return
@@ -109,6 +112,8 @@ func TestConfineProcess(t *testing.T) {
 }
 
 func TestConfineProcessRefuses(t *testing.T) {
+	runtime.LockOSThread() // ConfineProcess reads the calling thread's mask
+	defer runtime.UnlockOSThread()
 	var allowed unix.CPUSet
 	require.NoError(t, unix.SchedGetaffinity(0, &allowed))
 	var all []int
@@ -195,32 +200,46 @@ func TestRuntimeWorkerCPUs(t *testing.T) {
 	rt, err := NewRuntime(RuntimeConfig{Workers: 1, Ports: ports, Policy: holder, FlowCapacity: 64,
 		WorkerCPUs: []int{cpu}, Log: slog.New(slog.NewTextHandler(&logs, nil))})
 	require.NoError(t, err)
-	// Threads pinned to the worker CPU, the main thread aside: when the
-	// worker's goroutine happened to run on it, Go parks the main thread
-	// for good instead of ending it, and a parked thread runs nothing.
-	pinned := func() int {
-		n := 0
+	// The worker's thread: one whose mask became the worker CPU alone
+	// after Start (a new thread, or one from Go's pool). Other tests'
+	// threads may come and go meanwhile, so threads are told apart by id,
+	// not counted.
+	only := func(s unix.CPUSet) bool { return s.Count() == 1 && s.IsSet(cpu) }
+	pinnedSince := func(before map[int]unix.CPUSet) []int {
+		var tids []int
 		for tid, s := range threadMasks(t) {
-			if tid != os.Getpid() && s.Count() == 1 && s.IsSet(cpu) && allowed.Count() > 1 {
-				n++
+			if old, ok := before[tid]; only(s) && (!ok || !only(old)) {
+				tids = append(tids, tid)
 			}
 		}
-		return n
+		return tids
 	}
-	before := pinned()
+	before := threadMasks(t)
 	rt.Start()
+	var worker []int
 	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(logs.String(), "worker pinned") && time.Now().Before(deadline) {
+	for (!strings.Contains(logs.String(), "worker pinned") || len(worker) == 0) && time.Now().Before(deadline) {
+		worker = pinnedSince(before)
 		time.Sleep(5 * time.Millisecond)
 	}
 	rt.Stop()
 	assert.Contains(t, logs.String(), fmt.Sprintf(`msg="worker pinned" worker=0 cpu=%d`, cpu))
-	// The worker's thread is gone with its goroutine.
+	if allowed.Count() < 2 {
+		return // the worker's mask is the process's: nothing tells its thread apart
+	}
+	require.Len(t, worker, 1, "threads pinned to the worker CPU while the worker ran")
+	// The worker's thread is gone with its goroutine, unless it was the
+	// main thread, which Go parks for good instead of ending (a parked
+	// thread runs nothing).
+	if worker[0] == os.Getpid() {
+		return
+	}
+	alive := func() bool { _, err := os.Stat(fmt.Sprintf("/proc/self/task/%d", worker[0])); return err == nil }
 	deadline = time.Now().Add(5 * time.Second)
-	for pinned() > before && time.Now().Before(deadline) {
+	for alive() && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	assert.Equal(t, before, pinned(), "a thread pinned to the worker CPU outlived the worker")
+	assert.False(t, alive(), "the worker's pinned thread %d outlived the worker", worker[0])
 }
 
 // syncBuf is a log buffer the runtime's goroutines write and the test
