@@ -130,9 +130,12 @@ func TestPortInfo(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			// A veth end has carrier only while its peer is up.
+			// A veth end has carrier only while its peer is up. The
+			// kernel updates the operational state (IFF_RUNNING) from a
+			// work queue just after the change: wait for it, bounded.
 			tb.ip(t, "link", "set", peerIf, tt.state)
-			assert.Equal(t, tt.up, p.LinkUp())
+			assert.Eventually(t, func() bool { return p.LinkUp() == tt.up }, 5*time.Second, 10*time.Millisecond,
+				"LinkUp() never became %v", tt.up)
 		})
 	}
 }
