@@ -153,13 +153,16 @@ func (t *Translator) MemoryBytes() int { return t.flows.MemoryBytes() + t.usage.
 func (t *Translator) Policy() *Policy { return t.pol }
 
 // SetPolicy switches to a new policy; call it between bursts. Flows of older
-// generations are re-validated lazily when met, and by Sweep [S7].
+// generations are re-validated lazily when met, and by Sweep [S7]: a new
+// policy restarts the sweep from the first record, so flows an unfinished
+// sweep already passed are checked against the newest policy too.
 func (t *Translator) SetPolicy(p *Policy) {
 	if t.pol == p {
 		return
 	}
 	old := t.pol
 	t.pol = p
+	t.sweep = 0
 	t.flows.SetTimeouts(p.Timeouts)
 	exh := make([]uint64, len(p.Pools)+1)
 	if old != nil {
@@ -761,7 +764,8 @@ func (t *Translator) TakeResets() []Flow {
 
 // Sweep re-validates up to budget flow slots of older policy generations,
 // expiring those whose ports a reload reclaimed [S7]; call it repeatedly
-// after SetPolicy until it reports done.
+// after SetPolicy until it reports done. SetPolicy restarts it, so it
+// reports done only after a whole pass under the running policy.
 func (t *Translator) Sweep(budget int) (done bool) {
 	c := uint32(t.flows.Capacity())
 	for ; budget > 0; budget-- {

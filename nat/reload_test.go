@@ -1,0 +1,55 @@
+package nat
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/natgw/natgw/portalloc"
+)
+
+// Regression tests for issue 13: reloads in sequence and in the middle of
+// a burst.
+
+// cfgWith returns the test configuration (blocks of ppm ports) with extra
+// TOML appended and the UDP timeout set to udp.
+func cfgWith(ppm int, udpTimeout, extra string) string {
+	c := strings.Replace(baseConfig, "{{PPM}}", fmt.Sprint(ppm), 1)
+	c = strings.Replace(c, `udp = "4m"`, `udp = "`+udpTimeout+`"`, 1)
+	return c + extra
+}
+
+const denyServer = `
+[[deny]]
+destination = "198.18.0.10/32"
+`
+
+// A second reload while a sweep runs restarts the sweep: every flow is
+// checked against the newest policy, including those the sweep had
+// already passed under the previous one.
+func TestSweepRestartsOnReload(t *testing.T) {
+	p1 := compileText(t, cfgWith(0, "4m", ""), nil)
+	tr := newTestTranslator(t, p1, 4096)
+	for i := range 2000 {
+		require.Equal(t, VerdictForward, tr.Outbound(udp(memberA, server, 10000, uint16(1000+i)).build(t), 1000))
+	}
+	// A reload that changes nothing for these flows, swept half way.
+	p2 := compileText(t, cfgWith(0, "5m", ""), p1)
+	tr.SetPolicy(p2)
+	require.False(t, tr.Sweep(1000))
+	// A reload that denies their destination: every one must go.
+	p3 := compileText(t, cfgWith(0, "5m", denyServer), p2)
+	tr.SetPolicy(p3)
+	for !tr.Sweep(1000) {
+	}
+	assert.Equal(t, 0, tr.Flows().Len(), "flows the first sweep had passed are checked against the newest policy")
+	assert.Equal(t, uint64(2000), tr.Stats.FlowsExpired[ExpireReclaimed])
+	assert.Equal(t, 0, tr.Usage().Len(), "no port is counted in use")
+}
+
+func usageKey(priv, remote uint32, rport uint16, proto uint8) portalloc.Key {
+	return portalloc.Key{Private: priv, Remote: remote, RemotePort: rport, Proto: proto}
+}
