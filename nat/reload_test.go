@@ -53,3 +53,43 @@ func TestSweepRestartsOnReload(t *testing.T) {
 func usageKey(priv, remote uint32, rport uint16, proto uint8) portalloc.Key {
 	return portalloc.Key{Private: priv, Remote: remote, RemotePort: rport, Proto: proto}
 }
+
+// RFC 5508 REQ-3: an ICMP error whose checksum is wrong is dropped as
+// malformed, in either direction, not translated with a fresh checksum
+// that would make the corruption look valid.
+func TestICMPErrorBadChecksumDropped(t *testing.T) {
+	p := testPolicy(t, 0)
+	corrupt := func(b []byte) {
+		ip, _ := ParseIPv4(b)
+		ip[len(ip)-1] ^= 0x40 // a bit of the quote, checksum left as is
+	}
+	t.Run("inbound", func(t *testing.T) {
+		tr := newTestTranslator(t, p, 1024)
+		sent := udp(memberA, server, 41000, 33434).build(t)
+		require.Equal(t, VerdictForward, tr.Outbound(sent, 1000))
+		sentIP, _ := ParseIPv4(sent)
+		eb := make([]byte, 1024)
+		n := BuildICMPError(eb, router, sentIP.Src(), ICMPTimeExceeded, 0, 0, sentIP, 64)
+		good := append([]byte(nil), eb[:n]...)
+		bad := eb[:n]
+		corrupt(bad)
+		orig := append([]byte(nil), bad...)
+		assert.Equal(t, DropMalformed, tr.Inbound(bad, 1001))
+		assert.Equal(t, orig, bad, "a dropped error is left as it came")
+		assert.Equal(t, uint64(1), tr.Stats.Verdicts[DropMalformed])
+		require.Equal(t, VerdictForward, tr.Inbound(good, 1001), "the intact error still goes through")
+		tr.InboundBurst([][]byte{orig}, make([]Verdict, 1), 1001)
+		assert.Equal(t, uint64(2), tr.Stats.Verdicts[DropMalformed], "the burst path checks too")
+	})
+	t.Run("outbound", func(t *testing.T) {
+		tr := newTestTranslator(t, p, 1024)
+		in := udp(server, instPub, 5000, 6000).build(t)
+		require.Equal(t, VerdictForward, tr.Inbound(in, 1000))
+		delivered, _ := ParseIPv4(in)
+		eb := make([]byte, 1024)
+		n := BuildICMPError(eb, instPriv, server, ICMPDestUnreachable, 3, 0, delivered, 64)
+		bad := eb[:n]
+		corrupt(bad)
+		assert.Equal(t, DropMalformed, tr.Outbound(bad, 1001))
+	})
+}
