@@ -103,6 +103,10 @@ type FlowTable struct {
 	free uint32 // head of the free list of released records, 0 = empty
 	used uint32 // records 1..used have been handed out at least once
 	n    int    // live flows
+	// removals counts records freed, modulo 2^32: a caller holding a
+	// record number from before a removal looks the flow up again (a
+	// freed record may already be another flow's).
+	removals uint32
 
 	to       Timeouts
 	timeouts [8]Tick // timeout by state, from to
@@ -433,6 +437,7 @@ func (t *FlowTable) release(i uint32) {
 	*f = Flow{next: t.free}
 	t.free = i
 	t.n--
+	t.removals++
 }
 
 // Range calls fn for every live flow, in record order, until fn returns

@@ -93,3 +93,57 @@ func TestICMPErrorBadChecksumDropped(t *testing.T) {
 		assert.Equal(t, DropMalformed, tr.Outbound(bad, 1001))
 	})
 }
+
+// A packet of a burst whose flow an earlier packet of the same burst
+// removed (revalidation after a reload reclaimed it) must not use the
+// record number the burst's batched lookup found: the record is free, or
+// already another flow's.
+func TestBurstStaleFlowAfterReclaim(t *testing.T) {
+	p1 := compileText(t, cfgWith(0, "4m", ""), nil)
+	p2 := compileText(t, cfgWith(0, "4m", denyServer), p1)
+	build := func(ps ...pkt) [][]byte {
+		var bs [][]byte
+		for _, p := range ps {
+			bs = append(bs, p.build(t))
+		}
+		return bs
+	}
+	t.Run("outbound X Z X", func(t *testing.T) {
+		tr := newTestTranslator(t, p1, 1024)
+		x := udp(memberA, server, 1111, 53)
+		require.Equal(t, VerdictForward, tr.Outbound(x.build(t), 1000))
+		tr.SetPolicy(p2)
+		z := udp(memberB, server2, 2222, 53)
+		bs := build(x, z, x)
+		v := make([]Verdict, len(bs))
+		tr.OutboundBurst(bs, v, 1001)
+		assert.Equal(t, []Verdict{DropDenied, VerdictForward, DropDenied}, v)
+		assert.Equal(t, 1, tr.Flows().Len())
+		assert.Equal(t, uint64(1), tr.Stats.FlowsExpired[ExpireReclaimed])
+	})
+	t.Run("outbound echo X X", func(t *testing.T) {
+		tr := newTestTranslator(t, p1, 1024)
+		x := pkt{proto: ProtoICMP, src: memberA, dst: server, icmpType: ICMPEchoRequest, icmpID: 7}
+		require.Equal(t, VerdictForward, tr.Outbound(x.build(t), 1000))
+		tr.SetPolicy(p2)
+		bs := build(x, x)
+		v := make([]Verdict, len(bs))
+		tr.OutboundBurst(bs, v, 1001)
+		assert.Equal(t, []Verdict{DropDenied, DropDenied}, v)
+		assert.Equal(t, uint64(0), tr.Stats.FlowsActive[ProtoIndex(ProtoICMP)], "the active gauge does not underflow")
+		assert.Equal(t, uint64(1), tr.Stats.FlowsExpired[ExpireReclaimed], "the flow is reclaimed once")
+	})
+	t.Run("inbound X Y X", func(t *testing.T) {
+		tr := newTestTranslator(t, p1, 1024)
+		out := udp(memberA, server, 1111, 53).build(t)
+		require.Equal(t, VerdictForward, tr.Outbound(out, 1000))
+		x := reply(parsed(t, out))
+		tr.SetPolicy(p2)
+		y := udp(server2, instPub, 5000, 6000) // opens an instance flow
+		bs := build(x, y, x)
+		v := make([]Verdict, len(bs))
+		tr.InboundBurst(bs, v, 1001)
+		assert.Equal(t, []Verdict{DropNoFlow, VerdictForward, DropNoFlow}, v)
+		assert.Equal(t, 1, tr.Flows().Len())
+	})
+}

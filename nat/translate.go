@@ -253,15 +253,19 @@ func (t *Translator) burstChunk(pkts [][]byte, verdicts []Verdict, now Tick, dir
 		t.flows.LookupInBatch(t.inKeys[:nk], t.idx[:nk])
 	}
 	k := 0
+	removals := t.flows.removals
 	for i := range pkts {
 		pi := &t.batchInfo[i]
 		var idx uint32
 		if k < nk && int(t.keyPkt[k]) == i {
 			idx = t.idx[k]
 			k++
-			// An earlier packet of this burst may have created or removed
-			// a flow this one needs: look again when the batch missed.
-			if idx == 0 && i > 0 {
+			// An earlier packet of this burst may have created a flow
+			// this one needs (look again when the batch missed), or
+			// removed one (a reload's revalidation): then every record
+			// number the batch found may be free or another flow's, so
+			// the rest of the burst looks up again.
+			if (idx == 0 && i > 0) || t.flows.removals != removals {
 				idx = t.lookupAgain(pi, dir)
 			}
 		}
