@@ -147,3 +147,54 @@ func TestBurstStaleFlowAfterReclaim(t *testing.T) {
 		assert.Equal(t, 1, tr.Flows().Len())
 	})
 }
+
+// [S7] across reloads in sequence: a member whose block moved when its
+// pool stepped down a tier keeps its flows through the grace block, and
+// keeps them on every later reload that leaves its block alone (here a
+// timeout change, then an unrelated deny rule).
+func TestGraceSurvivesLaterReloads(t *testing.T) {
+	members := func(n int) string {
+		var m []string
+		for i := range n {
+			m = append(m, fmt.Sprintf("%q", fmt.Sprintf("10.0.4.%d", i+1)))
+		}
+		return strings.Join(m, ", ")
+	}
+	cfg := func(n int, udpTimeout, extra string) string {
+		return strings.Replace(cfgWith(0, udpTimeout, extra),
+			`members = ["10.0.1.4", "10.0.1.5", "10.0.2.0/28"]`, "members = ["+members(n)+"]", 1)
+	}
+	m1 := ip4("10.0.4.2")
+	p51 := compileText(t, cfg(51, "4m", ""), nil)
+	tr := newTestTranslator(t, p51, 1<<12)
+	var sent [][]byte
+	for i := range 20 {
+		b := udp(m1, server, uint16(20000+i), 53).build(t)
+		require.Equal(t, VerdictForward, tr.Outbound(b, 1000))
+		sent = append(sent, b)
+	}
+	reload := func(p *Policy) {
+		tr.SetPolicy(p)
+		for !tr.Sweep(1024) {
+		}
+	}
+	p50 := compileText(t, cfg(50, "4m", ""), p51)
+	before, _ := p51.Classify(m1)
+	after, _ := p50.Classify(m1)
+	require.False(t, after.Block.Contains(before.Block.First), "the member moved to a new block: the test needs grace")
+	reload(p50)
+	require.Equal(t, 20, tr.Flows().Len(), "the step down keeps the flows")
+
+	p50b := compileText(t, cfg(50, "5m", ""), p50)
+	reload(p50b)
+	assert.Equal(t, 20, tr.Flows().Len(), "a timeout change keeps them")
+	p50c := compileText(t, cfg(50, "5m", "\n[[deny]]\ndestination = \"203.0.113.0/24\"\n"), p50b)
+	reload(p50c)
+	assert.Equal(t, 20, tr.Flows().Len(), "an unrelated deny rule keeps them")
+	assert.Zero(t, tr.Stats.FlowsExpired[ExpireReclaimed])
+	for i := range 20 {
+		b := udp(m1, server, uint16(20000+i), 53).build(t)
+		require.Equal(t, VerdictForward, tr.Outbound(b, 2000))
+		assert.Equal(t, parsed(t, sent[i]).sport, parsed(t, b).sport, "flow %d keeps its port", i)
+	}
+}
