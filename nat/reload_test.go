@@ -198,3 +198,121 @@ func TestGraceSurvivesLaterReloads(t *testing.T) {
 		assert.Equal(t, parsed(t, sent[i]).sport, parsed(t, b).sport, "flow %d keeps its port", i)
 	}
 }
+
+// Every default-SNAT flow is counted on exactly the allocator it releases
+// on: across a reload that rebuilds the allocator (default_snat changed)
+// and when revalidation moves a flow into or out of default scope.
+func TestDefaultSNATCountsAcrossReloads(t *testing.T) {
+	const fe3 = "\n[[frontend]]\nname = \"fe3\"\naddress = \"198.19.1.30\"\n"
+	p1 := compileText(t, cfgWith(0, "4m", fe3), nil)
+	d1 := p1.DefaultSNAT()
+	tr := newTestTranslator(t, p1, 1024)
+	require.Equal(t, VerdictForward, tr.Outbound(udp(dflt, server, 3000, 53).build(t), 1000))
+	require.Equal(t, 1, d1.Flows(dflt))
+
+	t.Run("rebuilt allocator", func(t *testing.T) {
+		// A second frontend rebuilds the allocator; the first block is the
+		// same, so the old flow stays after the new flow takes it.
+		c := strings.Replace(cfgWith(0, "4m", fe3), `frontends = ["fe-default"]`, `frontends = ["fe-default", "fe3"]`, 1)
+		p2 := compileText(t, c, p1)
+		d2 := p2.DefaultSNAT()
+		require.True(t, d1 != d2, "a new allocator")
+		tr.SetPolicy(p2)
+		require.Equal(t, VerdictForward, tr.Outbound(udp(dflt, server, 3001, 53).build(t), 1001))
+		for !tr.Sweep(1024) {
+		}
+		require.Equal(t, 2, tr.Flows().Len(), "the old flow keeps its block")
+		assert.Equal(t, 2, d2.Flows(dflt), "the kept flow is counted on the running allocator")
+		assert.Equal(t, 0, d1.Flows(dflt), "and no more on the old one")
+		tr.Expire(1000+300_000, 1<<20)
+		require.Equal(t, 0, tr.Flows().Len())
+		assert.Equal(t, 0, d2.Flows(dflt), "never negative")
+		p1 = p2
+	})
+
+	t.Run("old allocator released on", func(t *testing.T) {
+		// A flow the reload does not keep (its address gets no block on the
+		// new allocator) releases on the allocator that counted it.
+		require.Equal(t, VerdictForward, tr.Outbound(udp(dflt, server, 3002, 53).build(t), 400_000))
+		old := p1.DefaultSNAT()
+		require.Equal(t, 1, old.Flows(dflt))
+		c := strings.Replace(cfgWith(0, "4m", fe3), `frontends = ["fe-default"]`, `frontends = ["fe3"]`, 1)
+		p3 := compileText(t, c, p1)
+		tr.SetPolicy(p3)
+		for !tr.Sweep(1024) {
+		}
+		assert.Equal(t, 0, tr.Flows().Len())
+		assert.Equal(t, 0, old.Flows(dflt))
+		assert.Equal(t, 0, p3.DefaultSNAT().Flows(dflt))
+		p1 = p3
+	})
+
+	t.Run("into and out of default scope", func(t *testing.T) {
+		// Configurations keep pools and default SNAT on distinct
+		// frontends, so a kept move needs a hand-made policy: dflt is a
+		// pool member whose block is its default-SNAT block.
+		d := p1.DefaultSNAT()
+		b, ok := d.Lookup(dflt)
+		if !ok {
+			b, ok = d.Assign(dflt)
+		}
+		require.True(t, ok)
+		pool := compileText(t, strings.Replace(cfgWith(0, "4m", fe3), `frontends = ["fe-default"]`, `frontends = ["fe3"]`, 1), p1)
+		pool.members[dflt] = member{pool: 0, block: b}
+		tr.SetPolicy(pool)
+		require.Equal(t, VerdictForward, tr.Outbound(udp(dflt, server, 3003, 53).build(t), 500_000))
+		require.Equal(t, 0, d.Flows(dflt), "a pool flow is not counted on the allocator")
+
+		back := compileText(t, strings.Replace(cfgWith(0, "4m", fe3), `frontends = ["fe-default"]`, `frontends = ["fe3"]`, 1), pool)
+		require.True(t, d == back.DefaultSNAT(), "the same allocator")
+		tr.SetPolicy(back)
+		for !tr.Sweep(1024) {
+		}
+		require.Equal(t, 1, tr.Flows().Len(), "the flow keeps its port in default scope")
+		assert.Equal(t, 1, d.Flows(dflt), "moving into default scope counts it")
+
+		out := compileText(t, strings.Replace(cfgWith(0, "4m", fe3), `frontends = ["fe-default"]`, `frontends = ["fe3"]`, 1), back)
+		out.members[dflt] = member{pool: 0, block: b}
+		tr.SetPolicy(out)
+		for !tr.Sweep(1024) {
+		}
+		require.Equal(t, 1, tr.Flows().Len())
+		assert.Equal(t, 0, d.Flows(dflt), "moving out of default scope releases it")
+		tr.Expire(500_000+300_000, 1<<20)
+		assert.Equal(t, 0, tr.Flows().Len())
+		assert.Equal(t, 0, d.Flows(dflt))
+	})
+}
+
+// More reloads that rebuild the default-SNAT allocator than a worker can
+// name at once, with a flow counted on each and no sweep in between: the
+// worker's table of allocators never overflows, and every flow stays
+// counted on the allocator it releases on.
+func TestDefaultSNATManyAllocators(t *testing.T) {
+	cfg := func(i int) string {
+		return strings.Replace(cfgWith(0, "4m", ""), "ports_per_member = 1024", fmt.Sprintf("ports_per_member = %d", 1024<<(i%2)), 1)
+	}
+	p := compileText(t, cfg(0), nil)
+	tr := newTestTranslator(t, p, 1024)
+	for i := range maxSNATs + 10 {
+		if i > 0 {
+			p = compileText(t, cfg(i), p)
+			tr.SetPolicy(p)
+		}
+		require.Equal(t, VerdictForward, tr.Outbound(udp(dflt, server, 3000, uint16(1000+i)).build(t), 1000), "reload %d", i)
+	}
+	assert.NotZero(t, tr.Stats.FlowsExpired[ExpireReclaimed], "the full table made the worker revalidate at once")
+	for !tr.Sweep(1024) {
+	}
+	assert.Equal(t, tr.Flows().Len(), p.DefaultSNAT().Flows(dflt))
+	tr.Expire(1000+300_000, 1<<20)
+	assert.Equal(t, 0, tr.Flows().Len())
+	assert.Equal(t, 0, p.DefaultSNAT().Flows(dflt))
+	n := 0
+	for i := 1; i < maxSNATs; i++ {
+		if tr.snats[i].d != nil {
+			n++
+		}
+	}
+	assert.LessOrEqual(t, n, 1, "only the running allocator is left")
+}
