@@ -316,3 +316,32 @@ func TestDefaultSNATManyAllocators(t *testing.T) {
 	}
 	assert.LessOrEqual(t, n, 1, "only the running allocator is left")
 }
+
+// graceFor: which previous ports a member's flows keep after a reload.
+func TestGraceFor(t *testing.T) {
+	const a, b = 0xC6130100, 0xC6130200
+	blk := func(pub uint32, first, last uint16) portalloc.Block {
+		return portalloc.Block{Public: pub, First: first, Last: last}
+	}
+	none := portalloc.Block{}
+	for _, tc := range []struct {
+		name               string
+		block, grace, next portalloc.Block
+		want               portalloc.Block
+	}{
+		{"new member", none, none, blk(a, 1024, 2047), none},
+		{"unchanged, no grace", blk(a, 1024, 2047), none, blk(a, 1024, 2047), none},
+		{"grown in place", blk(a, 1024, 1535), none, blk(a, 1024, 2047), none},
+		{"grown elsewhere", blk(a, 1536, 2047), none, blk(a, 2048, 3071), blk(a, 1536, 2047)},
+		{"unchanged keeps its grace", blk(a, 2048, 3071), blk(a, 1536, 2047), blk(a, 2048, 3071), blk(a, 1536, 2047)},
+		{"grown over the grace", blk(a, 2048, 3071), blk(a, 1536, 2047), blk(a, 0, 4095), none},
+		{"grown over the block only", blk(a, 2048, 3071), blk(a, 1536, 2047), blk(a, 2048, 4095), blk(a, 1536, 2047)},
+		{"grown away from both", blk(a, 2048, 3071), blk(a, 1536, 2047), blk(a, 4096, 6143), blk(a, 1536, 3071)},
+		{"grown away, other address", blk(a, 2048, 3071), blk(b, 1536, 2047), blk(a, 4096, 6143), blk(a, 2048, 3071)},
+		{"shrunk: reclaimed", blk(a, 2048, 3071), blk(a, 1536, 2047), blk(a, 2048, 2559), none},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, graceFor(member{block: tc.block, grace: tc.grace}, tc.next))
+		})
+	}
+}
