@@ -19,6 +19,10 @@ import (
 // Burst is the number of frames a worker receives or sends per call.
 const Burst = 64
 
+// handoffDrainBursts is the number of bursts a worker takes from each
+// handoff ring per poll (it receives one burst per port per poll).
+const handoffDrainBursts = 4
+
 // Work items sent to the management core through a worker's ToMgmt ring
 // (Packet.Flags bits above the driver's).
 const (
@@ -223,24 +227,29 @@ func (w *Worker) PollOnce() bool {
 		}
 		w.translate(port, neigh, now)
 	}
-	for j, r := range w.handIn {
+	for _, r := range w.handIn {
 		if r == nil {
 			continue
 		}
-		n := r.Peek(w.ringPkts[:])
-		if n == 0 {
-			continue
+		// Up to handoffDrainBursts bursts per ring and poll, so a burst
+		// of one flow handed over by a busy worker is taken in as fast
+		// as that worker receives it.
+		for range handoffDrainBursts {
+			n := r.Peek(w.ringPkts[:])
+			if n == 0 {
+				break
+			}
+			work += n
+			for _, p := range w.ringPkts[:n] {
+				w.classify(p)
+				w.releaseHeld()
+			}
+			for port := uint8(0); port < NumPorts; port++ {
+				w.translate(port, neigh, now)
+			}
+			w.flush() // ring slots are copied out by TxBurst before release
+			r.Release(n)
 		}
-		work += n
-		for _, p := range w.ringPkts[:n] {
-			w.classify(p)
-			w.releaseHeld()
-		}
-		for port := uint8(0); port < NumPorts; port++ {
-			w.translate(port, neigh, now)
-		}
-		w.flush() // ring slots are copied out by TxBurst before release
-		w.handIn[j].Release(n)
 	}
 	w.flush()
 	w.fragPoll(now)

@@ -592,3 +592,25 @@ func TestGleanCache(t *testing.T) {
 		assert.Equal(t, tt.want, offered(), tt.name)
 	}
 }
+
+// TestHandoffDrainsMoreThanABurst: a worker takes in several bursts from a
+// handoff ring per poll, so one flow handed over at the sender's receive
+// rate doesn't pile up in the ring.
+func TestHandoffDrainsMoreThanABurst(t *testing.T) {
+	tb := newTestbed(t, 2)
+	var dport uint16 = 1
+	for tb.rt.Owner.Of(server, dport) != 1 {
+		dport++
+	}
+	const n = 3 * Burst
+	for i := 0; i < n; i++ {
+		tb.in.Inject(0, udpFrame(t, macIn, macHost, member, server, 40000, dport, 64))
+	}
+	for range n / Burst {
+		tb.rt.Workers[0].PollOnce()
+	}
+	require.Equal(t, n, tb.rt.Workers[0].handOut[1].Len(), "all handed over")
+	tb.rt.Workers[1].PollOnce()
+	assert.Zero(t, tb.rt.Workers[0].handOut[1].Len(), "one poll drains them")
+	assert.Len(t, tb.out.Sent(), n)
+}
