@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -116,8 +117,20 @@ func diffSequence(seed uint64, steps int) ([]diffFlow, [][]diffPkt) {
 
 // diffRun runs the sequence with workers workers and returns, per step, the
 // normalised frames that left each port, and the verdict totals.
-func diffRun(t *testing.T, workers int, flows []diffFlow, steps [][]diffPkt) ([][]string, [nat.NumVerdicts]uint64) {
+// With concurrent, the workers and the management core run on their own
+// goroutines (Runtime.Start) and each step waits for the dataplane to
+// settle; otherwise the test polls them by hand.
+func diffRun(t *testing.T, workers int, concurrent bool, flows []diffFlow, steps [][]diffPkt) ([][]string, [nat.NumVerdicts]uint64) {
 	tb := newTestbed(t, workers)
+	settle := func(polls int) {
+		for range polls {
+			tb.poll()
+		}
+	}
+	if concurrent {
+		tb.rt.Start()
+		settle = func(polls int) { tb.settle(t, polls) }
+	}
 	pub := map[int]uint16{}      // flow -> public port (or echo id) seen going out
 	byRemote := map[uint64]int{} // remote endpoint -> flow
 	for i, f := range flows {
@@ -136,7 +149,7 @@ func diffRun(t *testing.T, workers int, flows []diffFlow, steps [][]diffPkt) ([]
 				}
 			}
 		}
-		tb.poll()
+		settle(1)
 		var seen []string
 		for _, fr := range tb.out.Sent() {
 			seen = append(seen, "out "+diffNormOut(t, fr, byRemote, pub, si))
@@ -149,8 +162,9 @@ func diffRun(t *testing.T, workers int, flows []diffFlow, steps [][]diffPkt) ([]
 	}
 	// Let held fragments time out, identically in every run.
 	tb.advance(5 * 1e9)
-	for range fragSets * fragWays / fragSweepBudget {
-		tb.poll()
+	settle(fragSets * fragWays / fragSweepBudget)
+	if concurrent {
+		tb.rt.Stop()
 	}
 	var v [nat.NumVerdicts]uint64
 	for i := range v {
@@ -266,22 +280,85 @@ func diffNormOut(t *testing.T, fr []byte, byRemote map[uint64]int, pub map[int]u
 
 func TestRuntimeDifferential(t *testing.T) {
 	for _, seed := range []uint64{1, 2, 3} {
-		flows, steps := diffSequence(seed, 40)
-		ref, refV := diffRun(t, 1, append([]diffFlow(nil), flows...), steps)
-		var sent int
-		for _, s := range ref {
-			sent += len(s)
+		diffCompare(t, seed, 40, false)
+	}
+}
+
+// TestRuntimeDifferentialConcurrent is the same with the workers and the
+// management core on their own goroutines, for the race detector: a
+// shorter sequence, as the test waits for the dataplane to settle after
+// each step.
+func TestRuntimeDifferentialConcurrent(t *testing.T) {
+	diffCompare(t, 4, 20, true)
+}
+
+// diffCompare runs a sequence with 1 worker (polled by hand), then with 2
+// and 4, and compares the outcomes.
+func diffCompare(t *testing.T, seed uint64, steps int, concurrent bool) {
+	flows, seq := diffSequence(seed, steps)
+	ref, refV := diffRun(t, 1, false, append([]diffFlow(nil), flows...), seq)
+	var sent int
+	for _, s := range ref {
+		sent += len(s)
+	}
+	require.Greater(t, sent, 2*steps, "seed %d: the sequence does something", seed)
+	for _, workers := range []int{2, 4} {
+		got, gotV := diffRun(t, workers, concurrent, append([]diffFlow(nil), flows...), seq)
+		for s := range ref {
+			require.Equal(t, ref[s], got[s], "seed %d workers %d concurrent %v step %d", seed, workers, concurrent, s)
 		}
-		require.Greater(t, sent, 100, "seed %d: the sequence does something", seed)
-		for _, workers := range []int{2, 4} {
-			got, gotV := diffRun(t, workers, append([]diffFlow(nil), flows...), steps)
-			for s := range ref {
-				require.Equal(t, ref[s], got[s], "seed %d workers %d step %d", seed, workers, s)
+		for v := range refV {
+			require.Equal(t, refV[v], gotV[v], "seed %d workers %d concurrent %v: %s", seed, workers, concurrent, nat.Verdict(v))
+		}
+	}
+	t.Logf("seed %d: %d flows, %d frames out, verdicts %v", seed, len(flows), sent, refV)
+}
+
+// settle waits until the running dataplane has taken in every injected
+// frame and finished with it: the fake ports' receive queues and the
+// handoff rings are empty, and every worker has then completed 2*polls
+// more polls (a poll that starts after that finds nothing in flight).
+func (tb *testbed) settle(t *testing.T, polls int) {
+	t.Helper()
+	empty := func() bool {
+		for _, fp := range []*FakePort{tb.in, tb.out} {
+			fp.mu.Lock()
+			for _, q := range fp.rx {
+				if len(q) > 0 {
+					fp.mu.Unlock()
+					return false
+				}
 			}
-			for v := range refV {
-				require.Equal(t, refV[v], gotV[v], "seed %d workers %d: %s", seed, workers, nat.Verdict(v))
+			fp.mu.Unlock()
+		}
+		for _, w := range tb.rt.Workers {
+			for _, r := range w.handIn {
+				if r != nil && r.Len() > 0 {
+					return false
+				}
 			}
 		}
-		t.Logf("seed %d: %d flows, %d frames out, verdicts %v", seed, len(flows), sent, refV)
+		return true
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		require.True(t, time.Now().Before(deadline), "the dataplane never settled")
+		if !empty() {
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		at := make([]uint64, len(tb.rt.Workers))
+		for i, w := range tb.rt.Workers {
+			at[i] = w.Counters.Polls.Load()
+		}
+		for i, w := range tb.rt.Workers {
+			for w.Counters.Polls.Load() < at[i]+2*uint64(polls) {
+				require.True(t, time.Now().Before(deadline), "worker %d stopped polling", i)
+				time.Sleep(100 * time.Microsecond)
+			}
+		}
+		if empty() {
+			return
+		}
 	}
 }

@@ -26,8 +26,9 @@ const (
 	// fragTimeout is how long a datagram's state (ports, held fragments)
 	// lives after its first fragment reached the table.
 	fragTimeout = nat.Tick(2000)
-	// fragLinger is how long the state is kept once the last fragment
-	// went through, for fragments reordered behind it.
+	// fragLinger is how long the state is kept once every byte of the
+	// datagram went through (the last fragment told its length), for
+	// duplicates.
 	fragLinger = nat.Tick(100)
 	// fragSets and fragWays size each direction's table.
 	fragSets = 256
@@ -94,8 +95,12 @@ type fragEntry struct {
 	src          uint16 // source usage slot
 	used         bool
 	ports        bool // the first fragment went through: sport, dport are set
-	nheld        uint8
-	held         [fragMaxHeld]uint8 // hold slots, in arrival order
+	// seen counts the payload bytes of fragments that went through;
+	// total is the datagram's payload length once the last fragment told
+	// it (0 before).
+	seen, total uint32
+	nheld       uint8
+	held        [fragMaxHeld]uint8 // hold slots, in arrival order
 }
 
 // fragDir is one direction's table (datagrams received on one port).
@@ -204,6 +209,20 @@ func (w *Worker) fragFree(d *fragDir, e *fragEntry) {
 	*e = fragEntry{}
 }
 
+// account counts a fragment that goes on; once every byte of the datagram
+// went through, the entry lives only fragLinger more.
+func (e *fragEntry) account(l3 []byte, now nat.Tick) {
+	ip := nat.IPv4(l3)
+	n := max(ipTotalLen(l3)-int(l3[0]&0x0F)*4, 0)
+	e.seen += uint32(n)
+	if binary.BigEndian.Uint16(l3[6:])&0x2000 == 0 { // the last fragment
+		e.total = uint32(ip.FragOffset() + n)
+	}
+	if e.total != 0 && e.seen >= e.total {
+		e.expires = min(e.expires, now+fragLinger)
+	}
+}
+
 // fragment runs a fragment through the table of the port it came in on. It
 // reports true when the packet goes on (a first fragment, or a later one
 // stamped with its datagram's ports: FlagFragPorts); false when it was
@@ -236,6 +255,7 @@ func (w *Worker) fragment(p *Packet, l3 []byte) bool {
 			}
 		}
 		e.sport, e.dport, e.ports = sport, dport, true
+		e.account(l3, now)
 		if e.nheld > 0 {
 			t.release, t.releasePort = e, p.Port
 		}
@@ -244,9 +264,7 @@ func (w *Worker) fragment(p *Packet, l3 []byte) bool {
 	if e != nil && e.ports {
 		p.Flags |= FlagFragPorts
 		p.FragSport, p.FragDport = e.sport, e.dport
-		if binary.BigEndian.Uint16(l3[6:])&0x2000 == 0 { // the last fragment
-			e.expires = min(e.expires, now+fragLinger)
-		}
+		e.account(l3, now)
 		return true
 	}
 	// A later fragment before its first: hold it.
@@ -299,9 +317,7 @@ func (w *Worker) releaseHeld() {
 		hp.Port = port
 		hp.FragSport, hp.FragDport = e.sport, e.dport
 		l3 := hp.Data[nat.EthernetLen:]
-		if binary.BigEndian.Uint16(l3[6:])&0x2000 == 0 {
-			e.expires = min(e.expires, now+fragLinger)
-		}
+		e.account(l3, now)
 		owner := w.id
 		if w.workers > 1 {
 			owner = w.portOwner(hp, l3, e.sport, e.dport)

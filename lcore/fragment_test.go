@@ -306,3 +306,23 @@ func TestFragmentPathNoAllocs(t *testing.T) {
 	assert.Greater(t, w.Counters.Frag[FragReleased].Load()-before, uint64(200*len(frames)/2-8), "fragments were held and released")
 	assert.Zero(t, w.Counters.Verdicts[nat.DropFragment].Load())
 }
+
+// TestFragmentAfterTheLast: a middle fragment reordered well behind the
+// last one still finds its datagram's ports (the state lingers only once
+// every byte went through).
+func TestFragmentAfterTheLast(t *testing.T) {
+	tb := newTestbed(t, 1)
+	whole := make([]byte, 4096)
+	whole = whole[:nat.BuildUDP(whole, member, server, 40000, 53, 64, make([]byte, 1400))]
+	first, rest := splitDatagram(t, whole, 600, 0x3131)
+	mid, last := splitLater(t, rest, 400)
+	tb.in.Inject(0, fragFrame(t, macIn, macHost, first))
+	tb.in.Inject(0, fragFrame(t, macIn, macHost, last))
+	tb.poll()
+	require.Len(t, tb.out.Sent(), 2)
+	tb.advance(500 * time.Millisecond)
+	tb.in.Inject(0, fragFrame(t, macIn, macHost, mid))
+	tb.poll()
+	require.Len(t, tb.out.Sent(), 1, "the middle fragment leaves too")
+	assert.Zero(t, totalVerdict(tb, nat.DropFragment))
+}
