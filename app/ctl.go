@@ -40,13 +40,13 @@ commands:
 
 // ctlClient is one ctl invocation.
 type ctlClient struct {
-	base    string
-	json    bool
+	base string
+	json bool
 	// tokenFile holds the bearer token sent with every request.
 	tokenFile string
-	timeout time.Duration
-	stdout  io.Writer
-	stderr  io.Writer
+	timeout   time.Duration
+	stdout    io.Writer
+	stderr    io.Writer
 }
 
 // cmdCtl runs "natgw ctl".
