@@ -578,3 +578,49 @@ func TestGleanCache(t *testing.T) {
 		assert.Equal(t, tt.want, offered(), tt.name)
 	}
 }
+
+// TestFramesForOtherHosts checks that frames whose destination MAC is not
+// the port's own are dropped and counted as not_for_us (both drivers
+// receive promiscuously), that broadcast ARP is still handled, and that a
+// frame to natgw's MAC beside them is translated. Before, the foreign
+// unicast, multicast and broadcast IPv4 frames were all translated.
+func TestFramesForOtherHosts(t *testing.T) {
+	bcast := [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	other := [6]byte{2, 0, 0, 0, 1, 0x77}
+	mcast := [6]byte{0x01, 0x00, 0x5e, 0x00, 0x00, 0x01}
+	tb := newTestbed(t, 1)
+	for _, dst := range [][6]byte{other, mcast, bcast} {
+		tb.in.Inject(0, udpFrame(t, dst, macHost, member, server, 40000, 53, 64))
+		tb.out.Inject(0, udpFrame(t, dst, macGw, server, fe1, 53, 1024, 64))
+	}
+	// Unicast ARP for another host, even asking for natgw's address.
+	arpFor := func(dst [6]byte) []byte {
+		req := make([]byte, nat.EthernetLen+nat.ARPLen)
+		nat.WriteEthernet(req, dst, macGw, nat.EtherTypeARP)
+		nat.WriteARP(req[nat.EthernetLen:], nat.ARPRequest, macGw, gateway, [6]byte{}, fe1)
+		return req
+	}
+	tb.out.Inject(0, arpFor(other))
+	tb.poll()
+	assert.Empty(t, tb.out.Sent())
+	assert.Empty(t, tb.in.Sent())
+	w := tb.rt.Workers[0]
+	w.publish()
+	assert.Equal(t, uint64(7), w.Counters.Verdicts[nat.DropNotForUs].Load())
+	assert.Zero(t, w.tr.Flows().Len(), "no flow was created")
+
+	// Broadcast ARP and frames to natgw's own MAC still work.
+	tb.out.Inject(0, arpFor(bcast))
+	tb.poll()
+	sent := tb.out.Sent()
+	require.Len(t, sent, 1, "the broadcast ARP request is answered")
+	assert.Equal(t, uint16(nat.ARPReply), nat.ARP(sent[0][nat.EthernetLen:]).Op())
+	tb.out.Inject(0, arpFor(macOut))
+	tb.poll()
+	require.Len(t, tb.out.Sent(), 1, "a unicast ARP request to natgw's MAC is answered")
+	tb.in.Inject(0, udpFrame(t, macIn, macHost, member, server, 40000, 53, 64))
+	tb.poll()
+	require.Len(t, tb.out.Sent(), 1, "a frame to natgw's MAC is translated")
+	w.publish()
+	assert.Equal(t, uint64(7), w.Counters.Verdicts[nat.DropNotForUs].Load())
+}

@@ -25,6 +25,14 @@ const (
 	DropFlowTableFull
 	DropHandoffFull
 	DropTxFull
+	// DropNotForUs: a frame whose destination MAC is not the receiving
+	// port's own (another host's unicast, multicast, or a broadcast other
+	// than ARP); both drivers receive promiscuously.
+	DropNotForUs
+	// DropMartian: an outbound packet whose destination must never be
+	// translated to the internet (broadcast, multicast, loopback,
+	// 0.0.0.0/8, link-local, 240.0.0.0/4, the inside network).
+	DropMartian
 	// NumVerdicts sizes arrays indexed by Verdict.
 	NumVerdicts
 )
@@ -44,6 +52,8 @@ var verdictNames = [NumVerdicts]string{
 	DropFlowTableFull: "flow_table_full",
 	DropHandoffFull:   "handoff_full",
 	DropTxFull:        "tx_full",
+	DropNotForUs:      "not_for_us",
+	DropMartian:       "martian",
 }
 
 // IsDrop reports whether the verdict drops the packet.
