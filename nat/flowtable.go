@@ -23,7 +23,7 @@ import (
 // are reached by index. A record is 64 bytes, one cache line (the table's
 // array is page-aligned by the Go allocator once it is larger than 32 KiB),
 // so a lookup and the refresh that follows cost one memory access to the
-// record, never two: 56 bytes of fields and 8 of padding, which costs
+// record, never two: 57 bytes of fields and 7 of padding, which costs
 // less than the second cache miss a 52-byte record straddling two lines
 // would cost on 80% of lookups.
 type Flow struct {
@@ -67,7 +67,12 @@ type Flow struct {
 	// Set by Insert, so a packet pays one addition per checksum.
 	dAddr, dL4 uint16
 
-	_ [8]byte // to 64 bytes: one record, one cache line
+	// snat names the default-SNAT allocator a default-SNAT flow is counted
+	// on (the translator's table of them; 0 = none): the flow releases on
+	// the allocator that counted it, even after a reload replaced it.
+	snat uint8
+
+	_ [7]byte // to 64 bytes: one record, one cache line
 }
 
 // OutKey is the key of the out index: the private 5-tuple of a flow (for
@@ -103,6 +108,10 @@ type FlowTable struct {
 	free uint32 // head of the free list of released records, 0 = empty
 	used uint32 // records 1..used have been handed out at least once
 	n    int    // live flows
+	// removals counts records freed, modulo 2^32: a caller holding a
+	// record number from before a removal looks the flow up again (a
+	// freed record may already be another flow's).
+	removals uint32
 
 	to       Timeouts
 	timeouts [8]Tick // timeout by state, from to
@@ -433,6 +442,7 @@ func (t *FlowTable) release(i uint32) {
 	*f = Flow{next: t.free}
 	t.free = i
 	t.n--
+	t.removals++
 }
 
 // Range calls fn for every live flow, in record order, until fn returns

@@ -18,6 +18,11 @@ func (t *Translator) icmpErrorOut(pi *pktInfo) Verdict { return t.icmpError(pi, 
 
 func (t *Translator) icmpError(pi *pktInfo, dir int) Verdict {
 	icmp := ICMP(pi.l4)
+	// The checksum is recomputed below: check the received one first, or
+	// a corrupted error would leave natgw looking valid (RFC 5508 REQ-3).
+	if Fold(Sum(icmp, 0)) != 0 {
+		return DropMalformed
+	}
 	emb, ok := ParseIPv4Embedded(icmp.Payload())
 	if !ok {
 		return DropMalformed
@@ -113,8 +118,8 @@ func (t *Translator) icmpError(pi *pktInfo, dir int) Verdict {
 	}
 	ip.SetTTL(ip.TTL() - 1)
 	ip.SetChecksum(ipCk)
-	// The ICMP checksum covers the whole quote: recompute it (errors are
-	// rare and short).
+	// The ICMP checksum covers the whole quote, which was checked above:
+	// recompute it (errors are rare and short).
 	icmp.SetChecksum(0)
 	icmp.SetChecksum(Fold(Sum(icmp, 0)))
 	return VerdictForward

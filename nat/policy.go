@@ -56,9 +56,10 @@ type Mapping struct {
 	// Block is the member's port block; for an instance it spans every port
 	// and the source port is preserved.
 	Block portalloc.Block
-	// Grace holds ports of the member's previous, smaller block that its
+	// Grace holds ports of the member's previous, smaller blocks that its
 	// existing flows keep after the pool stepped down a tier [S7]; new flows
-	// never take them. Empty when Grace.Public is 0.
+	// never take them. Later reloads carry it over while the member's block
+	// stays (see graceFor). Empty when Grace.Public is 0.
 	Grace portalloc.Block
 }
 
@@ -239,11 +240,10 @@ func Compile(c *config.Config, prev *Policy) (*Policy, error) {
 		}
 		for j, a := range addrs {
 			m := member{pool: uint16(i), block: blocks[j]}
-			// A block that grew without containing the old one keeps the
-			// old ports for the member's existing flows [S7].
-			if o := old[j]; o.Public != 0 && o.Size() <= blocks[j].Size() &&
-				!(o.Public == blocks[j].Public && blocks[j].Contains(o.First) && blocks[j].Contains(o.Last)) {
-				m.grace = o
+			if prev != nil {
+				if pm, ok := prev.members[U32(a)]; ok {
+					m.grace = graceFor(pm, blocks[j])
+				}
 			}
 			p.members[U32(a)] = m
 		}
@@ -306,6 +306,46 @@ func Compile(c *config.Config, prev *Policy) (*Policy, error) {
 			portRule: portRule{proto: uint8(r.Protocol), lo: r.Ports.Lo, hi: r.Ports.Hi}})
 	}
 	return p, nil
+}
+
+// graceFor returns the grace block of a member whose block was pm.block,
+// with grace pm.grace, and is now nb [S7]: the ports its existing flows
+// may hold that nb does not contain. Its flows hold ports of its previous
+// block or of its previous grace (new flows take ports of the block only),
+// so the grace is whichever of the two nb does not contain; when both lie
+// outside nb on the same address, one range covering both. It is empty
+// when nb is smaller than the previous block: a pool that steps up a tier
+// reclaims the ports outside the new blocks [S7].
+//
+// So a grace block lasts until it is no longer needed: until the member's
+// block contains it, shrinks, or the member leaves. Every other reload,
+// however many, carries it over unchanged, and with it the flows it keeps.
+// It can outlive the last flow that uses it; that costs nothing, because
+// no new flow of the member takes a grace port, and another member whose
+// block now holds those ports is kept off a port still in use towards a
+// destination by the flow table's public 5-tuple index, as for any port.
+// The one loss: after a second step down that moves the block to another
+// frontend than both the previous block and the previous grace, only the
+// previous block is kept (a grace is one range on one address).
+func graceFor(pm member, nb portalloc.Block) portalloc.Block {
+	if pm.block.Public == 0 || nb.Size() < pm.block.Size() {
+		return portalloc.Block{}
+	}
+	inside := func(b portalloc.Block) bool {
+		return b.Public == 0 || (b.Public == nb.Public && nb.Contains(b.First) && nb.Contains(b.Last))
+	}
+	ob, og := pm.block, pm.grace
+	switch {
+	case inside(ob) && inside(og):
+		return portalloc.Block{}
+	case inside(og):
+		return ob
+	case inside(ob):
+		return og
+	case ob.Public == og.Public:
+		return portalloc.Block{Public: ob.Public, First: min(ob.First, og.First), Last: max(ob.Last, og.Last)}
+	}
+	return ob
 }
 
 // Denied reports whether a deny rule blocks outbound traffic to remote

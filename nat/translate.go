@@ -108,6 +108,11 @@ type Translator struct {
 	onExh  func(ExhaustEvent)
 	sweep  uint32 // cursor of the reclaim sweep
 	resets []Flow // idle established TCP flows to reset (tcp_reset_on_idle)
+	// snats are the default-SNAT allocators this worker's flows are
+	// counted on, indexed by Flow.snat (entry 0 unused); snatCur is the
+	// running policy's (0 when it has none). See SetPolicy.
+	snats   [maxSNATs]snatRef
+	snatCur uint8
 	// Stats are the worker's counters (see Stats).
 	Stats Stats
 
@@ -117,6 +122,17 @@ type Translator struct {
 	keyPkt    [MaxBurst]uint8
 	idx       [MaxBurst]uint32
 }
+
+// snatRef is a default-SNAT allocator and the number of this worker's
+// flows counted on it.
+type snatRef struct {
+	d     *portalloc.DefaultSNAT
+	flows int
+}
+
+// maxSNATs bounds the default-SNAT allocators a worker's flows can be
+// counted on at once (Flow.snat is a byte).
+const maxSNATs = 256
 
 // MaxBurst is the largest burst the burst functions take.
 const MaxBurst = 64
@@ -153,13 +169,16 @@ func (t *Translator) MemoryBytes() int { return t.flows.MemoryBytes() + t.usage.
 func (t *Translator) Policy() *Policy { return t.pol }
 
 // SetPolicy switches to a new policy; call it between bursts. Flows of older
-// generations are re-validated lazily when met, and by Sweep [S7].
+// generations are re-validated lazily when met, and by Sweep [S7]: a new
+// policy restarts the sweep from the first record, so flows an unfinished
+// sweep already passed are checked against the newest policy too.
 func (t *Translator) SetPolicy(p *Policy) {
 	if t.pol == p {
 		return
 	}
 	old := t.pol
 	t.pol = p
+	t.sweep = 0
 	t.flows.SetTimeouts(p.Timeouts)
 	exh := make([]uint64, len(p.Pools)+1)
 	if old != nil {
@@ -173,6 +192,77 @@ func (t *Translator) SetPolicy(p *Policy) {
 		exh[len(p.Pools)] = t.Stats.Exhausted[len(old.Pools)]
 	}
 	t.Stats.Exhausted = exh
+	t.useSNAT(p.defaultSNAT)
+}
+
+// useSNAT makes d the allocator new default-SNAT flows are counted on.
+//
+// Every default-SNAT flow is counted on exactly one allocator, the one
+// it releases on: the allocator of the policy it was created or last
+// revalidated under. A reload that changes default_snat builds a new
+// allocator; flows still counted on an older one release there
+// (Flow.snat says which), and revalidation moves the count of a flow it
+// keeps in default scope to the running allocator (and takes it off when
+// a flow moves to another scope). So the running allocator never frees
+// a block a live flow uses, and never sees a release it did not count.
+//
+// An allocator leaves the table when its last flow is released. A
+// complete sweep moves every flow to the running allocator, so the table
+// holds at most one more allocator than reloads that changed
+// default_snat during one sweep; if that ever fills the table, useSNAT
+// revalidates every flow at once (a pause of one sweep) to empty it.
+func (t *Translator) useSNAT(d *portalloc.DefaultSNAT) {
+	if c := t.snatCur; c != 0 && t.snats[c].flows <= 0 {
+		t.snats[c] = snatRef{} // nothing to release there any more
+	}
+	t.snatCur = 0
+	if d == nil {
+		return
+	}
+	free := 0
+	for i := 1; i < maxSNATs; i++ {
+		if t.snats[i].d == d {
+			t.snatCur = uint8(i)
+			return
+		}
+		if free == 0 && t.snats[i].d == nil {
+			free = i
+		}
+	}
+	// free is never 0: taking the last free entry (below) empties the
+	// others before returning.
+	t.snats[free] = snatRef{d: d}
+	t.snatCur = uint8(free)
+	for i := 1; i < maxSNATs; i++ {
+		if t.snats[i].d == nil {
+			return
+		}
+	}
+	// The last free entry is taken: bring every flow to the running
+	// policy now, which leaves flows counted on the running allocator only.
+	for !t.Sweep(t.flows.Capacity() + 1) {
+	}
+	t.sweep = 0
+}
+
+// countSNAT counts a flow now in default scope on the running allocator.
+func (t *Translator) countSNAT(f *Flow) {
+	f.snat = t.snatCur
+	t.snats[t.snatCur].flows++
+}
+
+// releaseSNAT takes a default-SNAT flow off the allocator it is counted on.
+func (t *Translator) releaseSNAT(f *Flow) {
+	i := f.snat
+	if i == 0 {
+		return
+	}
+	r := &t.snats[i]
+	r.d.Release(t.worker, f.Priv)
+	f.snat = 0
+	if r.flows--; r.flows <= 0 && i != t.snatCur {
+		*r = snatRef{}
+	}
 }
 
 // Outbound translates one packet from the inside in place. pkt starts at
@@ -250,15 +340,19 @@ func (t *Translator) burstChunk(pkts [][]byte, verdicts []Verdict, now Tick, dir
 		t.flows.LookupInBatch(t.inKeys[:nk], t.idx[:nk])
 	}
 	k := 0
+	removals := t.flows.removals
 	for i := range pkts {
 		pi := &t.batchInfo[i]
 		var idx uint32
 		if k < nk && int(t.keyPkt[k]) == i {
 			idx = t.idx[k]
 			k++
-			// An earlier packet of this burst may have created or removed
-			// a flow this one needs: look again when the batch missed.
-			if idx == 0 && i > 0 {
+			// An earlier packet of this burst may have created a flow
+			// this one needs (look again when the batch missed), or
+			// removed one (a reload's revalidation): then every record
+			// number the batch found may be free or another flow's, so
+			// the rest of the burst looks up again.
+			if (idx == 0 && i > 0) || t.flows.removals != removals {
 				idx = t.lookupAgain(pi, dir)
 			}
 		}
@@ -595,6 +689,9 @@ func (t *Translator) createOut(pi *pktInfo, now Tick) (uint32, Verdict) {
 func (t *Translator) insertOut(pi *pktInfo, m *Mapping, src, dst uint32, now Tick) (uint32, Verdict) {
 	f := Flow{Priv: src, Pub: m.Block.Public, Remote: dst, PrivPort: pi.sport, RemotePort: pi.dport,
 		Proto: pi.proto, State: initialState(pi.proto), Gen: t.pol.Gen, Scope: m.Scope}
+	if m.Scenario == ScenarioDefault {
+		f.snat = t.snatCur // counted by the caller's Acquire
+	}
 	uk := portalloc.Key{Private: src, Remote: dst, RemotePort: pi.dport, Proto: pi.proto}
 	if m.Scenario == ScenarioInstance {
 		f.PubPort = pi.sport // 1:1: the private 5-tuple is already unique
@@ -627,6 +724,9 @@ func (t *Translator) insertOut(pi *pktInfo, m *Mapping, src, dst uint32, now Tic
 			t.flows.Remove(idx)
 			return 0, DropFlowTableFull
 		}
+	}
+	if f.snat != 0 {
+		t.snats[f.snat].flows++
 	}
 	t.Stats.FlowsActive[ProtoIndex(pi.proto)]++
 	t.Stats.FlowsCreated[ProtoIndex(pi.proto)]++
@@ -709,7 +809,37 @@ func (t *Translator) revalidate(idx uint32, f *Flow) bool {
 	if keep && f.Flags&flagInbound == 0 && p.Denied(f.Remote, f.Proto, f.RemotePort) {
 		keep = false
 	}
+	// A flow kept in default scope is counted on the running allocator,
+	// which must still give its address the flow's block.
+	acquired := false
+	if keep && m.Scope == ScopeDefault && (f.Scope != ScopeDefault || f.snat != t.snatCur) {
+		b, ok := p.defaultSNAT.Acquire(t.worker, f.Priv)
+		if ok && b != m.Block {
+			p.defaultSNAT.Release(t.worker, f.Priv)
+		}
+		keep, acquired = ok && b == m.Block, ok && b == m.Block
+	}
+	// Pool and default-SNAT flows count in the port usage, instance flows
+	// don't.
+	uk := portalloc.Key{Private: f.Priv, Remote: f.Remote, RemotePort: f.RemotePort, Proto: f.Proto}
+	if keep && f.Scope == ScopeInstance && m.Scope != ScopeInstance {
+		if _, ok := t.usage.Inc(uk); !ok {
+			if acquired {
+				p.defaultSNAT.Release(t.worker, f.Priv)
+			}
+			keep = false
+		}
+	}
 	if keep {
+		if m.Scope == ScopeInstance && f.Scope != ScopeInstance {
+			t.usage.Dec(uk)
+		}
+		if acquired || m.Scope != ScopeDefault {
+			t.releaseSNAT(f) // off the allocator that counted it, if any
+		}
+		if acquired {
+			t.countSNAT(f)
+		}
 		f.Gen, f.Scope = p.Gen, m.Scope
 		return true
 	}
@@ -742,12 +872,8 @@ func (t *Translator) expireOne(_ uint32, f *Flow, r ExpireReason) {
 	}
 	if f.Scope != ScopeInstance {
 		t.usage.Dec(portalloc.Key{Private: f.Priv, Remote: f.Remote, RemotePort: f.RemotePort, Proto: f.Proto})
-		if f.Scope == ScopeDefault {
-			if d := t.pol.DefaultSNAT(); d != nil {
-				d.Release(t.worker, f.Priv)
-			}
-		}
 	}
+	t.releaseSNAT(f) // on the allocator that counted it
 	t.Stats.FlowsExpired[r]++
 	t.Stats.FlowsActive[ProtoIndex(f.Proto)]--
 }
@@ -764,7 +890,8 @@ func (t *Translator) TakeResets() []Flow {
 
 // Sweep re-validates up to budget flow slots of older policy generations,
 // expiring those whose ports a reload reclaimed [S7]; call it repeatedly
-// after SetPolicy until it reports done.
+// after SetPolicy until it reports done. SetPolicy restarts it, so it
+// reports done only after a whole pass under the running policy.
 func (t *Translator) Sweep(budget int) (done bool) {
 	c := uint32(t.flows.Capacity())
 	for ; budget > 0; budget-- {
