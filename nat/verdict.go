@@ -33,6 +33,11 @@ const (
 	// translated to the internet (broadcast, multicast, loopback,
 	// 0.0.0.0/8, link-local, 240.0.0.0/4, the inside network).
 	DropMartian
+	// DropARPIgnored: an ARP frame not addressed to natgw (a request for
+	// another host's address, a reply to no request of natgw's, a
+	// gratuitous ARP for another address than the gateway's) that natgw
+	// did not learn from. The management core counts it (worker "mgmt").
+	DropARPIgnored
 	// NumVerdicts sizes arrays indexed by Verdict.
 	NumVerdicts
 )
@@ -54,6 +59,7 @@ var verdictNames = [NumVerdicts]string{
 	DropTxFull:        "tx_full",
 	DropNotForUs:      "not_for_us",
 	DropMartian:       "martian",
+	DropARPIgnored:    "arp_ignored",
 }
 
 // IsDrop reports whether the verdict drops the packet.
