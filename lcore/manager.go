@@ -27,7 +27,10 @@ const (
 	// arpReplyWindow is how long after natgw's request a reply is
 	// accepted.
 	arpReplyWindow = 5 * time.Second
-	icmpErrorRate  = 100 // ICMP errors per second, all ports
+	// linkPollInterval is how often the management core looks at the
+	// ports' link states to announce natgw's addresses when one comes up.
+	linkPollInterval = 100 * time.Millisecond
+	icmpErrorRate    = 100 // ICMP errors per second, all ports
 )
 
 type neighborEntry struct {
@@ -125,16 +128,19 @@ func (m *Manager) SetStatic(list []StaticNeighbor) {
 // Run loops until Stop.
 func (m *Manager) Run() {
 	defer close(m.done)
-	var lastSecond time.Time
+	var lastSecond, lastLink time.Time
 	m.applyStatic()
 	for !m.stop.Load() {
 		now := time.Now()
 		m.ExpireNow.Store(uint64(m.clock()))
 		work := m.drain(now)
 		if now.Sub(lastSecond) >= time.Second {
-			lastSecond = now
+			lastSecond, lastLink = now, now
 			m.applyStatic()
 			m.maintain(now)
+		} else if now.Sub(lastLink) >= linkPollInterval {
+			lastLink = now
+			m.announce() // a short link flap must not go unannounced
 		}
 		if work == 0 {
 			time.Sleep(time.Millisecond)
@@ -316,7 +322,8 @@ func (m *Manager) arpForUs(port uint8, op uint16, sender, target uint32, now tim
 // announce sends gratuitous ARP for natgw's own addresses on each port
 // whose link is up: all of them when the link came up (at start too),
 // else those a new policy added (a reload with new public addresses).
-// maintain calls it once a second.
+// Run calls it every linkPollInterval; a flap shorter than that may go
+// unseen.
 func (m *Manager) announce() {
 	pol := m.pol.Load()
 	for port := uint8(0); port < NumPorts; port++ {
