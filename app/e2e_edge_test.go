@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,6 +36,9 @@ var edgeChecks = []edgeCheck{
 	{"API: every /v1/ path needs the token", edgeAPIToken},
 	{"frames for other hosts", edgeForeignMAC},
 	{"martian destinations", edgeMartian},
+	{"ICMP errors from the inside", edgeICMPErrors},
+	{"ARP poisoning", edgeARP},
+	{"gratuitous ARP on link up", edgeGratuitousARP},
 }
 
 // edgeToken is the bearer token of the runs.
@@ -47,6 +51,7 @@ func TestE2EEdge(t *testing.T) {
 		t.Run("driver="+driver, func(t *testing.T) {
 			tok := filepath.Join(t.TempDir(), "token")
 			require.NoError(t, os.WriteFile(tok, []byte(edgeToken+"\n"), 0o600))
+			edgeGARP = watchGARP(t, tb, edgeOutside)
 			r := tb.startRun(t, e2eConfig{Driver: driver, Workers: 2, Members: e2ePoolMembers, TokenFile: tok})
 			r.slot = 20 + slot
 			for _, c := range edgeChecks {
@@ -253,4 +258,204 @@ func edgeMartian(t *testing.T, r *e2eRun, _ string) {
 		edgeInside.send(t, r.tb, 2, legit)
 	})
 	assert.NotEmpty(t, captured, "the datagram to a server did not leave natgw")
+}
+
+// edgeICMPErrors: the instance has a live flow from a server (an inbound
+// UDP exchange); an ICMP port unreachable quoting that flow's datagram
+// but addressed to other destinations (the TCP-denied 198.18.0.12, an
+// address with no flow) never leaves natgw and is counted as no_flow; the
+// same error to the flow's remote leaves with the public source.
+func edgeICMPErrors(t *testing.T, r *e2eRun, _ string) {
+	sport := uint16(44000 + r.slot)
+	client := netip.AddrPortFrom(netip.MustParseAddr("198.18.0.11"), sport)
+	_, _, err := r.tb.udpExchange("srv", client, netip.MustParseAddrPort(e2eInstancePublic+":9000"), "edge-icmp")
+	require.NoError(t, err, "the inbound flow to the instance")
+	quoted := make([]byte, 128)
+	qn := nat.BuildUDP(quoted, nat.U32(client.Addr()), nat.U32(netip.MustParseAddr("10.0.3.7")), sport, 9000, 63, []byte("edge-icmp"))
+	require.NotZero(t, qn)
+	icmpFrame := func(dst string) []byte {
+		b := make([]byte, 512)
+		n := nat.BuildICMPError(b[nat.EthernetLen:], nat.U32(netip.MustParseAddr("10.0.3.7")), nat.U32(netip.MustParseAddr(dst)),
+			nat.ICMPDestUnreachable, 3, 0, nat.IPv4(quoted[:qn]), 64)
+		require.NotZero(t, n)
+		nat.WriteEthernet(b, edgeInside.natgw, edgeInside.peer, nat.EtherTypeIPv4)
+		return b[:nat.EthernetLen+n]
+	}
+	attacks := [][]byte{icmpFrame("198.18.0.12"), icmpFrame("203.0.113.9")}
+	var captured string
+	d := dropDelta(t, r, "no_flow", 6, func() {
+		captured = r.tb.captureOn(t, "rt", "to-gw", "icmp and src host "+e2eInstancePublic+" and not dst host 198.18.0.11", func() {
+			edgeInside.send(t, r.tb, 3, attacks...)
+		})
+	})
+	assert.Empty(t, captured, "an ICMP error left natgw for a destination its quote does not name")
+	assert.GreaterOrEqual(t, d, 6.0, "natgw_drops_total{reason=no_flow}")
+	captured = r.tb.captureOn(t, "rt", "to-gw", "icmp and src host "+e2eInstancePublic+" and dst host 198.18.0.11", func() {
+		edgeInside.send(t, r.tb, 2, icmpFrame("198.18.0.11"))
+	})
+	assert.NotEmpty(t, captured, "the ICMP error to the flow's remote did not leave natgw")
+}
+
+// arpFrame builds an ARP frame to MAC dst from the link's far end.
+func (p edgePort) arpFrame(dst [6]byte, op uint16, senderMAC [6]byte, sender string, targetMAC [6]byte, target string) []byte {
+	b := make([]byte, nat.EthernetLen+nat.ARPLen)
+	nat.WriteEthernet(b, dst, p.peer, nat.EtherTypeARP)
+	nat.WriteARP(b[nat.EthernetLen:], op, senderMAC, nat.U32(netip.MustParseAddr(sender)),
+		targetMAC, nat.U32(netip.MustParseAddr(target)))
+	return b
+}
+
+// edgeARP: ARP between third parties and unsolicited replies claiming the
+// instance (inside) or the gateway (outside) are at an attacker's MAC
+// change nothing: traffic to the instance and to the internet keeps going
+// to the real MACs, and the frames are counted as arp_ignored.
+func edgeARP(t *testing.T, r *e2eRun, _ string) {
+	evil := [6]byte{0x02, 0x4e, 0x47, 0x0e, 0x00, 0x66}
+	bcast := [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	evilFilter := "ether dst 02:4e:47:0e:00:66"
+	t.Run("inside", func(t *testing.T) {
+		poison := [][]byte{
+			edgeInside.arpFrame(bcast, nat.ARPRequest, evil, "10.0.3.7", [6]byte{}, "10.0.1.5"),
+			edgeInside.arpFrame(edgeInside.natgw, nat.ARPReply, evil, "10.0.3.7", edgeInside.natgw, "10.0.0.1"),
+		}
+		d := dropDelta(t, r, "arp_ignored", 6, func() { edgeInside.send(t, r.tb, 3, poison...) })
+		assert.GreaterOrEqual(t, d, 6.0, "natgw_drops_total{reason=arp_ignored}")
+		src := netip.MustParseAddrPort(fmt.Sprintf("198.18.0.11:%d", 44100+r.slot))
+		var err error
+		captured := r.tb.captureInside(t, evilFilter, func() {
+			_, _, err = r.tb.udpExchange("srv", src, netip.MustParseAddrPort(e2eInstancePublic+":9000"), "after-poison")
+		})
+		assert.NoError(t, err, "the instance no longer answers")
+		assert.Empty(t, captured, "natgw sent the instance's traffic to the attacker's MAC")
+	})
+	t.Run("outside", func(t *testing.T) {
+		poison := [][]byte{
+			edgeOutside.arpFrame(edgeOutside.natgw, nat.ARPReply, evil, "198.19.0.1", edgeOutside.natgw, "198.19.0.2"),
+			edgeOutside.arpFrame(bcast, nat.ARPRequest, evil, "198.19.0.1", [6]byte{}, "198.19.0.77"),
+		}
+		d := dropDelta(t, r, "arp_ignored", 6, func() { edgeOutside.send(t, r.tb, 3, poison...) })
+		assert.GreaterOrEqual(t, d, 6.0, "natgw_drops_total{reason=arp_ignored}")
+		captured := r.tb.captureOn(t, "rt", "to-gw", evilFilter, func() { r.assertHTTP(t, "10.0.1.4", e2eServer) })
+		assert.Empty(t, captured, "natgw sent outbound traffic to the attacker's MAC")
+	})
+}
+
+// garpWatch records the gratuitous ARP natgw sends on a link, seen from
+// its far end through a raw socket that, unlike tcpdump, survives the
+// link going down and up.
+type garpWatch struct {
+	fd   int
+	from [6]byte
+	stop chan struct{}
+	done chan struct{}
+	mu   sync.Mutex
+	seen map[string]int
+}
+
+// watchGARP starts recording the gratuitous ARP natgw's MAC sends on the
+// far end of link p; the watch ends with t.
+func watchGARP(t *testing.T, tb *testbed, p edgePort) *garpWatch {
+	t.Helper()
+	w := &garpWatch{from: p.natgw, stop: make(chan struct{}), done: make(chan struct{}), seen: map[string]int{}}
+	proto := uint16(unix.ETH_P_ARP&0xff)<<8 | uint16(unix.ETH_P_ARP)>>8 // network byte order
+	err := tb.inNetns(p.ns, func() error {
+		ifi, err := net.InterfaceByName(p.ifname)
+		if err != nil {
+			return err
+		}
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(proto))
+		if err != nil {
+			return err
+		}
+		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: proto, Ifindex: ifi.Index}); err != nil {
+			unix.Close(fd)
+			return err
+		}
+		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 200000}); err != nil {
+			unix.Close(fd)
+			return err
+		}
+		w.fd = fd
+		return nil
+	})
+	require.NoError(t, err, "ARP socket on %s/%s", p.ns, p.ifname)
+	go w.run()
+	t.Cleanup(func() { close(w.stop); <-w.done; unix.Close(w.fd) })
+	return w
+}
+
+func (w *garpWatch) run() {
+	defer close(w.done)
+	buf := make([]byte, 2048)
+	for {
+		select {
+		case <-w.stop:
+			return
+		default:
+		}
+		n, _, err := unix.Recvfrom(w.fd, buf, 0)
+		if err != nil || n < nat.EthernetLen+nat.ARPLen {
+			continue // timeouts, and ENETDOWN while the link is down
+		}
+		eth := nat.Ethernet(buf[:n])
+		a := nat.ARP(buf[nat.EthernetLen:n])
+		if eth.Src() != w.from || eth.Dst() != [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff} ||
+			!a.IsValid() || a.Op() != nat.ARPRequest || a.SenderIP() != a.TargetIP() {
+			continue
+		}
+		w.mu.Lock()
+		w.seen[nat.AddrFrom(a.SenderIP()).String()]++
+		w.mu.Unlock()
+	}
+}
+
+// waitAll waits until every address was announced since the last reset.
+func (w *garpWatch) waitAll(addrs []string, timeout time.Duration) error {
+	return waitFor(timeout, func() error {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for _, a := range addrs {
+			if w.seen[a] == 0 {
+				return fmt.Errorf("no gratuitous ARP for %s (seen %v)", a, w.seen)
+			}
+		}
+		return nil
+	})
+}
+
+// reset forgets what was seen.
+func (w *garpWatch) reset() {
+	w.mu.Lock()
+	w.seen = map[string]int{}
+	w.mu.Unlock()
+}
+
+// edgeGARP is the current run's watch of the outside link (TestE2EEdge
+// starts it before natgw).
+var edgeGARP *garpWatch
+
+// edgeOutsideAddrs are natgw's addresses on the outside link.
+var edgeOutsideAddrs = []string{"198.19.0.2", e2ePoolPublic, e2eDefaultPublic, e2eInstancePublic}
+
+// edgeGratuitousARP: natgw announced its outside addresses (outside
+// address, frontends, instance public) with gratuitous ARP when it
+// started, and again when the outside link comes back up (AF_PACKET only:
+// DPDK's net_af_packet reports the link state it had at start).
+func edgeGratuitousARP(t *testing.T, r *e2eRun, _ string) {
+	require.NotNil(t, edgeGARP)
+	assert.NoError(t, edgeGARP.waitAll(edgeOutsideAddrs, 10*time.Second), "at start")
+	if r.cfg.Driver != "afpacket" {
+		t.Logf("%s driver: link up not exercised (net_af_packet keeps the link state it had at start)", r.cfg.Driver)
+		return
+	}
+	api := r.tb.api()
+	edgeGARP.reset()
+	require.NoError(t, r.tb.setLink(e2eLinks[1], false))
+	assert.NoError(t, api.waitReadyz(false, 20*time.Second), "natgw never saw the link go down")
+	time.Sleep(time.Second) // down for a while, not a flap shorter than natgw's link poll
+	edgeGARP.reset()
+	require.NoError(t, r.tb.setLink(e2eLinks[1], true))
+	assert.NoError(t, api.waitReadyz(true, 20*time.Second), "natgw never saw the link come back")
+	assert.NoError(t, edgeGARP.waitAll(edgeOutsideAddrs, 10*time.Second), "after link up")
+	r.assertHTTP(t, "10.0.1.4", e2eServer)
 }
