@@ -279,7 +279,10 @@ type model struct {
 	pol     *Policy // for the blocks the compiler laid out (checked, then adopted)
 	flows   map[OutKey]*mFlow
 	zombies map[OutKey]*mFlow // reclaimed by a reload, maybe not yet by the translator
-	cursor  Tick
+	// dead are flows that left recently, for packets and ICMP errors
+	// about flows that are gone.
+	dead   map[OutKey]*mFlow
+	cursor Tick
 	// defBlocks are the blocks the running default-SNAT assigner gave
 	// sources so far (the model adopts its choice when a source's first
 	// flow is created).
@@ -298,11 +301,18 @@ type mCoverage struct {
 	Reloads, Reclaims uint64
 	GraceKeeps        uint64 // flows kept on a port outside their new block [S7]
 	PendingKept       uint64 // default-SNAT flows kept across a default_snat change
+	Resurrected       uint64 // reclaimed flows a later reload gave their port back
 	IdleExpiries      uint64
 	Sweeps            uint64 // sweeps run to completion
 	Bursts, Fragments uint64
 }
 
+// bury remembers a flow that left, for the generator (runModel forgets
+// them now and then, outside any map iteration, so a seed stays
+// deterministic).
+func (m *model) bury(f *mFlow) { m.dead[f.key] = f }
+
+// ceilSlot rounds a time up to the start of a wheel slot.
 func ceilSlot(t Tick) Tick { return (t + mSlot - 1) &^ (mSlot - 1) }
 
 // file puts f on the model's wheel for deadline, as of the given cursor.
@@ -443,6 +453,7 @@ func (m *model) expire(now Tick) {
 			deadline := f.last + m.spec.timeout(f.state)
 			if int32(now-deadline) >= 0 {
 				delete(m.flows, k)
+				m.bury(f)
 				m.cov.IdleExpiries++
 				continue
 			}
@@ -507,6 +518,38 @@ func (m *model) reload(s mSpec, p *Policy) {
 			delete(m.flows, k)
 			m.zombies[k] = f
 			m.cov.Reclaims++
+		}
+	}
+	// A flow an earlier reload reclaimed, which the translator has not
+	// met since (it re-validates lazily), is checked against the newest
+	// policy only: when that gives its port back (a block grown again, a
+	// deny rule removed) it lives on. Nothing could observe it in
+	// between, and no other flow took its public 5-tuple meanwhile (that
+	// would have re-validated it), so the model accepts this. The block
+	// and grace are the compiler's (checked by checkLayout and by the
+	// grace rule above for live flows).
+	for k, z := range m.zombies {
+		if !z.inbound && s.denied(z.key.Remote, z.key.Proto, z.key.RemotePort) || s.classify(z.key.Priv) != z.kind {
+			continue
+		}
+		mp, _ := p.Classify(z.key.Priv)
+		back := false
+		switch z.kind {
+		case ScenarioInstance:
+			back = z.pub == s.instancePublic(z.key.Priv)
+		case ScenarioPool:
+			z.grace = !mp.Block.Contains(z.pubPort)
+			back = mp.Block.Public == z.pub && (mp.Block.Contains(z.pubPort) || mp.Grace.Public == z.pub && mp.Grace.Contains(z.pubPort))
+		case ScenarioDefault:
+			if z.alloc == p.DefaultSNAT() {
+				b, ok := m.defBlocks[z.key.Priv]
+				back = ok && b.Public == z.pub && b.Contains(z.pubPort)
+			}
+		}
+		if back {
+			delete(m.zombies, k)
+			m.flows[k] = z
+			m.cov.Resurrected++
 		}
 	}
 }
@@ -610,20 +653,6 @@ func mBuild(b []byte, proto uint8, src, dst uint32, sport, dport uint16, flags, 
 	return BuildICMPEcho(b, src, dst, icmpType, id, 9, ttl, payload)
 }
 
-// result is what the model expects of one packet.
-type result struct {
-	verdict Verdict
-	// alt is a second verdict the model accepts (0 = none besides
-	// VerdictForward, which is never an alternative).
-	alt Verdict
-	// adopt: the verdict is forward unless the translator legally refused
-	// for lack of a port (port_exhausted), which the model then accepts.
-	mayExhaust bool
-	flow       *mFlow // the flow translating the packet
-	newFlow    *mFlow // a flow to create, whose port the translator picks
-	block      portalloc.Block
-}
-
 // mRun drives the real translator and the model side by side.
 type mRun struct {
 	t        *Translator
@@ -650,7 +679,7 @@ func (r *mRun) failf(format string, args ...any) {
 	}
 }
 
-// realFlow returns the translator's flow under a private 5-tuple.
+// realOut returns the translator's flow under a private 5-tuple.
 func (r *mRun) realOut(k OutKey) *Flow {
 	if idx := r.t.flows.LookupOut(&k); idx != 0 {
 		return r.t.flows.Flow(idx)
@@ -670,11 +699,13 @@ func (r *mRun) live(f *mFlow, zombie *mFlow) *mFlow {
 			r.adoptKept(f)
 		} else {
 			delete(m.flows, f.key)
+			m.bury(f)
 			f = nil
 		}
 	}
 	if zombie != nil {
 		delete(m.zombies, zombie.key)
+		m.bury(zombie)
 	}
 	return f
 }
@@ -1115,15 +1146,14 @@ func describe(g *gpkt) string {
 	return s
 }
 
-// sortedFlows returns the model's live and zombie flows in a fixed order,
-// so a seed always generates the same packets.
+// sortedFlows returns the model's live, zombie and recently dead flows
+// in a fixed order, so a seed always generates the same packets.
 func (m *model) sortedFlows() []*mFlow {
-	fs := make([]*mFlow, 0, len(m.flows)+len(m.zombies))
-	for _, f := range m.flows {
-		fs = append(fs, f)
-	}
-	for _, f := range m.zombies {
-		fs = append(fs, f)
+	fs := make([]*mFlow, 0, len(m.flows)+len(m.zombies)+len(m.dead))
+	for _, set := range []map[OutKey]*mFlow{m.flows, m.zombies, m.dead} {
+		for _, f := range set {
+			fs = append(fs, f)
+		}
 	}
 	slices.SortFunc(fs, func(a, b *mFlow) int {
 		ka, kb := a.key, b.key
@@ -1133,7 +1163,13 @@ func (m *model) sortedFlows() []*mFlow {
 				return d
 			}
 		}
-		return int(a.pubPort) - int(b.pubPort)
+		if d := int(a.pubPort) - int(b.pubPort); d != 0 {
+			return d
+		}
+		if d := int(a.pub) - int(b.pub); d != 0 {
+			return d
+		}
+		return b2i(a.inbound) - b2i(b.inbound)
 	})
 	return fs
 }
@@ -1464,6 +1500,7 @@ func (r *mRun) reconcile() {
 		rf := r.realOut(k)
 		if rf == nil || rf.Pub != z.pub || rf.PubPort != z.pubPort {
 			delete(m.zombies, k)
+			m.bury(z)
 			continue
 		}
 		if rf.Gen == gen {
@@ -1643,13 +1680,16 @@ func runModel(seed uint64, steps int, knobs uint8, cov *mCoverage) error {
 	now := Tick(1 << 20)
 	r := &mRun{
 		t: NewTranslator(p, TranslatorOptions{FlowCapacity: mCapacity, Seed: seed}, now),
-		m: &model{spec: s, pol: p, flows: map[OutKey]*mFlow{}, zombies: map[OutKey]*mFlow{},
+		m: &model{spec: s, pol: p, flows: map[OutKey]*mFlow{}, zombies: map[OutKey]*mFlow{}, dead: map[OutKey]*mFlow{},
 			cursor: now &^ (mSlot - 1), cov: cov, defBlocks: map[uint32]portalloc.Block{}},
 		rng:    rng,
 		now:    now,
 		spread: 4 + int(knobs>>2&7)*4,
 	}
 	for i := 0; i < steps && r.err == nil; i++ {
+		if len(r.m.dead) > 64 {
+			clear(r.m.dead)
+		}
 		switch x := rng.IntN(100); {
 		case x < 10:
 			r.reload()
