@@ -75,6 +75,7 @@ type mSpec struct {
 	to     [5]int // seconds: tcp_established, tcp_transitory, tcp_closing, udp, icmp
 }
 
+// render writes the configuration file of s.
 func (s *mSpec) render() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `[dataplane]
@@ -182,6 +183,7 @@ func (s *mSpec) classify(src uint32) Scenario {
 	return ScenarioNone
 }
 
+// instancePublic returns the public address of instance src.
 func (s *mSpec) instancePublic(src uint32) uint32 {
 	if src == mInstPriv[0] {
 		return mInstPub[0]
@@ -214,6 +216,7 @@ func (s *mSpec) allowsInbound(priv uint32, proto uint8, port uint16) bool {
 	return false
 }
 
+// denied reports whether a deny rule of s blocks outbound traffic [S1].
 func (s *mSpec) denied(dst uint32, proto uint8, port uint16) bool {
 	for i, on := range s.deny {
 		r := &mDeny[i]
@@ -227,6 +230,7 @@ func (s *mSpec) denied(dst uint32, proto uint8, port uint16) bool {
 	return false
 }
 
+// isPublic reports whether natgw answers for a on the outside.
 func (s *mSpec) isPublic(a uint32) bool {
 	if a == mOutside || a == mFE1 || a == mFEDef[0] || a == mFEDef[1] {
 		return true
@@ -235,6 +239,7 @@ func (s *mSpec) isPublic(a uint32) bool {
 	return ok
 }
 
+// timeout is the idle timeout of a flow state [S5].
 func (s *mSpec) timeout(state uint8) Tick {
 	i := map[uint8]int{StateTCPEstablished: 0, StateTCPSynSent: 1, StateTCPClosing: 2, StateUDP: 3, StateICMP: 4}[state]
 	return Tick(s.to[i] * 1000)
@@ -265,10 +270,12 @@ type mFlow struct {
 	grace bool
 }
 
+// inKey is the flow's public 5-tuple.
 func (f *mFlow) inKey() InKey {
 	return InKey{Pub: f.pub, Remote: f.key.Remote, PubPort: f.pubPort, RemotePort: f.key.RemotePort, Proto: f.key.Proto}
 }
 
+// usageKey is the key the flow counts under in the per-destination usage [S2].
 func (f *mFlow) usageKey() portalloc.Key {
 	return portalloc.Key{Private: f.key.Priv, Remote: f.key.Remote, RemotePort: f.key.RemotePort, Proto: f.key.Proto}
 }
@@ -326,6 +333,7 @@ func (m *model) file(f *mFlow, deadline, cursor Tick) {
 	f.slot = start
 }
 
+// byIn returns the live flow with public 5-tuple k.
 func (m *model) byIn(k InKey) *mFlow {
 	for _, f := range m.flows {
 		if f.inKey() == k {
@@ -335,6 +343,7 @@ func (m *model) byIn(k InKey) *mFlow {
 	return nil
 }
 
+// zombieIn returns the reclaimed flow with public 5-tuple k.
 func (m *model) zombieIn(k InKey) *mFlow {
 	for _, f := range m.zombies {
 		if f.inKey() == k {
@@ -414,6 +423,7 @@ func (m *model) touch(f *mFlow, g *gpkt, out bool, now Tick) {
 	f.state, f.flags = st, fl
 }
 
+// insert adds a new flow opened by packet g.
 func (m *model) insert(f *mFlow, g *gpkt, now Tick) {
 	f.last = now
 	switch f.key.Proto {
@@ -554,6 +564,7 @@ func (m *model) reload(s mSpec, p *Policy) {
 	}
 }
 
+// block returns the block the compiled policy gives pool member src.
 func (m *model) block(src uint32) portalloc.Block {
 	mp, _ := m.pol.Classify(src)
 	return mp.Block
@@ -639,6 +650,7 @@ func (g *gpkt) build() {
 	g.b = b
 }
 
+// mBuild writes a TCP, UDP or echo packet with valid checksums.
 func mBuild(b []byte, proto uint8, src, dst uint32, sport, dport uint16, flags, icmpType, ttl uint8, payload []byte) int {
 	switch proto {
 	case ProtoTCP:
@@ -666,6 +678,7 @@ type mRun struct {
 	err      error
 }
 
+// logf adds a line to the trace printed with a discrepancy.
 func (r *mRun) logf(format string, args ...any) {
 	if len(r.trace) >= 60 {
 		r.trace = r.trace[1:]
@@ -673,6 +686,7 @@ func (r *mRun) logf(format string, args ...any) {
 	r.trace = append(r.trace, fmt.Sprintf("t=%d ", r.now)+fmt.Sprintf(format, args...))
 }
 
+// failf records the first discrepancy.
 func (r *mRun) failf(format string, args ...any) {
 	if r.err == nil {
 		r.err = fmt.Errorf(format, args...)
@@ -687,6 +701,7 @@ func (r *mRun) realOut(k OutKey) *Flow {
 	return nil
 }
 
+// gen is the running policy generation.
 func (r *mRun) gen() uint32 { return r.t.Policy().Gen }
 
 // live returns the model's live flow under k (nil for none). A zombie met
@@ -723,6 +738,7 @@ func (r *mRun) adoptKept(f *mFlow) {
 	}
 }
 
+// liveOut and liveIn are live for a private and a public 5-tuple.
 func (r *mRun) liveOut(k OutKey) *mFlow { return r.live(r.m.flows[k], r.m.zombies[k]) }
 func (r *mRun) liveIn(k InKey) *mFlow   { return r.live(r.m.byIn(k), r.m.zombieIn(k)) }
 
@@ -1051,6 +1067,7 @@ func checksumFields(g *gpkt, b []byte) []int {
 	return offs
 }
 
+// compareMasked compares two packets but for their checksum fields.
 func compareMasked(g *gpkt, want, got []byte) string {
 	if len(want) != len(got) {
 		return fmt.Sprintf("length %d, want %d", len(got), len(want))
@@ -1127,6 +1144,7 @@ func (r *mRun) checksumsOK(g *gpkt, f *mFlow, out []byte) string {
 	return ""
 }
 
+// describe returns a one-line description of a generated packet.
 func describe(g *gpkt) string {
 	kind := [...]string{"packet", "icmp-error", "first-fragment", "later-fragment"}[g.kind]
 	dir := [2]string{"out", "in"}[g.dir]
@@ -1174,11 +1192,13 @@ func (m *model) sortedFlows() []*mFlow {
 	return fs
 }
 
+// pick returns a random element of s.
 func pick[T any](rng *rand.Rand, s []T) T { return s[rng.IntN(len(s))] }
 
 var outFlags = []uint8{TCPFlagSYN, TCPFlagSYN, TCPFlagACK, TCPFlagACK | TCPFlagPSH, TCPFlagFIN | TCPFlagACK, TCPFlagRST, TCPFlagSYN | TCPFlagACK}
 var inFlags = []uint8{TCPFlagSYN | TCPFlagACK, TCPFlagACK, TCPFlagACK | TCPFlagPSH, TCPFlagFIN | TCPFlagACK, TCPFlagRST, TCPFlagSYN}
 
+// payload returns random data for a packet.
 func (r *mRun) payload() []byte {
 	p := make([]byte, 24+r.rng.IntN(24))
 	for i := range p {
@@ -1352,6 +1372,7 @@ func (r *mRun) burst(dir, n int, single bool) {
 	r.reconcile()
 }
 
+// b2i converts a bool to 0 or 1.
 func b2i(b bool) int {
 	if b {
 		return 1
