@@ -1,0 +1,6 @@
+//go:build !race
+
+package nat
+
+// raceEnabled is true when the race detector is on: long tests scale down.
+const raceEnabled = false
