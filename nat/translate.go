@@ -523,7 +523,9 @@ func (t *Translator) finishOut(pi *pktInfo, idx uint32, now Tick) Verdict {
 		}
 	}
 	f := t.flows.Flow(idx)
-	t.touch(idx, f, pi, true, now)
+	if !t.touch(idx, f, pi, true, now) {
+		return DropTCPInvalidRST
+	}
 	ip := pi.ip
 	ip.SetChecksum(applyDeltas(ip.Checksum(), f.dAddr, ttlDecrement))
 	ip.SetSrc(f.Pub)
@@ -554,7 +556,9 @@ func (t *Translator) finishIn(pi *pktInfo, idx uint32, now Tick) Verdict {
 }
 
 func (t *Translator) forwardIn(pi *pktInfo, idx uint32, f *Flow, now Tick) Verdict {
-	t.touch(idx, f, pi, false, now)
+	if !t.touch(idx, f, pi, false, now) {
+		return DropTCPInvalidRST
+	}
 	ip := pi.ip
 	ip.SetChecksum(applyDeltas(ip.Checksum(), ^f.dAddr, ttlDecrement))
 	ip.SetDst(f.Priv)
@@ -629,25 +633,36 @@ func rewriteL4(pi *pktInfo, d uint16, oldP, newP uint16, out bool) {
 	}
 }
 
-// touch refreshes a flow and advances its TCP state [S5].
-func (t *Translator) touch(idx uint32, f *Flow, pi *pktInfo, out bool, now Tick) {
+// touch refreshes a flow and advances its TCP state [S5]. It reports false,
+// touching nothing, for a RST whose sequence number the flow's receiver
+// would not accept (tcpseq.go): the packet is dropped.
+func (t *Translator) touch(idx uint32, f *Flow, pi *pktInfo, out bool, now Tick) bool {
 	if f.Proto != ProtoTCP {
 		t.flows.Touch(idx, now)
-		return
+		return true
+	}
+	tcpFlags := pi.tcpFlags
+	if tcpFlags&(TCPFlagRST|TCPFlagFIN|TCPFlagSYN) != 0 {
+		var ok bool
+		if tcpFlags, ok = tcpCheck(f, pi, out); !ok {
+			return false
+		}
 	}
 	if pi.tcpFlags&TCPFlagACK != 0 {
+		w := TCP(pi.l4).Window()
 		if out {
-			f.AckPriv = pi.ack
+			f.AckPriv, f.winPriv = pi.ack, w
 		} else {
-			f.AckRemote = pi.ack
+			f.AckRemote, f.winRemote = pi.ack, w
 		}
 	}
 	orig := out != (f.Flags&flagInbound != 0)
-	st, fl := TCPTransition(f.State, f.Flags, pi.tcpFlags, orig)
+	st, fl := TCPTransition(f.State, f.Flags, tcpFlags, orig)
 	if st != f.State || fl != f.Flags {
 		t.flows.SetState(idx, st, fl, now)
 	}
 	t.flows.Touch(idx, now)
+	return true
 }
 
 // createOut opens a flow for a new outbound connection [S1][S2].

@@ -38,6 +38,10 @@ const (
 	// gratuitous ARP for another address than the gateway's) that natgw
 	// did not learn from. The management core counts it (worker "mgmt").
 	DropARPIgnored
+	// DropTCPInvalidRST: a TCP RST whose sequence number is outside the
+	// receiver's window, or that answers a SYN without acknowledging it
+	// (a blind reset, RFC 5961 §3); see tcpseq.go.
+	DropTCPInvalidRST
 	// NumVerdicts sizes arrays indexed by Verdict.
 	NumVerdicts
 )
@@ -60,6 +64,7 @@ var verdictNames = [NumVerdicts]string{
 	DropNotForUs:      "not_for_us",
 	DropMartian:       "martian",
 	DropARPIgnored:    "arp_ignored",
+	DropTCPInvalidRST: "tcp_invalid_rst",
 }
 
 // IsDrop reports whether the verdict drops the packet.
