@@ -479,7 +479,9 @@ func lastLines(s string, n int) string {
 // still refused; once the flows idle out, new flows are admitted again.
 func faultTableFull(t *testing.T, tb *testbed, driver string) {
 	const capacity, attempts = 64, 80
-	cfg := e2eConfig{Driver: driver, Workers: 1, Members: e2ePoolMembers, FlowCapacity: capacity, UDP: "3s", TCPClosing: "2s"}
+	// One host fills the table: no per-host limit here (see TestE2ELimits).
+	cfg := e2eConfig{Driver: driver, Workers: 1, Members: e2ePoolMembers, FlowCapacity: capacity, UDP: "3s", TCPClosing: "2s",
+		HostFlowPercent: 100}
 	r := tb.startRun(t, cfg)
 	api := tb.api()
 	dst := netip.MustParseAddrPort(e2eServer + ":9000")
