@@ -147,6 +147,9 @@ func (bp *PacketPool) Get() *Packet {
 	return p
 }
 
+// Available returns how many packets Get can still hand out.
+func (bp *PacketPool) Available() int { return len(bp.free) }
+
 // InUse returns how many of the pool's packets are out of it.
 func (bp *PacketPool) InUse() int { return bp.size - len(bp.free) }
 

@@ -63,6 +63,10 @@ type WorkerCounters struct {
 	// ExhaustedGen (pool index order, default SNAT last).
 	ExhaustedGen atomic.Uint64
 	Exhausted    atomic.Pointer[[]uint64]
+
+	// Fragmented counts packets cut into fragments at egress, and
+	// Fragments the fragments sent for them (fragmenter.go).
+	Fragmented, Fragments atomic.Uint64
 }
 
 // WorkerConfig wires a worker.
@@ -121,7 +125,8 @@ type Worker struct {
 
 	// Counters are the published counters.
 	Counters WorkerCounters
-	local    struct{ handoff, rx, polls, busy uint64 }
+	local    struct{ handoff, rx, polls, busy, fragmented, fragments uint64 }
+	fragPool *PacketPool             // buffers of later fragments (fragmenter.go)
 	drops    [nat.NumVerdicts]uint64 // drops decided by the worker itself
 
 	rx       [Burst]*Packet
@@ -159,6 +164,7 @@ func NewWorker(c WorkerConfig) *Worker {
 		Worker: c.ID, FlowCapacity: c.FlowCapacity, Seed: c.Seed, OnExhausted: c.OnExhausted,
 	}, now)
 	w.frags.init(1024)
+	w.fragPool = NewPacketPool(fragPoolSize, fragBufSize)
 	return w
 }
 
@@ -299,15 +305,13 @@ func (w *Worker) classify(p *Packet) {
 			return
 		}
 	}
-	if ipLen := ipTotalLen(l3); ipLen > w.mtu[1-p.Port] {
-		// Too big for the egress link: with DF the sender learns the
-		// MTU (path MTU discovery through natgw); natgw does not
-		// fragment.
-		if binary.BigEndian.Uint16(l3[6:])&0x4000 != 0 {
-			p.Flags |= MsgFragNeeded
-			p.FragSport = uint16(w.mtu[1-p.Port])
-			w.toMgmt.Push(p)
-		}
+	if ipLen := ipTotalLen(l3); ipLen > w.mtu[1-p.Port] && binary.BigEndian.Uint16(l3[6:])&0x4000 != 0 {
+		// Too big for the egress link, with DF: the sender learns the
+		// MTU (path MTU discovery through natgw). Without DF the packet
+		// is fragmented after translation (forward).
+		p.Flags |= MsgFragNeeded
+		p.FragSport = uint16(w.mtu[1-p.Port])
+		w.toMgmt.Push(p)
 		w.drop(p, nat.DropFragment)
 		return
 	}
@@ -494,6 +498,10 @@ func (w *Worker) forward(p *Packet, l3 []byte, egress uint8, neigh *Neighbors) {
 	eth.SetDst(mac)
 	eth.SetSrc(w.mac[egress])
 	p.Data = p.Data[:nat.EthernetLen+len(l3)] // drop any link padding
+	if ipTotalLen(l3) > w.mtu[egress] {
+		w.fragmentTx(p, l3, egress)
+		return
+	}
 	w.queueTx(egress, p)
 }
 
@@ -635,6 +643,8 @@ func (w *Worker) publish() {
 		c.FlowsExpired[i].Store(s.FlowsExpired[i])
 	}
 	c.HandoffPackets.Store(w.local.handoff)
+	c.Fragmented.Store(w.local.fragmented)
+	c.Fragments.Store(w.local.fragments)
 	inUse, counted := int64(0), false
 	for _, q := range w.q {
 		if bc, ok := q.(BufferCounter); ok {

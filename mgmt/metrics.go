@@ -52,6 +52,7 @@ type collector struct {
 	flowsActive, flowsCreated, flowsExpired   *prometheus.Desc
 	portsAllocated, snatFlows, utilMax, exhst *prometheus.Desc
 	handoff, busy, buffers                    *prometheus.Desc
+	fragmented, fragments                     *prometheus.Desc
 	portRx, portTx, portMissed, portLink      *prometheus.Desc
 	generation, reloads                       *prometheus.Desc
 }
@@ -70,6 +71,8 @@ func newCollector(s *Server) *collector {
 		utilMax:        desc("snat_port_utilization_max", "Highest ports used / ports allocated ratio over any member and destination, by pool (from the workers' last utilisation scan).", "pool"),
 		exhst:          desc("snat_port_exhaustion_total", "New flows dropped because the member had no free port towards the destination, by pool.", "pool"),
 		handoff:        desc("handoff_packets_total", "Packets a worker handed over to the worker that owns them.", "worker"),
+		fragmented:     desc("fragmented_packets_total", "Packets without DF larger than the egress MTU that a worker cut into fragments after translation (RFC 4787 REQ-13a).", "worker"),
+		fragments:      desc("fragments_sent_total", "Fragments a worker sent for the packets it cut.", "worker"),
 		busy:           desc("worker_busy_ratio", "Share of a worker's polls that found work, over the last second.", "worker"),
 		buffers:        desc("buffers_in_use", "Packet buffers of a worker's queues out of their pools between polls (drivers that count them: AF_PACKET); 0 when idle.", "worker"),
 		portRx:         desc("port_rx_packets_total", "Packets received by the port, as the driver counts them.", "port"),
@@ -85,6 +88,7 @@ func newCollector(s *Server) *collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.flowsActive, c.flowsCreated,
 		c.flowsExpired, c.portsAllocated, c.snatFlows, c.utilMax, c.exhst, c.handoff, c.busy, c.buffers,
+		c.fragmented, c.fragments,
 		c.portRx, c.portTx, c.portMissed, c.portLink, c.generation, c.reloads} {
 		ch <- d
 	}
@@ -121,6 +125,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 				counter(c.flowsExpired, wc.FlowsExpired[r].Load(), r.String(), id)
 			}
 			counter(c.handoff, wc.HandoffPackets.Load(), id)
+			counter(c.fragmented, wc.Fragmented.Load(), id)
+			counter(c.fragments, wc.Fragments.Load(), id)
 			gauge(c.busy, busy[i], id)
 			if n := wc.BuffersInUse.Load(); n >= 0 {
 				gauge(c.buffers, float64(n), id)
