@@ -108,6 +108,14 @@ func RSSMode(p Port) string {
 	return "software: the driver has no hardware RSS"
 }
 
+// MaxFrameReporter is implemented by ports that may hand the workers
+// frames larger than 2048 bytes (DPDK with large mbufs): the runtime sizes
+// the buffers of its rings (handoff between workers, frames for the
+// management core) to hold them.
+type MaxFrameReporter interface {
+	MaxFrame() int
+}
+
 // BufferCounter is implemented by queues that can tell how many of their
 // packet buffers are out of their pool (held by the worker, not yet sent
 // or freed). Only the goroutine that uses the queue may call it.

@@ -358,6 +358,13 @@ func (p *Port) MTU() int { return p.mtu }
 // over (correct either way; hardware saves the handoff).
 func (p *Port) RSS() string { return p.rss }
 
+// MaxFrame returns the largest frame the port hands the workers: the data
+// room of the session's mbufs (MbufSize). It implements
+// lcore.MaxFrameReporter.
+func (p *Port) MaxFrame() int {
+	return MbufSize(p.s.cfg.EALArgs) - int(C.RTE_PKTMBUF_HEADROOM)
+}
+
 // LinkUp reports the link state (rte_eth_link_get_nowait).
 func (p *Port) LinkUp() bool {
 	p.mu.Lock()
