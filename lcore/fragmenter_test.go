@@ -52,10 +52,9 @@ func reassemble(t *testing.T, frames [][]byte, mtu int) (nat.IPv4, []byte) {
 func TestWorkerFragmentsAtEgress(t *testing.T) {
 	for _, workers := range []int{1, 2} {
 		tb := newTestbed(t, workers)
-		tb.out.mtu, tb.in.mtu = 576, 600
-		for _, w := range tb.rt.Workers { // the MTU is read at start
-			w.mtu = [NumPorts]int{600, 576}
-		}
+		tb.in.SetMTU(600)
+		tb.out.SetMTU(576)
+		tb.rt.Manager.pollMTU()
 		orig := bigUDPFrame(t, macIn, macHost, member, server, 40000, 53, 1400, false)
 		tb.in.Inject(0, orig)
 		tb.poll()
@@ -142,7 +141,8 @@ func (q *freeingQueue) TxBurst(pkts []*Packet) int {
 func TestWorkerFragmentsNoAllocs(t *testing.T) {
 	tb := newTestbed(t, 1)
 	w := tb.rt.Workers[0]
-	w.mtu = [NumPorts]int{1500, 576}
+	tb.out.SetMTU(576)
+	tb.rt.Manager.pollMTU()
 	big := bigUDPFrame(t, macIn, macHost, member, server, 40000, 53, 1400, false)
 	tb.in.Inject(0, big)
 	tb.poll()
@@ -159,4 +159,39 @@ func TestWorkerFragmentsNoAllocs(t *testing.T) {
 	assert.Zero(t, w.Counters.Verdicts[nat.DropTxFull].Load())
 	assert.Equal(t, fragPoolSize, w.fragPool.Available(), "every fragment buffer came back")
 	assert.Zero(t, in.pool.InUse(), "every received buffer came back")
+}
+
+// TestEgressMTUFollowsTheLink: the MTU of a port changes while natgw runs
+// (RFC 4787 REQ-13): the management core's poll publishes it and the
+// workers use it from their next poll, for DF-set packets (ICMP
+// fragmentation needed with the new MTU) and DF-clear ones (fragmented).
+func TestEgressMTUFollowsTheLink(t *testing.T) {
+	tb := newTestbed(t, 2)
+	send := func(df bool) (out, back [][]byte) {
+		tb.in.Inject(0, bigUDPFrame(t, macIn, macHost, member, server, 40000, 53, 1200, df))
+		tb.poll()
+		return tb.out.Sent(), tb.in.Sent()
+	}
+	out, _ := send(true)
+	require.Len(t, out, 1, "1228 bytes pass a 1500 link")
+
+	tb.out.SetMTU(1000)
+	tb.rt.Manager.pollMTU()
+	assert.Equal(t, int32(1000), tb.rt.Manager.MTU[PortOutside].Load())
+	out, back := send(true)
+	assert.Empty(t, out, "DF set over the new MTU")
+	require.Len(t, back, 1, "ICMP fragmentation needed")
+	_, e := parseFrame(t, back[0])
+	assert.Equal(t, uint16(1000), nat.ICMP(e.Payload()).MTU())
+	out, _ = send(false)
+	assert.Len(t, out, 2, "DF clear: fragmented for the new MTU")
+
+	tb.out.SetMTU(40) // nonsense from a link: ignored
+	tb.rt.Manager.pollMTU()
+	assert.Equal(t, int32(1000), tb.rt.Manager.MTU[PortOutside].Load())
+
+	tb.out.SetMTU(1500)
+	tb.rt.Manager.pollMTU()
+	out, _ = send(true)
+	assert.Len(t, out, 1, "back to 1500")
 }

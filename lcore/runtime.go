@@ -104,7 +104,7 @@ func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 		r.Manager.events = append(r.Manager.events, events)
 		wc := WorkerConfig{
 			ID: i, Workers: n, Ports: cfg.Ports, Policy: cfg.Policy, Neigh: neigh, Owner: r.Owner,
-			HandoffOut: hand[i], HandoffIn: in, ToMgmt: toMgmt[i], ExpireNow: &r.Manager.ExpireNow,
+			HandoffOut: hand[i], HandoffIn: in, ToMgmt: toMgmt[i], ExpireNow: &r.Manager.ExpireNow, MTU: &r.Manager.MTU,
 			Clock: clock, FlowCapacity: perWorker, Seed: uint64(time.Now().UnixNano()) + uint64(i),
 			OnExhausted: events.push, Log: cfg.Log,
 		}

@@ -87,6 +87,10 @@ type WorkerConfig struct {
 	ExpireNow *atomic.Uint64
 	// Clock returns the current tick.
 	Clock func() nat.Tick
+	// MTU, when set, is the ports' MTU published by the management core
+	// (Manager.MTU); the worker loads it once per poll. Without it the
+	// ports' MTU at start is kept.
+	MTU *[NumPorts]atomic.Int32
 	// FlowCapacity is this worker's share of the flow table.
 	FlowCapacity int
 	Seed         uint64
@@ -115,6 +119,7 @@ type Worker struct {
 	handIn      []*Ring
 	toMgmt      *Ring
 	expireNow   *atomic.Uint64
+	mtuSrc      *[NumPorts]atomic.Int32
 	clock       func() nat.Tick
 	frags       fragTable
 	sweeping    bool
@@ -150,7 +155,7 @@ func NewWorker(c WorkerConfig) *Worker {
 	w := &Worker{
 		id: c.ID, workers: c.Workers, pol: c.Policy, neigh: c.Neigh, owner: c.Owner,
 		handOut: c.HandoffOut, handIn: c.HandoffIn, toMgmt: c.ToMgmt,
-		expireNow: c.ExpireNow, clock: c.Clock, pin: c.Pin, cpu: c.CPU, log: c.Log,
+		expireNow: c.ExpireNow, mtuSrc: c.MTU, clock: c.Clock, pin: c.Pin, cpu: c.CPU, log: c.Log,
 	}
 	if w.log == nil {
 		w.log = slog.Default()
@@ -215,6 +220,10 @@ func (w *Worker) PollOnce() bool {
 		w.sweeping = true
 	}
 	neigh := w.neigh.Load()
+	if w.mtuSrc != nil {
+		w.mtu[PortInside] = int(w.mtuSrc[PortInside].Load())
+		w.mtu[PortOutside] = int(w.mtuSrc[PortOutside].Load())
+	}
 	work := 0
 	for port := uint8(0); port < NumPorts; port++ {
 		n := w.q[port].RxBurst(w.rx[:])

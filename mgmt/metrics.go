@@ -54,6 +54,7 @@ type collector struct {
 	handoff, busy, buffers                    *prometheus.Desc
 	fragmented, fragments                     *prometheus.Desc
 	portRx, portTx, portMissed, portLink      *prometheus.Desc
+	portMTU                                   *prometheus.Desc
 	generation, reloads                       *prometheus.Desc
 }
 
@@ -78,6 +79,7 @@ func newCollector(s *Server) *collector {
 		portRx:         desc("port_rx_packets_total", "Packets received by the port, as the driver counts them.", "port"),
 		portTx:         desc("port_tx_packets_total", "Packets sent by the port, as the driver counts them.", "port"),
 		portMissed:     desc("port_rx_missed_total", "Packets the NIC dropped for lack of room in the RX queues.", "port"),
+		portMTU:        desc("port_mtu", "The port's MTU as natgw last read it from the link (polled every second): the egress MTU packets leaving by the port are fragmented for, or answered with ICMP fragmentation needed.", "port"),
 		portLink:       desc("port_link_up", "1 when the port's link is up.", "port"),
 		generation:     desc("config_generation", "Generation of the running configuration (1 at start, +1 per successful reload)."),
 		reloads:        desc("config_reloads_total", "Configuration reloads, by result (ok, error).", "result"),
@@ -89,7 +91,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.flowsActive, c.flowsCreated,
 		c.flowsExpired, c.portsAllocated, c.snatFlows, c.utilMax, c.exhst, c.handoff, c.busy, c.buffers,
 		c.fragmented, c.fragments,
-		c.portRx, c.portTx, c.portMissed, c.portLink, c.generation, c.reloads} {
+		c.portRx, c.portTx, c.portMissed, c.portLink, c.portMTU, c.generation, c.reloads} {
 		ch <- d
 	}
 }
@@ -150,6 +152,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			link = 1
 		}
 		gauge(c.portLink, link, role)
+		if rt := s.o.Runtime; rt != nil {
+			gauge(c.portMTU, float64(rt.Manager.MTU[i].Load()), role)
+		}
 	}
 	if pol != nil {
 		gauge(c.generation, float64(pol.Gen))
