@@ -12,11 +12,11 @@ func init() { drivers["afpacket"] = openAFPacket }
 // ports are interface names.
 func openAFPacket(c *config.Config) ([lcore.NumPorts]lcore.Port, error) {
 	var ports [lcore.NumPorts]lcore.Port
-	in, err := afpacket.NewLcorePort(c.Inside.Port, c.Inside.Port, c.Dataplane.Workers)
+	in, err := afpacket.NewLcorePort(c.Inside.Port, c.Inside.Port, c.Dataplane.Workers, lcore.PortInside)
 	if err != nil {
 		return ports, err
 	}
-	out, err := afpacket.NewLcorePort(c.Outside.Port, c.Outside.Port, c.Dataplane.Workers)
+	out, err := afpacket.NewLcorePort(c.Outside.Port, c.Outside.Port, c.Dataplane.Workers, lcore.PortOutside)
 	if err != nil {
 		in.Close()
 		return ports, err

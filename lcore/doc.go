@@ -1,7 +1,11 @@
 // Package lcore is natgw's dataplane runtime: the poll-mode worker loops
 // that own the flow tables, the management loop, the handoff rings between
-// workers and the owner function (Toeplitz hash of the remote endpoint). The
-// drivers live below it: afpacket (pure Go) and dpdk (cgo).
+// workers and the owner function (Toeplitz hash of the remote endpoint),
+// and the fragment table (fragment.go): every fragment goes through the
+// worker tracking its datagram, which holds later fragments that arrive
+// before the first, then on to the flow's owner. The drivers live below
+// it: afpacket (pure Go; its fanout program delivers frames to their
+// owner's queue) and dpdk (cgo).
 //
 // Which core runs what: Worker.PollOnce and everything it calls (classify,
 // translate, forward, glean, the query slots) run on one worker lcore,

@@ -47,8 +47,21 @@ type Runtime struct {
 	wg      sync.WaitGroup
 }
 
-// handoffRingSize is the number of frames each worker-to-worker ring holds.
-const handoffRingSize = 1024
+// handoffFrames is the number of frames the handoff rings into one worker
+// hold together (split over the workers that send to it, at least
+// minHandoffRing each): with one flow handed over at line rate (packets
+// the driver could not steer to their owner), it covers the receiver's
+// longest pause. 2 workers: 4096 frames (8 MiB) per ring.
+const (
+	handoffFrames  = 4096
+	minHandoffRing = 512
+)
+
+// handoffRingSize is the number of frames each worker-to-worker ring holds
+// with workers workers.
+func handoffRingSize(workers int) int {
+	return max(minHandoffRing, handoffFrames/max(workers-1, 1))
+}
 
 // ringFrameSize is the buffer size of the runtime's rings: 2048 bytes, or
 // the largest frame a port reports (MaxFrameReporter), so a frame one
@@ -84,7 +97,7 @@ func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 		hand[i] = make([]*Ring, n)
 		for j := range hand[i] {
 			if i != j {
-				hand[i][j] = NewRing(handoffRingSize, frame)
+				hand[i][j] = NewRing(handoffRingSize(n), frame)
 			}
 		}
 	}

@@ -80,3 +80,17 @@ func (o *Owner) Of(addr uint32, port uint16) int {
 
 // RETA returns the redirection table, to program into a NIC.
 func (o *Owner) RETA() [RETASize]uint8 { return o.reta }
+
+// BitHashes returns, for each of the 48 input bits (bit 0 is the most
+// significant bit of the address's first byte, bit 47 the least
+// significant bit of the port), the hash of an input with only that bit
+// set: the Toeplitz hash of an endpoint is the XOR of the constants of its
+// set bits. Programs that compute the owner elsewhere (the AF_PACKET
+// fanout program) are built from them.
+func (o *Owner) BitHashes() [48]uint32 {
+	var h [48]uint32
+	for i := range h {
+		h[i] = o.tables[i/8][1<<(7-i%8)]
+	}
+	return h
+}

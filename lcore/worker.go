@@ -19,6 +19,10 @@ import (
 // Burst is the number of frames a worker receives or sends per call.
 const Burst = 64
 
+// handoffDrainBursts is the number of bursts a worker takes from each
+// handoff ring per poll (it receives one burst per port per poll).
+const handoffDrainBursts = 4
+
 // Work items sent to the management core through a worker's ToMgmt ring
 // (Packet.Flags bits above the driver's).
 const (
@@ -50,9 +54,11 @@ type WorkerCounters struct {
 	FlowsExpired   [nat.NumExpireReasons]atomic.Uint64
 	FlowsActive    [3]atomic.Uint64
 	HandoffPackets atomic.Uint64
-	RxPackets      atomic.Uint64
-	Polls          atomic.Uint64
-	BusyPolls      atomic.Uint64
+	// Frag counts the fragment table's events (FragHeld...).
+	Frag      fragCounters
+	RxPackets atomic.Uint64
+	Polls     atomic.Uint64
+	BusyPolls atomic.Uint64
 	// LastPoll is the worker's clock (nat.Tick) at its last poll.
 	LastPoll atomic.Uint64
 	// BuffersInUse is how many packet buffers of the worker's queues are
@@ -168,7 +174,7 @@ func NewWorker(c WorkerConfig) *Worker {
 	w.tr = nat.NewTranslator(c.Policy.Load(), nat.TranslatorOptions{
 		Worker: c.ID, FlowCapacity: c.FlowCapacity, Seed: c.Seed, OnExhausted: c.OnExhausted,
 	}, now)
-	w.frags.init(1024)
+	w.frags.init()
 	w.fragPool = NewPacketPool(fragPoolSize, fragBufSize)
 	return w
 }
@@ -232,28 +238,36 @@ func (w *Worker) PollOnce() bool {
 		for _, p := range w.rx[:n] {
 			p.Port = port
 			w.classify(p)
+			w.releaseHeld()
 		}
 		w.translate(port, neigh, now)
 	}
-	for j, r := range w.handIn {
+	for _, r := range w.handIn {
 		if r == nil {
 			continue
 		}
-		n := r.Peek(w.ringPkts[:])
-		if n == 0 {
-			continue
+		// Up to handoffDrainBursts bursts per ring and poll, so a burst
+		// of one flow handed over by a busy worker is taken in as fast
+		// as that worker receives it.
+		for range handoffDrainBursts {
+			n := r.Peek(w.ringPkts[:])
+			if n == 0 {
+				break
+			}
+			work += n
+			for _, p := range w.ringPkts[:n] {
+				w.classify(p)
+				w.releaseHeld()
+			}
+			for port := uint8(0); port < NumPorts; port++ {
+				w.translate(port, neigh, now)
+			}
+			w.flush() // ring slots are copied out by TxBurst before release
+			r.Release(n)
 		}
-		work += n
-		for _, p := range w.ringPkts[:n] {
-			w.classify(p)
-		}
-		for port := uint8(0); port < NumPorts; port++ {
-			w.translate(port, neigh, now)
-		}
-		w.flush() // ring slots are copied out by TxBurst before release
-		w.handIn[j].Release(n)
 	}
 	w.flush()
+	w.fragPoll(now)
 	if t := nat.Tick(w.expireNow.Load()); t != 0 {
 		w.tr.Expire(t, 256)
 		for _, f := range w.tr.TakeResets() {
@@ -299,12 +313,14 @@ func (w *Worker) classify(p *Packet) {
 		w.glean(binary.BigEndian.Uint32(l3[12:]), eth)
 	}
 	if p.Flags&FlagOwned == 0 {
-		owner, ok := w.ownerOf(p, l3)
+		owner, final, ok := w.ownerOf(p, l3)
 		if !ok {
 			return // dropped
 		}
 		if owner != w.id {
-			p.Flags |= FlagOwned
+			if final {
+				p.Flags |= FlagOwned
+			} // else: to the fragment owner, which finds the flow's owner
 			if !w.handOut[owner].Push(p) {
 				w.drops[nat.DropHandoffFull]++
 			} else {
@@ -342,48 +358,56 @@ func (w *Worker) classify(p *Packet) {
 
 // ownerOf returns the worker owning a packet (SPEC §3): the Toeplitz hash
 // of its remote endpoint. Fragments first go to the worker that tracks
-// their datagram, which learns the ports from the first fragment.
-func (w *Worker) ownerOf(p *Packet, l3 []byte) (int, bool) {
+// their datagram (final false: that worker runs ownerOf again), which
+// learns the ports from the first fragment and then sends every fragment
+// to the flow's owner.
+func (w *Worker) ownerOf(p *Packet, l3 []byte) (owner int, final, ok bool) {
 	if w.workers == 1 {
 		if isFragment(l3) {
-			return w.id, w.fragment(p, l3)
+			return w.id, true, w.fragment(p, l3)
 		}
-		return w.id, true
+		return w.id, true, true
 	}
 	if len(l3) < nat.IPv4MinLen || l3[0]>>4 != 4 {
-		return w.id, true // the translator counts it malformed
+		return w.id, true, true // the translator counts it malformed
 	}
 	if isFragment(l3) {
 		if f := fragOwner(l3, w.workers); f != w.id {
-			return f, true
+			return f, false, true
 		}
 		if !w.fragment(p, l3) {
-			return 0, false
+			return 0, false, false
 		}
 		if p.Flags&FlagFragPorts != 0 {
-			return w.portOwner(p, l3, p.FragSport, p.FragDport), true
+			return w.portOwner(p, l3, p.FragSport, p.FragDport), true, true
 		}
 		// A first fragment: its own ports decide below.
 	}
+	return w.flowOwner(p, l3), true, true
+}
+
+// flowOwner returns the owner of a packet that carries its transport
+// header (not a later fragment).
+func (w *Worker) flowOwner(p *Packet, l3 []byte) int {
 	ip := nat.IPv4(l3)
 	hl := int(l3[0]&0x0F) * 4
 	if hl < nat.IPv4MinLen || len(l3) < hl+8 {
-		return w.id, true
+		return w.id
 	}
 	l4 := l3[hl:]
 	switch ip.Protocol() {
 	case nat.ProtoTCP, nat.ProtoUDP:
-		return w.portOwner(p, l3, binary.BigEndian.Uint16(l4[0:]), binary.BigEndian.Uint16(l4[2:])), true
+		return w.portOwner(p, l3, binary.BigEndian.Uint16(l4[0:]), binary.BigEndian.Uint16(l4[2:]))
 	case nat.ProtoICMP:
 		typ := l4[0]
 		if typ == nat.ICMPEchoRequest || typ == nat.ICMPEchoReply {
-			return w.endpointOwner(p.Port, ip.Src(), ip.Dst(), 0, 0), true
+			return w.endpointOwner(p.Port, ip.Src(), ip.Dst(), 0, 0)
 		}
 		if nat.IsICMPError(typ) {
-			return w.quoteOwner(p.Port, l4[8:]), true
+			return w.quoteOwner(p.Port, l4[8:])
 		}
 	}
-	return w.id, true
+	return w.id
 }
 
 // portOwner hashes the remote endpoint: the destination of packets from the
@@ -654,6 +678,7 @@ func (w *Worker) publish() {
 	c.HandoffPackets.Store(w.local.handoff)
 	c.Fragmented.Store(w.local.fragmented)
 	c.Fragments.Store(w.local.fragments)
+	w.publishFrags()
 	inUse, counted := int64(0), false
 	for _, q := range w.q {
 		if bc, ok := q.(BufferCounter); ok {

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,13 +59,20 @@ func a4(s string) uint32 { return nat.U32(netip.MustParseAddr(s)) }
 type testbed struct {
 	rt      *Runtime
 	in, out *FakePort
+	// skew is added to the dataplane clock (advance moves time on).
+	skew atomic.Int64
 }
+
+// advance moves the dataplane clock on by d.
+func (tb *testbed) advance(d time.Duration) { tb.skew.Add(int64(d / time.Millisecond)) }
 
 func newTestbed(t *testing.T, workers int) *testbed {
 	t.Helper()
 	tb := &testbed{in: NewFakePort("in", macIn, workers+1), out: NewFakePort("out", macOut, workers+1)}
 	var err error
+	start := time.Now()
 	tb.rt, err = NewRuntime(RuntimeConfig{
+		Clock:   func() nat.Tick { return nat.Tick(time.Since(start)/time.Millisecond+1) + nat.Tick(tb.skew.Load()) },
 		Workers: workers, Ports: [NumPorts]Port{tb.in, tb.out}, Policy: testHolder(t), FlowCapacity: 4096,
 		Static: []StaticNeighbor{{Addr: gateway, MAC: macGw}},
 		Log:    slog.New(slog.DiscardHandler),
@@ -195,6 +203,12 @@ func TestFragmentsFollowTheFirstAcrossWorkers(t *testing.T) {
 		tb.in.Inject(0, frame(t, macIn, macHost, func(b []byte) int { return copy(b, stray) }))
 		tb.poll()
 		assert.Empty(t, tb.out.Sent())
+		// It is held for its first fragment, then dropped when that never
+		// comes.
+		tb.advance(3 * time.Second)
+		for range fragSets * fragWays / fragSweepBudget {
+			tb.poll()
+		}
 		var drops uint64
 		for _, w := range tb.rt.Workers {
 			drops += w.Counters.Verdicts[nat.DropFragment].Load()
@@ -577,4 +591,26 @@ func TestGleanCache(t *testing.T) {
 		w.glean(tt.src, eth)
 		assert.Equal(t, tt.want, offered(), tt.name)
 	}
+}
+
+// TestHandoffDrainsMoreThanABurst: a worker takes in several bursts from a
+// handoff ring per poll, so one flow handed over at the sender's receive
+// rate doesn't pile up in the ring.
+func TestHandoffDrainsMoreThanABurst(t *testing.T) {
+	tb := newTestbed(t, 2)
+	var dport uint16 = 1
+	for tb.rt.Owner.Of(server, dport) != 1 {
+		dport++
+	}
+	const n = 3 * Burst
+	for i := 0; i < n; i++ {
+		tb.in.Inject(0, udpFrame(t, macIn, macHost, member, server, 40000, dport, 64))
+	}
+	for range n / Burst {
+		tb.rt.Workers[0].PollOnce()
+	}
+	require.Equal(t, n, tb.rt.Workers[0].handOut[1].Len(), "all handed over")
+	tb.rt.Workers[1].PollOnce()
+	assert.Zero(t, tb.rt.Workers[0].handOut[1].Len(), "one poll drains them")
+	assert.Len(t, tb.out.Sent(), n)
 }

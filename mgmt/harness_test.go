@@ -139,6 +139,11 @@ func newAppliance(t *testing.T, o applianceOptions) *appliance {
 		t.Cleanup(a.rt.Stop)
 		gw := c.GatewayAddr()
 		eventually(t, func() bool { _, ok := a.rt.Manager.Neighbors()[gw]; return ok }, "static gateway never published")
+		// Ready means every worker has polled: tests that expect /readyz
+		// to answer 200 must not race the workers' first poll.
+		for i, w := range a.rt.Workers {
+			eventually(t, func() bool { return w.Counters.LastPoll.Load() != 0 }, "worker %d never polled", i)
+		}
 	}
 	a.http = httptest.NewServer(a.srv.Handler())
 	t.Cleanup(a.http.Close)

@@ -34,7 +34,7 @@ var MetricNames = []string{
 	"natgw_flows_active", "natgw_flows_created_total", "natgw_flows_expired_total",
 	"natgw_snat_ports_allocated", "natgw_snat_flows", "natgw_snat_port_utilization_max",
 	"natgw_snat_port_exhaustion_total",
-	"natgw_handoff_packets_total", "natgw_worker_busy_ratio",
+	"natgw_handoff_packets_total", "natgw_worker_busy_ratio", "natgw_fragments_total",
 	"natgw_port_rx_packets_total", "natgw_port_tx_packets_total", "natgw_port_rx_missed_total",
 	"natgw_port_link_up",
 	"natgw_config_generation", "natgw_config_reloads_total",
@@ -51,7 +51,7 @@ type collector struct {
 	packets, bytes, drops                     *prometheus.Desc
 	flowsActive, flowsCreated, flowsExpired   *prometheus.Desc
 	portsAllocated, snatFlows, utilMax, exhst *prometheus.Desc
-	handoff, busy, buffers                    *prometheus.Desc
+	handoff, busy, buffers, frags             *prometheus.Desc
 	fragmented, fragments                     *prometheus.Desc
 	portRx, portTx, portMissed, portLink      *prometheus.Desc
 	portMTU                                   *prometheus.Desc
@@ -74,6 +74,7 @@ func newCollector(s *Server) *collector {
 		handoff:        desc("handoff_packets_total", "Packets a worker handed over to the worker that owns them.", "worker"),
 		fragmented:     desc("fragmented_packets_total", "Packets without DF larger than the egress MTU that a worker cut into fragments after translation (RFC 4787 REQ-13a).", "worker"),
 		fragments:      desc("fragments_sent_total", "Fragments a worker sent for the packets it cut.", "worker"),
+		frags:          desc("fragments_total", "Fragment table events, by event (held: a later fragment kept until its first arrives; released; timed_out and refused: dropped, also counted as fragment drops) and worker.", "event", "worker"),
 		busy:           desc("worker_busy_ratio", "Share of a worker's polls that found work, over the last second.", "worker"),
 		buffers:        desc("buffers_in_use", "Packet buffers of a worker's queues out of their pools between polls (drivers that count them: AF_PACKET); 0 when idle.", "worker"),
 		portRx:         desc("port_rx_packets_total", "Packets received by the port, as the driver counts them.", "port"),
@@ -91,7 +92,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.flowsActive, c.flowsCreated,
 		c.flowsExpired, c.portsAllocated, c.snatFlows, c.utilMax, c.exhst, c.handoff, c.busy, c.buffers,
 		c.fragmented, c.fragments,
-		c.portRx, c.portTx, c.portMissed, c.portLink, c.portMTU, c.generation, c.reloads} {
+		c.frags, c.portRx, c.portTx, c.portMissed, c.portLink, c.portMTU, c.generation, c.reloads} {
 		ch <- d
 	}
 }
@@ -129,6 +130,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			counter(c.handoff, wc.HandoffPackets.Load(), id)
 			counter(c.fragmented, wc.Fragmented.Load(), id)
 			counter(c.fragments, wc.Fragments.Load(), id)
+			for e, name := range lcore.FragCounterNames {
+				counter(c.frags, wc.Frag[e].Load(), name, id)
+			}
 			gauge(c.busy, busy[i], id)
 			if n := wc.BuffersInUse.Load(); n >= 0 {
 				gauge(c.buffers, float64(n), id)

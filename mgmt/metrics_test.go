@@ -20,7 +20,7 @@ var specMetrics = []string{
 	"natgw_flows_active", "natgw_flows_created_total", "natgw_flows_expired_total",
 	"natgw_snat_ports_allocated", "natgw_snat_flows", "natgw_snat_port_utilization_max",
 	"natgw_snat_port_exhaustion_total",
-	"natgw_handoff_packets_total", "natgw_worker_busy_ratio",
+	"natgw_handoff_packets_total", "natgw_worker_busy_ratio", "natgw_fragments_total",
 	"natgw_port_rx_packets_total", "natgw_port_tx_packets_total", "natgw_port_rx_missed_total",
 	"natgw_port_link_up",
 	"natgw_config_generation", "natgw_config_reloads_total",

@@ -16,6 +16,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/natgw/natgw/lcore"
 )
 
 func TestOptionsValidate(t *testing.T) {
@@ -33,6 +35,11 @@ func TestOptionsValidate(t *testing.T) {
 		{"negative queues", Options{Interface: "eth0", Queues: -1}, "Queues"},
 		{"too many queues", Options{Interface: "eth0", Queues: MaxQueues + 1}, "Queues"},
 		{"bad fanout", Options{Interface: "eth0", Fanout: 7}, "Fanout"},
+		{"program fanout", Options{Interface: "eth0", Queues: 2, Fanout: FanoutProgram,
+			Program: SteeringProgram(lcore.NewOwner(lcore.DefaultRSSKey, 2), lcore.PortInside)}, ""},
+		{"program fanout without a program", Options{Interface: "eth0", Fanout: FanoutProgram}, "Fanout"},
+		{"a program without program fanout", Options{Interface: "eth0", Program: make([]unix.SockFilter, 1)}, "Fanout"},
+		{"program too long", Options{Interface: "eth0", Fanout: FanoutProgram, Program: make([]unix.SockFilter, 4097)}, "Program"},
 		{"unaligned frame", Options{Interface: "eth0", FrameSize: 2000}, "FrameSize"},
 		{"tiny frame", Options{Interface: "eth0", FrameSize: 64}, "FrameSize"},
 		{"unaligned block", Options{Interface: "eth0", BlockSize: page + 16}, "BlockSize"},
@@ -520,12 +527,21 @@ func TestFanoutQueues(t *testing.T) {
 		{"hash 2 queues", 2, FanoutHash},
 		{"hash 4 queues", 4, FanoutHash},
 		{"cpu 2 queues", 2, FanoutCPU},
+		{"program 2 queues", 2, FanoutProgram},
+		{"program 4 queues", 4, FanoutProgram},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tb := newTestbed(t)
 			tb.enter(t)
-			p := openPort(t, Options{Interface: natIf, Queues: tt.queues, Fanout: tt.mode})
+			opts := Options{Interface: natIf, Queues: tt.queues, Fanout: tt.mode}
+			owner := lcore.NewOwner(lcore.DefaultRSSKey, tt.queues)
+			if tt.mode == FanoutProgram {
+				// As the outside port: the remote is the frames' source,
+				// 10.99.0.1 and the flow's source port.
+				opts.Program = SteeringProgram(owner, lcore.PortOutside)
+			}
+			p := openPort(t, opts)
 			raw := newRawSocket(t, peerIf)
 			dst, src := macOf(t, natIf), macOf(t, peerIf)
 			const flows, perFlow = 64, 3
@@ -566,6 +582,14 @@ func TestFanoutQueues(t *testing.T) {
 					}
 				}
 				assert.Greater(t, len(used), 1, "flows spread over queues")
+			}
+			if tt.mode == FanoutProgram {
+				for f := 0; f < flows; f++ {
+					want := owner.Of(0x0a630001, uint16(2000+f))
+					for k := 0; k < perFlow; k++ {
+						require.Equal(t, want, seen[uint32(f*perFlow+k)], "flow %d on its owner's queue", f)
+					}
+				}
 			}
 		})
 	}

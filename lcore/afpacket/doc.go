@@ -9,7 +9,9 @@
 // (PACKET_TX_RING, PACKET_QDISC_BYPASS) in one mapping, all sockets joined in
 // one PACKET_FANOUT group so the kernel spreads received frames over the
 // queues (FanoutHash: by the kernel's symmetric flow hash, the default;
-// FanoutCPU: by the CPU that received the frame). It also owns the
+// FanoutCPU: by the CPU that received the frame; FanoutProgram: by a
+// classic BPF program, which NewLcorePort sets to SteeringProgram, natgw's
+// owner function, with several workers). It also owns the
 // interface's promiscuous membership while open, and the per-queue counters
 // behind Stats.
 //

@@ -20,13 +20,22 @@ import (
 const PoolSize = 512
 
 // NewLcorePort opens iface with one queue per worker (and a transmit-only
-// management queue) and returns it as an lcore.Port named name.
-func NewLcorePort(name, iface string, workers int) (lcore.Port, error) {
-	p, err := Open(Options{Interface: iface, Queues: workers, Promiscuous: true})
+// management queue) and returns it as an lcore.Port named name. side is
+// the logical port (lcore.PortInside or lcore.PortOutside): with several
+// workers, the fanout group runs SteeringProgram so frames arrive on their
+// owner's queue (the owner function of lcore.NewRuntime: DefaultRSSKey,
+// round-robin redirection table).
+func NewLcorePort(name, iface string, workers int, side uint8) (lcore.Port, error) {
+	opts := Options{Interface: iface, Queues: workers, Promiscuous: true}
+	if workers > 1 {
+		opts.Fanout = FanoutProgram
+		opts.Program = SteeringProgram(lcore.NewOwner(lcore.DefaultRSSKey, workers), side)
+	}
+	p, err := Open(opts)
 	if err != nil {
 		return nil, err
 	}
-	lp := &lcorePort{Port: p, name: name}
+	lp := &lcorePort{Port: p, name: name, steered: opts.Fanout == FanoutProgram}
 	for i := 0; i < workers; i++ {
 		lp.queues = append(lp.queues, newLcoreQueue(p.Queue(i)))
 	}
@@ -41,9 +50,18 @@ func NewLcorePort(name, iface string, workers int) (lcore.Port, error) {
 
 type lcorePort struct {
 	*Port
-	name   string
-	queues []*lcoreQueue
-	mgmt   *mgmtQueue
+	name    string
+	queues  []*lcoreQueue
+	mgmt    *mgmtQueue
+	steered bool
+}
+
+// RSS implements lcore.RSSReporter.
+func (lp *lcorePort) RSS() string {
+	if lp.steered {
+		return "software: the AF_PACKET fanout program steers frames to their owner; workers hand over the rest"
+	}
+	return "software: the driver has no hardware RSS"
 }
 
 func (lp *lcorePort) Name() string { return lp.name }

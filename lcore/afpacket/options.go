@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // FanoutMode selects how the kernel spreads received frames over the queues
@@ -18,6 +20,9 @@ const (
 	FanoutHash FanoutMode = iota
 	// FanoutCPU spreads frames by the CPU that received them from the NIC.
 	FanoutCPU
+	// FanoutProgram spreads frames by a classic BPF program
+	// (Options.Program, PACKET_FANOUT_CBPF): it returns the queue index.
+	FanoutProgram
 )
 
 // String returns the mode's name as used in configuration and logs.
@@ -27,6 +32,8 @@ func (m FanoutMode) String() string {
 		return "hash"
 	case FanoutCPU:
 		return "cpu"
+	case FanoutProgram:
+		return "program"
 	}
 	return fmt.Sprintf("FanoutMode(%d)", uint8(m))
 }
@@ -76,8 +83,11 @@ type Options struct {
 	// and TX ring per queue, all in one fanout group.
 	Queues int
 	// Fanout is the kernel's policy for spreading received frames over the
-	// queues: FanoutHash (default) or FanoutCPU.
+	// queues: FanoutHash (default), FanoutCPU or FanoutProgram.
 	Fanout FanoutMode
+	// Program is the fanout program of FanoutProgram (see
+	// SteeringProgram); the kernel takes its result modulo Queues.
+	Program []unix.SockFilter
 	// FrameSize is the TX ring slot size in bytes (a multiple of 16, at
 	// least MinFrameSize); a TX frame may hold FrameSize-48 bytes. In the
 	// RX ring, frames are packed into blocks and FrameSize only sets the
@@ -134,8 +144,12 @@ func (o Options) Validate() error {
 		return fmt.Errorf("%w: Interface %q is longer than 15 bytes", ErrInvalidOptions, o.Interface)
 	case o.Queues < 1 || o.Queues > MaxQueues:
 		return fmt.Errorf("%w: Queues %d is outside 1-%d", ErrInvalidOptions, o.Queues, MaxQueues)
-	case o.Fanout != FanoutHash && o.Fanout != FanoutCPU:
-		return fmt.Errorf("%w: Fanout %s is neither hash nor cpu", ErrInvalidOptions, o.Fanout)
+	case o.Fanout != FanoutHash && o.Fanout != FanoutCPU && o.Fanout != FanoutProgram:
+		return fmt.Errorf("%w: Fanout %s is neither hash, cpu nor program", ErrInvalidOptions, o.Fanout)
+	case (o.Fanout == FanoutProgram) != (len(o.Program) > 0):
+		return fmt.Errorf("%w: Fanout %s with a Program of %d instructions", ErrInvalidOptions, o.Fanout, len(o.Program))
+	case len(o.Program) > 4096:
+		return fmt.Errorf("%w: Program of %d instructions exceeds 4096", ErrInvalidOptions, len(o.Program))
 	case o.FrameSize < MinFrameSize || o.FrameSize%tpacketAlignment != 0:
 		return fmt.Errorf("%w: FrameSize %d is not a multiple of %d of at least %d",
 			ErrInvalidOptions, o.FrameSize, tpacketAlignment, MinFrameSize)

@@ -84,7 +84,7 @@ func Open(opts Options) (*Port, error) {
 		}
 		p.queues = append(p.queues, q)
 	}
-	if err := p.joinFanout(opts.Fanout); err != nil {
+	if err := p.joinFanout(opts.Fanout, opts.Program); err != nil {
 		p.closeAll()
 		return nil, err
 	}
@@ -126,13 +126,17 @@ func (p *Port) resolve(fd int) error {
 	return nil
 }
 
-// joinFanout puts every queue's socket in one new fanout group. The first
-// socket asks the kernel for a unique group id, so two Ports never share a
-// group by accident.
-func (p *Port) joinFanout(mode FanoutMode) error {
+// joinFanout puts every queue's socket in one new fanout group, in queue
+// order (a FanoutProgram's result is the index of the socket in the group,
+// which is the order sockets joined in). The first socket asks the kernel
+// for a unique group id, so two Ports never share a group by accident.
+func (p *Port) joinFanout(mode FanoutMode, prog []unix.SockFilter) error {
 	kind := unix.PACKET_FANOUT_HASH
-	if mode == FanoutCPU {
+	switch mode {
+	case FanoutCPU:
 		kind = unix.PACKET_FANOUT_CPU
+	case FanoutProgram:
+		kind = unix.PACKET_FANOUT_CBPF
 	}
 	flags := unix.PACKET_FANOUT_FLAG_IGNORE_OUTGOING
 	first := p.queues[0].fd
@@ -153,6 +157,14 @@ func (p *Port) joinFanout(mode FanoutMode) error {
 		return p.sysErr("getsockopt(PACKET_FANOUT)", err)
 	}
 	id := val & 0xffff
+	if mode == FanoutProgram {
+		// The group's program, before the other sockets join (until
+		// then the group has one member, and no program means queue 0).
+		fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
+		if err := unix.SetsockoptSockFprog(first, unix.SOL_PACKET, unix.PACKET_FANOUT_DATA, &fprog); err != nil {
+			return p.sysErr("setsockopt(PACKET_FANOUT_DATA)", err)
+		}
+	}
 	for _, q := range p.queues[1:] {
 		if err := unix.SetsockoptInt(q.fd, unix.SOL_PACKET, unix.PACKET_FANOUT, id|(kind|flags)<<16); err != nil {
 			return p.sysErr(fmt.Sprintf("setsockopt(PACKET_FANOUT) of queue %d", q.index), err)
