@@ -268,9 +268,13 @@ func checkEgressFragmentation(t *testing.T, r *e2eRun, api *apiClient, sources [
 			c.exchange(t, e2eServer+":9000", fmt.Sprintf("egress %s %d", src, i))
 		}
 	}
-	m1 := api.scrape(t)
-	fragmented := m1.sum("natgw_fragmented_packets_total") - m0.sum("natgw_fragmented_packets_total")
-	assert.GreaterOrEqual(t, fragmented, float64(2*len(sources)*3), "packets natgw cut (two 1500-byte fragments per datagram)")
+	// Every datagram sent had to be cut by natgw at least once: as two
+	// 1500-byte fragments (AF_PACKET), or whole (net_af_packet hands
+	// natgw the datagram its kernel reassembled). Workers publish their
+	// counters between polls: wait for them.
+	base := m0.sum("natgw_fragmented_packets_total")
+	_, err = api.waitMetric(10*time.Second, func(v float64) bool { return v-base >= float64(len(sources)*3) }, "natgw_fragmented_packets_total")
+	assert.NoError(t, err, "natgw_fragmented_packets_total: at least one cut per datagram sent")
 
 	t.Run("DF set gets fragmentation needed with the new MTU", func(t *testing.T) {
 		flush := func() {
