@@ -74,6 +74,10 @@ type Manager struct {
 	clock   func() nat.Tick
 	// ExpireNow is the tick up to which workers expire idle flows.
 	ExpireNow atomic.Uint64
+	// MTU is each port's MTU as the management core last read it from
+	// the link (pollMTU); workers load it once per poll as the egress
+	// MTU of packets leaving by that port.
+	MTU [NumPorts]atomic.Int32
 	// Stats are the management core's counters.
 	Stats ManagerStats
 
@@ -109,8 +113,29 @@ func NewManager(log *slog.Logger, ports [NumPorts]Port, workers int, pol *nat.Po
 	for p := uint8(0); p < NumPorts; p++ {
 		m.q[p] = ports[p].Queue(workers)
 		m.mac[p] = ports[p].MAC()
+		m.MTU[p].Store(1500)
 	}
+	m.pollMTU()
 	return m
+}
+
+// minMTU is the smallest MTU natgw accepts from a link: every IPv4 link
+// carries 68 bytes (RFC 791).
+const minMTU = 68
+
+// pollMTU reads each port's MTU and publishes a change to the workers
+// (RFC 4787 REQ-13: the egress MTU follows the link). A port that can't
+// tell (0) or reports less than 68 keeps the MTU it had.
+func (m *Manager) pollMTU() {
+	for p := uint8(0); p < NumPorts; p++ {
+		mtu := m.ports[p].MTU()
+		if mtu < minMTU || mtu > 0xffff {
+			continue
+		}
+		if old := m.MTU[p].Swap(int32(mtu)); old != int32(mtu) && m.log != nil {
+			m.log.Info("port MTU", "port", PortName(p), "mtu", mtu, "was", old)
+		}
+	}
 }
 
 // SetStatic replaces the static neighbours (from the configuration); they
@@ -138,6 +163,7 @@ func (m *Manager) Run() {
 			lastSecond, lastLink = now, now
 			m.applyStatic()
 			m.maintain(now)
+			m.pollMTU()
 		} else if now.Sub(lastLink) >= linkPollInterval {
 			lastLink = now
 			m.announce() // a short link flap must not go unannounced

@@ -69,6 +69,10 @@ type WorkerCounters struct {
 	// ExhaustedGen (pool index order, default SNAT last).
 	ExhaustedGen atomic.Uint64
 	Exhausted    atomic.Pointer[[]uint64]
+
+	// Fragmented counts packets cut into fragments at egress, and
+	// Fragments the fragments sent for them (fragmenter.go).
+	Fragmented, Fragments atomic.Uint64
 }
 
 // WorkerConfig wires a worker.
@@ -89,6 +93,10 @@ type WorkerConfig struct {
 	ExpireNow *atomic.Uint64
 	// Clock returns the current tick.
 	Clock func() nat.Tick
+	// MTU, when set, is the ports' MTU published by the management core
+	// (Manager.MTU); the worker loads it once per poll. Without it the
+	// ports' MTU at start is kept.
+	MTU *[NumPorts]atomic.Int32
 	// FlowCapacity is this worker's share of the flow table.
 	FlowCapacity int
 	Seed         uint64
@@ -117,6 +125,7 @@ type Worker struct {
 	handIn      []*Ring
 	toMgmt      *Ring
 	expireNow   *atomic.Uint64
+	mtuSrc      *[NumPorts]atomic.Int32
 	clock       func() nat.Tick
 	frags       fragTable
 	sweeping    bool
@@ -127,7 +136,8 @@ type Worker struct {
 
 	// Counters are the published counters.
 	Counters WorkerCounters
-	local    struct{ handoff, rx, polls, busy uint64 }
+	local    struct{ handoff, rx, polls, busy, fragmented, fragments uint64 }
+	fragPool *PacketPool             // buffers of later fragments (fragmenter.go)
 	drops    [nat.NumVerdicts]uint64 // drops decided by the worker itself
 
 	rx       [Burst]*Packet
@@ -151,7 +161,7 @@ func NewWorker(c WorkerConfig) *Worker {
 	w := &Worker{
 		id: c.ID, workers: c.Workers, pol: c.Policy, neigh: c.Neigh, owner: c.Owner,
 		handOut: c.HandoffOut, handIn: c.HandoffIn, toMgmt: c.ToMgmt,
-		expireNow: c.ExpireNow, clock: c.Clock, pin: c.Pin, cpu: c.CPU, log: c.Log,
+		expireNow: c.ExpireNow, mtuSrc: c.MTU, clock: c.Clock, pin: c.Pin, cpu: c.CPU, log: c.Log,
 	}
 	if w.log == nil {
 		w.log = slog.Default()
@@ -165,6 +175,7 @@ func NewWorker(c WorkerConfig) *Worker {
 		Worker: c.ID, FlowCapacity: c.FlowCapacity, Seed: c.Seed, OnExhausted: c.OnExhausted,
 	}, now)
 	w.frags.init()
+	w.fragPool = NewPacketPool(fragPoolSize, fragBufSize)
 	return w
 }
 
@@ -215,6 +226,10 @@ func (w *Worker) PollOnce() bool {
 		w.sweeping = true
 	}
 	neigh := w.neigh.Load()
+	if w.mtuSrc != nil {
+		w.mtu[PortInside] = int(w.mtuSrc[PortInside].Load())
+		w.mtu[PortOutside] = int(w.mtuSrc[PortOutside].Load())
+	}
 	work := 0
 	for port := uint8(0); port < NumPorts; port++ {
 		n := w.q[port].RxBurst(w.rx[:])
@@ -321,15 +336,13 @@ func (w *Worker) classify(p *Packet) {
 			return
 		}
 	}
-	if ipLen := ipTotalLen(l3); ipLen > w.mtu[1-p.Port] {
-		// Too big for the egress link: with DF the sender learns the
-		// MTU (path MTU discovery through natgw); natgw does not
-		// fragment.
-		if binary.BigEndian.Uint16(l3[6:])&0x4000 != 0 {
-			p.Flags |= MsgFragNeeded
-			p.FragSport = uint16(w.mtu[1-p.Port])
-			w.toMgmt.Push(p)
-		}
+	if ipLen := ipTotalLen(l3); ipLen > w.mtu[1-p.Port] && binary.BigEndian.Uint16(l3[6:])&0x4000 != 0 {
+		// Too big for the egress link, with DF: the sender learns the
+		// MTU (path MTU discovery through natgw). Without DF the packet
+		// is fragmented after translation (forward).
+		p.Flags |= MsgFragNeeded
+		p.FragSport = uint16(w.mtu[1-p.Port])
+		w.toMgmt.Push(p)
 		w.drop(p, nat.DropFragment)
 		return
 	}
@@ -531,6 +544,10 @@ func (w *Worker) forward(p *Packet, l3 []byte, egress uint8, neigh *Neighbors) {
 	eth.SetDst(mac)
 	eth.SetSrc(w.mac[egress])
 	p.Data = p.Data[:nat.EthernetLen+len(l3)] // drop any link padding
+	if ipTotalLen(l3) > w.mtu[egress] {
+		w.fragmentTx(p, l3, egress)
+		return
+	}
 	w.queueTx(egress, p)
 }
 
@@ -672,6 +689,8 @@ func (w *Worker) publish() {
 		c.FlowsExpired[i].Store(s.FlowsExpired[i])
 	}
 	c.HandoffPackets.Store(w.local.handoff)
+	c.Fragmented.Store(w.local.fragmented)
+	c.Fragments.Store(w.local.fragments)
 	w.publishFrags()
 	inUse, counted := int64(0), false
 	for _, q := range w.q {

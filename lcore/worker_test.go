@@ -323,8 +323,8 @@ func TestManagementDuties(t *testing.T) {
 	})
 	t.Run("oversized DF packets get fragmentation needed", func(t *testing.T) {
 		tb := newTestbed(t, 1)
-		tb.out.mtu = 1400
-		tb.rt.Workers[0].mtu[PortOutside] = 1400
+		tb.out.SetMTU(1400)
+		tb.rt.Manager.pollMTU()
 		tb.in.Inject(0, frame(t, macIn, macHost, func(b []byte) int {
 			return nat.BuildUDP(b, member, server, 1, 2, 64, make([]byte, 1450))
 		}))
