@@ -28,6 +28,13 @@ const (
 // flagInbound marks a flow opened from the outside (instance inbound rules).
 const flagInbound uint8 = 1 << 5
 
+// flagHairpin marks an outbound flow whose remote is one of natgw's public
+// addresses (Policy.IsPublic): its packets are hairpinned, translated
+// inbound after the outbound translation (VerdictHairpin). It is decided
+// when the flow is created and again when a reload revalidates it, so
+// packets of established flows pay one test of a flag already loaded.
+const flagHairpin uint8 = 1 << 6
+
 // pktInfo is what parsing learned of one packet.
 type pktInfo struct {
 	ip       IPv4
@@ -410,7 +417,7 @@ func (t *Translator) lookupAgain(pi *pktInfo, dir int) uint32 {
 
 func (t *Translator) count(v Verdict, pi *pktInfo, dir int) Verdict {
 	t.Stats.Verdicts[v]++
-	if v == VerdictForward {
+	if v == VerdictForward || v == VerdictHairpin {
 		t.Stats.Packets[dir]++
 		t.Stats.Bytes[dir] += uint64(len(pi.ip))
 	}
@@ -529,6 +536,9 @@ func (t *Translator) finishOut(pi *pktInfo, idx uint32, now Tick) Verdict {
 	ip.SetSrc(f.Pub)
 	ip.SetTTL(ip.TTL() - 1)
 	rewriteL4(pi, f.dL4, f.PrivPort, f.PubPort, true)
+	if f.Flags&flagHairpin != 0 {
+		return VerdictHairpin
+	}
 	return VerdictForward
 }
 
@@ -686,6 +696,9 @@ func (t *Translator) createOut(pi *pktInfo, now Tick) (uint32, Verdict) {
 func (t *Translator) insertOut(pi *pktInfo, m *Mapping, src, dst uint32, now Tick) (uint32, Verdict) {
 	f := Flow{Priv: src, Pub: m.Block.Public, Remote: dst, PrivPort: pi.sport, RemotePort: pi.dport,
 		Proto: pi.proto, State: initialState(pi.proto), Gen: t.pol.Gen, Scope: m.Scope}
+	if t.pol.IsPublic(dst) {
+		f.Flags = flagHairpin
+	}
 	if m.Scenario == ScenarioDefault {
 		f.snat = t.snatCur // counted by the caller's Acquire
 	}
@@ -746,6 +759,9 @@ func (t *Translator) createIn(pi *pktInfo, now Tick) (uint32, Verdict) {
 	f := Flow{Priv: in.Private, Pub: in.Public, Remote: pi.ip.Src(), PrivPort: pi.dport, PubPort: pi.dport,
 		RemotePort: pi.sport, Proto: pi.proto, State: initialState(pi.proto), Flags: flagInbound,
 		Gen: t.pol.Gen, Scope: ScopeInstance}
+	if t.pol.IsPublic(f.Remote) {
+		f.Flags |= flagHairpin // opened by a hairpinned packet: so are its replies
+	}
 	idx, ok := t.flows.Insert(&f, now)
 	if !ok {
 		return 0, DropFlowTableFull
@@ -838,6 +854,12 @@ func (t *Translator) revalidate(idx uint32, f *Flow) bool {
 			t.countSNAT(f)
 		}
 		f.Gen, f.Scope = p.Gen, m.Scope
+		// The reload may have added or removed the public address
+		// this flow goes to.
+		f.Flags &^= flagHairpin
+		if p.IsPublic(f.Remote) {
+			f.Flags |= flagHairpin
+		}
 		return true
 	}
 	t.release(idx, f, ExpireReclaimed)

@@ -13,6 +13,11 @@ const (
 	// VerdictLocal: the packet is for natgw itself (echo request to one of
 	// its addresses); the worker answers it.
 	VerdictLocal
+	// VerdictHairpin: the packet was translated outbound and is for a
+	// public address of natgw (a hairpin flow, RFC 4787 REQ-9): the
+	// runtime translates it inbound, as if it came from the outside, and
+	// sends it to the inside host that mapping belongs to.
+	VerdictHairpin
 	DropDenied
 	DropNoScenario
 	DropPortExhausted
@@ -32,6 +37,7 @@ const (
 var verdictNames = [NumVerdicts]string{
 	VerdictForward:    "forward",
 	VerdictLocal:      "local",
+	VerdictHairpin:    "hairpin",
 	DropDenied:        "denied",
 	DropNoScenario:    "no_scenario",
 	DropPortExhausted: "port_exhausted",
