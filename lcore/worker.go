@@ -134,7 +134,7 @@ type Worker struct {
 	batch    [NumPorts][Burst * 2]*Packet
 	l3       [NumPorts][Burst * 2][]byte
 	nbatch   [NumPorts]int
-	verdicts [Burst * 2]nat.Verdict
+	verdicts [NumPorts][Burst * 2]nat.Verdict // per port: hairpinning fills one port's batch while the other's is acted on
 	tx       [NumPorts][Burst * 2]*Packet
 	ntx      [NumPorts]int
 	ringPkts [Burst]*Packet
@@ -446,7 +446,7 @@ func (w *Worker) translate(port uint8, neigh *Neighbors, now nat.Tick) {
 		return
 	}
 	w.nbatch[port] = 0
-	pkts, l3s, verdicts := w.batch[port][:n], w.l3[port][:n], w.verdicts[:n]
+	pkts, l3s, verdicts := w.batch[port][:n], w.l3[port][:n], w.verdicts[port][:n]
 	w.translateInOrder(port, pkts, l3s, verdicts, now)
 	egress := PortOutside
 	if port == PortOutside {
@@ -456,7 +456,15 @@ func (w *Worker) translate(port uint8, neigh *Neighbors, now nat.Tick) {
 		switch v := verdicts[i]; v {
 		case nat.VerdictForward:
 			w.forward(p, l3s[i], egress, neigh)
+		case nat.VerdictHairpin:
+			w.hairpin(p, l3s[i])
 		case nat.VerdictLocal:
+			if p.Flags&FlagHairpin != 0 {
+				// For natgw itself, from the inside through a
+				// public address: not answered.
+				w.drop(p, nat.DropNoFlow)
+				break
+			}
 			w.answerLocal(p)
 		case nat.DropTTLExceeded:
 			p.Flags |= MsgTimeExceeded
@@ -519,6 +527,28 @@ func (w *Worker) forward(p *Packet, l3 []byte, egress uint8, neigh *Neighbors) {
 	eth.SetSrc(w.mac[egress])
 	p.Data = p.Data[:nat.EthernetLen+len(l3)] // drop any link padding
 	w.queueTx(egress, p)
+}
+
+// hairpin sends a packet of a hairpin flow, translated outbound (its
+// source is now the sender's public address and port, its destination a
+// public address of natgw), through the inbound path as if it had arrived
+// on the outside port (RFC 4787 REQ-9, RFC 5382 REQ-8). Its inbound owner
+// is the hash of its new source, the sender's public endpoint, which is in
+// general another worker than the outbound owner: classify hands it over
+// like any frame from the outside. It never leaves natgw on the way.
+// Fragments of hairpinned datagrams are dropped: the fragment tracker
+// would see them as datagrams of the outside.
+func (w *Worker) hairpin(p *Packet, l3 []byte) {
+	if isFragment(l3) {
+		w.drop(p, nat.DropFragment)
+		return
+	}
+	eth := nat.Ethernet(p.Data)
+	eth.SetSrc(w.mac[PortInside])
+	eth.SetDst(w.mac[PortOutside])
+	p.Port = PortOutside
+	p.Flags = p.Flags&^FlagOwned | FlagHairpin
+	w.classify(p)
 }
 
 // answerLocal answers echo requests to natgw's own addresses in place; other
