@@ -28,21 +28,25 @@ import (
 const defaultMgmtURL = "http://127.0.0.1:9650"
 
 // ctlUsage is ctl's synopsis.
-const ctlUsage = `usage: natgw ctl [--mgmt URL] [--json] [--timeout D] COMMAND
+const ctlUsage = `usage: natgw ctl [--mgmt URL] [--json] [--timeout D] [--token-file F] COMMAND
 commands:
   status                                 ports, workers and configuration
   mapping IP                             scenario, public address and ports of a private address
   flows [--private IP] [--limit N]       flows, of one private address or all
-  reload [--token-file F]                re-read the configuration file
---mgmt defaults to $NATGW_MGMT, else ` + defaultMgmtURL
+  reload                                 re-read the configuration file
+--mgmt defaults to $NATGW_MGMT, else ` + defaultMgmtURL + `
+--token-file (mgmt.token_file; every /v1/ request needs it when the appliance has one)
+  defaults to $NATGW_TOKEN_FILE; it may also follow the command`
 
 // ctlClient is one ctl invocation.
 type ctlClient struct {
-	base    string
-	json    bool
-	timeout time.Duration
-	stdout  io.Writer
-	stderr  io.Writer
+	base string
+	json bool
+	// tokenFile holds the bearer token sent with every request.
+	tokenFile string
+	timeout   time.Duration
+	stdout    io.Writer
+	stderr    io.Writer
 }
 
 // cmdCtl runs "natgw ctl".
@@ -58,6 +62,7 @@ func cmdCtl(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&c.base, "mgmt", base, "management API URL")
 	fs.BoolVar(&c.json, "json", false, "print the API's JSON")
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "request timeout")
+	fs.StringVar(&c.tokenFile, "token-file", os.Getenv("NATGW_TOKEN_FILE"), "file holding the bearer token (mgmt.token_file)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -111,6 +116,7 @@ func (c *ctlClient) subFlags(name string, args []string, positional int, define 
 	fs := flag.NewFlagSet("ctl "+name, flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
 	fs.BoolVar(&c.json, "json", c.json, "print the API's JSON")
+	fs.StringVar(&c.tokenFile, "token-file", c.tokenFile, "file holding the bearer token (mgmt.token_file)")
 	if define != nil {
 		define(fs)
 	}
@@ -176,9 +182,18 @@ func (e *apiError) Error() string {
 	return fmt.Sprintf("%s (HTTP %d)", e.resp.Error, e.status)
 }
 
-// run does one request and prints the answer: the JSON as it came with
-// --json, else what show prints from the decoded answer v.
-func (c *ctlClient) run(method, path, token string, v any, show func(w io.Writer)) int {
+// run does one request, with the bearer token of --token-file if any,
+// and prints the answer: the JSON as it came with --json, else what show
+// prints from the decoded answer v.
+func (c *ctlClient) run(method, path string, v any, show func(w io.Writer)) int {
+	var token string
+	if c.tokenFile != "" {
+		var err error
+		if token, err = mgmt.ReadToken(c.tokenFile); err != nil {
+			fmt.Fprintf(c.stderr, "natgw ctl: --token-file: %v\n", err)
+			return exitUsage
+		}
+	}
 	body, err := c.call(method, path, token)
 	if err != nil {
 		var ae *apiError
@@ -215,7 +230,7 @@ func (c *ctlClient) status(args []string) int {
 		return exitUsage
 	}
 	var st mgmt.StatusResponse
-	return c.run(http.MethodGet, "/v1/status", "", &st, func(w io.Writer) {
+	return c.run(http.MethodGet, "/v1/status", &st, func(w io.Writer) {
 		up := time.Duration(st.UptimeSeconds * float64(time.Second)).Round(time.Second)
 		fmt.Fprintf(w, "natgw %s\tdriver %s\tup %s\n", st.Version, st.Driver, up)
 		fmt.Fprintf(w, "configuration\tgeneration %d\t%s\n\n", st.ConfigGeneration, st.ConfigSource)
@@ -240,7 +255,7 @@ func (c *ctlClient) mapping(args []string) int {
 		return exitUsage
 	}
 	var m mgmt.MappingResponse
-	return c.run(http.MethodGet, "/v1/mappings/"+url.PathEscape(pos[0]), "", &m, func(w io.Writer) {
+	return c.run(http.MethodGet, "/v1/mappings/"+url.PathEscape(pos[0]), &m, func(w io.Writer) {
 		public, ports := "none (no block assigned)", "none"
 		if m.Public != nil {
 			public = *m.Public
@@ -277,7 +292,7 @@ func (c *ctlClient) flows(args []string) int {
 	}
 	q.Set("limit", strconv.Itoa(limit))
 	var fl mgmt.FlowsResponse
-	return c.run(http.MethodGet, "/v1/flows?"+q.Encode(), "", &fl, func(w io.Writer) {
+	return c.run(http.MethodGet, "/v1/flows?"+q.Encode(), &fl, func(w io.Writer) {
 		fmt.Fprintln(w, "PROTO\tPRIVATE\tPUBLIC\tREMOTE\tSTATE\tIDLE\tWORKER")
 		for _, f := range fl.Flows {
 			idle := time.Duration(f.IdleSeconds * float64(time.Second)).Round(100 * time.Millisecond)
@@ -292,22 +307,11 @@ func (c *ctlClient) flows(args []string) int {
 }
 
 func (c *ctlClient) reload(args []string) int {
-	var tokenFile string
-	if _, ok := c.subFlags("reload", args, 0, func(fs *flag.FlagSet) {
-		fs.StringVar(&tokenFile, "token-file", "", "file holding the bearer token (mgmt.token_file)")
-	}); !ok {
+	if _, ok := c.subFlags("reload", args, 0, nil); !ok {
 		return exitUsage
 	}
-	var token string
-	if tokenFile != "" {
-		var err error
-		if token, err = mgmt.ReadToken(tokenFile); err != nil {
-			fmt.Fprintf(c.stderr, "natgw ctl: --token-file: %v\n", err)
-			return exitUsage
-		}
-	}
 	var r mgmt.ReloadResponse
-	return c.run(http.MethodPost, "/v1/config/reload", token, &r, func(w io.Writer) {
+	return c.run(http.MethodPost, "/v1/config/reload", &r, func(w io.Writer) {
 		fmt.Fprintf(w, "configuration reloaded: generation %d\n", r.Generation)
 	})
 }

@@ -146,3 +146,61 @@ func TestCtl(t *testing.T) {
 		assert.Contains(t, errOut.String(), "use http or https")
 	})
 }
+
+// TestCtlToken checks that ctl sends the bearer token of --token-file (or
+// $NATGW_TOKEN_FILE) with every request, GET included: the appliance asks
+// for it on every /v1/ path when it has one. Before, only reload sent it.
+func TestCtlToken(t *testing.T) {
+	var seen []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = append(seen, r.Method+" "+r.URL.Path)
+		w.Header().Set("Content-Type", "application/json")
+		if r.Header.Get("Authorization") != "Bearer good" {
+			w.WriteHeader(http.StatusUnauthorized)
+			json.NewEncoder(w).Encode(mgmt.ErrorResponse{Error: "missing or wrong bearer token"})
+			return
+		}
+		switch r.URL.Path {
+		case "/v1/status":
+			json.NewEncoder(w).Encode(mgmt.StatusResponse{Version: "v9"})
+		case "/v1/flows":
+			json.NewEncoder(w).Encode(mgmt.FlowsResponse{})
+		case "/v1/config/reload":
+			json.NewEncoder(w).Encode(mgmt.ReloadResponse{Generation: 2})
+		default:
+			json.NewEncoder(w).Encode(mgmt.MappingResponse{Private: "10.0.1.4", Scenario: "pool"})
+		}
+	}))
+	t.Cleanup(srv.Close)
+	good := filepath.Join(t.TempDir(), "token")
+	require.NoError(t, os.WriteFile(good, []byte("good\n"), 0o600))
+	commands := [][]string{{"status"}, {"mapping", "10.0.1.4"}, {"flows"}, {"reload"}}
+	for _, cmd := range commands {
+		for _, how := range []string{"before the command", "after the command", "environment", "none"} {
+			t.Run(cmd[0]+" "+how, func(t *testing.T) {
+				args := []string{"ctl", "--mgmt", srv.URL}
+				switch how {
+				case "before the command":
+					args = append(append(args, "--token-file", good), cmd...)
+				case "after the command":
+					args = append(append(args, cmd...), "--token-file", good)
+				case "environment":
+					t.Setenv("NATGW_TOKEN_FILE", good)
+					args = append(args, cmd...)
+				default:
+					t.Setenv("NATGW_TOKEN_FILE", "")
+					args = append(args, cmd...)
+				}
+				var out, errOut bytes.Buffer
+				code := run(args, &out, &errOut)
+				if how == "none" {
+					assert.Equal(t, exitFail, code)
+					assert.Contains(t, errOut.String(), "HTTP 401")
+					return
+				}
+				assert.Equal(t, exitOK, code, "stdout %s\nstderr %s", out.String(), errOut.String())
+			})
+		}
+	}
+	assert.Len(t, seen, len(commands)*4)
+}

@@ -48,7 +48,7 @@ func TestE2EHairpin(t *testing.T) {
 // natgw arrived at the router from natgw meanwhile.
 func noneOutside(t *testing.T, tb *testbed, probe func()) {
 	t.Helper()
-	got := tb.captureIface(t, "rt", "to-gw", "dst net 198.19.1.0/24", probe)
+	got := tb.captureOn(t, "rt", "to-gw", "dst net 198.19.1.0/24", probe)
 	assert.Empty(t, got, "a hairpinned packet left natgw")
 }
 

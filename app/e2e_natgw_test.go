@@ -55,6 +55,8 @@ type e2eConfig struct {
 	UDP, TCPEstablished, TCPTransitory, TCPClosing, ICMP string
 	// WorkerCPUs is dataplane.worker_cpus; empty leaves it out.
 	WorkerCPUs []int
+	// TokenFile is mgmt.token_file; empty leaves it out.
+	TokenFile string
 }
 
 // e2eConfigTemplate is the testbed's configuration (like scripts/demo.toml).
@@ -124,6 +126,9 @@ ports = "*"
 {{end}}
 [mgmt]
 listen = "127.0.0.1:9650"
+{{- if .TokenFile}}
+token_file = "{{.TokenFile}}"
+{{- end}}
 `))
 
 // Qpairs is the number of queue pairs of a net_af_packet vdev: one per

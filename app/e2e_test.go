@@ -774,15 +774,15 @@ func (tb *testbed) captureInside(t *testing.T, filter string, probe func()) stri
 // packet as tcpdump printed it (empty when none arrived).
 func (tb *testbed) capture(t *testing.T, ns, filter string, probe func()) string {
 	t.Helper()
-	return tb.captureIface(t, ns, "eth0", filter, probe)
+	return tb.captureOn(t, ns, "eth0", filter, probe)
 }
 
-// captureIface is capture on interface iface of namespace ns.
-func (tb *testbed) captureIface(t *testing.T, ns, iface, filter string, probe func()) string {
+// captureOn is capture on interface ifname of namespace ns.
+func (tb *testbed) captureOn(t *testing.T, ns, ifname, filter string, probe func()) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := tb.command(ctx, ns, "tcpdump", "-i", iface, "-nn", "-l", "--immediate-mode",
+	cmd := tb.command(ctx, ns, "tcpdump", "-i", ifname, "-nn", "-l", "--immediate-mode",
 		"-Q", "in", "-c", "1", filter)
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = stdout, stderr

@@ -41,7 +41,7 @@ func commands() []command {
 		{"run", "run --config FILE", "run the appliance in the foreground", cmdRun},
 		{"validate", "validate --config FILE", "check a configuration file", cmdValidate},
 		{"version", "version", "print the version", cmdVersion},
-		{"ctl", "ctl [--mgmt URL] [--json] status | mapping IP | flows [--private IP] [--limit N] | reload [--token-file F]", "query a running appliance", cmdCtl},
+		{"ctl", "ctl [--mgmt URL] [--json] [--token-file F] status | mapping IP | flows [--private IP] [--limit N] | reload", "query a running appliance", cmdCtl},
 		{"help", "help", "print this help", cmdHelp},
 	}
 }

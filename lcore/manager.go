@@ -24,7 +24,13 @@ const (
 	neighborRefresh = 30 * time.Second // re-resolve entries older than this
 	neighborMaxAge  = 5 * time.Minute  // forget dynamic entries not heard of
 	resolveInterval = time.Second      // at most one ARP request per address
-	icmpErrorRate   = 100              // ICMP errors per second, all ports
+	// arpReplyWindow is how long after natgw's request a reply is
+	// accepted.
+	arpReplyWindow = 5 * time.Second
+	// linkPollInterval is how often the management core looks at the
+	// ports' link states to announce natgw's addresses when one comes up.
+	linkPollInterval = 100 * time.Millisecond
+	icmpErrorRate    = 100 // ICMP errors per second, all ports
 )
 
 type neighborEntry struct {
@@ -45,6 +51,12 @@ type ManagerStats struct {
 	ARPReplies, ARPRequests, ICMPErrors, ICMPRateLimited, Resolves atomic.Uint64
 	// Resets counts RSTs sent for idle TCP flows (tcp_reset_on_idle).
 	Resets atomic.Uint64
+	// ARPIgnored counts ARP frames natgw did not learn from because they
+	// were not addressed to it (natgw_drops_total{reason="arp_ignored"}).
+	ARPIgnored atomic.Uint64
+	// GratuitousARP counts gratuitous ARP requests natgw sent for its own
+	// addresses.
+	GratuitousARP atomic.Uint64
 }
 
 // Manager is the management core's dataplane loop.
@@ -76,6 +88,13 @@ type Manager struct {
 	txOne    [1]*Packet
 	stop     atomic.Bool
 	done     chan struct{}
+
+	// Gratuitous ARP state: each port's link state at the last maintain,
+	// the addresses announced on it since its link came up, and the
+	// policy they were taken from.
+	linkUp       [NumPorts]bool
+	announced    [NumPorts]map[uint32]bool
+	announcedPol [NumPorts]*nat.Policy
 }
 
 // NewManager returns the management loop for a runtime.
@@ -109,16 +128,19 @@ func (m *Manager) SetStatic(list []StaticNeighbor) {
 // Run loops until Stop.
 func (m *Manager) Run() {
 	defer close(m.done)
-	var lastSecond time.Time
+	var lastSecond, lastLink time.Time
 	m.applyStatic()
 	for !m.stop.Load() {
 		now := time.Now()
 		m.ExpireNow.Store(uint64(m.clock()))
 		work := m.drain(now)
 		if now.Sub(lastSecond) >= time.Second {
-			lastSecond = now
+			lastSecond, lastLink = now, now
 			m.applyStatic()
 			m.maintain(now)
+		} else if now.Sub(lastLink) >= linkPollInterval {
+			lastLink = now
+			m.announce() // a short link flap must not go unannounced
 		}
 		if work == 0 {
 			time.Sleep(time.Millisecond)
@@ -255,10 +277,14 @@ func (m *Manager) handleARP(p *Packet, now time.Time) {
 	sender, target := arp.SenderIP(), arp.TargetIP()
 	var senderMAC [6]byte
 	copy(senderMAC[:], arp.SenderMAC())
-	// Learn the sender when it is on the port's subnet (requests and
-	// replies alike, as RFC 826 does), unless it is static.
+	// Learn the sender when it is on the port's subnet, unless it is
+	// static, and only from ARP addressed to natgw (issue 14 item 8).
 	if sender != 0 && m.onLink(p.Port, sender) && !m.ownAddress(p.Port, sender) {
-		m.learn(sender, senderMAC, now)
+		if m.arpForUs(p.Port, arp.Op(), sender, target, now) {
+			m.learn(sender, senderMAC, now)
+		} else {
+			m.Stats.ARPIgnored.Add(1)
+		}
 	}
 	if arp.Op() == nat.ARPRequest && m.ownAddress(p.Port, target) {
 		out := m.pool.Get()
@@ -271,6 +297,78 @@ func (m *Manager) handleARP(p *Packet, now time.Time) {
 		m.send(p.Port, out)
 		m.Stats.ARPReplies.Add(1)
 	}
+}
+
+// arpForUs reports whether natgw may learn the sender of an ARP frame: a
+// request for one of natgw's addresses on the port, a reply to natgw's
+// own request for the sender (within arpReplyWindow), or a gratuitous ARP
+// (sender and target the same) for the gateway, which a VRRP fail-over
+// sends. ARP between third parties, unsolicited replies and gratuitous ARP
+// for other addresses change nothing: anyone on the link could send them
+// to redirect another host's traffic through itself.
+func (m *Manager) arpForUs(port uint8, op uint16, sender, target uint32, now time.Time) bool {
+	switch {
+	case op == nat.ARPRequest && m.ownAddress(port, target):
+		return true
+	case op == nat.ARPReply && target == m.sourceFor(port):
+		t, ok := m.asked[sender]
+		return ok && now.Sub(t) <= arpReplyWindow
+	case sender == target && port == PortOutside && sender == m.pol.Load().Gateway:
+		return true
+	}
+	return false
+}
+
+// announce sends gratuitous ARP for natgw's own addresses on each port
+// whose link is up: all of them when the link came up (at start too),
+// else those a new policy added (a reload with new public addresses).
+// Run calls it every linkPollInterval; a flap shorter than that may go
+// unseen.
+func (m *Manager) announce() {
+	pol := m.pol.Load()
+	for port := uint8(0); port < NumPorts; port++ {
+		up := m.ports[port].LinkUp()
+		if up && !m.linkUp[port] {
+			m.announced[port] = nil
+		}
+		m.linkUp[port] = up
+		if !up || (m.announced[port] != nil && m.announcedPol[port] == pol) {
+			continue
+		}
+		if m.announced[port] == nil {
+			m.announced[port] = map[uint32]bool{}
+		}
+		addrs := []uint32{pol.Inside}
+		if port == PortOutside {
+			addrs = pol.PublicAddrs()
+		}
+		for _, a := range addrs {
+			if a == 0 || m.announced[port][a] {
+				continue
+			}
+			if !m.gratuitous(port, a) {
+				return // no buffer: try again at the next maintain
+			}
+			m.announced[port][a] = true
+		}
+		m.announcedPol[port] = pol
+	}
+}
+
+// gratuitous sends a gratuitous ARP request for addr (sender and target
+// addr, to the broadcast MAC) on port; false when no buffer was free.
+func (m *Manager) gratuitous(port uint8, addr uint32) bool {
+	out := m.pool.Get()
+	if out == nil {
+		return false
+	}
+	out.Data = out.Data[:nat.EthernetLen+nat.ARPLen]
+	bcast := [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	nat.WriteEthernet(out.Data, bcast, m.mac[port], nat.EtherTypeARP)
+	nat.WriteARP(out.Data[nat.EthernetLen:], nat.ARPRequest, m.mac[port], addr, [6]byte{}, addr)
+	m.send(port, out)
+	m.Stats.GratuitousARP.Add(1)
+	return true
 }
 
 func (m *Manager) learn(addr uint32, mac [6]byte, now time.Time) {
@@ -316,8 +414,10 @@ func (m *Manager) resolve(addr uint32, now time.Time) {
 	m.Stats.Resolves.Add(1)
 }
 
-// maintain refreshes the gateway and ages dynamic entries, once a second.
+// maintain refreshes the gateway, ages dynamic entries and announces
+// natgw's addresses, once a second.
 func (m *Manager) maintain(now time.Time) {
+	m.announce()
 	gw := m.pol.Load().Gateway
 	if e, ok := m.table[gw]; !ok || now.Sub(e.updated) > neighborRefresh {
 		m.resolve(gw, now)

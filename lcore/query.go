@@ -51,6 +51,10 @@ const UtilizationInterval nat.Tick = 5000
 // MaxQueryFlows is the largest Limit a flow query accepts.
 const MaxQueryFlows = 100_000
 
+// QuerySlack is how many flows beyond a worker's live flows a flow query's
+// buffer holds, for flows created while the query runs.
+const QuerySlack = 256
+
 // ErrWorkerBusy is returned when a query could not be handed to a worker or
 // did not complete before the caller's deadline: the worker is not polling
 // or another query holds its slot.
@@ -354,10 +358,7 @@ func (s *queryState) startScan(pol *nat.Policy, now nat.Tick) {
 // Flows asks every worker for flows (of private address priv when
 // hasPriv), at most limit in all, and returns them in worker order.
 func (r *Runtime) Flows(ctx context.Context, priv uint32, hasPriv bool, limit int) ([]FlowInfo, error) {
-	qs := make([]*Query, len(r.Workers))
-	for i := range qs {
-		qs[i] = NewFlowsQuery(priv, hasPriv, limit)
-	}
+	qs := r.flowsQueries(priv, hasPriv, limit)
 	if err := r.queryAll(ctx, qs); err != nil {
 		return nil, err
 	}
@@ -369,6 +370,26 @@ func (r *Runtime) Flows(ctx context.Context, priv uint32, hasPriv bool, limit in
 		out = out[:max(limit, 0)]
 	}
 	return out, nil
+}
+
+// flowsQueries builds one flow query per worker. Each buffer is sized by
+// what the worker's table holds (its live flows, published once per poll,
+// plus QuerySlack, never more than its capacity), not by limit alone: a
+// client asking for MaxQueryFlows of an almost empty table costs little.
+// Flows created beyond the slack while the query runs are not listed, as
+// a query is no atomic snapshot anyway.
+func (r *Runtime) flowsQueries(priv uint32, hasPriv bool, limit int) []*Query {
+	qs := make([]*Query, len(r.Workers))
+	for i, w := range r.Workers {
+		var live uint64
+		for p := range w.Counters.FlowsActive {
+			live += w.Counters.FlowsActive[p].Load()
+		}
+		size := uint64(min(max(limit, 1), MaxQueryFlows))
+		size = min(size, live+QuerySlack, uint64(max(w.tr.Flows().Capacity(), 1)))
+		qs[i] = NewFlowsQuery(priv, hasPriv, int(size))
+	}
+	return qs
 }
 
 // MappingUsage returns the number of flows of private address priv and the

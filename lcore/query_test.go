@@ -360,3 +360,36 @@ func BenchmarkServeQueries(b *testing.B) {
 }
 
 func qAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// TestFlowsQueryBuffers checks that a flow query's buffers are sized by
+// the worker's table (live flows plus QuerySlack, at most its capacity),
+// not by the client's limit alone: before, a limit of MaxQueryFlows made
+// every worker's buffer MaxQueryFlows flows long whatever the table held.
+func TestFlowsQueryBuffers(t *testing.T) {
+	tr := newTestRuntime(t, 2, 4*QueryChunk, 8, "4m")
+	for i := range 8 {
+		tr.addFlow(t, qMember, qServer1, uint16(5000+i), 53)
+		tr.addFlow(t, qMember, qServer2, uint16(5000+i), 53)
+	}
+	for _, w := range tr.Workers {
+		w.PollOnce() // publishes FlowsActive
+	}
+	total := 0
+	for i, q := range tr.flowsQueries(0, false, MaxQueryFlows) {
+		var live int
+		for p := range tr.Workers[i].Counters.FlowsActive {
+			live += int(tr.Workers[i].Counters.FlowsActive[p].Load())
+		}
+		total += live
+		assert.Equal(t, live+QuerySlack, cap(q.Flows), "worker %d", i)
+	}
+	assert.Equal(t, 16, total)
+	for _, q := range tr.flowsQueries(0, false, 5) {
+		assert.Equal(t, 5, cap(q.Flows), "the limit still bounds the buffer")
+	}
+
+	small := newTestRuntime(t, 1, 100, 8, "4m")
+	for _, q := range small.flowsQueries(0, false, MaxQueryFlows) {
+		assert.Equal(t, 100, cap(q.Flows), "the table's capacity bounds the buffer")
+	}
+}

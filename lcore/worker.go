@@ -282,6 +282,12 @@ func (w *Worker) classify(p *Packet) {
 		return
 	}
 	eth := nat.Ethernet(p.Data)
+	// Both drivers receive promiscuously: only frames to the port's own
+	// MAC, and broadcast ARP, are natgw's to handle (issue 14 item 2).
+	if [6]byte(p.Data[:6]) != w.mac[p.Port&1] && !isBroadcastARP(p.Data) {
+		w.drop(p, nat.DropNotForUs)
+		return
+	}
 	switch eth.EtherType() {
 	case nat.EtherTypeIPv4:
 	case nat.EtherTypeARP:
@@ -341,6 +347,13 @@ func (w *Worker) classify(p *Packet) {
 	if i+1 == len(w.batch[port]) {
 		w.translate(port, w.neigh.Load(), w.clock())
 	}
+}
+
+// isBroadcastARP reports whether a frame (at least an Ethernet header) is
+// an ARP frame to the broadcast MAC.
+func isBroadcastARP(f []byte) bool {
+	return [6]byte(f[:6]) == [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff} &&
+		binary.BigEndian.Uint16(f[12:]) == nat.EtherTypeARP
 }
 
 // ownerOf returns the worker owning a packet (SPEC §3): the Toeplitz hash

@@ -614,3 +614,199 @@ func TestHandoffDrainsMoreThanABurst(t *testing.T) {
 	assert.Zero(t, tb.rt.Workers[0].handOut[1].Len(), "one poll drains them")
 	assert.Len(t, tb.out.Sent(), n)
 }
+
+// TestFramesForOtherHosts checks that frames whose destination MAC is not
+// the port's own are dropped and counted as not_for_us (both drivers
+// receive promiscuously), that broadcast ARP is still handled, and that a
+// frame to natgw's MAC beside them is translated. Before, the foreign
+// unicast, multicast and broadcast IPv4 frames were all translated.
+func TestFramesForOtherHosts(t *testing.T) {
+	bcast := [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	other := [6]byte{2, 0, 0, 0, 1, 0x77}
+	mcast := [6]byte{0x01, 0x00, 0x5e, 0x00, 0x00, 0x01}
+	tb := newTestbed(t, 1)
+	for _, dst := range [][6]byte{other, mcast, bcast} {
+		tb.in.Inject(0, udpFrame(t, dst, macHost, member, server, 40000, 53, 64))
+		tb.out.Inject(0, udpFrame(t, dst, macGw, server, fe1, 53, 1024, 64))
+	}
+	// Unicast ARP for another host, even asking for natgw's address.
+	arpFor := func(dst [6]byte) []byte {
+		req := make([]byte, nat.EthernetLen+nat.ARPLen)
+		nat.WriteEthernet(req, dst, macGw, nat.EtherTypeARP)
+		nat.WriteARP(req[nat.EthernetLen:], nat.ARPRequest, macGw, gateway, [6]byte{}, fe1)
+		return req
+	}
+	tb.out.Inject(0, arpFor(other))
+	tb.poll()
+	assert.Empty(t, tb.out.Sent())
+	assert.Empty(t, tb.in.Sent())
+	w := tb.rt.Workers[0]
+	w.publish()
+	assert.Equal(t, uint64(7), w.Counters.Verdicts[nat.DropNotForUs].Load())
+	assert.Zero(t, w.tr.Flows().Len(), "no flow was created")
+
+	// Broadcast ARP and frames to natgw's own MAC still work.
+	tb.out.Inject(0, arpFor(bcast))
+	tb.poll()
+	sent := tb.out.Sent()
+	require.Len(t, sent, 1, "the broadcast ARP request is answered")
+	assert.Equal(t, uint16(nat.ARPReply), nat.ARP(sent[0][nat.EthernetLen:]).Op())
+	tb.out.Inject(0, arpFor(macOut))
+	tb.poll()
+	require.Len(t, tb.out.Sent(), 1, "a unicast ARP request to natgw's MAC is answered")
+	tb.in.Inject(0, udpFrame(t, macIn, macHost, member, server, 40000, 53, 64))
+	tb.poll()
+	require.Len(t, tb.out.Sent(), 1, "a frame to natgw's MAC is translated")
+	w.publish()
+	assert.Equal(t, uint64(7), w.Counters.Verdicts[nat.DropNotForUs].Load())
+}
+
+// arpFrame builds an ARP frame to MAC dst.
+func arpFrame(dst, src [6]byte, op uint16, senderMAC [6]byte, sender uint32, targetMAC [6]byte, target uint32) []byte {
+	b := make([]byte, nat.EthernetLen+nat.ARPLen)
+	nat.WriteEthernet(b, dst, src, nat.EtherTypeARP)
+	nat.WriteARP(b[nat.EthernetLen:], op, senderMAC, sender, targetMAC, target)
+	return b
+}
+
+// TestARPOnlyForUs checks that only ARP addressed to natgw changes its
+// neighbour table (issue 14 item 8): a request for one of its addresses,
+// a reply to its own request, a gratuitous ARP for the gateway. ARP
+// between third parties, unsolicited replies and gratuitous ARP for other
+// addresses are ignored and counted. Before, every ARP frame's sender on
+// the port's subnet was learned, so any host could redirect another's
+// traffic to itself.
+func TestARPOnlyForUs(t *testing.T) {
+	bcast := [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	evil := [6]byte{2, 0, 0, 0, 0x66, 0x66}
+	host2 := a4("10.0.1.9")
+	neighbor := func(tb *testbed, a uint32) ([6]byte, bool) {
+		e, ok := tb.rt.Manager.table[a]
+		if !ok {
+			return [6]byte{}, false
+		}
+		return e.mac, true
+	}
+	t.Run("ignored", func(t *testing.T) {
+		tb := newTestbed(t, 1)
+		inside := a4("10.0.0.1")
+		frames := []struct {
+			port *FakePort
+			f    []byte
+		}{
+			// Third parties: who-has member tell host2 (the sender would
+			// have been learned), on the inside.
+			{tb.in, arpFrame(bcast, evil, nat.ARPRequest, evil, host2, [6]byte{}, member)},
+			// An unsolicited reply to natgw's inside address.
+			{tb.in, arpFrame(macIn, evil, nat.ARPReply, evil, member, macIn, inside)},
+			// A gratuitous ARP for another outside address.
+			{tb.out, arpFrame(bcast, evil, nat.ARPRequest, evil, a4("198.19.0.77"), [6]byte{}, a4("198.19.0.77"))},
+			// An unsolicited reply claiming the gateway.
+			{tb.out, arpFrame(macOut, evil, nat.ARPReply, evil, gateway, macOut, a4("198.19.0.2"))},
+		}
+		for _, f := range frames {
+			f.port.Inject(0, f.f)
+		}
+		// The gateway is static in the testbed; make it dynamic to see
+		// whether the reply would have replaced it.
+		tb.rt.Manager.SetStatic(nil)
+		tb.rt.Manager.applyStatic()
+		tb.rt.Manager.table[gateway] = &neighborEntry{mac: macGw, updated: time.Now()}
+		tb.poll()
+		_, ok := neighbor(tb, host2)
+		assert.False(t, ok, "learned from a request between third parties")
+		_, ok = neighbor(tb, member)
+		assert.False(t, ok, "learned from an unsolicited reply")
+		_, ok = neighbor(tb, a4("198.19.0.77"))
+		assert.False(t, ok, "learned from a gratuitous ARP for another address")
+		mac, _ := neighbor(tb, gateway)
+		assert.Equal(t, macGw, mac, "the gateway was replaced by an unsolicited reply")
+		assert.Equal(t, uint64(4), tb.rt.Manager.Stats.ARPIgnored.Load())
+	})
+	t.Run("learned", func(t *testing.T) {
+		tb := newTestbed(t, 1)
+		m := tb.rt.Manager
+		tb.rt.Manager.SetStatic(nil)
+		tb.rt.Manager.applyStatic()
+		// A request for natgw's inside address teaches the sender.
+		tb.in.Inject(0, arpFrame(bcast, macHost, nat.ARPRequest, macHost, member, [6]byte{}, a4("10.0.0.1")))
+		tb.poll()
+		mac, ok := neighbor(tb, member)
+		assert.True(t, ok)
+		assert.Equal(t, macHost, mac)
+		// A reply to natgw's own request.
+		m.resolve(host2, time.Now())
+		tb.in.Inject(0, arpFrame(macIn, evil, nat.ARPReply, evil, host2, macIn, a4("10.0.0.1")))
+		tb.poll()
+		mac, ok = neighbor(tb, host2)
+		assert.True(t, ok)
+		assert.Equal(t, evil, mac)
+		// A gratuitous ARP for the gateway (VRRP fail-over), request or reply.
+		newGw := [6]byte{2, 0, 0, 0, 2, 0x10}
+		tb.out.Inject(0, arpFrame(bcast, newGw, nat.ARPRequest, newGw, gateway, [6]byte{}, gateway))
+		tb.poll()
+		mac, _ = neighbor(tb, gateway)
+		assert.Equal(t, newGw, mac)
+		tb.out.Inject(0, arpFrame(bcast, macGw, nat.ARPReply, macGw, gateway, bcast, gateway))
+		tb.poll()
+		mac, _ = neighbor(tb, gateway)
+		assert.Equal(t, macGw, mac)
+		assert.Zero(t, m.Stats.ARPIgnored.Load())
+	})
+}
+
+// TestGratuitousARP checks that natgw announces its own addresses (the
+// inside address on the inside; the outside address, frontends and
+// instance publics on the outside) when it starts, again when a link
+// comes back up, and the addresses a new policy adds.
+func TestGratuitousARP(t *testing.T) {
+	tb := newTestbed(t, 1)
+	m := tb.rt.Manager
+	announced := func(p *FakePort) []uint32 {
+		var out []uint32
+		for _, f := range p.Sent() {
+			if nat.Ethernet(f).EtherType() != nat.EtherTypeARP {
+				continue
+			}
+			a := nat.ARP(f[nat.EthernetLen:])
+			require.True(t, a.IsValid())
+			require.Equal(t, uint16(nat.ARPRequest), a.Op())
+			require.Equal(t, a.SenderIP(), a.TargetIP(), "gratuitous: sender and target the same")
+			require.Equal(t, p.MAC(), [6]byte(a.SenderMAC()))
+			require.Equal(t, [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, nat.Ethernet(f).Dst())
+			out = append(out, a.SenderIP())
+		}
+		return out
+	}
+	tb.in.SetLink(true)
+	tb.out.SetLink(true)
+	m.maintain(time.Now())
+	assert.Equal(t, []uint32{a4("10.0.0.1")}, announced(tb.in))
+	assert.ElementsMatch(t, []uint32{a4("198.19.0.2"), fe1}, announced(tb.out))
+	m.maintain(time.Now())
+	assert.Empty(t, announced(tb.in), "announced once")
+	assert.Empty(t, announced(tb.out), "announced once")
+
+	tb.out.SetLink(false)
+	m.maintain(time.Now())
+	assert.Empty(t, announced(tb.out), "not while the link is down")
+	tb.out.SetLink(true)
+	m.maintain(time.Now())
+	assert.ElementsMatch(t, []uint32{a4("198.19.0.2"), fe1}, announced(tb.out), "again on link up")
+	assert.Empty(t, announced(tb.in))
+
+	// A reload adding an instance announces its public address only.
+	c, err := config.Parse([]byte(testConfig+`
+[[instance]]
+private = "10.0.3.7"
+public = "198.19.1.50"
+`), "test.toml")
+	require.NoError(t, err)
+	p, err := nat.Compile(c, m.pol.Load())
+	require.NoError(t, err)
+	m.pol.Store(p)
+	m.maintain(time.Now())
+	assert.Equal(t, []uint32{a4("198.19.1.50")}, announced(tb.out))
+	assert.Empty(t, announced(tb.in))
+	assert.Equal(t, uint64(6), m.Stats.GratuitousARP.Load())
+}

@@ -89,34 +89,82 @@ func TestMappingScenarios(t *testing.T) {
 	}
 }
 
-// TestToken checks the bearer token on POST endpoints.
+// TestToken checks the bearer token: every /v1/ path needs it, GET
+// included (before, GET /v1/flows and /v1/mappings answered anyone),
+// and /metrics, /healthz and /readyz stay open.
 func TestToken(t *testing.T) {
 	a := newAppliance(t, applianceOptions{token: "s3cret"})
-	tests := []struct {
+	auths := []struct {
 		name string
 		auth string
-		want int
+		ok   bool
 	}{
-		{"missing", "", http.StatusUnauthorized},
-		{"wrong", "Bearer nope", http.StatusUnauthorized},
-		{"prefix of the token", "Bearer s3c", http.StatusUnauthorized},
-		{"not bearer", "Basic czNjcmV0", http.StatusUnauthorized},
-		{"right", "Bearer s3cret", http.StatusOK},
-		{"right, lower-case scheme", "bearer s3cret", http.StatusOK},
+		{"missing", "", false},
+		{"wrong", "Bearer nope", false},
+		{"prefix of the token", "Bearer s3c", false},
+		{"not bearer", "Basic czNjcmV0", false},
+		{"right", "Bearer s3cret", true},
+		{"right, lower-case scheme", "bearer s3cret", true},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			hdr := map[string]string{}
-			if tt.auth != "" {
-				hdr["Authorization"] = tt.auth
-			}
-			st, b := a.do(t, http.MethodPost, "/v1/config/reload", nil, hdr)
-			assert.Equal(t, tt.want, st, "body: %s", b)
-		})
+	paths := []struct {
+		method, path string
+		want         int // with the right token
+	}{
+		{http.MethodPost, "/v1/config/reload", http.StatusOK},
+		{http.MethodGet, "/v1/status", http.StatusOK},
+		{http.MethodGet, "/v1/flows", http.StatusOK},
+		{http.MethodGet, "/v1/mappings/10.0.1.4", http.StatusOK},
+		{http.MethodGet, "/v1/config/reload", http.StatusMethodNotAllowed},
+		{http.MethodGet, "/v1/nothing", http.StatusNotFound},
 	}
-	// GET endpoints need no token.
-	st, _ := a.do(t, http.MethodGet, "/v1/status", nil, nil)
-	assert.Equal(t, http.StatusOK, st)
+	for _, p := range paths {
+		for _, tt := range auths {
+			t.Run(p.method+" "+p.path+" "+tt.name, func(t *testing.T) {
+				hdr := map[string]string{}
+				if tt.auth != "" {
+					hdr["Authorization"] = tt.auth
+				}
+				st, b := a.do(t, p.method, p.path, nil, hdr)
+				if tt.ok {
+					assert.Equal(t, p.want, st, "body: %s", b)
+				} else {
+					assert.Equal(t, http.StatusUnauthorized, st, "body: %s", b)
+					assert.Contains(t, string(b), "bearer token")
+				}
+			})
+		}
+	}
+	// The probes and the metrics need no token.
+	for _, p := range []string{"/metrics", "/healthz", "/readyz"} {
+		st, b := a.do(t, http.MethodGet, p, nil, nil)
+		assert.NotEqual(t, http.StatusUnauthorized, st, "%s: %s", p, b)
+	}
+	// Without a token configured, nothing needs one.
+	open := newAppliance(t, applianceOptions{})
+	st, b := open.do(t, http.MethodGet, "/v1/flows", nil, nil)
+	assert.Equal(t, http.StatusOK, st, "body: %s", b)
+}
+
+// TestQueryBound checks that at most MaxConcurrentQueries flow and
+// mapping requests ask the workers at once and that more get a clear 429,
+// not a pile of queries (each with per-worker buffers) waiting in line.
+func TestQueryBound(t *testing.T) {
+	a := newAppliance(t, applianceOptions{})
+	for range MaxConcurrentQueries {
+		a.srv.queries <- struct{}{} // requests in flight
+	}
+	for _, p := range []string{"/v1/flows", "/v1/mappings/10.0.1.4"} {
+		st, b := a.do(t, http.MethodGet, p, nil, nil)
+		assert.Equal(t, http.StatusTooManyRequests, st, "%s: %s", p, b)
+		assert.Contains(t, string(b), "too many")
+	}
+	st, b := a.do(t, http.MethodGet, "/v1/status", nil, nil)
+	assert.Equal(t, http.StatusOK, st, "status asks no worker: %s", b)
+	<-a.srv.queries
+	for range 3 { // a token is given back after each request
+		st, b = a.do(t, http.MethodGet, "/v1/flows", nil, nil)
+		assert.Equal(t, http.StatusOK, st, "%s", b)
+	}
 }
 
 func TestReadToken(t *testing.T) {

@@ -112,48 +112,54 @@ type ReloadResponse struct {
 	Generation uint32 `json:"generation"`
 }
 
-// route is one API endpoint.
+// route is one API endpoint. Every /v1/ endpoint needs the bearer token
+// when one is configured: flows and mappings tell who talks to whom.
 type route struct {
 	pattern string
 	method  string
 	handler http.HandlerFunc
-	auth    bool
 }
+
+// needsToken reports whether a request path needs the bearer token (when
+// one is configured): every /v1/ path, known or not, so an unauthorised
+// client cannot even learn which endpoints exist.
+func needsToken(path string) bool { return strings.HasPrefix(path, "/v1/") }
 
 // routes builds the API's handler.
 func (s *Server) routes() http.Handler {
 	metrics := promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	table := []route{
-		{"/metrics", http.MethodGet, metrics.ServeHTTP, false},
-		{"/healthz", http.MethodGet, s.healthz, false},
-		{"/readyz", http.MethodGet, s.readyz, false},
-		{"/v1/status", http.MethodGet, s.status, false},
-		{"/v1/mappings/{ip}", http.MethodGet, s.mapping, false},
-		{"/v1/flows", http.MethodGet, s.flows, false},
-		{"/v1/config/reload", http.MethodPost, s.reload, true},
+		{"/metrics", http.MethodGet, metrics.ServeHTTP},
+		{"/healthz", http.MethodGet, s.healthz},
+		{"/readyz", http.MethodGet, s.readyz},
+		{"/v1/status", http.MethodGet, s.status},
+		{"/v1/mappings/{ip}", http.MethodGet, s.mapping},
+		{"/v1/flows", http.MethodGet, s.flows},
+		{"/v1/config/reload", http.MethodPost, s.reload},
 	}
 	mux := http.NewServeMux()
 	for _, rt := range table {
 		mux.HandleFunc(rt.pattern, s.endpoint(rt))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if !s.checkToken(w, r) {
+			return
+		}
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s", r.URL.Path))
 	})
 	return s.guard(mux)
 }
 
-// endpoint wraps a route's handler with its method check, the bearer token
-// check and the body size limit.
+// endpoint wraps a route's handler with the bearer token check, its
+// method check and the body size limit.
 func (s *Server) endpoint(rt route) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if !s.checkToken(w, r) {
+			return
+		}
 		if r.Method != rt.method && !(rt.method == http.MethodGet && r.Method == http.MethodHead) {
 			w.Header().Set("Allow", rt.method)
 			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s %s: method not allowed (use %s)", r.Method, r.URL.Path, rt.method))
-			return
-		}
-		if rt.auth && s.o.Token != "" && !s.authorized(r) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="natgw"`)
-			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token (Authorization: Bearer <token from mgmt.token_file>)")
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
@@ -169,6 +175,33 @@ func (s *Server) endpoint(rt route) http.HandlerFunc {
 		rt.handler(w, r)
 	}
 }
+
+// checkToken answers 401 and reports false when the request's path needs
+// the bearer token and the request does not carry the configured one.
+func (s *Server) checkToken(w http.ResponseWriter, r *http.Request) bool {
+	if s.o.Token == "" || !needsToken(r.URL.Path) || s.authorized(r) {
+		return true
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="natgw"`)
+	writeError(w, http.StatusUnauthorized, "missing or wrong bearer token (Authorization: Bearer <token from mgmt.token_file>; natgw ctl --token-file)")
+	return false
+}
+
+// acquireQuery takes one of the MaxConcurrentQueries query tokens, or
+// answers 429 and reports false when all are taken. The caller releases
+// it with releaseQuery.
+func (s *Server) acquireQuery(w http.ResponseWriter) bool {
+	select {
+	case s.queries <- struct{}{}:
+		return true
+	default:
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("too many flow and mapping queries in flight (at most %d at once): retry later", MaxConcurrentQueries))
+		return false
+	}
+}
+
+func (s *Server) releaseQuery() { <-s.queries }
 
 // authorized compares the request's bearer token with the configured one
 // in constant time.
@@ -329,6 +362,10 @@ func (s *Server) mapping(w http.ResponseWriter, r *http.Request) {
 		resp.Ports = &PortRange{First: m.Block.First, Last: m.Block.Last}
 	}
 	if rt := s.o.Runtime; rt != nil {
+		if !s.acquireQuery(w) {
+			return
+		}
+		defer s.releaseQuery()
 		ctx, cancel := context.WithTimeout(r.Context(), s.o.QueryTimeout)
 		defer cancel()
 		resp.Flows, resp.PortsInUse, err = rt.MappingUsage(ctx, priv)
@@ -370,6 +407,10 @@ func (s *Server) flows(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := FlowsResponse{Flows: []FlowEntry{}}
 	if rt := s.o.Runtime; rt != nil {
+		if !s.acquireQuery(w) {
+			return
+		}
+		defer s.releaseQuery()
 		ctx, cancel := context.WithTimeout(r.Context(), s.o.QueryTimeout)
 		defer cancel()
 		list, err := rt.Flows(ctx, priv, hasPriv, limit)

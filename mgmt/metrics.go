@@ -130,6 +130,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 				gauge(c.buffers, float64(n), id)
 			}
 		}
+		if m := rt.Manager; m != nil {
+			// ARP is the management core's: its drops carry worker "mgmt".
+			counter(c.drops, m.Stats.ARPIgnored.Load(), nat.DropARPIgnored.String(), "mgmt")
+		}
 	}
 	if pol != nil {
 		c.collectPools(ch, pol)

@@ -41,6 +41,11 @@ const (
 	// ReadyPollAge is the longest a worker may go without polling while
 	// the appliance reports ready.
 	ReadyPollAge = time.Second
+	// MaxConcurrentQueries is how many requests that ask the workers
+	// (GET /v1/flows, GET /v1/mappings/{ip}) may run at once; more are
+	// answered 429 at once. Each holds a query per worker, whose buffers
+	// are sized by the worker's table (lcore.QuerySlack).
+	MaxConcurrentQueries = 4
 )
 
 // Options configure a Server.
@@ -48,7 +53,8 @@ type Options struct {
 	// Listen is the address to listen on (mgmt.listen).
 	Listen string
 	// Token, when not empty, is required as "Authorization: Bearer
-	// <token>" on POST requests (read it with ReadToken).
+	// <token>" on every /v1/ request, GET included (read it with
+	// ReadToken); /metrics, /healthz and /readyz stay open.
 	Token string
 	// Runtime is the running dataplane.
 	Runtime *lcore.Runtime
@@ -81,6 +87,10 @@ type Server struct {
 
 	lastReclaim time.Time
 
+	// queries holds a token per worker query in flight (at most
+	// MaxConcurrentQueries).
+	queries chan struct{}
+
 	http *http.Server
 	ln   net.Listener
 	stop chan struct{}
@@ -103,7 +113,7 @@ func NewServer(o Options) (*Server, error) {
 	if o.Started.IsZero() {
 		o.Started = time.Now()
 	}
-	s := &Server{o: o, stop: make(chan struct{})}
+	s := &Server{o: o, stop: make(chan struct{}), queries: make(chan struct{}, MaxConcurrentQueries)}
 	s.history.note(o.Policy.Load())
 	s.reg = newRegistry(s)
 	s.handler = s.routes()

@@ -65,6 +65,15 @@ func (t *Translator) icmpError(pi *pktInfo, dir int) Verdict {
 		if pi.ip.Src() != emb.Dst() {
 			return DropUnsupported // from a router behind natgw: not translated
 		}
+		// Only back to the remote of the quoted flow, and under the deny
+		// rules like any packet: else a host could quote one of its
+		// flows and send errors anywhere (issue 14 item 5).
+		if pi.ip.Dst() != emb.Src() {
+			return DropNoFlow
+		}
+		if t.pol.Denied(pi.ip.Dst(), ProtoICMP, 0) {
+			return DropDenied
+		}
 		k := OutKey{Priv: emb.Dst(), PrivPort: dport, Remote: emb.Src(), RemotePort: sport, Proto: proto}
 		if proto == ProtoICMP {
 			k.RemotePort = 0

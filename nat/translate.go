@@ -667,6 +667,9 @@ func (t *Translator) createOut(pi *pktInfo, now Tick) (uint32, Verdict) {
 		return 0, DropNoFlow
 	}
 	src, dst := pi.ip.Src(), pi.ip.Dst()
+	if p.Martian(dst) {
+		return 0, DropMartian
+	}
 	if p.Denied(dst, pi.proto, pi.dport) {
 		return 0, DropDenied
 	}

@@ -30,6 +30,19 @@ const (
 	DropFlowTableFull
 	DropHandoffFull
 	DropTxFull
+	// DropNotForUs: a frame whose destination MAC is not the receiving
+	// port's own (another host's unicast, multicast, or a broadcast other
+	// than ARP); both drivers receive promiscuously.
+	DropNotForUs
+	// DropMartian: an outbound packet whose destination must never be
+	// translated to the internet (broadcast, multicast, loopback,
+	// 0.0.0.0/8, link-local, 240.0.0.0/4, the inside network).
+	DropMartian
+	// DropARPIgnored: an ARP frame not addressed to natgw (a request for
+	// another host's address, a reply to no request of natgw's, a
+	// gratuitous ARP for another address than the gateway's) that natgw
+	// did not learn from. The management core counts it (worker "mgmt").
+	DropARPIgnored
 	// NumVerdicts sizes arrays indexed by Verdict.
 	NumVerdicts
 )
@@ -50,6 +63,9 @@ var verdictNames = [NumVerdicts]string{
 	DropFlowTableFull: "flow_table_full",
 	DropHandoffFull:   "handoff_full",
 	DropTxFull:        "tx_full",
+	DropNotForUs:      "not_for_us",
+	DropMartian:       "martian",
+	DropARPIgnored:    "arp_ignored",
 }
 
 // IsDrop reports whether the verdict drops the packet.

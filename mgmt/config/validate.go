@@ -612,6 +612,6 @@ func (v *validator) mgmt() {
 		loopback = a.IsLoopback()
 	}
 	if !loopback && m.TokenFile == "" && !m.AllowInsecure {
-		v.addf("mgmt.listen", "%q is reachable from other hosts and mgmt.token_file is not set, so anyone could reload the configuration: set token_file, listen on 127.0.0.1, or set allow_insecure = true", m.Listen)
+		v.addf("mgmt.listen", "%q is reachable from other hosts and mgmt.token_file is not set, so anyone could list who talks to whom and reload the configuration: set token_file, listen on 127.0.0.1, or set allow_insecure = true", m.Listen)
 	}
 }
