@@ -52,6 +52,8 @@ type pktInfo struct {
 	// it is set.
 	hint   uint16
 	hinted bool
+	// pos is the packet's index in its burst chunk.
+	pos uint8
 }
 
 // outKey is the private 5-tuple of a packet from the inside.
@@ -103,6 +105,14 @@ type TranslatorOptions struct {
 	// OnExhausted, when set, is called (on the worker) for each new flow
 	// refused for lack of a port. It must not block.
 	OnExhausted func(ExhaustEvent)
+	// SourceCheck, when set, is asked about every new outbound flow the
+	// policy would admit, before it takes a port or a default-SNAT block:
+	// i is the packet's index in the slice given to OutboundBurst (0 for
+	// Outbound), src its source, newBlock whether the flow would assign a
+	// default-SNAT block to src. Any verdict but VerdictForward refuses
+	// the flow with that verdict. Packets of existing flows never reach
+	// it. It runs on the worker and must not block or allocate.
+	SourceCheck func(i int, src uint32, newBlock bool) Verdict
 }
 
 // Translator translates the packets of one worker.
@@ -113,6 +123,10 @@ type Translator struct {
 	pol    *Policy
 	worker int
 	onExh  func(ExhaustEvent)
+	srcChk func(i int, src uint32, newBlock bool) Verdict
+	// base is the index of the current burst chunk's first packet in the
+	// caller's slice (for SourceCheck).
+	base   int
 	sweep  uint32 // cursor of the reclaim sweep
 	resets []Flow // idle established TCP flows to reset (tcp_reset_on_idle)
 	// snats are the default-SNAT allocators this worker's flows are
@@ -156,6 +170,7 @@ func NewTranslator(p *Policy, opts TranslatorOptions, now Tick) *Translator {
 		rand:   portalloc.NewRand(opts.Seed),
 		worker: opts.Worker,
 		onExh:  opts.OnExhausted,
+		srcChk: opts.SourceCheck,
 		resets: make([]Flow, 0, maxResets),
 	}
 	t.SetPolicy(p)
@@ -277,6 +292,7 @@ func (t *Translator) releaseSNAT(f *Flow) {
 func (t *Translator) Outbound(pkt []byte, now Tick) Verdict {
 	pi := &t.batchInfo[0]
 	t.parse(pkt, pi, DirOut)
+	t.base = 0
 	var idx uint32
 	if pi.kind == kindPorts || pi.kind == kindEcho {
 		t.outKeys[0] = pi.outKey()
@@ -313,7 +329,7 @@ func (t *Translator) InboundBurst(pkts [][]byte, verdicts []Verdict, now Tick) {
 }
 
 func (t *Translator) burst(pkts [][]byte, verdicts []Verdict, now Tick, dir int) {
-	for len(pkts) > 0 {
+	for t.base = 0; len(pkts) > 0; t.base += MaxBurst {
 		n := min(len(pkts), MaxBurst)
 		t.burstChunk(pkts[:n], verdicts[:n], now, dir)
 		pkts, verdicts = pkts[n:], verdicts[n:]
@@ -325,6 +341,7 @@ func (t *Translator) burstChunk(pkts [][]byte, verdicts []Verdict, now Tick, dir
 	for i, pkt := range pkts {
 		pi := &t.batchInfo[i]
 		t.parse(pkt, pi, dir)
+		pi.pos = uint8(i)
 		if pi.kind != kindPorts && pi.kind != kindEcho {
 			continue
 		}
@@ -676,6 +693,12 @@ func (t *Translator) createOut(pi *pktInfo, now Tick) (uint32, Verdict) {
 	m, v := p.Classify(src)
 	if v != VerdictForward {
 		return 0, v
+	}
+	if t.srcChk != nil && p.SourceCheck {
+		newBlock := m.Scenario == ScenarioDefault && m.Block.Public == 0
+		if v := t.srcChk(t.base+int(pi.pos), src, newBlock); v != VerdictForward {
+			return 0, v
+		}
 	}
 	if m.Scenario == ScenarioDefault {
 		// Acquire pins the block with this flow, so the management

@@ -43,6 +43,12 @@ const (
 	// gratuitous ARP for another address than the gateway's) that natgw
 	// did not learn from. The management core counts it (worker "mgmt").
 	DropARPIgnored
+	// DropSpoofed: a new outbound flow whose source failed the inside
+	// source check (inside.source_check): not on the inside link nor in
+	// a routed prefix, from another MAC than ARP confirmed for it (or
+	// for its router), or a host ARP never confirmed asking for a new
+	// default-SNAT block.
+	DropSpoofed
 	// NumVerdicts sizes arrays indexed by Verdict.
 	NumVerdicts
 )
@@ -66,6 +72,7 @@ var verdictNames = [NumVerdicts]string{
 	DropNotForUs:      "not_for_us",
 	DropMartian:       "martian",
 	DropARPIgnored:    "arp_ignored",
+	DropSpoofed:       "spoofed",
 }
 
 // IsDrop reports whether the verdict drops the packet.
