@@ -138,6 +138,9 @@ type Worker struct {
 	tx       [NumPorts][Burst * 2]*Packet
 	ntx      [NumPorts]int
 	ringPkts [Burst]*Packet
+	// checking are the packets of the outbound burst being translated,
+	// for checkSource.
+	checking []*Packet
 	stop     atomic.Bool
 	qs       queryState // management queries and utilisation scan (query.go)
 	pin      bool
@@ -163,6 +166,7 @@ func NewWorker(c WorkerConfig) *Worker {
 	}
 	w.tr = nat.NewTranslator(c.Policy.Load(), nat.TranslatorOptions{
 		Worker: c.ID, FlowCapacity: c.FlowCapacity, Seed: c.Seed, OnExhausted: c.OnExhausted,
+		SourceCheck: w.checkSource,
 	}, now)
 	w.frags.init()
 	return w
@@ -500,7 +504,9 @@ func (w *Worker) translateInOrder(port uint8, pkts []*Packet, l3s [][]byte, verd
 		}
 		if i > start {
 			if port == PortInside {
+				w.checking = pkts[start:i]
 				w.tr.OutboundBurst(l3s[start:i], verdicts[start:i], now)
+				w.checking = nil
 			} else {
 				w.tr.InboundBurst(l3s[start:i], verdicts[start:i], now)
 			}
@@ -540,6 +546,40 @@ func (w *Worker) forward(p *Packet, l3 []byte, egress uint8, neigh *Neighbors) {
 	eth.SetSrc(w.mac[egress])
 	p.Data = p.Data[:nat.EthernetLen+len(l3)] // drop any link padding
 	w.queueTx(egress, p)
+}
+
+// checkSource is the translator's source check (inside.source_check),
+// asked about new outbound flows only: packet i of the burst being
+// translated, from private address src, would open a flow (and take a new
+// default-SNAT block when newBlock). The source must be on the inside link
+// or in a routed prefix, and its frame must come from the MAC that ARP
+// confirmed for it, or for its router: natgw's neighbour snapshot is the
+// binding. A host ARP has not confirmed yet may open flows of its own
+// mapping (a pool member, an instance, a default-SNAT block it holds)
+// while natgw asks for it, but gets no new default-SNAT block; a routed
+// source needs its router confirmed.
+func (w *Worker) checkSource(i int, src uint32, newBlock bool) nat.Verdict {
+	if i >= len(w.checking) {
+		return nat.VerdictForward // not from a burst of the inside port
+	}
+	hop, ok := w.tr.Policy().InsideNextHop(src)
+	if !ok {
+		return nat.DropSpoofed
+	}
+	var from [6]byte
+	copy(from[:], nat.Ethernet(w.checking[i].Data).SrcMAC())
+	mac, confirmed, known := w.neigh.Load().Binding(hop)
+	if known && confirmed {
+		if mac != from {
+			return nat.DropSpoofed
+		}
+		return nat.VerdictForward
+	}
+	w.resolve(hop)
+	if newBlock || hop != src {
+		return nat.DropSpoofed
+	}
+	return nat.VerdictForward
 }
 
 // hairpin sends a packet of a hairpin flow, translated outbound (its
