@@ -33,6 +33,10 @@ const (
 	FlagFragPorts
 	// FlagTruncated: the frame was longer than the buffer.
 	FlagTruncated
+	// FlagHairpin: a packet of a hairpin flow, translated outbound and
+	// now going through the inbound path as if it came from the outside
+	// (nat.VerdictHairpin).
+	FlagHairpin
 )
 
 // Logical ports.

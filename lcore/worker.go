@@ -144,10 +144,13 @@ type Worker struct {
 	batch    [NumPorts][Burst * 2]*Packet
 	l3       [NumPorts][Burst * 2][]byte
 	nbatch   [NumPorts]int
-	verdicts [Burst * 2]nat.Verdict
+	verdicts [NumPorts][Burst * 2]nat.Verdict // per port: hairpinning fills one port's batch while the other's is acted on
 	tx       [NumPorts][Burst * 2]*Packet
 	ntx      [NumPorts]int
 	ringPkts [Burst]*Packet
+	// checking are the packets of the outbound burst being translated,
+	// for checkSource.
+	checking []*Packet
 	stop     atomic.Bool
 	qs       queryState // management queries and utilisation scan (query.go)
 	pin      bool
@@ -173,6 +176,7 @@ func NewWorker(c WorkerConfig) *Worker {
 	}
 	w.tr = nat.NewTranslator(c.Policy.Load(), nat.TranslatorOptions{
 		Worker: c.ID, FlowCapacity: c.FlowCapacity, Seed: c.Seed, OnExhausted: c.OnExhausted,
+		SourceCheck: w.checkSource,
 	}, now)
 	w.frags.init()
 	w.fragPool = NewPacketPool(fragPoolSize, fragBufSize)
@@ -472,7 +476,7 @@ func (w *Worker) translate(port uint8, neigh *Neighbors, now nat.Tick) {
 		return
 	}
 	w.nbatch[port] = 0
-	pkts, l3s, verdicts := w.batch[port][:n], w.l3[port][:n], w.verdicts[:n]
+	pkts, l3s, verdicts := w.batch[port][:n], w.l3[port][:n], w.verdicts[port][:n]
 	w.translateInOrder(port, pkts, l3s, verdicts, now)
 	egress := PortOutside
 	if port == PortOutside {
@@ -482,7 +486,15 @@ func (w *Worker) translate(port uint8, neigh *Neighbors, now nat.Tick) {
 		switch v := verdicts[i]; v {
 		case nat.VerdictForward:
 			w.forward(p, l3s[i], egress, neigh)
+		case nat.VerdictHairpin:
+			w.hairpin(p, l3s[i])
 		case nat.VerdictLocal:
+			if p.Flags&FlagHairpin != 0 {
+				// For natgw itself, from the inside through a
+				// public address: not answered.
+				w.drop(p, nat.DropNoFlow)
+				break
+			}
 			w.answerLocal(p)
 		case nat.DropTTLExceeded:
 			p.Flags |= MsgTimeExceeded
@@ -505,7 +517,9 @@ func (w *Worker) translateInOrder(port uint8, pkts []*Packet, l3s [][]byte, verd
 		}
 		if i > start {
 			if port == PortInside {
+				w.checking = pkts[start:i]
 				w.tr.OutboundBurst(l3s[start:i], verdicts[start:i], now)
+				w.checking = nil
 			} else {
 				w.tr.InboundBurst(l3s[start:i], verdicts[start:i], now)
 			}
@@ -549,6 +563,62 @@ func (w *Worker) forward(p *Packet, l3 []byte, egress uint8, neigh *Neighbors) {
 		return
 	}
 	w.queueTx(egress, p)
+}
+
+// checkSource is the translator's source check (inside.source_check),
+// asked about new outbound flows only: packet i of the burst being
+// translated, from private address src, would open a flow (and take a new
+// default-SNAT block when newBlock). The source must be on the inside link
+// or in a routed prefix, and its frame must come from the MAC that ARP
+// confirmed for it, or for its router: natgw's neighbour snapshot is the
+// binding. A host ARP has not confirmed yet may open flows of its own
+// mapping (a pool member, an instance, a default-SNAT block it holds)
+// while natgw asks for it, but gets no new default-SNAT block; a routed
+// source needs its router confirmed.
+func (w *Worker) checkSource(i int, src uint32, newBlock bool) nat.Verdict {
+	if i >= len(w.checking) {
+		return nat.VerdictForward // not from a burst of the inside port
+	}
+	hop, ok := w.tr.Policy().InsideNextHop(src)
+	if !ok {
+		return nat.DropSpoofed
+	}
+	var from [6]byte
+	copy(from[:], nat.Ethernet(w.checking[i].Data).SrcMAC())
+	mac, confirmed, known := w.neigh.Load().Binding(hop)
+	if known && confirmed {
+		if mac != from {
+			return nat.DropSpoofed
+		}
+		return nat.VerdictForward
+	}
+	w.resolve(hop)
+	if newBlock || hop != src {
+		return nat.DropSpoofed
+	}
+	return nat.VerdictForward
+}
+
+// hairpin sends a packet of a hairpin flow, translated outbound (its
+// source is now the sender's public address and port, its destination a
+// public address of natgw), through the inbound path as if it had arrived
+// on the outside port (RFC 4787 REQ-9, RFC 5382 REQ-8). Its inbound owner
+// is the hash of its new source, the sender's public endpoint, which is in
+// general another worker than the outbound owner: classify hands it over
+// like any frame from the outside. It never leaves natgw on the way.
+// Fragments of hairpinned datagrams are dropped: the fragment tracker
+// would see them as datagrams of the outside.
+func (w *Worker) hairpin(p *Packet, l3 []byte) {
+	if isFragment(l3) {
+		w.drop(p, nat.DropFragment)
+		return
+	}
+	eth := nat.Ethernet(p.Data)
+	eth.SetSrc(w.mac[PortInside])
+	eth.SetDst(w.mac[PortOutside])
+	p.Port = PortOutside
+	p.Flags = p.Flags&^FlagOwned | FlagHairpin
+	w.classify(p)
 }
 
 // answerLocal answers echo requests to natgw's own addresses in place; other

@@ -85,7 +85,9 @@ func newTestbedClock(t *testing.T, workers int, manual bool) *testbed {
 	tb.rt, err = NewRuntime(RuntimeConfig{
 		Clock:   clock,
 		Workers: workers, Ports: [NumPorts]Port{tb.in, tb.out}, Policy: testHolder(t), FlowCapacity: 4096,
-		Static: []StaticNeighbor{{Addr: gateway, MAC: macGw}},
+		// The member is static: confirmed for the source check, so the
+		// tests see no ARP asking to confirm it (sourcecheck_test.go tests that).
+		Static: []StaticNeighbor{{Addr: gateway, MAC: macGw}, {Addr: member, MAC: macHost}},
 		Log:    slog.New(slog.DiscardHandler),
 	})
 	require.NoError(t, err)
