@@ -47,8 +47,10 @@ func (p *splitPort) SetSource(src lcore.Port) {
 // Name returns the port's name.
 func (p *splitPort) Name() string { return p.name }
 
-// MAC returns the sink's MAC: natgw sends from it.
-func (p *splitPort) MAC() [6]byte { return p.sink.MAC() }
+// MAC returns natgw's MAC on the port: the one the benchmark's frames are
+// addressed to (the sink, net_null, ignores the source MAC of what natgw
+// sends, and its own MAC is random).
+func (p *splitPort) MAC() [6]byte { return toNatgwMAC }
 
 // MTU returns the sink's MTU.
 func (p *splitPort) MTU() int { return p.sink.MTU() }

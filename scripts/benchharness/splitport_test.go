@@ -15,7 +15,7 @@ func TestSplitPortForwardsSourceToSink(t *testing.T) {
 	p := newSplitPort("inside", sink, 1)
 	require.NoError(t, p.check())
 	assert.Equal(t, "inside", p.Name())
-	assert.Equal(t, sink.MAC(), p.MAC(), "natgw sends from the sink's MAC")
+	assert.Equal(t, toNatgwMAC, p.MAC(), "natgw's MAC is the one the frames are addressed to")
 	assert.Nil(t, p.Queue(2))
 	assert.Nil(t, p.Queue(-1))
 

@@ -36,8 +36,10 @@ const (
 	frameTTL   = 64
 )
 
-// MACs of the benchmark's frames: natgw does not check the destination
-// MAC of what it receives, and sends to the static neighbours below.
+// MACs of the benchmark's frames: they are addressed to toNatgwMAC, the
+// MAC of natgw's ports in the harness (splitPort.MAC: natgw drops frames
+// for other MACs as not_for_us), and natgw sends to the static neighbours
+// below.
 var (
 	gatewayMAC = [6]byte{0x02, 0, 0, 0, 0, 0x01}
 	toNatgwMAC = [6]byte{0x02, 0, 0, 0, 0, 0xfe}
