@@ -43,7 +43,14 @@ var (
 	// one source no scenario covers.
 	mHosts = []uint32{ip4("10.0.1.1"), ip4("10.0.1.2"), ip4("10.0.1.3"), ip4("10.0.1.52"),
 		ip4("10.0.1.101"), ip4("10.0.9.9"), ip4("10.0.9.10"), ip4("10.0.3.7"), ip4("172.16.0.5")}
-	mRemotes     = []uint32{ip4("198.18.0.10"), ip4("198.18.0.11"), ip4("198.18.99.5")}
+	mRemotes = []uint32{ip4("198.18.0.10"), ip4("198.18.0.11"), ip4("198.18.99.5")}
+	// mMartians are destinations no new outbound flow may have (issue 14
+	// item 1); mNearMartians are ordinary ones next to them.
+	mMartians = []uint32{ip4("0.0.0.0"), ip4("0.1.2.3"), ip4("127.0.0.1"), ip4("169.254.169.254"),
+		ip4("224.0.0.251"), ip4("239.255.255.250"), ip4("240.0.0.1"), ip4("255.255.255.255"),
+		ip4("10.0.0.0"), ip4("10.0.255.255"), ip4("10.0.3.7"), ip4("10.0.9.9"), ip4("198.19.0.255")}
+	mNearMartians = []uint32{ip4("1.0.0.1"), ip4("126.255.255.255"), ip4("128.0.0.1"), ip4("169.253.255.255"),
+		ip4("223.255.255.255"), ip4("10.1.0.1"), ip4("198.19.0.254"), ip4("198.19.1.255")}
 	mRemotePorts = []uint16{53, 80, 25, 443, 8000}
 )
 
@@ -228,6 +235,19 @@ func (s *mSpec) denied(dst uint32, proto uint8, port uint16) bool {
 		}
 	}
 	return false
+}
+
+// martian reports whether no new outbound flow may go to dst (issue 14
+// item 1): 0.0.0.0/8, 127.0.0.0/8, 169.254.0.0/16, 224.0.0.0/4 and
+// 240.0.0.0/4 (255.255.255.255 included), the inside network 10.0.0.0/16
+// (its broadcast included) and the outside subnet's broadcast
+// 198.19.0.255 (the configuration's inside and outside addresses).
+func (s *mSpec) martian(dst uint32) bool {
+	switch a := dst >> 24; {
+	case a == 0, a == 127, a >= 224, dst>>16 == 169<<8|254:
+		return true
+	}
+	return dst>>16 == 10<<8 || dst == ip4("198.19.0.255")
 }
 
 // isPublic reports whether natgw answers for a on the outside.
@@ -818,6 +838,11 @@ func (r *mRun) predict(g *gpkt, got Verdict, out []byte) (Verdict, *mFlow, *mFlo
 		return DropNoFlow, nil, nil
 	case g.proto == ProtoTCP && g.flags&TCPFlagRST != 0:
 		return DropNoFlow, nil, nil
+	case s.martian(g.dst):
+		// Before the deny rules: like a malformed packet, a martian
+		// destination is refused before [S1] classifies anything
+		// (issue 14 item 1: "drop them before translation").
+		return DropMartian, nil, nil
 	case s.denied(g.dst, g.proto, g.dport):
 		return DropDenied, nil, nil
 	}
@@ -956,6 +981,17 @@ func (r *mRun) predictError(g *gpkt, got Verdict) (Verdict, *mFlow, *mFlow) {
 	} else {
 		if g.src != g.qDst {
 			return DropUnsupported, nil, nil
+		}
+		// Issue 14 item 5: only back to the quoted packet's source (the
+		// flow's remote), else no_flow; then the deny rules for ICMP to
+		// that destination, before the flow is looked up ([S1] deny
+		// first: a denied remote gets nothing, flow or not). A martian
+		// destination needs no rule of its own: no live flow has one.
+		if g.dst != g.qSrc {
+			return DropNoFlow, nil, nil
+		}
+		if r.m.spec.denied(g.dst, ProtoICMP, 0) {
+			return DropDenied, nil, nil
 		}
 		qs := g.qSport
 		if g.qProto == ProtoICMP {
@@ -1230,8 +1266,13 @@ func (r *mRun) genOut() *gpkt {
 		if f.key.Proto == ProtoICMP {
 			g.qSport = f.key.PrivPort
 		}
-		if rng.IntN(8) == 0 {
+		switch y := rng.IntN(16); {
+		case y < 2:
 			g.src = pick(rng, mHosts) // from a router behind natgw
+		case y < 4:
+			// Addressed elsewhere than the quoted flow's remote: a
+			// remote of the model, a martian, or one next to a martian.
+			g.dst = pick(rng, [][]uint32{mRemotes, mMartians, mNearMartians}[rng.IntN(3)])
 		}
 		g.build()
 		return g
@@ -1247,6 +1288,12 @@ func (r *mRun) genOut() *gpkt {
 		g.icmpType = ICMPEchoRequest
 		if rng.IntN(20) == 0 {
 			g.icmpType = ICMPEchoReply
+		}
+		switch rng.IntN(16) {
+		case 0:
+			g.dst = pick(rng, mMartians)
+		case 1:
+			g.dst = pick(rng, mNearMartians)
 		}
 	}
 	if g.proto == ProtoICMP {
