@@ -955,6 +955,11 @@ func (r *mRun) predictIn(g *gpkt) (Verdict, *mFlow, *mFlow) {
 	if g.echo() && g.icmpType != ICMPEchoRequest {
 		return DropNoFlow, nil, nil
 	}
+	if s.martian(g.src) {
+		// The flow's remote would be a martian, and the instance's
+		// answers (established, never checked) would go to it.
+		return DropMartian, nil, nil
+	}
 	nf := &mFlow{key: OutKey{Priv: priv, Remote: g.src, PrivPort: pport, RemotePort: rport, Proto: g.proto},
 		pub: g.dst, pubPort: pport, inbound: true, kind: ScenarioInstance}
 	return VerdictForward, nil, nf
@@ -1361,6 +1366,12 @@ func (r *mRun) genIn() *gpkt {
 		g.proto = pick(rng, []uint8{ProtoTCP, ProtoUDP, ProtoICMP})
 		g.sport, g.dport = uint16(30000+rng.IntN(4)), pick(rng, []uint16{22, 8000, 8080, 9000})
 		g.icmpType = ICMPEchoRequest
+		switch rng.IntN(10) {
+		case 0:
+			g.src = pick(rng, mMartians) // spoofed
+		case 1:
+			g.src = pick(rng, mNearMartians)
+		}
 	default:
 		g.src = pick(rng, mRemotes)
 		g.dst = pick(rng, []uint32{mFE1, mFEDef[0], mFEDef[1], mOutside})
