@@ -1206,7 +1206,10 @@ func describe(g *gpkt) string {
 }
 
 // sortedFlows returns the model's live, zombie and recently dead flows
-// in a fixed order, so a seed always generates the same packets.
+// in a fixed order, so a seed always generates the same packets. A flow
+// that left and one that took its place may tie on every field compared
+// (they differ in state): the stable sort keeps them in set order (live,
+// zombie, dead), not in the maps' random order.
 func (m *model) sortedFlows() []*mFlow {
 	fs := make([]*mFlow, 0, len(m.flows)+len(m.zombies)+len(m.dead))
 	for _, set := range []map[OutKey]*mFlow{m.flows, m.zombies, m.dead} {
@@ -1214,7 +1217,7 @@ func (m *model) sortedFlows() []*mFlow {
 			fs = append(fs, f)
 		}
 	}
-	slices.SortFunc(fs, func(a, b *mFlow) int {
+	slices.SortStableFunc(fs, func(a, b *mFlow) int {
 		ka, kb := a.key, b.key
 		for _, d := range []int{int(ka.Priv) - int(kb.Priv), int(ka.Remote) - int(kb.Remote),
 			int(ka.PrivPort) - int(kb.PrivPort), int(ka.RemotePort) - int(kb.RemotePort), int(ka.Proto) - int(kb.Proto)} {
