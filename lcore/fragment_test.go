@@ -326,3 +326,48 @@ func TestFragmentAfterTheLast(t *testing.T) {
 	require.Len(t, tb.out.Sent(), 1, "the middle fragment leaves too")
 	assert.Zero(t, totalVerdict(tb, nat.DropFragment))
 }
+
+// TestFragmentCompleteDatagramsFreeTheirPlace: a datagram whose every byte
+// went through no longer holds its source's share nor its way of the set,
+// so a host sending fragmented datagrams faster than they linger is not
+// refused, and a set full of complete datagrams takes a new one. (Before,
+// both were refused until the linger ran out: which datagram was refused
+// depended on the process's hash secret and how fast the clock moved.)
+func TestFragmentCompleteDatagramsFreeTheirPlace(t *testing.T) {
+	tb := newTestbedClock(t, 1, true)
+	send := func(src, dst uint32, id uint16) {
+		whole := make([]byte, 2048)
+		whole = whole[:nat.BuildUDP(whole, src, dst, 40000, 53, 64, make([]byte, 600))]
+		first, second := splitDatagram(t, whole, 304, id)
+		tb.in.Inject(0, fragFrame(t, macIn, macHost, first))
+		tb.in.Inject(0, fragFrame(t, macIn, macHost, second))
+	}
+	// One source, many complete datagrams while the clock stands still.
+	for i := range 4 * fragSourceLimit {
+		send(member, server, uint16(i))
+		if i%16 == 15 {
+			tb.poll()
+		}
+	}
+	tb.poll()
+	assert.Zero(t, fragCount(tb, FragRefused), "complete datagrams hold no source share")
+	assert.Equal(t, 2*4*fragSourceLimit, len(tb.out.Sent()))
+	d := &tb.rt.Workers[0].frags.dir[PortInside]
+	assert.Zero(t, d.srcUse[sourceSlot(member)])
+
+	// One set: fragWays complete datagrams, then more to the same set.
+	k := fragKey{src: member, dst: server + 1, proto: nat.ProtoUDP}
+	set := uint32(k.hash()) % fragSets
+	var n int
+	for id := 0; id < 1<<16 && n < 2*fragWays; id++ {
+		k.id = uint16(id)
+		if uint32(k.hash())%fragSets == set {
+			send(member, server+1, uint16(id))
+			tb.poll()
+			n++
+		}
+	}
+	require.Equal(t, 2*fragWays, n)
+	assert.Zero(t, fragCount(tb, FragRefused), "a set of complete datagrams takes a new one")
+	assert.Equal(t, 2*2*fragWays, len(tb.out.Sent()))
+}

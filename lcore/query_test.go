@@ -47,6 +47,9 @@ ports_per_member = %d
 sources = ["10.0.0.0/16"]
 frontends = ["fe-default"]
 ports_per_member = 1024
+# The tests open many flows from a few hosts: no per-host limit.
+[limits]
+host_flow_percent = 100
 `
 
 // testClock is a clock the test moves.

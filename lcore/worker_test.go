@@ -68,11 +68,22 @@ func (tb *testbed) advance(d time.Duration) { tb.skew.Add(int64(d / time.Millise
 
 func newTestbed(t *testing.T, workers int) *testbed {
 	t.Helper()
+	return newTestbedClock(t, workers, false)
+}
+
+// newTestbedClock is newTestbed; with manual, the dataplane clock stands
+// still but for advance, so no timeout depends on how fast the test runs.
+func newTestbedClock(t *testing.T, workers int, manual bool) *testbed {
+	t.Helper()
 	tb := &testbed{in: NewFakePort("in", macIn, workers+1), out: NewFakePort("out", macOut, workers+1)}
 	var err error
 	start := time.Now()
+	clock := func() nat.Tick { return nat.Tick(time.Since(start)/time.Millisecond+1) + nat.Tick(tb.skew.Load()) }
+	if manual {
+		clock = func() nat.Tick { return 1 + nat.Tick(tb.skew.Load()) }
+	}
 	tb.rt, err = NewRuntime(RuntimeConfig{
-		Clock:   func() nat.Tick { return nat.Tick(time.Since(start)/time.Millisecond+1) + nat.Tick(tb.skew.Load()) },
+		Clock:   clock,
 		Workers: workers, Ports: [NumPorts]Port{tb.in, tb.out}, Policy: testHolder(t), FlowCapacity: 4096,
 		Static: []StaticNeighbor{{Addr: gateway, MAC: macGw}},
 		Log:    slog.New(slog.DiscardHandler),

@@ -23,7 +23,7 @@ import (
 // are reached by index. A record is 64 bytes, one cache line (the table's
 // array is page-aligned by the Go allocator once it is larger than 32 KiB),
 // so a lookup and the refresh that follows cost one memory access to the
-// record, never two: 57 bytes of fields and 7 of padding, which costs
+// record, never two: 62 bytes of fields and 2 of padding, which costs
 // less than the second cache miss a 52-byte record straddling two lines
 // would cost on 80% of lookups.
 type Flow struct {
@@ -39,6 +39,10 @@ type Flow struct {
 	State uint8
 	// Flags holds Flag bits (FIN seen per direction, RST, reclaim).
 	Flags uint8
+	// wscale holds each side's window scale as learnt from its SYN, plus
+	// one (low nibble private, high nibble remote; 0 = not seen). It sits
+	// here, in what was alignment padding.
+	wscale uint8
 	// LastSeen is the time of the flow's last packet.
 	LastSeen Tick
 	// Gen is the policy generation the flow was last validated against
@@ -72,7 +76,13 @@ type Flow struct {
 	// the allocator that counted it, even after a reload replaced it.
 	snat uint8
 
-	_ [7]byte // to 64 bytes: one record, one cache line
+	// winPriv and winRemote are the (unscaled) windows of the last TCP
+	// segments with ACK from the private and the remote side, stored with
+	// AckPriv and AckRemote. With wscale they bound the sequence numbers
+	// a RST or FIN may carry (tcpseq.go).
+	winPriv, winRemote uint16
+
+	_ [2]byte // to 64 bytes: one record, one cache line
 }
 
 // OutKey is the key of the out index: the private 5-tuple of a flow (for

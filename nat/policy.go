@@ -127,6 +127,10 @@ type Policy struct {
 	Timeouts Timeouts
 	// ResetOnIdle sends RSTs when an established TCP flow idles out.
 	ResetOnIdle bool
+	// HostFlowPercent and InboundFlowPercent are [limits]: the flows one
+	// host may have opened, and all flows opened from the outside, as
+	// percentages of a worker's flow table (0 or 100: no limit).
+	HostFlowPercent, InboundFlowPercent int
 	// Pools are the compiled pools, indexed by Flow.Scope.
 	Pools []PoolInfo
 
@@ -155,9 +159,11 @@ func sameDefaultSNAT(a, b portalloc.DefaultSNATConfig) bool {
 // the default-SNAT assignments survive when default_snat is unchanged.
 func Compile(c *config.Config, prev *Policy) (*Policy, error) {
 	p := &Policy{
-		Gen:         1,
-		Config:      c,
-		ResetOnIdle: c.Timeouts.TCPResetOnIdle,
+		Gen:                1,
+		Config:             c,
+		ResetOnIdle:        c.Timeouts.TCPResetOnIdle,
+		HostFlowPercent:    c.Limits.HostFlowPercent,
+		InboundFlowPercent: c.Limits.InboundFlowPercent,
 		Timeouts: Timeouts{
 			TCPEstablished: TickFromDuration(c.Timeouts.TCPEstablished.Duration),
 			TCPTransitory:  TickFromDuration(c.Timeouts.TCPTransitory.Duration),

@@ -32,7 +32,7 @@ destination = "198.18.0.10/32"
 // already passed under the previous one.
 func TestSweepRestartsOnReload(t *testing.T) {
 	p1 := compileText(t, cfgWith(0, "4m", ""), nil)
-	tr := newTestTranslator(t, p1, 4096)
+	tr := newTestTranslator(t, p1, 8192) // 2000 flows of one host: within its 25%
 	for i := range 2000 {
 		require.Equal(t, VerdictForward, tr.Outbound(udp(memberA, server, 10000, uint16(1000+i)).build(t), 1000))
 	}

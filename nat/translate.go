@@ -113,6 +113,12 @@ type Translator struct {
 	// running policy's (0 when it has none). See SetPolicy.
 	snats   [maxSNATs]snatRef
 	snatCur uint8
+	// hosts counts the flows each host opened, inbound the flows opened
+	// from the outside, limits are the policy's bounds on both
+	// (hostlimit.go).
+	hosts   hostCounts
+	inbound int
+	limits  hostLimits
 	// Stats are the worker's counters (see Stats).
 	Stats Stats
 
@@ -151,6 +157,7 @@ func NewTranslator(p *Policy, opts TranslatorOptions, now Tick) *Translator {
 		onExh:  opts.OnExhausted,
 		resets: make([]Flow, 0, maxResets),
 	}
+	t.hosts = newHostCounts(t.flows.Capacity())
 	t.SetPolicy(p)
 	return t
 }
@@ -162,8 +169,10 @@ func (t *Translator) Flows() *FlowTable { return t.flows }
 func (t *Translator) Usage() *portalloc.Usage { return t.usage }
 
 // MemoryBytes returns the memory the translator holds for flows: the flow
-// table and the per-destination usage counts.
-func (t *Translator) MemoryBytes() int { return t.flows.MemoryBytes() + t.usage.MemoryBytes() }
+// table, the per-destination usage counts and the per-host flow counts.
+func (t *Translator) MemoryBytes() int {
+	return t.flows.MemoryBytes() + t.usage.MemoryBytes() + t.hosts.memoryBytes()
+}
 
 // Policy returns the policy the translator runs.
 func (t *Translator) Policy() *Policy { return t.pol }
@@ -180,6 +189,7 @@ func (t *Translator) SetPolicy(p *Policy) {
 	t.pol = p
 	t.sweep = 0
 	t.flows.SetTimeouts(p.Timeouts)
+	t.limits = limitsFor(p, t.flows.Capacity())
 	exh := make([]uint64, len(p.Pools)+1)
 	if old != nil {
 		for i, pi := range old.Pools {
@@ -523,7 +533,9 @@ func (t *Translator) finishOut(pi *pktInfo, idx uint32, now Tick) Verdict {
 		}
 	}
 	f := t.flows.Flow(idx)
-	t.touch(idx, f, pi, true, now)
+	if !t.touch(idx, f, pi, true, now) {
+		return DropTCPInvalidRST
+	}
 	ip := pi.ip
 	ip.SetChecksum(applyDeltas(ip.Checksum(), f.dAddr, ttlDecrement))
 	ip.SetSrc(f.Pub)
@@ -554,7 +566,9 @@ func (t *Translator) finishIn(pi *pktInfo, idx uint32, now Tick) Verdict {
 }
 
 func (t *Translator) forwardIn(pi *pktInfo, idx uint32, f *Flow, now Tick) Verdict {
-	t.touch(idx, f, pi, false, now)
+	if !t.touch(idx, f, pi, false, now) {
+		return DropTCPInvalidRST
+	}
 	ip := pi.ip
 	ip.SetChecksum(applyDeltas(ip.Checksum(), ^f.dAddr, ttlDecrement))
 	ip.SetDst(f.Priv)
@@ -629,25 +643,36 @@ func rewriteL4(pi *pktInfo, d uint16, oldP, newP uint16, out bool) {
 	}
 }
 
-// touch refreshes a flow and advances its TCP state [S5].
-func (t *Translator) touch(idx uint32, f *Flow, pi *pktInfo, out bool, now Tick) {
+// touch refreshes a flow and advances its TCP state [S5]. It reports false,
+// touching nothing, for a RST whose sequence number the flow's receiver
+// would not accept (tcpseq.go): the packet is dropped.
+func (t *Translator) touch(idx uint32, f *Flow, pi *pktInfo, out bool, now Tick) bool {
 	if f.Proto != ProtoTCP {
 		t.flows.Touch(idx, now)
-		return
+		return true
+	}
+	tcpFlags := pi.tcpFlags
+	if tcpFlags&(TCPFlagRST|TCPFlagFIN|TCPFlagSYN) != 0 {
+		var ok bool
+		if tcpFlags, ok = tcpCheck(f, pi, out); !ok {
+			return false
+		}
 	}
 	if pi.tcpFlags&TCPFlagACK != 0 {
+		w := TCP(pi.l4).Window()
 		if out {
-			f.AckPriv = pi.ack
+			f.AckPriv, f.winPriv = pi.ack, w
 		} else {
-			f.AckRemote = pi.ack
+			f.AckRemote, f.winRemote = pi.ack, w
 		}
 	}
 	orig := out != (f.Flags&flagInbound != 0)
-	st, fl := TCPTransition(f.State, f.Flags, pi.tcpFlags, orig)
+	st, fl := TCPTransition(f.State, f.Flags, tcpFlags, orig)
 	if st != f.State || fl != f.Flags {
 		t.flows.SetState(idx, st, fl, now)
 	}
 	t.flows.Touch(idx, now)
+	return true
 }
 
 // createOut opens a flow for a new outbound connection [S1][S2].
@@ -715,13 +740,18 @@ func (t *Translator) insertOut(pi *pktInfo, m *Mapping, src, dst uint32, now Tic
 		}
 		f.PubPort = port
 	}
+	if v := t.admit(src, false); v != VerdictForward {
+		return 0, v
+	}
 	idx, ok := t.flows.Insert(&f, now)
 	if !ok {
+		t.unadmit(src, false)
 		return 0, DropFlowTableFull
 	}
 	if m.Scenario != ScenarioInstance {
 		if _, ok := t.usage.Inc(uk); !ok {
 			t.flows.Remove(idx)
+			t.unadmit(src, false)
 			return 0, DropFlowTableFull
 		}
 	}
@@ -755,8 +785,12 @@ func (t *Translator) createIn(pi *pktInfo, now Tick) (uint32, Verdict) {
 	f := Flow{Priv: in.Private, Pub: in.Public, Remote: pi.ip.Src(), PrivPort: pi.dport, PubPort: pi.dport,
 		RemotePort: pi.sport, Proto: pi.proto, State: initialState(pi.proto), Flags: flagInbound,
 		Gen: t.pol.Gen, Scope: ScopeInstance}
+	if v := t.admit(f.Remote, true); v != VerdictForward {
+		return 0, v
+	}
 	idx, ok := t.flows.Insert(&f, now)
 	if !ok {
+		t.unadmit(f.Remote, true)
 		return 0, DropFlowTableFull
 	}
 	t.Stats.FlowsCreated[ProtoIndex(pi.proto)]++
@@ -880,6 +914,11 @@ func (t *Translator) expireOne(_ uint32, f *Flow, r ExpireReason) {
 		t.usage.Dec(portalloc.Key{Private: f.Priv, Remote: f.Remote, RemotePort: f.RemotePort, Proto: f.Proto})
 	}
 	t.releaseSNAT(f) // on the allocator that counted it
+	if f.Flags&flagInbound != 0 {
+		t.unadmit(f.Remote, true)
+	} else {
+		t.unadmit(f.Priv, false)
+	}
 	t.Stats.FlowsExpired[r]++
 	t.Stats.FlowsActive[ProtoIndex(f.Proto)]--
 }

@@ -39,6 +39,18 @@ const (
 	// gratuitous ARP for another address than the gateway's) that natgw
 	// did not learn from. The management core counts it (worker "mgmt").
 	DropARPIgnored
+	// DropTCPInvalidRST: a TCP RST whose sequence number is outside the
+	// receiver's window, or that answers a SYN without acknowledging it
+	// (a blind reset, RFC 5961 §3); see tcpseq.go.
+	DropTCPInvalidRST
+	// DropHostLimit: a new flow whose opener (an inside host, or an
+	// outside host through an instance's inbound rules) already holds
+	// limits.host_flow_percent of the worker's flow table.
+	DropHostLimit
+	// DropInboundLimit: a new flow from the outside while flows opened
+	// from the outside hold limits.inbound_flow_percent of the worker's
+	// flow table.
+	DropInboundLimit
 	// NumVerdicts sizes arrays indexed by Verdict.
 	NumVerdicts
 )
@@ -61,6 +73,9 @@ var verdictNames = [NumVerdicts]string{
 	DropNotForUs:      "not_for_us",
 	DropMartian:       "martian",
 	DropARPIgnored:    "arp_ignored",
+	DropTCPInvalidRST: "tcp_invalid_rst",
+	DropHostLimit:     "host_limit",
+	DropInboundLimit:  "inbound_limit",
 }
 
 // IsDrop reports whether the verdict drops the packet.

@@ -42,6 +42,7 @@ var specMetrics = []string{
 var specDropReasons = []string{
 	"denied", "no_scenario", "port_exhausted", "no_flow", "malformed", "unsupported",
 	"ttl_exceeded", "no_neighbor", "fragment", "flow_table_full", "handoff_full", "tx_full",
+	"tcp_invalid_rst", "host_limit", "inbound_limit",
 }
 
 // repoFile returns the path of a file given relative to the repository root.

@@ -18,6 +18,7 @@ type Config struct {
 	DefaultSNAT *DefaultSNAT `toml:"default_snat"`
 	Deny        []DenyRule   `toml:"deny"`
 	Mgmt        Mgmt         `toml:"mgmt"`
+	Limits      Limits       `toml:"limits"`
 }
 
 // Dataplane selects the driver and sizes the workers and flow table.
@@ -135,4 +136,20 @@ type Duration struct {
 	time.Duration
 	// Set records that the key was present in the file.
 	Set bool
+}
+
+// Limits is the [limits] section: bounds on the flows one host may hold,
+// so that no host, inside or outside, can fill the flow table for the
+// others (RFC 6888 REQ-4). Each bound applies to each worker's share of
+// the flow table, and a reload changes them.
+type Limits struct {
+	// HostFlowPercent bounds the flows one host may have opened, as a
+	// percentage of a worker's flow table: outbound flows per inside
+	// host, inbound flows (through an instance's inbound rules) per
+	// outside host.
+	HostFlowPercent int `toml:"host_flow_percent"`
+	// InboundFlowPercent bounds all flows opened from the outside, as a
+	// percentage of a worker's flow table, so the rest stays for flows
+	// the inside opens.
+	InboundFlowPercent int `toml:"inbound_flow_percent"`
 }

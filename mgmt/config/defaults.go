@@ -26,6 +26,12 @@ const (
 	DefaultSNATPortsPerMember = 1024
 	// DefaultMgmtListen is the management HTTP endpoint's address.
 	DefaultMgmtListen = "127.0.0.1:9650"
+	// DefaultHostFlowPercent is limits.host_flow_percent: one host may
+	// have opened at most a quarter of a worker's flow table.
+	DefaultHostFlowPercent = 25
+	// DefaultInboundFlowPercent is limits.inbound_flow_percent: flows
+	// opened from the outside may take at most half of a worker's table.
+	DefaultInboundFlowPercent = 50
 )
 
 // ApplyDefaults fills in every default of a Config built in code:
@@ -40,6 +46,8 @@ const (
 //	timeouts.icmp                 60s
 //	default_snat.ports_per_member 1024 (only when DefaultSNAT is not nil)
 //	mgmt.listen                   "127.0.0.1:9650"
+//	limits.host_flow_percent      25
+//	limits.inbound_flow_percent   50
 //
 // Here a zero number or empty string counts as left out; a timeout counts
 // as left out when it is zero and Duration.Set is false, so an explicit
@@ -78,6 +86,12 @@ func (c *Config) applyDefaults(leftOut func(key string, zero bool) bool) {
 	}
 	if leftOut("mgmt.listen", c.Mgmt.Listen == "") {
 		c.Mgmt.Listen = DefaultMgmtListen
+	}
+	if leftOut("limits.host_flow_percent", c.Limits.HostFlowPercent == 0) {
+		c.Limits.HostFlowPercent = DefaultHostFlowPercent
+	}
+	if leftOut("limits.inbound_flow_percent", c.Limits.InboundFlowPercent == 0) {
+		c.Limits.InboundFlowPercent = DefaultInboundFlowPercent
 	}
 }
 

@@ -110,6 +110,8 @@ func TestDefaults(t *testing.T) {
 			assert.False(t, c.Timeouts.UDP.Set, "Set says whether the file had the key")
 			assert.Nil(t, c.DefaultSNAT)
 			assert.Equal(t, "127.0.0.1:9650", c.Mgmt.Listen)
+			assert.Equal(t, 25, c.Limits.HostFlowPercent)
+			assert.Equal(t, 50, c.Limits.InboundFlowPercent)
 		}},
 		{"given values kept", `
 [dataplane]
@@ -121,7 +123,12 @@ udp = "90s"
 tcp_reset_on_idle = true
 [mgmt]
 listen = "127.0.0.1:1234"
+[limits]
+host_flow_percent = 100
+inbound_flow_percent = 10
 `, func(t *testing.T, c *Config) {
+			assert.Equal(t, 100, c.Limits.HostFlowPercent)
+			assert.Equal(t, 10, c.Limits.InboundFlowPercent)
 			assert.True(t, c.Timeouts.TCPResetOnIdle)
 			assert.Equal(t, "afpacket", c.Dataplane.Driver)
 			assert.Equal(t, 3, c.Dataplane.Workers)
@@ -419,6 +426,8 @@ func TestExplicitZeroIsValidated(t *testing.T) {
 		{"inline table", "dataplane = {workers = 0}\n" + minimal, "dataplane.workers", "0 workers"},
 		{"timeout", minimal + "[timeouts]\ntcp_closing = \"0s\"\n", "timeouts.tcp_closing", "0s is too short"},
 		{"mgmt listen", minimal + "[mgmt]\nlisten = \"\"\n", "mgmt.listen", `"" is not host:port`},
+		{"host flow percent", minimal + "[limits]\nhost_flow_percent = 0\n", "limits.host_flow_percent", "0: must be 1 to 100"},
+		{"inbound flow percent", minimal + "[limits]\ninbound_flow_percent = 0\n", "limits.inbound_flow_percent", "0: must be 1 to 100"},
 		{"default snat block size", minimal + frontend + "[default_snat]\nsources = [\"10.0.0.0/16\"]\nfrontends = [\"fe\"]\nports_per_member = 0\n",
 			"default_snat.ports_per_member", "leave the key out for 1024"},
 	}

@@ -51,6 +51,7 @@ func (c *Config) Validate() error {
 	v.defaultSNAT()
 	v.denyRules()
 	v.mgmt()
+	v.limits()
 	return v.p.err()
 }
 
@@ -613,5 +614,17 @@ func (v *validator) mgmt() {
 	}
 	if !loopback && m.TokenFile == "" && !m.AllowInsecure {
 		v.addf("mgmt.listen", "%q is reachable from other hosts and mgmt.token_file is not set, so anyone could list who talks to whom and reload the configuration: set token_file, listen on 127.0.0.1, or set allow_insecure = true", m.Listen)
+	}
+}
+
+// limits checks [limits]: both bounds are percentages of a worker's flow
+// table, 1 to 100 (100 turns a bound off).
+func (v *validator) limits() {
+	l := &v.c.Limits
+	if l.HostFlowPercent < 1 || l.HostFlowPercent > 100 {
+		v.addf("limits.host_flow_percent", "%d: must be 1 to 100 (percent of a worker's flow table)", l.HostFlowPercent)
+	}
+	if l.InboundFlowPercent < 1 || l.InboundFlowPercent > 100 {
+		v.addf("limits.inbound_flow_percent", "%d: must be 1 to 100 (percent of a worker's flow table)", l.InboundFlowPercent)
 	}
 }

@@ -55,6 +55,9 @@ func TestValidate(t *testing.T) {
 		{"worker cpus twice", func(c *Config) { c.Dataplane.WorkerCPUs = []int{3, 3} }, []string{"dataplane.worker_cpus"}, "CPU 3 is given twice"},
 		{"worker cpus negative", func(c *Config) { c.Dataplane.WorkerCPUs = []int{-1, 2} }, []string{"dataplane.worker_cpus"}, "CPU -1: must be 0 to 1023"},
 		{"worker cpus too large", func(c *Config) { c.Dataplane.WorkerCPUs = []int{1, 1024} }, []string{"dataplane.worker_cpus"}, "CPU 1024: must be 0 to 1023"},
+		{"host flow percent over 100", func(c *Config) { c.Limits.HostFlowPercent = 101 }, []string{"limits.host_flow_percent"}, "1 to 100"},
+		{"inbound flow percent negative", func(c *Config) { c.Limits.InboundFlowPercent = -5 }, []string{"limits.inbound_flow_percent"}, "1 to 100"},
+		{"limits at 100", func(c *Config) { c.Limits.HostFlowPercent, c.Limits.InboundFlowPercent = 100, 100 }, nil, ""},
 		{"flow capacity too big", func(c *Config) { c.Dataplane.FlowCapacity = 100_000_001 }, []string{"dataplane.flow_capacity"}, "1 to 100000000"},
 		{"flow capacity below workers", func(c *Config) { c.Dataplane.FlowCapacity = 1 }, []string{"dataplane.flow_capacity"}, "less than dataplane.workers (2)"},
 
