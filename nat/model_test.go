@@ -5,8 +5,12 @@ package nat
 // of SPEC [S1]-[S8] one packet at a time: precedence (deny, instance, pool,
 // default SNAT, no_scenario), one port per destination, blocks and tiers
 // with reclaim on reload and the grace rule, idle expiry per protocol and
-// TCP state, instance inbound rules, echo and ICMP errors. It is slow and
-// meant to be obviously right.
+// TCP state, instance inbound rules, echo and ICMP errors, and the edge
+// rules of issue 14: martian destinations and sources, outbound ICMP
+// errors only to their flow's remote and under the deny rules, RSTs and
+// FINs checked against the receiver's sequence window (the model tracks
+// each side's last acknowledgement, window and scale), and the per-host
+// and inbound flow limits. It is slow and meant to be obviously right.
 //
 // Where the translator is free to choose, the model checks the choice is
 // legal and adopts it: the public port of a new flow (inside the member's
@@ -80,6 +84,9 @@ type mSpec struct {
 	defFE  int  // index in mFEDef of the default frontend
 	deny   [len(mDeny)]bool
 	to     [5]int // seconds: tcp_established, tcp_transitory, tcp_closing, udp, icmp
+	// hostPct and inPct are [limits] host_flow_percent and
+	// inbound_flow_percent (0: left out, the defaults 25 and 50).
+	hostPct, inPct int
 }
 
 // render writes the configuration file of s.
@@ -136,6 +143,16 @@ members = [`, mCapacity, s.to[0], s.to[1], s.to[2], s.to[3], s.to[4], s.ppm)
 		b.WriteString("[[instance]]\nprivate = \"10.0.1.2\"\npublic = \"198.19.1.51\"\n\n")
 	}
 	fe := [2]string{"fe-default", "fe-default2"}[s.defFE]
+	if s.hostPct != 0 || s.inPct != 0 {
+		b.WriteString("[limits]\n")
+		if s.hostPct != 0 {
+			fmt.Fprintf(&b, "host_flow_percent = %d\n", s.hostPct)
+		}
+		if s.inPct != 0 {
+			fmt.Fprintf(&b, "inbound_flow_percent = %d\n", s.inPct)
+		}
+		b.WriteString("\n")
+	}
 	fmt.Fprintf(&b, "[default_snat]\nsources = [\"10.0.0.0/8\"]\nfrontends = [%q]\nports_per_member = %d\n\n", fe, s.defPPM)
 	for i, on := range s.deny {
 		if on {
@@ -250,6 +267,22 @@ func (s *mSpec) martian(dst uint32) bool {
 	return dst>>16 == 10<<8 || dst == ip4("198.19.0.255")
 }
 
+// limits returns the [limits] in flows of the model's table (RFC 6888
+// REQ-4, issue 14 item 7): per host and for all flows opened from the
+// outside, 0 for none (100 %).
+func (s *mSpec) limits() (perHost, inbound int) {
+	lim := func(pct, def int) int {
+		if pct == 0 {
+			pct = def
+		}
+		if pct >= 100 {
+			return 0
+		}
+		return max(1, mCapacity*pct/100)
+	}
+	return lim(s.hostPct, 25), lim(s.inPct, 50)
+}
+
 // isPublic reports whether natgw answers for a on the outside.
 func (s *mSpec) isPublic(a uint32) bool {
 	if a == mOutside || a == mFE1 || a == mFEDef[0] || a == mFEDef[1] {
@@ -288,6 +321,12 @@ type mFlow struct {
 	pending bool
 	// grace: the flow keeps a port outside its member's block [S7].
 	grace bool
+	// TCP sequence state (issue 14 item 4): the acknowledgement and the
+	// (unscaled) window of each side's last segment with ACK, and each
+	// side's window scale from its SYN, plus one (0: not seen).
+	ackPriv, ackRemote uint32
+	winPriv, winRemote uint16
+	wsPriv, wsRemote   uint8
 }
 
 // inKey is the flow's public 5-tuple.
@@ -391,6 +430,56 @@ func (m *model) usage(k portalloc.Key, withZombies bool) int {
 	return n
 }
 
+// limited is issue 14 item 7 for a new flow opened by host (an outside
+// host when inbound): whether the limits refuse it, and with which
+// verdict. The translator counts a flow from its creation to its release,
+// so flows a reload left pending or reclaimed count until it meets them
+// (or its sweep does): they may, but need not, make a host reach its
+// limit, like ports in predict. ok is false when the flow is admitted.
+func (r *mRun) limited(host uint32, inbound bool, got Verdict) (Verdict, bool) {
+	m := r.m
+	perHost, inLimit := m.spec.limits()
+	if !inbound {
+		inLimit = 0
+	}
+	if n := len(m.flows) + len(m.zombies); (perHost == 0 || n < perHost) && (inLimit == 0 || n < inLimit) {
+		return 0, false // no count can reach a limit: spare the loop
+	}
+	var hostSure, hostAll, inSure, inAll int
+	for i, set := range []map[OutKey]*mFlow{m.flows, m.zombies} {
+		for _, f := range set {
+			sure := i == 0 && !f.pending
+			opener := f.key.Priv
+			if f.inbound {
+				opener = f.key.Remote
+				inAll++
+				inSure += b2i(sure)
+			}
+			if f.inbound == inbound && opener == host {
+				hostAll++
+				hostSure += b2i(sure)
+			}
+		}
+	}
+	if inbound && inLimit > 0 {
+		if inSure >= inLimit {
+			return DropInboundLimit, true
+		}
+		if got == DropInboundLimit && inAll >= inLimit {
+			return got, true
+		}
+	}
+	if perHost > 0 {
+		if hostSure >= perHost {
+			return DropHostLimit, true
+		}
+		if got == DropHostLimit && hostAll >= perHost {
+			return got, true
+		}
+	}
+	return 0, false
+}
+
 // portTaken reports whether a live flow holds pub:port towards a
 // destination.
 func (m *model) portTaken(pub uint32, port uint16, remote uint32, rport uint16, proto uint8) bool {
@@ -429,6 +518,103 @@ func mTCP(state, flags, tcpFlags uint8, orig, opening bool) (uint8, uint8) {
 	return state, flags
 }
 
+// mWindow is a side's receive window: its window field shifted by its
+// scale; a side whose SYN natgw never saw gets the largest shift (14), the
+// most liberal window.
+func mWindow(w uint16, ws uint8) uint32 {
+	shift := uint32(14)
+	if ws != 0 {
+		shift = min(uint32(ws-1), 14)
+	}
+	return uint32(w) << shift
+}
+
+// seqCheck is issue 14 item 4 (RFC 5961 §3, as conntrack does it) for a
+// segment of TCP flow f (out: from the private side). It returns the flags
+// the state tracking must see and false when the segment is dropped
+// (tcp_invalid_rst):
+//   - a RST answering the opener's SYN (the flow half-open, the RST from
+//     the other side) must acknowledge it: ACK set and the number the
+//     opener's SYN taught (seq+1), unless none was learnt;
+//   - otherwise a RST carrying exactly what the receiver acknowledged last
+//     closes the flow (or anything, when the receiver acknowledged
+//     nothing yet); one inside the receiver's window passes without its
+//     RST (the host challenges it, RFC 5961 §3.2); any other is dropped;
+//   - a FIN whose end lies outside the receiver's window passes without
+//     counting as a FIN.
+//
+// SYNs are never refused.
+func (f *mFlow) seqCheck(g *gpkt, out bool) (uint8, bool) {
+	fl := g.flags
+	if f.key.Proto != ProtoTCP || g.kind == gFragLater || fl&(TCPFlagRST|TCPFlagFIN) == 0 || fl&TCPFlagSYN != 0 {
+		return fl, true
+	}
+	// The receiver's last acknowledgement and window, the sender's last
+	// acknowledgement.
+	expect, win, sender := f.ackRemote, mWindow(f.winRemote, f.wsRemote), f.ackPriv
+	if !out {
+		expect, win, sender = f.ackPriv, mWindow(f.winPriv, f.wsPriv), f.ackRemote
+	}
+	win = max(win, 1)
+	if fl&TCPFlagRST != 0 {
+		if f.state == StateTCPSynSent && out == f.inbound {
+			return fl, sender == 0 || (fl&TCPFlagACK != 0 && g.ack == sender)
+		}
+		switch {
+		case expect == 0 || g.seq == expect:
+			return fl, true
+		case g.seq-expect < win:
+			return fl &^ TCPFlagRST, true
+		}
+		return fl, false
+	}
+	if expect != 0 && g.seq+uint32(len(g.payload))-expect >= win {
+		fl &^= TCPFlagFIN
+	}
+	return fl, true
+}
+
+// learnSeq updates f's sequence state for a segment that passed seqCheck,
+// before the state tracking sees it. A SYN without ACK from the opener of
+// a half-open or closing flow starts the state over: the other side must
+// now acknowledge its sequence number plus one, the opener acknowledged
+// nothing, and only the opener's scale is known. The other side's SYN
+// (with ACK, as an answer) on a half-open flow gives that side's scale.
+// Any segment with ACK records its acknowledgement and window.
+func (f *mFlow) learnSeq(g *gpkt, out bool) {
+	if f.key.Proto != ProtoTCP || g.kind == gFragLater {
+		return
+	}
+	orig := out != f.inbound
+	if g.flags&TCPFlagSYN != 0 {
+		ws := uint8(1)
+		if g.wscale >= 0 {
+			ws = uint8(min(g.wscale, 14)) + 1
+		}
+		switch {
+		case g.flags&TCPFlagACK == 0 && orig && (f.state == StateTCPSynSent || f.state == StateTCPClosing):
+			if out {
+				f.ackRemote, f.ackPriv, f.wsPriv, f.wsRemote = g.seq+1, 0, ws, 0
+			} else {
+				f.ackPriv, f.ackRemote, f.wsRemote, f.wsPriv = g.seq+1, 0, ws, 0
+			}
+		case f.state == StateTCPSynSent && !orig:
+			if out {
+				f.wsPriv = ws
+			} else {
+				f.wsRemote = ws
+			}
+		}
+	}
+	if g.flags&TCPFlagACK != 0 {
+		if out {
+			f.ackPriv, f.winPriv = g.ack, g.win
+		} else {
+			f.ackRemote, f.winRemote = g.ack, g.win
+		}
+	}
+}
+
 // touch refreshes a flow for a packet (out: from the private side).
 func (m *model) touch(f *mFlow, g *gpkt, out bool, now Tick) {
 	f.last = now
@@ -436,7 +622,12 @@ func (m *model) touch(f *mFlow, g *gpkt, out bool, now Tick) {
 		return
 	}
 	orig := out != f.inbound
-	st, fl := mTCP(f.state, f.flags, g.flags, orig, false)
+	flags, ok := f.seqCheck(g, out)
+	if !ok {
+		panic("touch: a segment seqCheck drops") // predict returned the drop
+	}
+	f.learnSeq(g, out)
+	st, fl := mTCP(f.state, f.flags, flags, orig, false)
 	if st != f.state && m.spec.timeout(st) < m.spec.timeout(f.state) {
 		m.file(f, now+m.spec.timeout(st), m.cursor)
 	}
@@ -448,6 +639,10 @@ func (m *model) insert(f *mFlow, g *gpkt, now Tick) {
 	f.last = now
 	switch f.key.Proto {
 	case ProtoTCP:
+		// The opening segment (SYN or not, never RST) passes seqCheck
+		// and teaches the new flow what it can.
+		f.state = StateTCPSynSent
+		f.learnSeq(g, g.dir == DirOut)
 		f.state, f.flags = mTCP(StateTCPSynSent, 0, g.flags, true, true)
 	case ProtoUDP:
 		f.state = StateUDP
@@ -612,7 +807,12 @@ type gpkt struct {
 	ttl          uint8
 	zeroUDP      bool
 	corrupt      bool // ICMP error with a bad checksum
-	payload      []byte
+	// TCP: sequence and acknowledgement numbers, window, and the window
+	// scale a SYN announces (-1: no option).
+	seq, ack uint32
+	win      uint16
+	wscale   int8
+	payload  []byte
 	// Errors: the quoted packet's 5-tuple (as sent), and the quoted packet
 	// as it must look once translated (for its transport checksum).
 	qProto               uint8
@@ -641,6 +841,8 @@ func (g *gpkt) build() {
 		if g.corrupt {
 			b[IPv4MinLen+2] ^= 0x5a
 		}
+	case g.proto == ProtoTCP:
+		n = mBuildTCP(b, g)
 	default:
 		n = mBuild(b, g.proto, g.src, g.dst, g.sport, g.dport, g.flags, g.icmpType, g.ttl, g.payload)
 		if g.proto == ProtoUDP && g.zeroUDP {
@@ -668,6 +870,25 @@ func (g *gpkt) build() {
 		b = f
 	}
 	g.b = b
+}
+
+// mBuildTCP writes g's TCP segment: its sequence and acknowledgement
+// numbers, window, and on a SYN a window scale option (RFC 7323) padded
+// with a no-operation when g asks for one.
+func mBuildTCP(b []byte, g *gpkt) int {
+	data := g.payload
+	if g.wscale >= 0 {
+		data = append([]byte{3, 3, byte(g.wscale), 1}, data...)
+	}
+	n := BuildTCP(b, g.src, g.dst, g.sport, g.dport, g.seq, g.ack, g.flags, g.ttl, data)
+	t := TCP(b[IPv4MinLen:n])
+	if g.wscale >= 0 {
+		t[12] = (TCPMinLen + 4) / 4 << 4
+	}
+	binary.BigEndian.PutUint16(t[14:], g.win)
+	binary.BigEndian.PutUint16(t[16:], 0)
+	binary.BigEndian.PutUint16(t[16:], Fold(Sum(t, PseudoHeaderSum(g.src, g.dst, ProtoTCP, uint16(len(t))))))
+	return n
 }
 
 // mBuild writes a TCP, UDP or echo packet with valid checksums.
@@ -823,7 +1044,7 @@ func (r *mRun) predict(g *gpkt, got Verdict, out []byte) (Verdict, *mFlow, *mFlo
 		return VerdictForward, f, nil
 	}
 	if g.dir == DirIn {
-		return r.predictIn(g)
+		return r.predictIn(g, got)
 	}
 	rport := g.dport
 	if g.echo() {
@@ -831,6 +1052,9 @@ func (r *mRun) predict(g *gpkt, got Verdict, out []byte) (Verdict, *mFlow, *mFlo
 	}
 	key := OutKey{Priv: g.src, Remote: g.dst, PrivPort: g.sport, RemotePort: rport, Proto: g.proto}
 	if f := r.liveOut(key); f != nil {
+		if _, ok := f.seqCheck(g, true); !ok {
+			return DropTCPInvalidRST, nil, nil
+		}
 		return VerdictForward, f, nil
 	}
 	switch {
@@ -852,6 +1076,9 @@ func (r *mRun) predict(g *gpkt, got Verdict, out []byte) (Verdict, *mFlow, *mFlo
 	case ScenarioNone:
 		return DropNoScenario, nil, nil
 	case ScenarioInstance:
+		if v, ok := r.limited(g.src, false, got); ok {
+			return v, nil, nil
+		}
 		nf.pub, nf.pubPort = s.instancePublic(g.src), g.sport
 		return VerdictForward, nil, nf
 	case ScenarioPool:
@@ -902,6 +1129,10 @@ func (r *mRun) predict(g *gpkt, got Verdict, out []byte) (Verdict, *mFlow, *mFlo
 	if got == DropPortExhausted && (all >= blk.Size() || freeAll == 0) {
 		return got, nil, nil
 	}
+	// The limits, once the port is chosen.
+	if v, ok := r.limited(g.src, false, got); ok {
+		return v, nil, nil
+	}
 	if got != VerdictForward {
 		return VerdictForward, nil, nil
 	}
@@ -926,7 +1157,7 @@ func (r *mRun) predict(g *gpkt, got Verdict, out []byte) (Verdict, *mFlow, *mFlo
 }
 
 // predictIn is predict for TCP, UDP and echo from the outside [S6].
-func (r *mRun) predictIn(g *gpkt) (Verdict, *mFlow, *mFlow) {
+func (r *mRun) predictIn(g *gpkt, got Verdict) (Verdict, *mFlow, *mFlow) {
 	s := &r.m.spec
 	rport, pport := g.sport, g.dport
 	if g.echo() {
@@ -943,6 +1174,9 @@ func (r *mRun) predictIn(g *gpkt) (Verdict, *mFlow, *mFlow) {
 	}
 	k := InKey{Pub: g.dst, Remote: g.src, PubPort: pport, RemotePort: rport, Proto: g.proto}
 	if f := r.liveIn(k); f != nil {
+		if _, ok := f.seqCheck(g, false); !ok {
+			return DropTCPInvalidRST, nil, nil
+		}
 		return VerdictForward, f, nil
 	}
 	priv, ok := s.instanceByPublic(g.dst)
@@ -959,6 +1193,9 @@ func (r *mRun) predictIn(g *gpkt) (Verdict, *mFlow, *mFlow) {
 		// The flow's remote would be a martian, and the instance's
 		// answers (established, never checked) would go to it.
 		return DropMartian, nil, nil
+	}
+	if v, ok := r.limited(g.src, true, got); ok {
+		return v, nil, nil
 	}
 	nf := &mFlow{key: OutKey{Priv: priv, Remote: g.src, PrivPort: pport, RemotePort: rport, Proto: g.proto},
 		pub: g.dst, pubPort: pport, inbound: true, kind: ScenarioInstance}
@@ -1254,12 +1491,14 @@ func (r *mRun) payload() []byte {
 // genOut generates a packet from the inside.
 func (r *mRun) genOut() *gpkt {
 	rng := r.rng
-	g := &gpkt{dir: DirOut, ttl: 64, payload: r.payload()}
+	g := &gpkt{dir: DirOut, ttl: 64, payload: r.payload(), wscale: -1}
 	fs := r.m.sortedFlows()
+	var of *mFlow // the flow g belongs to, when picked from one
 	x := rng.IntN(100)
 	switch {
 	case x < 45 && len(fs) > 0:
 		f := pick(rng, fs)
+		of = f
 		g.proto, g.src, g.dst, g.sport, g.dport = f.key.Proto, f.key.Priv, f.key.Remote, f.key.PrivPort, f.key.RemotePort
 		g.icmpType = ICMPEchoRequest
 		if f.inbound {
@@ -1308,6 +1547,7 @@ func (r *mRun) genOut() *gpkt {
 		g.dport = 0
 	}
 	g.flags = pick(rng, outFlags)
+	r.tcpNumbers(g, of)
 	switch y := rng.IntN(100); {
 	case y < 2:
 		g.ttl = 1
@@ -1320,6 +1560,44 @@ func (r *mRun) genOut() *gpkt {
 	}
 	g.build()
 	return g
+}
+
+// tcpNumbers chooses a TCP segment's sequence and acknowledgement
+// numbers, window and window scale. For a segment of flow f they are often
+// what the receiver expects (exactly, inside its window, just outside it)
+// and what the opener's SYN asks to be acknowledged, so exact, challenged
+// and blind RSTs and FINs all occur; otherwise they are random.
+func (r *mRun) tcpNumbers(g *gpkt, f *mFlow) {
+	rng := r.rng
+	g.seq, g.ack = rng.Uint32(), rng.Uint32()
+	g.win = pick(rng, []uint16{0, 1, 512, 8192, 65535})
+	if g.flags&TCPFlagSYN != 0 && rng.IntN(3) != 0 {
+		g.wscale = int8(pick(rng, []int{0, 2, 7, 14, 15}))
+	}
+	if f == nil || g.proto != ProtoTCP {
+		return
+	}
+	out := g.dir == DirOut
+	expect, win, sender := f.ackRemote, mWindow(f.winRemote, f.wsRemote), f.ackPriv
+	if !out {
+		expect, win, sender = f.ackPriv, mWindow(f.winPriv, f.wsPriv), f.ackRemote
+	}
+	switch rng.IntN(6) {
+	case 0, 1:
+		g.seq = expect
+	case 2:
+		g.seq = expect + uint32(rng.Int64N(int64(max(win, 1))))
+	case 3:
+		g.seq = expect + max(win, 1) + uint32(rng.IntN(3))
+	case 4:
+		g.seq = expect - 1 - uint32(rng.IntN(3))
+	}
+	switch rng.IntN(4) {
+	case 0, 1:
+		g.ack = sender
+	case 2:
+		g.ack = sender + uint32(rng.IntN(2))
+	}
 }
 
 // fragment makes g the first fragment of its datagram and queues the rest
@@ -1335,12 +1613,14 @@ func (r *mRun) fragment(g *gpkt) {
 // genIn generates a packet from the outside.
 func (r *mRun) genIn() *gpkt {
 	rng := r.rng
-	g := &gpkt{dir: DirIn, ttl: 64, payload: r.payload()}
+	g := &gpkt{dir: DirIn, ttl: 64, payload: r.payload(), wscale: -1}
 	fs := r.m.sortedFlows()
+	var of *mFlow // the flow g belongs to, when picked from one
 	x := rng.IntN(100)
 	switch {
 	case x < 55 && len(fs) > 0:
 		f := pick(rng, fs)
+		of = f
 		g.proto, g.src, g.dst, g.sport, g.dport = f.key.Proto, f.key.Remote, f.pub, f.key.RemotePort, f.pubPort
 		g.icmpType = ICMPEchoReply
 		if f.inbound {
@@ -1386,6 +1666,7 @@ func (r *mRun) genIn() *gpkt {
 		g.sport = 0
 	}
 	g.flags = pick(rng, inFlags)
+	r.tcpNumbers(g, of)
 	switch y := rng.IntN(100); {
 	case y < 2:
 		g.ttl = 1
@@ -1506,7 +1787,7 @@ func (r *mRun) housekeeping() {
 func (r *mRun) reload() {
 	s := r.m.spec
 	rng := r.rng
-	switch rng.IntN(9) {
+	switch rng.IntN(10) {
 	case 0, 1: // grow or shrink the pool across the tiers
 		s.poolN = pick(rng, []int{3, 4, 50, 51, 52, 100, 101, 102, 120})
 	case 2:
@@ -1522,6 +1803,9 @@ func (r *mRun) reload() {
 	case 7:
 		s.to[rng.IntN(5)] = pick(rng, []int{5, 10, 30, 60, 240})
 	case 8: // an unrelated reload
+	case 9: // [limits]: the defaults, a few flows per host, none
+		s.hostPct = pick(rng, []int{0, 1, 2, 3, 100})
+		s.inPct = pick(rng, []int{0, 1, 2, 100})
 	}
 	c, err := config.Parse([]byte(s.render()), "model.toml")
 	if err != nil {
@@ -1537,8 +1821,8 @@ func (r *mRun) reload() {
 	r.m.cov.Reloads++
 	r.sweeping = true
 	r.m.reload(s, p)
-	r.logf("reload gen %d: pool %d ppm %d inst2 %v defPPM %d defFE %d deny %v timeouts %v",
-		p.Gen, s.poolN, s.ppm, s.inst2, s.defPPM, s.defFE, s.deny, s.to)
+	r.logf("reload gen %d: pool %d ppm %d inst2 %v defPPM %d defFE %d deny %v timeouts %v limits %d%%/%d%%",
+		p.Gen, s.poolN, s.ppm, s.inst2, s.defPPM, s.defFE, s.deny, s.to, s.hostPct, s.inPct)
 	r.checkLayout()
 	r.reconcile()
 }
@@ -1620,6 +1904,10 @@ func (r *mRun) reconcile() {
 			r.failf("flow %v is on %s:%d, the model's on %s:%d", k, AddrFrom(rf.Pub), rf.PubPort, AddrFrom(f.pub), f.pubPort)
 		case rf.State != f.state || rf.Flags&tcpTrackFlags != f.flags || rf.LastSeen != f.last:
 			r.failf("flow %v state %d flags %#x last %d, the model's %d %#x %d", k, rf.State, rf.Flags, rf.LastSeen, f.state, f.flags, f.last)
+		case rf.AckPriv != f.ackPriv || rf.AckRemote != f.ackRemote || rf.winPriv != f.winPriv || rf.winRemote != f.winRemote ||
+			rf.wscale != f.wsPriv|f.wsRemote<<4:
+			r.failf("flow %v acks %d/%d windows %d/%d scales %#x, the model's %d/%d %d/%d %#x", k, rf.AckPriv, rf.AckRemote,
+				rf.winPriv, rf.winRemote, rf.wscale, f.ackPriv, f.ackRemote, f.winPriv, f.winRemote, f.wsPriv|f.wsRemote<<4)
 		}
 		if r.err != nil {
 			return
@@ -1814,7 +2102,7 @@ func runModel(seed uint64, steps int, knobs uint8, cov *mCoverage) error {
 // packets through the burst path, time jumps and reloads, compared with
 // the model after every burst.
 func TestTranslatorModel(t *testing.T) {
-	// Bounded: about 6 s, and 16 shorter sequences (2 s; 11 s under the
+	// Bounded: about 8 s, and 16 shorter sequences (2 s; 11 s under the
 	// race detector) with -short or -race. Longer runs: the fuzz target.
 	seeds, steps := 48, 400
 	if testing.Short() || raceEnabled {
