@@ -41,7 +41,7 @@ var e2eSpecMetrics = []string{
 // e2eDropReasons are the reason labels of natgw_drops_total (SPEC §7).
 var e2eDropReasons = []string{"denied", "no_scenario", "port_exhausted", "no_flow", "malformed",
 	"unsupported", "ttl_exceeded", "no_neighbor", "fragment", "flow_table_full", "handoff_full", "tx_full",
-	"not_for_us", "martian", "arp_ignored", "tcp_invalid_rst", "host_limit", "inbound_limit"}
+	"not_for_us", "martian", "arp_ignored", "tcp_invalid_rst", "host_limit", "inbound_limit", "spoofed"}
 
 // e2eExpireReasons are the reason labels of natgw_flows_expired_total.
 var e2eExpireReasons = []string{"idle", "closed", "reset", "reclaimed"}

@@ -72,7 +72,7 @@ flow_capacity = {{or .FlowCapacity 200000}}
 worker_cpus = [{{range $i, $c := .WorkerCPUs}}{{if $i}}, {{end}}{{$c}}{{end}}]
 {{- end}}
 {{- if eq .Driver "dpdk"}}
-eal_args = ["-l", "0", "--no-pci", "--vdev=net_af_packet0,iface=veth-in,qpairs={{.Qpairs}}", "--vdev=net_af_packet1,iface=veth-out,qpairs={{.Qpairs}}"]
+eal_args = ["-l", "0", "--no-pci", "--vdev=net_af_packet0,iface=veth-in,qpairs={{.Qpairs}},framesz=4096", "--vdev=net_af_packet1,iface=veth-out,qpairs={{.Qpairs}},framesz=4096"]
 {{- end}}
 
 [inside]

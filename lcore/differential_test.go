@@ -155,10 +155,10 @@ func diffRun(t *testing.T, workers int, concurrent bool, flows []diffFlow, steps
 		}
 		settle(1)
 		var seen []string
-		for _, fr := range ipv4Frames(tb.out.Sent()) {
+		for _, fr := range ipv4Only(tb.out.Sent()) {
 			seen = append(seen, "out "+diffNormOut(t, fr, byRemote, pub, si))
 		}
-		for _, fr := range ipv4Frames(tb.in.Sent()) {
+		for _, fr := range ipv4Only(tb.in.Sent()) {
 			seen = append(seen, fmt.Sprintf("in %x", fr[nat.EthernetLen:]))
 		}
 		slices.Sort(seen)
@@ -371,10 +371,10 @@ func (tb *testbed) settle(t *testing.T, polls int) {
 	}
 }
 
-// ipv4Frames leaves out what the management core sends on its own (the
+// ipv4Only leaves out what the management core sends on its own (the
 // gratuitous ARP for natgw's addresses, whenever its loop gets to it in a
 // concurrent run): the comparison is of translated traffic.
-func ipv4Frames(frames [][]byte) [][]byte {
+func ipv4Only(frames [][]byte) [][]byte {
 	var ip [][]byte
 	for _, fr := range frames {
 		if len(fr) >= nat.EthernetLen && nat.Ethernet(fr).EtherType() == nat.EtherTypeIPv4 {

@@ -54,7 +54,10 @@ func (fp *FakePort) Name() string { return fp.name }
 func (fp *FakePort) MAC() [6]byte { return fp.mac }
 
 // MTU implements Port.
-func (fp *FakePort) MTU() int { return fp.mtu }
+func (fp *FakePort) MTU() int { fp.mu.Lock(); defer fp.mu.Unlock(); return fp.mtu }
+
+// SetMTU sets the MTU the port reports.
+func (fp *FakePort) SetMTU(mtu int) { fp.mu.Lock(); fp.mtu = mtu; fp.mu.Unlock() }
 
 // LinkUp implements Port.
 func (fp *FakePort) LinkUp() bool { fp.mu.Lock(); defer fp.mu.Unlock(); return fp.link }

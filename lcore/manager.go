@@ -37,7 +37,20 @@ type neighborEntry struct {
 	mac     [6]byte
 	static  bool
 	updated time.Time
+	// gleaned: learnt from a frame's source only, not confirmed by ARP
+	// (the source check of new flows does not trust it).
+	gleaned bool
 }
+
+// How a neighbour was heard of (Manager.learn).
+const (
+	// heardGlean: the source of a frame from the inside.
+	heardGlean = iota
+	// heardRequest: an ARP request for one of natgw's addresses.
+	heardRequest
+	// heardReply: a reply to natgw's own ARP request.
+	heardReply
+)
 
 // StaticNeighbor is a configured neighbour: never aged, never replaced by
 // ARP.
@@ -74,6 +87,10 @@ type Manager struct {
 	clock   func() nat.Tick
 	// ExpireNow is the tick up to which workers expire idle flows.
 	ExpireNow atomic.Uint64
+	// MTU is each port's MTU as the management core last read it from
+	// the link (pollMTU); workers load it once per poll as the egress
+	// MTU of packets leaving by that port.
+	MTU [NumPorts]atomic.Int32
 	// Stats are the management core's counters.
 	Stats ManagerStats
 
@@ -109,8 +126,29 @@ func NewManager(log *slog.Logger, ports [NumPorts]Port, workers int, pol *nat.Po
 	for p := uint8(0); p < NumPorts; p++ {
 		m.q[p] = ports[p].Queue(workers)
 		m.mac[p] = ports[p].MAC()
+		m.MTU[p].Store(1500)
 	}
+	m.pollMTU()
 	return m
+}
+
+// minMTU is the smallest MTU natgw accepts from a link: every IPv4 link
+// carries 68 bytes (RFC 791).
+const minMTU = 68
+
+// pollMTU reads each port's MTU and publishes a change to the workers
+// (RFC 4787 REQ-13: the egress MTU follows the link). A port that can't
+// tell (0) or reports less than 68 keeps the MTU it had.
+func (m *Manager) pollMTU() {
+	for p := uint8(0); p < NumPorts; p++ {
+		mtu := m.ports[p].MTU()
+		if mtu < minMTU || mtu > 0xffff {
+			continue
+		}
+		if old := m.MTU[p].Swap(int32(mtu)); old != int32(mtu) && m.log != nil {
+			m.log.Info("port MTU", "port", PortName(p), "mtu", mtu, "was", old)
+		}
+	}
 }
 
 // SetStatic replaces the static neighbours (from the configuration); they
@@ -138,6 +176,7 @@ func (m *Manager) Run() {
 			lastSecond, lastLink = now, now
 			m.applyStatic()
 			m.maintain(now)
+			m.pollMTU()
 		} else if now.Sub(lastLink) >= linkPollInterval {
 			lastLink = now
 			m.announce() // a short link flap must not go unannounced
@@ -173,7 +212,7 @@ func (m *Manager) drain(now time.Time) int {
 					var mac [6]byte
 					copy(mac[:], p.Data[4:10])
 					if m.onLink(PortInside, addr) && !m.ownAddress(PortInside, addr) && mac[0]&1 == 0 {
-						m.learn(addr, mac, now)
+						m.learn(addr, mac, now, heardGlean)
 					}
 				}
 			case p.Flags&MsgReset != 0:
@@ -281,7 +320,11 @@ func (m *Manager) handleARP(p *Packet, now time.Time) {
 	// static, and only from ARP addressed to natgw (issue 14 item 8).
 	if sender != 0 && m.onLink(p.Port, sender) && !m.ownAddress(p.Port, sender) {
 		if m.arpForUs(p.Port, arp.Op(), sender, target, now) {
-			m.learn(sender, senderMAC, now)
+			how := heardRequest
+			if arp.Op() == nat.ARPReply {
+				how = heardReply
+			}
+			m.learn(sender, senderMAC, now, how)
 		} else {
 			m.Stats.ARPIgnored.Add(1)
 		}
@@ -371,16 +414,44 @@ func (m *Manager) gratuitous(port uint8, addr uint32) bool {
 	return true
 }
 
-func (m *Manager) learn(addr uint32, mac [6]byte, now time.Time) {
+// learn records that addr is at mac, heard of as how says.
+//
+// With inside.source_check on, the table is also the IP-to-MAC binding the
+// source check of new flows reads, and only ARP confirms it. A frame's
+// source (heardGlean) fills in an unknown address, unconfirmed, and natgw
+// asks by ARP to confirm it; it never changes a known entry. An ARP
+// request for natgw's address confirms an address first heard of, but
+// does not move a confirmed address to another MAC: natgw asks instead.
+// The first reply to natgw's request decides (the request is then
+// answered: later replies within the window change nothing). Without the
+// check, every way of hearing updates the entry, as before.
+func (m *Manager) learn(addr uint32, mac [6]byte, now time.Time, how int) {
 	e, ok := m.table[addr]
 	if ok && e.static {
 		return
 	}
-	if ok && e.mac == mac {
+	check := m.pol.Load().SourceCheck
+	if check {
+		switch {
+		case how == heardGlean && ok:
+			return
+		case how == heardGlean:
+			m.table[addr] = &neighborEntry{mac: mac, updated: now, gleaned: true}
+			m.publish()
+			m.resolve(addr, now)
+			return
+		case how == heardRequest && ok && !e.gleaned && e.mac != mac:
+			m.resolve(addr, now) // confirm by natgw's own request
+			return
+		case how == heardReply:
+			delete(m.asked, addr) // the first reply decides
+		}
+	}
+	if ok && e.mac == mac && (how == heardGlean || !e.gleaned) {
 		e.updated = now
 		return
 	}
-	m.table[addr] = &neighborEntry{mac: mac, updated: now}
+	m.table[addr] = &neighborEntry{mac: mac, updated: now, gleaned: how == heardGlean}
 	delete(m.asked, addr)
 	m.publish()
 }
@@ -471,10 +542,17 @@ func (m *Manager) applyStatic() {
 // publish gives the workers a new snapshot of the table.
 func (m *Manager) publish() {
 	macs := make(map[uint32][6]byte, len(m.table))
+	var gleaned map[uint32]bool
 	for addr, e := range m.table {
 		macs[addr] = e.mac
+		if e.gleaned {
+			if gleaned == nil {
+				gleaned = map[uint32]bool{}
+			}
+			gleaned[addr] = true
+		}
 	}
-	m.neigh.Store(NewNeighbors(m.pol.Load().Gateway, macs))
+	m.neigh.Store(newNeighbors(m.pol.Load().Gateway, macs, gleaned))
 }
 
 // Neighbors returns a copy of the neighbour table for the API: address,

@@ -18,12 +18,22 @@ type Neighbors struct {
 	gwOK    bool
 	addrs   []uint32
 	macs    [][6]byte
-	shift   uint
-	n       int
+	// unconfirmed marks entries learnt from a frame's source only, which
+	// ARP has not confirmed yet (nil: all are confirmed).
+	unconfirmed []bool
+	shift       uint
+	n           int
 }
 
-// NewNeighbors builds a snapshot of macs with gateway as the next hop.
+// NewNeighbors builds a snapshot of macs with gateway as the next hop;
+// every entry counts as confirmed by ARP.
 func NewNeighbors(gateway uint32, macs map[uint32][6]byte) *Neighbors {
+	return newNeighbors(gateway, macs, nil)
+}
+
+// newNeighbors builds a snapshot in which the addresses of unconfirmed
+// are not confirmed by ARP.
+func newNeighbors(gateway uint32, macs map[uint32][6]byte, unconfirmed map[uint32]bool) *Neighbors {
 	logSize := max(4, bits.Len(uint(2*len(macs)))) // at most half full
 	n := &Neighbors{Gateway: gateway, addrs: make([]uint32, 1<<logSize), macs: make([][6]byte, 1<<logSize),
 		shift: uint(32 - logSize)}
@@ -37,6 +47,12 @@ func NewNeighbors(gateway uint32, macs map[uint32][6]byte) *Neighbors {
 			i = (i + 1) & mask
 		}
 		n.addrs[i], n.macs[i] = a, mac
+		if unconfirmed[a] {
+			if n.unconfirmed == nil {
+				n.unconfirmed = make([]bool, len(n.addrs))
+			}
+			n.unconfirmed[i] = true
+		}
 		n.n++
 	}
 	n.gwMAC, n.gwOK = n.Lookup(gateway)
@@ -57,6 +73,25 @@ func (n *Neighbors) Lookup(addr uint32) ([6]byte, bool) {
 			return [6]byte{}, false
 		case 0:
 			return [6]byte{}, false
+		}
+	}
+}
+
+// Binding returns the MAC of a neighbour and whether ARP confirmed it
+// (an ARP request of the neighbour's for natgw's address, its reply to
+// natgw's request, or a static entry); an entry learnt from a frame's
+// source alone is not confirmed. The source check of new flows reads it.
+func (n *Neighbors) Binding(addr uint32) (mac [6]byte, confirmed, ok bool) {
+	mask := uint32(len(n.addrs) - 1)
+	for i := n.home(addr); ; i = (i + 1) & mask {
+		switch n.addrs[i] {
+		case addr:
+			if addr == 0 {
+				return [6]byte{}, false, false
+			}
+			return n.macs[i], n.unconfirmed == nil || !n.unconfirmed[i], true
+		case 0:
+			return [6]byte{}, false, false
 		}
 	}
 }

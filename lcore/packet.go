@@ -33,6 +33,10 @@ const (
 	FlagFragPorts
 	// FlagTruncated: the frame was longer than the buffer.
 	FlagTruncated
+	// FlagHairpin: a packet of a hairpin flow, translated outbound and
+	// now going through the inbound path as if it came from the outside
+	// (nat.VerdictHairpin).
+	FlagHairpin
 )
 
 // Logical ports.
@@ -108,6 +112,14 @@ func RSSMode(p Port) string {
 	return "software: the driver has no hardware RSS"
 }
 
+// MaxFrameReporter is implemented by ports that may hand the workers
+// frames larger than 2048 bytes (DPDK with large mbufs): the runtime sizes
+// the buffers of its rings (handoff between workers, frames for the
+// management core) to hold them.
+type MaxFrameReporter interface {
+	MaxFrame() int
+}
+
 // BufferCounter is implemented by queues that can tell how many of their
 // packet buffers are out of their pool (held by the worker, not yet sent
 // or freed). Only the goroutine that uses the queue may call it.
@@ -146,6 +158,9 @@ func (bp *PacketPool) Get() *Packet {
 	p.Data = p.Data[:0]
 	return p
 }
+
+// Available returns how many packets Get can still hand out.
+func (bp *PacketPool) Available() int { return len(bp.free) }
 
 // InUse returns how many of the pool's packets are out of it.
 func (bp *PacketPool) InUse() int { return bp.size - len(bp.free) }

@@ -63,6 +63,19 @@ func handoffRingSize(workers int) int {
 	return max(minHandoffRing, handoffFrames/max(workers-1, 1))
 }
 
+// ringFrameSize is the buffer size of the runtime's rings: 2048 bytes, or
+// the largest frame a port reports (MaxFrameReporter), so a frame one
+// worker received fits when it is handed to another.
+func ringFrameSize(ports [NumPorts]Port) int {
+	size := 2048
+	for _, p := range ports {
+		if r, ok := p.(MaxFrameReporter); ok {
+			size = max(size, r.MaxFrame())
+		}
+	}
+	return size
+}
+
 // NewRuntime builds the workers and the management loop; Start runs them.
 func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 	if cfg.Workers < 1 || cfg.Workers > 64 {
@@ -78,18 +91,19 @@ func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 	clock := r.Now
 	neigh := NewNeighborHolder(cfg.Policy.Load().Gateway)
 	n := cfg.Workers
+	frame := ringFrameSize(cfg.Ports)
 	hand := make([][]*Ring, n) // hand[from][to]
 	for i := range hand {
 		hand[i] = make([]*Ring, n)
 		for j := range hand[i] {
 			if i != j {
-				hand[i][j] = NewRing(handoffRingSize(n), 2048)
+				hand[i][j] = NewRing(handoffRingSize(n), frame)
 			}
 		}
 	}
 	toMgmt := make([]*Ring, n)
 	for i := range toMgmt {
-		toMgmt[i] = NewRing(256, 2048)
+		toMgmt[i] = NewRing(256, frame)
 	}
 	r.Manager = NewManager(cfg.Log, cfg.Ports, n, cfg.Policy, neigh, toMgmt, clock)
 	r.Manager.SetStatic(cfg.Static)
@@ -103,7 +117,7 @@ func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 		r.Manager.events = append(r.Manager.events, events)
 		wc := WorkerConfig{
 			ID: i, Workers: n, Ports: cfg.Ports, Policy: cfg.Policy, Neigh: neigh, Owner: r.Owner,
-			HandoffOut: hand[i], HandoffIn: in, ToMgmt: toMgmt[i], ExpireNow: &r.Manager.ExpireNow,
+			HandoffOut: hand[i], HandoffIn: in, ToMgmt: toMgmt[i], ExpireNow: &r.Manager.ExpireNow, MTU: &r.Manager.MTU,
 			Clock: clock, FlowCapacity: perWorker, Seed: uint64(time.Now().UnixNano()) + uint64(i),
 			OnExhausted: events.push, Log: cfg.Log,
 		}

@@ -69,6 +69,10 @@ type WorkerCounters struct {
 	// ExhaustedGen (pool index order, default SNAT last).
 	ExhaustedGen atomic.Uint64
 	Exhausted    atomic.Pointer[[]uint64]
+
+	// Fragmented counts packets cut into fragments at egress, and
+	// Fragments the fragments sent for them (fragmenter.go).
+	Fragmented, Fragments atomic.Uint64
 }
 
 // WorkerConfig wires a worker.
@@ -89,6 +93,10 @@ type WorkerConfig struct {
 	ExpireNow *atomic.Uint64
 	// Clock returns the current tick.
 	Clock func() nat.Tick
+	// MTU, when set, is the ports' MTU published by the management core
+	// (Manager.MTU); the worker loads it once per poll. Without it the
+	// ports' MTU at start is kept.
+	MTU *[NumPorts]atomic.Int32
 	// FlowCapacity is this worker's share of the flow table.
 	FlowCapacity int
 	Seed         uint64
@@ -117,6 +125,7 @@ type Worker struct {
 	handIn      []*Ring
 	toMgmt      *Ring
 	expireNow   *atomic.Uint64
+	mtuSrc      *[NumPorts]atomic.Int32
 	clock       func() nat.Tick
 	frags       fragTable
 	sweeping    bool
@@ -127,17 +136,21 @@ type Worker struct {
 
 	// Counters are the published counters.
 	Counters WorkerCounters
-	local    struct{ handoff, rx, polls, busy uint64 }
+	local    struct{ handoff, rx, polls, busy, fragmented, fragments uint64 }
+	fragPool *PacketPool             // buffers of later fragments (fragmenter.go)
 	drops    [nat.NumVerdicts]uint64 // drops decided by the worker itself
 
 	rx       [Burst]*Packet
 	batch    [NumPorts][Burst * 2]*Packet
 	l3       [NumPorts][Burst * 2][]byte
 	nbatch   [NumPorts]int
-	verdicts [Burst * 2]nat.Verdict
+	verdicts [NumPorts][Burst * 2]nat.Verdict // per port: hairpinning fills one port's batch while the other's is acted on
 	tx       [NumPorts][Burst * 2]*Packet
 	ntx      [NumPorts]int
 	ringPkts [Burst]*Packet
+	// checking are the packets of the outbound burst being translated,
+	// for checkSource.
+	checking []*Packet
 	stop     atomic.Bool
 	qs       queryState // management queries and utilisation scan (query.go)
 	pin      bool
@@ -151,7 +164,7 @@ func NewWorker(c WorkerConfig) *Worker {
 	w := &Worker{
 		id: c.ID, workers: c.Workers, pol: c.Policy, neigh: c.Neigh, owner: c.Owner,
 		handOut: c.HandoffOut, handIn: c.HandoffIn, toMgmt: c.ToMgmt,
-		expireNow: c.ExpireNow, clock: c.Clock, pin: c.Pin, cpu: c.CPU, log: c.Log,
+		expireNow: c.ExpireNow, mtuSrc: c.MTU, clock: c.Clock, pin: c.Pin, cpu: c.CPU, log: c.Log,
 	}
 	if w.log == nil {
 		w.log = slog.Default()
@@ -163,8 +176,10 @@ func NewWorker(c WorkerConfig) *Worker {
 	}
 	w.tr = nat.NewTranslator(c.Policy.Load(), nat.TranslatorOptions{
 		Worker: c.ID, FlowCapacity: c.FlowCapacity, Seed: c.Seed, OnExhausted: c.OnExhausted,
+		SourceCheck: w.checkSource,
 	}, now)
 	w.frags.init()
+	w.fragPool = NewPacketPool(fragPoolSize, fragBufSize)
 	return w
 }
 
@@ -215,6 +230,10 @@ func (w *Worker) PollOnce() bool {
 		w.sweeping = true
 	}
 	neigh := w.neigh.Load()
+	if w.mtuSrc != nil {
+		w.mtu[PortInside] = int(w.mtuSrc[PortInside].Load())
+		w.mtu[PortOutside] = int(w.mtuSrc[PortOutside].Load())
+	}
 	work := 0
 	for port := uint8(0); port < NumPorts; port++ {
 		n := w.q[port].RxBurst(w.rx[:])
@@ -321,15 +340,13 @@ func (w *Worker) classify(p *Packet) {
 			return
 		}
 	}
-	if ipLen := ipTotalLen(l3); ipLen > w.mtu[1-p.Port] {
-		// Too big for the egress link: with DF the sender learns the
-		// MTU (path MTU discovery through natgw); natgw does not
-		// fragment.
-		if binary.BigEndian.Uint16(l3[6:])&0x4000 != 0 {
-			p.Flags |= MsgFragNeeded
-			p.FragSport = uint16(w.mtu[1-p.Port])
-			w.toMgmt.Push(p)
-		}
+	if ipLen := ipTotalLen(l3); ipLen > w.mtu[1-p.Port] && binary.BigEndian.Uint16(l3[6:])&0x4000 != 0 {
+		// Too big for the egress link, with DF: the sender learns the
+		// MTU (path MTU discovery through natgw). Without DF the packet
+		// is fragmented after translation (forward).
+		p.Flags |= MsgFragNeeded
+		p.FragSport = uint16(w.mtu[1-p.Port])
+		w.toMgmt.Push(p)
 		w.drop(p, nat.DropFragment)
 		return
 	}
@@ -459,7 +476,7 @@ func (w *Worker) translate(port uint8, neigh *Neighbors, now nat.Tick) {
 		return
 	}
 	w.nbatch[port] = 0
-	pkts, l3s, verdicts := w.batch[port][:n], w.l3[port][:n], w.verdicts[:n]
+	pkts, l3s, verdicts := w.batch[port][:n], w.l3[port][:n], w.verdicts[port][:n]
 	w.translateInOrder(port, pkts, l3s, verdicts, now)
 	egress := PortOutside
 	if port == PortOutside {
@@ -469,7 +486,15 @@ func (w *Worker) translate(port uint8, neigh *Neighbors, now nat.Tick) {
 		switch v := verdicts[i]; v {
 		case nat.VerdictForward:
 			w.forward(p, l3s[i], egress, neigh)
+		case nat.VerdictHairpin:
+			w.hairpin(p, l3s[i])
 		case nat.VerdictLocal:
+			if p.Flags&FlagHairpin != 0 {
+				// For natgw itself, from the inside through a
+				// public address: not answered.
+				w.drop(p, nat.DropNoFlow)
+				break
+			}
 			w.answerLocal(p)
 		case nat.DropTTLExceeded:
 			p.Flags |= MsgTimeExceeded
@@ -492,7 +517,9 @@ func (w *Worker) translateInOrder(port uint8, pkts []*Packet, l3s [][]byte, verd
 		}
 		if i > start {
 			if port == PortInside {
+				w.checking = pkts[start:i]
 				w.tr.OutboundBurst(l3s[start:i], verdicts[start:i], now)
+				w.checking = nil
 			} else {
 				w.tr.InboundBurst(l3s[start:i], verdicts[start:i], now)
 			}
@@ -531,7 +558,67 @@ func (w *Worker) forward(p *Packet, l3 []byte, egress uint8, neigh *Neighbors) {
 	eth.SetDst(mac)
 	eth.SetSrc(w.mac[egress])
 	p.Data = p.Data[:nat.EthernetLen+len(l3)] // drop any link padding
+	if ipTotalLen(l3) > w.mtu[egress] {
+		w.fragmentTx(p, l3, egress)
+		return
+	}
 	w.queueTx(egress, p)
+}
+
+// checkSource is the translator's source check (inside.source_check),
+// asked about new outbound flows only: packet i of the burst being
+// translated, from private address src, would open a flow (and take a new
+// default-SNAT block when newBlock). The source must be on the inside link
+// or in a routed prefix, and its frame must come from the MAC that ARP
+// confirmed for it, or for its router: natgw's neighbour snapshot is the
+// binding. A host ARP has not confirmed yet may open flows of its own
+// mapping (a pool member, an instance, a default-SNAT block it holds)
+// while natgw asks for it, but gets no new default-SNAT block; a routed
+// source needs its router confirmed.
+func (w *Worker) checkSource(i int, src uint32, newBlock bool) nat.Verdict {
+	if i >= len(w.checking) {
+		return nat.VerdictForward // not from a burst of the inside port
+	}
+	hop, ok := w.tr.Policy().InsideNextHop(src)
+	if !ok {
+		return nat.DropSpoofed
+	}
+	var from [6]byte
+	copy(from[:], nat.Ethernet(w.checking[i].Data).SrcMAC())
+	mac, confirmed, known := w.neigh.Load().Binding(hop)
+	if known && confirmed {
+		if mac != from {
+			return nat.DropSpoofed
+		}
+		return nat.VerdictForward
+	}
+	w.resolve(hop)
+	if newBlock || hop != src {
+		return nat.DropSpoofed
+	}
+	return nat.VerdictForward
+}
+
+// hairpin sends a packet of a hairpin flow, translated outbound (its
+// source is now the sender's public address and port, its destination a
+// public address of natgw), through the inbound path as if it had arrived
+// on the outside port (RFC 4787 REQ-9, RFC 5382 REQ-8). Its inbound owner
+// is the hash of its new source, the sender's public endpoint, which is in
+// general another worker than the outbound owner: classify hands it over
+// like any frame from the outside. It never leaves natgw on the way.
+// Fragments of hairpinned datagrams are dropped: the fragment tracker
+// would see them as datagrams of the outside.
+func (w *Worker) hairpin(p *Packet, l3 []byte) {
+	if isFragment(l3) {
+		w.drop(p, nat.DropFragment)
+		return
+	}
+	eth := nat.Ethernet(p.Data)
+	eth.SetSrc(w.mac[PortInside])
+	eth.SetDst(w.mac[PortOutside])
+	p.Port = PortOutside
+	p.Flags = p.Flags&^FlagOwned | FlagHairpin
+	w.classify(p)
 }
 
 // answerLocal answers echo requests to natgw's own addresses in place; other
@@ -672,6 +759,8 @@ func (w *Worker) publish() {
 		c.FlowsExpired[i].Store(s.FlowsExpired[i])
 	}
 	c.HandoffPackets.Store(w.local.handoff)
+	c.Fragmented.Store(w.local.fragmented)
+	c.Fragments.Store(w.local.fragments)
 	w.publishFrags()
 	inUse, counted := int64(0), false
 	for _, q := range w.q {

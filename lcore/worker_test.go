@@ -85,7 +85,9 @@ func newTestbedClock(t *testing.T, workers int, manual bool) *testbed {
 	tb.rt, err = NewRuntime(RuntimeConfig{
 		Clock:   clock,
 		Workers: workers, Ports: [NumPorts]Port{tb.in, tb.out}, Policy: testHolder(t), FlowCapacity: 4096,
-		Static: []StaticNeighbor{{Addr: gateway, MAC: macGw}},
+		// The member is static: confirmed for the source check, so the
+		// tests see no ARP asking to confirm it (sourcecheck_test.go tests that).
+		Static: []StaticNeighbor{{Addr: gateway, MAC: macGw}, {Addr: member, MAC: macHost}},
 		Log:    slog.New(slog.DiscardHandler),
 	})
 	require.NoError(t, err)
@@ -323,8 +325,8 @@ func TestManagementDuties(t *testing.T) {
 	})
 	t.Run("oversized DF packets get fragmentation needed", func(t *testing.T) {
 		tb := newTestbed(t, 1)
-		tb.out.mtu = 1400
-		tb.rt.Workers[0].mtu[PortOutside] = 1400
+		tb.out.SetMTU(1400)
+		tb.rt.Manager.pollMTU()
 		tb.in.Inject(0, frame(t, macIn, macHost, func(b []byte) int {
 			return nat.BuildUDP(b, member, server, 1, 2, 64, make([]byte, 1450))
 		}))

@@ -46,6 +46,11 @@ gateway = "198.19.0.1"
 [[neighbor]]
 address = "198.19.0.1"
 mac = "02:00:00:00:02:09"
+# The default-SNAT host, confirmed for inside.source_check (it never
+# answers ARP here, so it would get no block).
+[[neighbor]]
+address = "10.0.9.9"
+mac = "02:00:00:00:01:09"
 [timeouts]
 udp = "{{udp}}"
 [[frontend]]
@@ -128,7 +133,7 @@ func newAppliance(t *testing.T, o applianceOptions) *appliance {
 	log := slog.New(slog.DiscardHandler)
 	a.rt, err = lcore.NewRuntime(lcore.RuntimeConfig{Workers: 1, Ports: ports, Policy: a.policy,
 		FlowCapacity: c.Dataplane.FlowCapacity, Log: log, Clock: a.clock.now,
-		Static: []lcore.StaticNeighbor{{Addr: nat.U32(c.Neighbors[0].Addr()), MAC: c.Neighbors[0].HardwareAddr()}}})
+		Static: staticNeighbors(c)})
 	require.NoError(t, err)
 	rel := NewReloader(ReloadOptions{Path: a.path, Policy: a.policy, Log: log})
 	a.srv, err = NewServer(Options{Token: o.token, Runtime: a.rt, Ports: ports, Policy: a.policy,
@@ -223,6 +228,15 @@ next:
 }
 
 // sendUDP injects a UDP datagram from an inside host.
+// staticNeighbors returns the configuration's [[neighbor]] entries.
+func staticNeighbors(c *config.Config) []lcore.StaticNeighbor {
+	var s []lcore.StaticNeighbor
+	for _, n := range c.Neighbors {
+		s = append(s, lcore.StaticNeighbor{Addr: nat.U32(n.Addr()), MAC: n.HardwareAddr()})
+	}
+	return s
+}
+
 func (a *appliance) sendUDP(src, dst string, sport, dport uint16) {
 	frame := make([]byte, 128)
 	n := nat.BuildUDP(frame[nat.EthernetLen:], nat.U32(netip.MustParseAddr(src)), nat.U32(netip.MustParseAddr(dst)),

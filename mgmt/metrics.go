@@ -52,7 +52,9 @@ type collector struct {
 	flowsActive, flowsCreated, flowsExpired   *prometheus.Desc
 	portsAllocated, snatFlows, utilMax, exhst *prometheus.Desc
 	handoff, busy, buffers, frags             *prometheus.Desc
+	fragmented, fragments                     *prometheus.Desc
 	portRx, portTx, portMissed, portLink      *prometheus.Desc
+	portMTU                                   *prometheus.Desc
 	generation, reloads                       *prometheus.Desc
 }
 
@@ -70,12 +72,15 @@ func newCollector(s *Server) *collector {
 		utilMax:        desc("snat_port_utilization_max", "Highest ports used / ports allocated ratio over any member and destination, by pool (from the workers' last utilisation scan).", "pool"),
 		exhst:          desc("snat_port_exhaustion_total", "New flows dropped because the member had no free port towards the destination, by pool.", "pool"),
 		handoff:        desc("handoff_packets_total", "Packets a worker handed over to the worker that owns them.", "worker"),
+		fragmented:     desc("fragmented_packets_total", "Packets without DF larger than the egress MTU that a worker cut into fragments after translation (RFC 4787 REQ-13a).", "worker"),
+		fragments:      desc("fragments_sent_total", "Fragments a worker sent for the packets it cut.", "worker"),
 		frags:          desc("fragments_total", "Fragment table events, by event (held: a later fragment kept until its first arrives; released; timed_out and refused: dropped, also counted as fragment drops) and worker.", "event", "worker"),
 		busy:           desc("worker_busy_ratio", "Share of a worker's polls that found work, over the last second.", "worker"),
 		buffers:        desc("buffers_in_use", "Packet buffers of a worker's queues out of their pools between polls (drivers that count them: AF_PACKET); 0 when idle.", "worker"),
 		portRx:         desc("port_rx_packets_total", "Packets received by the port, as the driver counts them.", "port"),
 		portTx:         desc("port_tx_packets_total", "Packets sent by the port, as the driver counts them.", "port"),
 		portMissed:     desc("port_rx_missed_total", "Packets the NIC dropped for lack of room in the RX queues.", "port"),
+		portMTU:        desc("port_mtu", "The port's MTU as natgw last read it from the link (polled every second): the egress MTU packets leaving by the port are fragmented for, or answered with ICMP fragmentation needed.", "port"),
 		portLink:       desc("port_link_up", "1 when the port's link is up.", "port"),
 		generation:     desc("config_generation", "Generation of the running configuration (1 at start, +1 per successful reload)."),
 		reloads:        desc("config_reloads_total", "Configuration reloads, by result (ok, error).", "result"),
@@ -86,7 +91,8 @@ func newCollector(s *Server) *collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.flowsActive, c.flowsCreated,
 		c.flowsExpired, c.portsAllocated, c.snatFlows, c.utilMax, c.exhst, c.handoff, c.busy, c.buffers,
-		c.frags, c.portRx, c.portTx, c.portMissed, c.portLink, c.generation, c.reloads} {
+		c.fragmented, c.fragments,
+		c.frags, c.portRx, c.portTx, c.portMissed, c.portLink, c.portMTU, c.generation, c.reloads} {
 		ch <- d
 	}
 }
@@ -122,6 +128,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 				counter(c.flowsExpired, wc.FlowsExpired[r].Load(), r.String(), id)
 			}
 			counter(c.handoff, wc.HandoffPackets.Load(), id)
+			counter(c.fragmented, wc.Fragmented.Load(), id)
+			counter(c.fragments, wc.Fragments.Load(), id)
 			for e, name := range lcore.FragCounterNames {
 				counter(c.frags, wc.Frag[e].Load(), name, id)
 			}
@@ -152,6 +160,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			link = 1
 		}
 		gauge(c.portLink, link, role)
+		if rt := s.o.Runtime; rt != nil {
+			gauge(c.portMTU, float64(rt.Manager.MTU[i].Load()), role)
+		}
 	}
 	if pol != nil {
 		gauge(c.generation, float64(pol.Gen))

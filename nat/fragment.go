@@ -68,6 +68,12 @@ func (t *Translator) fragment(pkt []byte, sport, dport uint16, dir int, now Tick
 		return DropFragment
 	}
 	f := t.flows.Flow(idx)
+	if f.Flags&flagHairpin != 0 {
+		// Hairpinned datagrams are not reassembled or tracked
+		// through the inbound side: their later fragments are
+		// dropped (see VerdictHairpin).
+		return DropFragment
+	}
 	t.flows.Touch(idx, now)
 	oldA, newA := f.Priv, f.Pub
 	if dir == DirIn {

@@ -113,6 +113,12 @@ type member struct {
 
 type prefix struct{ net, mask uint32 }
 
+// routedPrefix is an inside network behind a router on the inside link.
+type routedPrefix struct {
+	prefix
+	via uint32
+}
+
 // Policy is the compiled, immutable form of a configuration: what the
 // workers consult to classify and translate. Build it with Compile on the
 // management core and hand it to workers by atomic pointer. The only
@@ -138,6 +144,12 @@ type Policy struct {
 	Inside, Outside, Gateway uint32
 	// InsidePrefix and OutsidePrefix are the attached subnets.
 	InsidePrefix, OutsidePrefix netip.Prefix
+	// SourceCheck is inside.source_check: the runtime checks the source
+	// of every new outbound flow (TranslatorOptions.SourceCheck).
+	SourceCheck bool
+
+	insideNet prefix
+	routed    []routedPrefix
 
 	deny        []denyRule
 	instances   map[uint32]*Instance // by private address
@@ -187,6 +199,19 @@ func Compile(c *config.Config, prev *Policy) (*Policy, error) {
 		return nil, fmt.Errorf("outside.address: %w", err)
 	}
 	p.Inside, p.Outside = U32(p.InsidePrefix.Addr()), U32(p.OutsidePrefix.Addr())
+	p.insideNet = prefixOf(p.InsidePrefix)
+	p.SourceCheck = c.Inside.SourceCheckOn()
+	for i, r := range c.Inside.Routed {
+		pf, err := netip.ParsePrefix(r.Prefix)
+		if err != nil {
+			return nil, fmt.Errorf("inside.routed[%d].prefix: %w", i, err)
+		}
+		via, err := netip.ParseAddr(r.Via)
+		if err != nil {
+			return nil, fmt.Errorf("inside.routed[%d].via: %w", i, err)
+		}
+		p.routed = append(p.routed, routedPrefix{prefix: prefixOf(pf), via: U32(via)})
+	}
 	gw, err := netip.ParseAddr(c.Outside.Gateway)
 	if err != nil {
 		return nil, fmt.Errorf("outside.gateway: %w", err)
@@ -394,6 +419,22 @@ func (p *Policy) inDefaultSources(a uint32) bool {
 		}
 	}
 	return false
+}
+
+// InsideNextHop returns the neighbour on the inside link that frames
+// from private address src come from: src itself when it is on the inside
+// link, the router of the routed prefix that holds it, or false when src
+// belongs to neither (a spoofed source).
+func (p *Policy) InsideNextHop(src uint32) (uint32, bool) {
+	if src&p.insideNet.mask == p.insideNet.net {
+		return src, src != p.Inside
+	}
+	for i := range p.routed {
+		if r := &p.routed[i]; src&r.mask == r.net {
+			return r.via, true
+		}
+	}
+	return 0, false
 }
 
 // InstanceByPublic returns the instance that owns a public address.

@@ -28,6 +28,13 @@ const (
 // flagInbound marks a flow opened from the outside (instance inbound rules).
 const flagInbound uint8 = 1 << 5
 
+// flagHairpin marks an outbound flow whose remote is one of natgw's public
+// addresses (Policy.IsPublic): its packets are hairpinned, translated
+// inbound after the outbound translation (VerdictHairpin). It is decided
+// when the flow is created and again when a reload revalidates it, so
+// packets of established flows pay one test of a flag already loaded.
+const flagHairpin uint8 = 1 << 6
+
 // pktInfo is what parsing learned of one packet.
 type pktInfo struct {
 	ip       IPv4
@@ -45,6 +52,8 @@ type pktInfo struct {
 	// it is set.
 	hint   uint16
 	hinted bool
+	// pos is the packet's index in its burst chunk.
+	pos uint8
 }
 
 // outKey is the private 5-tuple of a packet from the inside.
@@ -96,6 +105,14 @@ type TranslatorOptions struct {
 	// OnExhausted, when set, is called (on the worker) for each new flow
 	// refused for lack of a port. It must not block.
 	OnExhausted func(ExhaustEvent)
+	// SourceCheck, when set, is asked about every new outbound flow the
+	// policy would admit, before it takes a port or a default-SNAT block:
+	// i is the packet's index in the slice given to OutboundBurst (0 for
+	// Outbound), src its source, newBlock whether the flow would assign a
+	// default-SNAT block to src. Any verdict but VerdictForward refuses
+	// the flow with that verdict. Packets of existing flows never reach
+	// it. It runs on the worker and must not block or allocate.
+	SourceCheck func(i int, src uint32, newBlock bool) Verdict
 }
 
 // Translator translates the packets of one worker.
@@ -106,6 +123,10 @@ type Translator struct {
 	pol    *Policy
 	worker int
 	onExh  func(ExhaustEvent)
+	srcChk func(i int, src uint32, newBlock bool) Verdict
+	// base is the index of the current burst chunk's first packet in the
+	// caller's slice (for SourceCheck).
+	base   int
 	sweep  uint32 // cursor of the reclaim sweep
 	resets []Flow // idle established TCP flows to reset (tcp_reset_on_idle)
 	// snats are the default-SNAT allocators this worker's flows are
@@ -155,6 +176,7 @@ func NewTranslator(p *Policy, opts TranslatorOptions, now Tick) *Translator {
 		rand:   portalloc.NewRand(opts.Seed),
 		worker: opts.Worker,
 		onExh:  opts.OnExhausted,
+		srcChk: opts.SourceCheck,
 		resets: make([]Flow, 0, maxResets),
 	}
 	t.hosts = newHostCounts(t.flows.Capacity())
@@ -280,6 +302,7 @@ func (t *Translator) releaseSNAT(f *Flow) {
 func (t *Translator) Outbound(pkt []byte, now Tick) Verdict {
 	pi := &t.batchInfo[0]
 	t.parse(pkt, pi, DirOut)
+	t.base = 0
 	var idx uint32
 	if pi.kind == kindPorts || pi.kind == kindEcho {
 		t.outKeys[0] = pi.outKey()
@@ -316,7 +339,7 @@ func (t *Translator) InboundBurst(pkts [][]byte, verdicts []Verdict, now Tick) {
 }
 
 func (t *Translator) burst(pkts [][]byte, verdicts []Verdict, now Tick, dir int) {
-	for len(pkts) > 0 {
+	for t.base = 0; len(pkts) > 0; t.base += MaxBurst {
 		n := min(len(pkts), MaxBurst)
 		t.burstChunk(pkts[:n], verdicts[:n], now, dir)
 		pkts, verdicts = pkts[n:], verdicts[n:]
@@ -328,6 +351,7 @@ func (t *Translator) burstChunk(pkts [][]byte, verdicts []Verdict, now Tick, dir
 	for i, pkt := range pkts {
 		pi := &t.batchInfo[i]
 		t.parse(pkt, pi, dir)
+		pi.pos = uint8(i)
 		if pi.kind != kindPorts && pi.kind != kindEcho {
 			continue
 		}
@@ -420,7 +444,7 @@ func (t *Translator) lookupAgain(pi *pktInfo, dir int) uint32 {
 
 func (t *Translator) count(v Verdict, pi *pktInfo, dir int) Verdict {
 	t.Stats.Verdicts[v]++
-	if v == VerdictForward {
+	if v == VerdictForward || v == VerdictHairpin {
 		t.Stats.Packets[dir]++
 		t.Stats.Bytes[dir] += uint64(len(pi.ip))
 	}
@@ -541,6 +565,9 @@ func (t *Translator) finishOut(pi *pktInfo, idx uint32, now Tick) Verdict {
 	ip.SetSrc(f.Pub)
 	ip.SetTTL(ip.TTL() - 1)
 	rewriteL4(pi, f.dL4, f.PrivPort, f.PubPort, true)
+	if f.Flags&flagHairpin != 0 {
+		return VerdictHairpin
+	}
 	return VerdictForward
 }
 
@@ -692,6 +719,12 @@ func (t *Translator) createOut(pi *pktInfo, now Tick) (uint32, Verdict) {
 	if v != VerdictForward {
 		return 0, v
 	}
+	if t.srcChk != nil && p.SourceCheck {
+		newBlock := m.Scenario == ScenarioDefault && m.Block.Public == 0
+		if v := t.srcChk(t.base+int(pi.pos), src, newBlock); v != VerdictForward {
+			return 0, v
+		}
+	}
 	if m.Scenario == ScenarioDefault {
 		// Acquire pins the block with this flow, so the management
 		// core can't reclaim it underneath; every exit below that
@@ -714,6 +747,9 @@ func (t *Translator) createOut(pi *pktInfo, now Tick) (uint32, Verdict) {
 func (t *Translator) insertOut(pi *pktInfo, m *Mapping, src, dst uint32, now Tick) (uint32, Verdict) {
 	f := Flow{Priv: src, Pub: m.Block.Public, Remote: dst, PrivPort: pi.sport, RemotePort: pi.dport,
 		Proto: pi.proto, State: initialState(pi.proto), Gen: t.pol.Gen, Scope: m.Scope}
+	if t.pol.IsPublic(dst) {
+		f.Flags = flagHairpin
+	}
 	if m.Scenario == ScenarioDefault {
 		f.snat = t.snatCur // counted by the caller's Acquire
 	}
@@ -787,6 +823,9 @@ func (t *Translator) createIn(pi *pktInfo, now Tick) (uint32, Verdict) {
 		Gen: t.pol.Gen, Scope: ScopeInstance}
 	if v := t.admit(f.Remote, true); v != VerdictForward {
 		return 0, v
+	}
+	if t.pol.IsPublic(f.Remote) {
+		f.Flags |= flagHairpin // opened by a hairpinned packet: so are its replies
 	}
 	idx, ok := t.flows.Insert(&f, now)
 	if !ok {
@@ -881,6 +920,12 @@ func (t *Translator) revalidate(idx uint32, f *Flow) bool {
 			t.countSNAT(f)
 		}
 		f.Gen, f.Scope = p.Gen, m.Scope
+		// The reload may have added or removed the public address
+		// this flow goes to.
+		f.Flags &^= flagHairpin
+		if p.IsPublic(f.Remote) {
+			f.Flags |= flagHairpin
+		}
 		return true
 	}
 	t.release(idx, f, ExpireReclaimed)

@@ -13,6 +13,11 @@ const (
 	// VerdictLocal: the packet is for natgw itself (echo request to one of
 	// its addresses); the worker answers it.
 	VerdictLocal
+	// VerdictHairpin: the packet was translated outbound and is for a
+	// public address of natgw (a hairpin flow, RFC 4787 REQ-9): the
+	// runtime translates it inbound, as if it came from the outside, and
+	// sends it to the inside host that mapping belongs to.
+	VerdictHairpin
 	DropDenied
 	DropNoScenario
 	DropPortExhausted
@@ -51,6 +56,12 @@ const (
 	// from the outside hold limits.inbound_flow_percent of the worker's
 	// flow table.
 	DropInboundLimit
+	// DropSpoofed: a new outbound flow whose source failed the inside
+	// source check (inside.source_check): not on the inside link nor in
+	// a routed prefix, from another MAC than ARP confirmed for it (or
+	// for its router), or a host ARP never confirmed asking for a new
+	// default-SNAT block.
+	DropSpoofed
 	// NumVerdicts sizes arrays indexed by Verdict.
 	NumVerdicts
 )
@@ -58,6 +69,7 @@ const (
 var verdictNames = [NumVerdicts]string{
 	VerdictForward:    "forward",
 	VerdictLocal:      "local",
+	VerdictHairpin:    "hairpin",
 	DropDenied:        "denied",
 	DropNoScenario:    "no_scenario",
 	DropPortExhausted: "port_exhausted",
@@ -76,6 +88,7 @@ var verdictNames = [NumVerdicts]string{
 	DropTCPInvalidRST: "tcp_invalid_rst",
 	DropHostLimit:     "host_limit",
 	DropInboundLimit:  "inbound_limit",
+	DropSpoofed:       "spoofed",
 }
 
 // IsDrop reports whether the verdict drops the packet.

@@ -191,7 +191,9 @@ func (p *Port) Queue(i int) *Queue {
 }
 
 // MTU returns the interface's current MTU, or 0 when it can't be read (the
-// Port is closed or the interface is gone).
+// Port is closed or the interface is gone). It is at most the MTU the
+// interface had at Open: the queues' TX frames were sized for that one, so
+// an MTU raised later is used up to it.
 func (p *Port) MTU() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -202,7 +204,7 @@ func (p *Port) MTU() int {
 	if err != nil {
 		return 0
 	}
-	return mtu
+	return min(mtu, p.queues[0].txMaxLen-ethHeaderLen-vlanLen)
 }
 
 // LinkUp reports whether the interface is administratively up and has a

@@ -29,6 +29,16 @@ func TestAFPacketRoundTrip(t *testing.T) {
 		p := openPort(t, s, "net_af_packet0", lcore.PortInside)
 		assert.True(t, p.LinkUp())
 		peer := peerSocket(t, "peer0")
+
+		t.Run("MTU is the kernel interface's, at run time too", func(t *testing.T) {
+			assert.Equal(t, 1500, p.MTU())
+			dp0, err := net.InterfaceByName("dp0")
+			require.NoError(t, err)
+			require.NoError(t, exec.Command("ip", "link", "set", "dev", "dp0", "mtu", "1280").Run())
+			t.Cleanup(func() { exec.Command("ip", "link", "set", "dev", "dp0", "mtu", "1500").Run() })
+			assert.Equal(t, dp0.Index, p.Info().IfIndex)
+			assert.Equal(t, 1280, p.MTU(), "the MTU natgw uses follows the link")
+		})
 		q := p.Queue(0)
 		var rx [lcore.Burst]*lcore.Packet
 		recv := func(want int) []*lcore.Packet {

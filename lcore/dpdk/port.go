@@ -10,6 +10,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"unsafe"
@@ -58,6 +59,10 @@ type DeviceInfo struct {
 	MinMTU, MaxMTU               int
 	RxDescMax, TxDescMax         int
 	RxOffloadCapa, TxOffloadCapa uint64
+
+	// IfIndex is the kernel interface behind the port (net_af_packet,
+	// net_tap), 0 for a device DPDK drives itself.
+	IfIndex int
 }
 
 // Port is an open DPDK port implementing lcore.Port: Workers RX queues,
@@ -174,6 +179,7 @@ func (s *Session) openPort(opts PortOptions) (*Port, error) {
 	if ret := C.rte_eth_dev_get_mtu(C.uint16_t(id), &mtu); ret == 0 && mtu > 0 {
 		p.mtu = int(mtu)
 	}
+	p.mtu = p.MTU() // a kernel interface's own
 	for i := 0; i <= workers; i++ {
 		extra := -1
 		if extraRx && i == 0 {
@@ -264,7 +270,7 @@ func deviceInfo(id uint16) (DeviceInfo, error) {
 		MaxRxQueues: int(di.max_rx_queues), MaxTxQueues: int(di.max_tx_queues),
 		RETASize: int(di.reta_size), HashKeySize: int(di.hash_key_size),
 		FlowTypeRSSOffloads: uint64(di.flow_type_rss_offloads),
-		MinMTU:              int(di.min_mtu), MaxMTU: int(di.max_mtu),
+		MinMTU:              int(di.min_mtu), MaxMTU: int(di.max_mtu), IfIndex: int(di.if_index),
 		RxDescMax: int(di.rx_desc_lim.nb_max), TxDescMax: int(di.tx_desc_lim.nb_max),
 		RxOffloadCapa: uint64(di.rx_offload_capa), TxOffloadCapa: uint64(di.tx_offload_capa),
 	}, nil
@@ -348,15 +354,37 @@ func (p *Port) Info() DeviceInfo { return p.info }
 // MAC returns the port's hardware address.
 func (p *Port) MAC() [6]byte { return p.mac }
 
-// MTU returns the port's MTU (rte_eth_dev_get_mtu at open, 1500 if the
-// device does not say).
-func (p *Port) MTU() int { return p.mtu }
+// MTU returns the port's current MTU. A port backed by a kernel interface
+// (net_af_packet: DeviceInfo.IfIndex) has that interface's MTU, which the
+// kernel enforces on what the PMD sends and which may change at run time;
+// others have rte_eth_dev_get_mtu's. It falls back to the MTU read at open
+// (1500 if none). It runs on the management core, which polls it.
+func (p *Port) MTU() int {
+	if p.info.IfIndex > 0 {
+		if ifc, err := net.InterfaceByIndex(p.info.IfIndex); err == nil && ifc.MTU > 0 {
+			return ifc.MTU
+		}
+		return p.mtu
+	}
+	var mtu C.uint16_t
+	if ret := C.rte_eth_dev_get_mtu(C.uint16_t(p.id), &mtu); ret == 0 && mtu > 0 {
+		return int(mtu)
+	}
+	return p.mtu
+}
 
 // RSS says how packets reach the worker that owns them: "hardware" when
 // the NIC hashes natgw's fields with natgw's key and redirection table, or
 // "software: <reason>" when the receiving worker hashes and hands packets
 // over (correct either way; hardware saves the handoff).
 func (p *Port) RSS() string { return p.rss }
+
+// MaxFrame returns the largest frame the port hands the workers: the data
+// room of the session's mbufs (MbufSize). It implements
+// lcore.MaxFrameReporter.
+func (p *Port) MaxFrame() int {
+	return MbufSize(p.s.cfg.EALArgs) - int(C.RTE_PKTMBUF_HEADROOM)
+}
 
 // LinkUp reports the link state (rte_eth_link_get_nowait).
 func (p *Port) LinkUp() bool {

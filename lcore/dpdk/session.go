@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"unsafe"
 )
@@ -45,6 +47,54 @@ type Config struct {
 	// Log receives the session's log lines (default slog.Default()).
 	Log *slog.Logger
 }
+
+// MbufSize returns the buffer size of the packet mempool's mbufs (data
+// room and headroom) for EAL arguments args: DPDK's default, or more when
+// a net_af_packet vdev has a larger framesz. That PMD refuses an RX queue
+// whose mbufs can't hold a whole frame of its ring (framesz minus the
+// 32 bytes of TPACKET_V2 header it does not copy), and a larger framesz is
+// what lets it pass natgw datagrams the kernel reassembled (its fanout
+// group has PACKET_FANOUT_FLAG_DEFRAG: see docs/OPERATIONS.md).
+func MbufSize(args []string) int {
+	room := int(C.RTE_MBUF_DEFAULT_DATAROOM)
+	if f := AFPacketFrameSize(args); f-afPacketFrameHeader > room {
+		room = f - afPacketFrameHeader
+	}
+	return min(room+int(C.RTE_PKTMBUF_HEADROOM), 0xffff)
+}
+
+// afPacketFrameHeader is the part of a net_af_packet ring frame that is
+// not frame data (TPACKET2_HDRLEN minus the struct sockaddr_ll).
+const afPacketFrameHeader = 32
+
+// AFPacketFrameSize returns the largest framesz of the net_af_packet
+// (or eth_af_packet) vdevs in EAL arguments args, 2048 (the PMD's
+// default) for one without framesz, 0 when there is none.
+func AFPacketFrameSize(args []string) int {
+	largest := 0
+	for i, a := range args {
+		dev, ok := strings.CutPrefix(a, "--vdev=")
+		if !ok && a == "--vdev" && i+1 < len(args) {
+			dev, ok = args[i+1], true
+		}
+		if !ok || !(strings.HasPrefix(dev, "net_af_packet") || strings.HasPrefix(dev, "eth_af_packet")) {
+			continue
+		}
+		size := afPacketDefaultFrame
+		for _, kv := range strings.Split(dev, ",")[1:] {
+			if v, ok := strings.CutPrefix(kv, "framesz="); ok {
+				if n, err := strconv.Atoi(v); err == nil && n > 0 {
+					size = n
+				}
+			}
+		}
+		largest = max(largest, size)
+	}
+	return largest
+}
+
+// afPacketDefaultFrame is net_af_packet's default framesz.
+const afPacketDefaultFrame = 2048
 
 // MempoolSize returns the number of mbufs of the packet mempool for ports
 // ports with workers workers and rings of rxDesc and txDesc entries:
@@ -116,8 +166,9 @@ func Start(cfg Config) (*Session, error) {
 	n := MempoolSize(cfg.Ports, cfg.Workers, cfg.RxDesc, cfg.TxDesc)
 	name := C.CString(fmt.Sprintf("natgw_mbufs_%d", pid))
 	defer C.free(unsafe.Pointer(name))
+	bufSize := MbufSize(cfg.EALArgs)
 	s.mp = C.rte_pktmbuf_pool_create(name, C.uint(n), MempoolCache, 0,
-		C.RTE_MBUF_DEFAULT_BUF_SIZE, C.int(C.rte_socket_id()))
+		C.uint16_t(bufSize), C.int(C.rte_socket_id()))
 	if s.mp == nil {
 		err := fmt.Errorf("dpdk: creating a mempool of %d mbufs: %s (are enough hugepages reserved? see scripts/install-deps.sh)",
 			n, errnoString(int(C.rte_errno)))
@@ -125,9 +176,20 @@ func Start(cfg Config) (*Session, error) {
 	}
 	s.log.Info("dpdk: EAL up", "args", argv, "lcores", int(C.rte_lcore_count()),
 		"ports_available", int(C.rte_eth_dev_count_avail()), "mbufs", n,
-		"mbuf_size", int(C.RTE_MBUF_DEFAULT_BUF_SIZE), "gomaxprocs", runtime.GOMAXPROCS(0))
+		"mbuf_size", bufSize, "gomaxprocs", runtime.GOMAXPROCS(0))
+	if f := AFPacketFrameSize(cfg.EALArgs); f > 0 {
+		s.log.Info("dpdk: net_af_packet has the kernel reassemble fragments (PACKET_FANOUT_FLAG_DEFRAG); "+
+			"natgw translates the datagram and fragments it again for the egress MTU, "+
+			"but a datagram larger than a ring frame is truncated (a malformed drop): raise framesz for larger ones",
+			"framesz", f, "largest_datagram", f-afPacketFrameOverhead)
+	}
 	return s, nil
 }
+
+// afPacketFrameOverhead is what a net_af_packet ring frame holds besides
+// the IPv4 datagram: the TPACKET_V2 header and address, aligned (66
+// bytes before the MAC header), and the Ethernet header.
+const afPacketFrameOverhead = 80
 
 // Close drops the session's own reference: once every port opened from it
 // is closed too, the mempool is freed and rte_eal_cleanup runs.

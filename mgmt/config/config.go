@@ -47,6 +47,26 @@ type InsidePort struct {
 	// Address is the gateway address of the private hosts, with its prefix
 	// length ("10.0.0.1/16").
 	Address string `toml:"address"`
+	// SourceCheck validates the sources of new outbound flows (on when
+	// absent; see SourceCheckOn): a source must be on the inside link or
+	// in a Routed prefix, and come from the MAC ARP confirmed for it (for
+	// a routed prefix, its router's).
+	SourceCheck *bool `toml:"source_check"`
+	// Routed are inside networks behind a router on the inside link.
+	Routed []RoutedPrefix `toml:"routed"`
+}
+
+// SourceCheckOn reports whether inside.source_check is on (the default).
+func (p *InsidePort) SourceCheckOn() bool { return p.SourceCheck == nil || *p.SourceCheck }
+
+// RoutedPrefix is an inside network reached through a router on the inside
+// link ([[inside.routed]]): its hosts' frames carry the router's MAC, so
+// the source check compares them with the MAC ARP confirmed for Via.
+type RoutedPrefix struct {
+	// Prefix is the network ("10.1.0.0/16").
+	Prefix string `toml:"prefix"`
+	// Via is the router's address on the inside link.
+	Via string `toml:"via"`
 }
 
 // OutsidePort is the port facing the next-hop router.

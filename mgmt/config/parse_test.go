@@ -474,3 +474,34 @@ func TestSyntaxErrorLine(t *testing.T) {
 		})
 	}
 }
+
+// TestInsideSourceCheck: inside.source_check defaults to on, false turns
+// it off, a value of another type is refused naming the key, and
+// [[inside.routed]] parses.
+func TestInsideSourceCheck(t *testing.T) {
+	b, err := os.ReadFile("testdata/example.toml")
+	require.NoError(t, err)
+	with := func(lines string) string {
+		return strings.Replace(string(b), "address = \"10.0.0.1/16\"", "address = \"10.0.0.1/16\"\n"+lines, 1)
+	}
+	c, err := Parse(b, "example.toml")
+	require.NoError(t, err)
+	assert.True(t, c.Inside.SourceCheckOn(), "on by default")
+
+	c, err = Parse([]byte(with("source_check = false")), "off.toml")
+	require.NoError(t, err)
+	assert.False(t, c.Inside.SourceCheckOn())
+
+	_, err = Parse([]byte(with(`source_check = "yes"`)), "bad.toml")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "source_check")
+
+	_, err = Parse([]byte(with("source_chek = true")), "typo.toml")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "source_chek")
+
+	text := strings.Replace(string(b), "[outside]", "[[inside.routed]]\nprefix = \"10.200.0.0/16\"\nvia = \"10.0.0.254\"\n\n[outside]", 1)
+	c, err = Parse([]byte(text), "routed.toml")
+	require.NoError(t, err)
+	assert.Equal(t, []RoutedPrefix{{Prefix: "10.200.0.0/16", Via: "10.0.0.254"}}, c.Inside.Routed)
+}

@@ -43,6 +43,7 @@ func (c *Config) Validate() error {
 	}
 	v.dataplane()
 	v.ports()
+	v.routed()
 	v.neighbors()
 	v.timeouts()
 	v.frontendList()
@@ -226,6 +227,44 @@ func (v *validator) notInside(key string, a netip.Addr) bool {
 		return false
 	}
 	return true
+}
+
+// routed checks the [[inside.routed]] prefixes: IPv4 networks outside the
+// inside and outside subnets, not overlapping each other, each through a
+// router that is a host of the inside subnet other than natgw.
+func (v *validator) routed() {
+	var seen []netip.Prefix
+	for i, r := range v.c.Inside.Routed {
+		key := index("inside.routed", i)
+		if v.required(key+".prefix", r.Prefix, `the network behind the router, like "10.1.0.0/16"`) {
+			p, err := ParseIPv4Prefix(r.Prefix)
+			switch {
+			case err != nil:
+				v.add(key+".prefix", err.Error())
+			case v.inside.IsValid() && p.Overlaps(v.inside.Masked()):
+				v.addf(key+".prefix", "%s overlaps the inside subnet %s (inside.address): hosts on the link are checked by their own MAC", p, v.inside.Masked())
+			case v.outside.IsValid() && p.Overlaps(v.outside.Masked()):
+				v.addf(key+".prefix", "%s overlaps the outside subnet %s (outside.address)", p, v.outside.Masked())
+			default:
+				for _, q := range seen {
+					if p.Overlaps(q) {
+						v.addf(key+".prefix", "%s overlaps %s, another routed prefix: each source has one router", p, q)
+					}
+				}
+				seen = append(seen, p)
+			}
+		}
+		if v.required(key+".via", r.Via, `the router's address on the inside link, like "10.0.0.254"`) {
+			a, err := v.unicast(key+".via", r.Via)
+			switch {
+			case err != nil:
+			case v.inside.IsValid() && !v.inside.Masked().Contains(a):
+				v.addf(key+".via", "%s is not in the inside subnet %s (inside.address): the router must be on the inside link", a, v.inside.Masked())
+			case v.inside.IsValid() && a == v.inside.Addr():
+				v.addf(key+".via", "%s is natgw's own inside address", a)
+			}
+		}
+	}
 }
 
 // neighbors checks the [[neighbor]] entries.

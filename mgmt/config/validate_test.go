@@ -59,6 +59,16 @@ func TestValidate(t *testing.T) {
 		{"inbound flow percent negative", func(c *Config) { c.Limits.InboundFlowPercent = -5 }, []string{"limits.inbound_flow_percent"}, "1 to 100"},
 		{"limits at 100", func(c *Config) { c.Limits.HostFlowPercent, c.Limits.InboundFlowPercent = 100, 100 }, nil, ""},
 		{"flow capacity too big", func(c *Config) { c.Dataplane.FlowCapacity = 100_000_001 }, []string{"dataplane.flow_capacity"}, "1 to 100000000"},
+		// inside.routed
+		{"routed prefix", func(c *Config) { c.Inside.Routed = []RoutedPrefix{{Prefix: "10.200.0.0/16", Via: "10.0.0.254"}} }, nil, ""},
+		{"routed prefix in the inside subnet", func(c *Config) { c.Inside.Routed = []RoutedPrefix{{Prefix: "10.0.5.0/24", Via: "10.0.0.254"}} }, []string{"inside.routed[0].prefix"}, "overlaps the inside subnet"},
+		{"routed prefix with host bits", func(c *Config) { c.Inside.Routed = []RoutedPrefix{{Prefix: "10.200.0.1/16", Via: "10.0.0.254"}} }, []string{"inside.routed[0].prefix"}, "host bits"},
+		{"routed prefixes overlap", func(c *Config) {
+			c.Inside.Routed = []RoutedPrefix{{Prefix: "10.200.0.0/16", Via: "10.0.0.254"}, {Prefix: "10.200.1.0/24", Via: "10.0.0.253"}}
+		}, []string{"inside.routed[1].prefix"}, "overlaps 10.200.0.0/16"},
+		{"routed via off the inside link", func(c *Config) { c.Inside.Routed = []RoutedPrefix{{Prefix: "10.200.0.0/16", Via: "10.9.0.254"}} }, []string{"inside.routed[0].via"}, "not in the inside subnet"},
+		{"routed via natgw", func(c *Config) { c.Inside.Routed = []RoutedPrefix{{Prefix: "10.200.0.0/16", Via: "10.0.0.1"}} }, []string{"inside.routed[0].via"}, "natgw's own"},
+		{"routed without via", func(c *Config) { c.Inside.Routed = []RoutedPrefix{{Prefix: "10.200.0.0/16"}} }, []string{"inside.routed[0].via"}, "router's address"},
 		{"flow capacity below workers", func(c *Config) { c.Dataplane.FlowCapacity = 1 }, []string{"dataplane.flow_capacity"}, "less than dataplane.workers (2)"},
 
 		// ports
