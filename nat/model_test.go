@@ -9,8 +9,10 @@ package nat
 // rules of issue 14: martian destinations and sources, outbound ICMP
 // errors only to their flow's remote and under the deny rules, RSTs and
 // FINs checked against the receiver's sequence window (the model tracks
-// each side's last acknowledgement, window and scale), and the per-host
-// and inbound flow limits. It is slow and meant to be obviously right.
+// each side's last acknowledgement, window and scale), the per-host and
+// inbound flow limits, and hairpinning (a packet to one of natgw's public
+// addresses comes back through the inbound side, as the runtime does on
+// VerdictHairpin). It is slow and meant to be obviously right.
 //
 // Where the translator is free to choose, the model checks the choice is
 // legal and adopts it: the public port of a new flow (inside the member's
@@ -997,7 +999,7 @@ func (r *mRun) check(g *gpkt, in []byte, got Verdict, out []byte) {
 	}
 	m.verdicts[got]++
 	m.cov.Verdicts[got]++
-	if got != VerdictForward {
+	if got != VerdictForward && got != VerdictHairpin {
 		return
 	}
 	m.packets[g.dir]++
@@ -1038,7 +1040,9 @@ func (r *mRun) predict(g *gpkt, got Verdict, out []byte) (Verdict, *mFlow, *mFlo
 		} else {
 			f = r.liveIn(InKey{Pub: g.dst, Remote: g.src, PubPort: g.fragDport, RemotePort: g.fragSport, Proto: g.proto})
 		}
-		if f == nil {
+		if f == nil || r.m.spec.isPublic(f.key.Remote) {
+			// A hairpin flow's later fragments are dropped: the
+			// runtime doesn't take them through the inbound side.
 			return DropFragment, nil, nil
 		}
 		return VerdictForward, f, nil
@@ -1055,7 +1059,7 @@ func (r *mRun) predict(g *gpkt, got Verdict, out []byte) (Verdict, *mFlow, *mFlo
 		if _, ok := f.seqCheck(g, true); !ok {
 			return DropTCPInvalidRST, nil, nil
 		}
-		return VerdictForward, f, nil
+		return r.mHairpinOr(f, VerdictForward), f, nil
 	}
 	switch {
 	case g.echo() && g.icmpType == ICMPEchoReply:
@@ -1080,7 +1084,7 @@ func (r *mRun) predict(g *gpkt, got Verdict, out []byte) (Verdict, *mFlow, *mFlo
 			return v, nil, nil
 		}
 		nf.pub, nf.pubPort = s.instancePublic(g.src), g.sport
-		return VerdictForward, nil, nf
+		return r.mHairpinOr(nf, VerdictForward), nil, nf
 	case ScenarioPool:
 		blk = m.block(g.src)
 		if blk.Size() != s.blockSize() || blk.Public != mFE1 {
@@ -1133,7 +1137,7 @@ func (r *mRun) predict(g *gpkt, got Verdict, out []byte) (Verdict, *mFlow, *mFlo
 	if v, ok := r.limited(g.src, false, got); ok {
 		return v, nil, nil
 	}
-	if got != VerdictForward {
+	if got != VerdictForward && got != VerdictHairpin {
 		return VerdictForward, nil, nil
 	}
 	pub, port := IPv4(out).Src(), portOf(g, out, true)
@@ -1153,7 +1157,19 @@ func (r *mRun) predict(g *gpkt, got Verdict, out []byte) (Verdict, *mFlow, *mFlo
 	if z := m.zombieIn(nf.inKey()); z != nil {
 		delete(m.zombies, z.key) // the port probe re-validated it
 	}
-	return VerdictForward, nil, nf
+	return r.mHairpinOr(nf, VerdictForward), nil, nf
+}
+
+// mHairpinOr returns VerdictHairpin for a packet of flow f going out to
+// one of natgw's public addresses (issue 14 item 10, RFC 4787 REQ-9:
+// translated outbound, then inbound inside natgw), else v. Whether the
+// remote is public follows the running policy: a reload that adds or
+// removes an instance's address changes it for the flows it keeps.
+func (r *mRun) mHairpinOr(f *mFlow, v Verdict) Verdict {
+	if r.m.spec.isPublic(f.key.Remote) {
+		return VerdictHairpin
+	}
+	return v
 }
 
 // predictIn is predict for TCP, UDP and echo from the outside [S6].
@@ -1235,6 +1251,12 @@ func (r *mRun) predictError(g *gpkt, got Verdict) (Verdict, *mFlow, *mFlow) {
 		if r.m.spec.denied(g.dst, ProtoICMP, 0) {
 			return DropDenied, nil, nil
 		}
+		// An error about a hairpinned packet (its flow's remote is one
+		// of natgw's public addresses) is forwarded like any other, to
+		// the outside, not hairpinned: that is what the translator does
+		// today (icmp.go has no hairpin case), and the model checks it
+		// as such; whether it should reach the inside host instead is
+		// left to the lead (RFC 4787 REQ-9 names no ICMP case).
 		qs := g.qSport
 		if g.qProto == ProtoICMP {
 			qs = 0
@@ -1541,6 +1563,23 @@ func (r *mRun) genOut() *gpkt {
 			g.dst = pick(rng, mMartians)
 		case 1:
 			g.dst = pick(rng, mNearMartians)
+		case 2:
+			// Hairpinning: to an instance's public address (its
+			// inbound ports among others) ...
+			g.dst = pick(rng, mInstPub[:])
+			g.dport = pick(rng, []uint16{22, 8000, 8080, 5353, 9000})
+		case 3:
+			// ... or to the public endpoint of another host's flow.
+			var pubs []*mFlow
+			for _, f := range fs {
+				if !f.inbound && f.key.Priv != g.src {
+					pubs = append(pubs, f)
+				}
+			}
+			if len(pubs) > 0 {
+				f := pick(rng, pubs)
+				g.dst, g.dport, g.proto = f.pub, f.pubPort, f.key.Proto
+			}
 		}
 	}
 	if g.proto == ProtoICMP {
@@ -1614,7 +1653,10 @@ func (r *mRun) fragment(g *gpkt) {
 func (r *mRun) genIn() *gpkt {
 	rng := r.rng
 	g := &gpkt{dir: DirIn, ttl: 64, payload: r.payload(), wscale: -1}
-	fs := r.m.sortedFlows()
+	// Not hairpin flows: a packet from the outside with natgw's own
+	// address as its source is the runtime's to refuse, not the
+	// translator's; their inbound packets come from burst.
+	fs := slices.DeleteFunc(r.m.sortedFlows(), func(f *mFlow) bool { return r.m.spec.isPublic(f.key.Remote) })
 	var of *mFlow // the flow g belongs to, when picked from one
 	x := rng.IntN(100)
 	switch {
@@ -1704,9 +1746,56 @@ func (r *mRun) burst(dir, n int, single bool) {
 	default:
 		r.t.InboundBurst(pkts, vs, r.now)
 	}
+	var hairpins []*gpkt
 	for i, g := range gs {
 		r.logf("%s #%d/%d: %s -> %v", [2]string{"burst", "single"}[b2i(single)], i, n, describe(g), vs[i])
 		r.check(g, ins[i], vs[i], pkts[i])
+		if r.err != nil {
+			return
+		}
+		if vs[i] == VerdictHairpin {
+			hairpins = append(hairpins, hairpinned(g, pkts[i]))
+		}
+	}
+	r.reconcile()
+	if len(hairpins) > 0 && r.err == nil {
+		r.inbound(hairpins, single)
+	}
+}
+
+// hairpinned describes the packet a hairpin verdict leaves: g translated
+// outbound (out), which the runtime now gives the inbound side as if it
+// came from the outside.
+func hairpinned(g *gpkt, out []byte) *gpkt {
+	h := *g
+	h.dir, h.ttl, h.b = DirIn, g.ttl-1, slices.Clone(out)
+	h.src = IPv4(out).Src()
+	if g.echo() {
+		h.sport, h.dport = 0, portOf(g, out, true)
+	} else {
+		h.sport = portOf(g, out, true)
+	}
+	return &h
+}
+
+// inbound sends hairpinned packets through the inbound side (a burst, or
+// one by one) and checks each.
+func (r *mRun) inbound(gs []*gpkt, single bool) {
+	pkts := make([][]byte, len(gs))
+	for i, g := range gs {
+		pkts[i] = slices.Clone(g.b)
+	}
+	vs := make([]Verdict, len(gs))
+	if single {
+		for i := range pkts {
+			vs[i] = r.t.Inbound(pkts[i], r.now)
+		}
+	} else {
+		r.t.InboundBurst(pkts, vs, r.now)
+	}
+	for i, g := range gs {
+		r.logf("hairpin #%d/%d: %s -> %v", i, len(gs), describe(g), vs[i])
+		r.check(g, g.b, vs[i], pkts[i])
 		if r.err != nil {
 			return
 		}
