@@ -3,8 +3,9 @@ package nat
 import "encoding/binary"
 
 // This file is the martian destination check of new outbound flows
-// (issue 14 item 1). Only the new-flow path runs it (createOut): a packet
-// of an established flow can't have such a destination, since its flow
+// (issue 14 item 1). Only the new-flow paths run it: createOut on the
+// destination, createIn on the source (the flow's remote either way). A
+// packet of an established flow can't have such a remote, since its flow
 // was created after the check.
 
 // Martian reports whether an outbound packet to dst must be dropped

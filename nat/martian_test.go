@@ -67,3 +67,34 @@ func TestMartianOutsidePointToPoint(t *testing.T) {
 		assert.False(t, q.Martian(ip4("198.19.0.2")), "/%d", bits)
 	}
 }
+
+// TestMartianInboundSources checks that a packet from the outside with a
+// martian source address opens no flow to an instance: else the
+// instance's answers, packets of an established flow that the new-flow
+// check never sees, would be translated and sent to the internet towards
+// that martian address (issue 14 item 1). Ordinary sources next to the
+// martians still open flows.
+func TestMartianInboundSources(t *testing.T) {
+	p := testPolicy(t, 0)
+	for _, s := range []string{"127.0.0.1", "0.0.0.0", "169.254.169.254", "224.0.0.1", "240.0.0.1",
+		"255.255.255.255", "10.0.255.255", "10.0.3.9", "198.19.0.255"} {
+		src := ip4(s)
+		for _, in := range []pkt{
+			tcp(src, instPub, 40000, 22, TCPFlagSYN),
+			udp(src, instPub, 40000, 5353),
+			{proto: ProtoICMP, src: src, dst: instPub, icmpType: ICMPEchoRequest, icmpID: 77, icmpSq: 1},
+		} {
+			tr := newTestTranslator(t, p, 1024)
+			assert.Equal(t, DropMartian, tr.Inbound(in.build(t), 1000), "%v from %s", in.proto, s)
+			assert.Zero(t, tr.Flows().Len(), "no flow from %s", s)
+			// The instance's answer is a new flow to a martian.
+			ans := udp(instPriv, src, 5353, 40000)
+			assert.Equal(t, DropMartian, tr.Outbound(ans.build(t), 1001), "answer to %s", s)
+		}
+	}
+	tr := newTestTranslator(t, p, 1024)
+	for i, s := range []string{"198.19.0.254", "10.1.0.1", "223.255.255.255", "126.0.0.1"} {
+		assert.Equal(t, VerdictForward, tr.Inbound(udp(ip4(s), instPub, uint16(40000+i), 5353).build(t), 1000), "from %s", s)
+	}
+	assert.Zero(t, tr.Stats.Verdicts[DropMartian])
+}

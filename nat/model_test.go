@@ -5,8 +5,14 @@ package nat
 // of SPEC [S1]-[S8] one packet at a time: precedence (deny, instance, pool,
 // default SNAT, no_scenario), one port per destination, blocks and tiers
 // with reclaim on reload and the grace rule, idle expiry per protocol and
-// TCP state, instance inbound rules, echo and ICMP errors. It is slow and
-// meant to be obviously right.
+// TCP state, instance inbound rules, echo and ICMP errors, and the edge
+// rules of issue 14: martian destinations and sources, outbound ICMP
+// errors only to their flow's remote and under the deny rules, RSTs and
+// FINs checked against the receiver's sequence window (the model tracks
+// each side's last acknowledgement, window and scale), the per-host and
+// inbound flow limits, and hairpinning (a packet to one of natgw's public
+// addresses comes back through the inbound side, as the runtime does on
+// VerdictHairpin). It is slow and meant to be obviously right.
 //
 // Where the translator is free to choose, the model checks the choice is
 // legal and adopts it: the public port of a new flow (inside the member's
@@ -43,7 +49,14 @@ var (
 	// one source no scenario covers.
 	mHosts = []uint32{ip4("10.0.1.1"), ip4("10.0.1.2"), ip4("10.0.1.3"), ip4("10.0.1.52"),
 		ip4("10.0.1.101"), ip4("10.0.9.9"), ip4("10.0.9.10"), ip4("10.0.3.7"), ip4("172.16.0.5")}
-	mRemotes     = []uint32{ip4("198.18.0.10"), ip4("198.18.0.11"), ip4("198.18.99.5")}
+	mRemotes = []uint32{ip4("198.18.0.10"), ip4("198.18.0.11"), ip4("198.18.99.5")}
+	// mMartians are destinations no new outbound flow may have (issue 14
+	// item 1); mNearMartians are ordinary ones next to them.
+	mMartians = []uint32{ip4("0.0.0.0"), ip4("0.1.2.3"), ip4("127.0.0.1"), ip4("169.254.169.254"),
+		ip4("224.0.0.251"), ip4("239.255.255.250"), ip4("240.0.0.1"), ip4("255.255.255.255"),
+		ip4("10.0.0.0"), ip4("10.0.255.255"), ip4("10.0.3.7"), ip4("10.0.9.9"), ip4("198.19.0.255")}
+	mNearMartians = []uint32{ip4("1.0.0.1"), ip4("126.255.255.255"), ip4("128.0.0.1"), ip4("169.253.255.255"),
+		ip4("223.255.255.255"), ip4("10.1.0.1"), ip4("198.19.0.254"), ip4("198.19.1.255")}
 	mRemotePorts = []uint16{53, 80, 25, 443, 8000}
 )
 
@@ -73,6 +86,9 @@ type mSpec struct {
 	defFE  int  // index in mFEDef of the default frontend
 	deny   [len(mDeny)]bool
 	to     [5]int // seconds: tcp_established, tcp_transitory, tcp_closing, udp, icmp
+	// hostPct and inPct are [limits] host_flow_percent and
+	// inbound_flow_percent (0: left out, the defaults 25 and 50).
+	hostPct, inPct int
 }
 
 // render writes the configuration file of s.
@@ -129,6 +145,16 @@ members = [`, mCapacity, s.to[0], s.to[1], s.to[2], s.to[3], s.to[4], s.ppm)
 		b.WriteString("[[instance]]\nprivate = \"10.0.1.2\"\npublic = \"198.19.1.51\"\n\n")
 	}
 	fe := [2]string{"fe-default", "fe-default2"}[s.defFE]
+	if s.hostPct != 0 || s.inPct != 0 {
+		b.WriteString("[limits]\n")
+		if s.hostPct != 0 {
+			fmt.Fprintf(&b, "host_flow_percent = %d\n", s.hostPct)
+		}
+		if s.inPct != 0 {
+			fmt.Fprintf(&b, "inbound_flow_percent = %d\n", s.inPct)
+		}
+		b.WriteString("\n")
+	}
 	fmt.Fprintf(&b, "[default_snat]\nsources = [\"10.0.0.0/8\"]\nfrontends = [%q]\nports_per_member = %d\n\n", fe, s.defPPM)
 	for i, on := range s.deny {
 		if on {
@@ -230,6 +256,35 @@ func (s *mSpec) denied(dst uint32, proto uint8, port uint16) bool {
 	return false
 }
 
+// martian reports whether no new outbound flow may go to dst (issue 14
+// item 1): 0.0.0.0/8, 127.0.0.0/8, 169.254.0.0/16, 224.0.0.0/4 and
+// 240.0.0.0/4 (255.255.255.255 included), the inside network 10.0.0.0/16
+// (its broadcast included) and the outside subnet's broadcast
+// 198.19.0.255 (the configuration's inside and outside addresses).
+func (s *mSpec) martian(dst uint32) bool {
+	switch a := dst >> 24; {
+	case a == 0, a == 127, a >= 224, dst>>16 == 169<<8|254:
+		return true
+	}
+	return dst>>16 == 10<<8 || dst == ip4("198.19.0.255")
+}
+
+// limits returns the [limits] in flows of the model's table (RFC 6888
+// REQ-4, issue 14 item 7): per host and for all flows opened from the
+// outside, 0 for none (100 %).
+func (s *mSpec) limits() (perHost, inbound int) {
+	lim := func(pct, def int) int {
+		if pct == 0 {
+			pct = def
+		}
+		if pct >= 100 {
+			return 0
+		}
+		return max(1, mCapacity*pct/100)
+	}
+	return lim(s.hostPct, 25), lim(s.inPct, 50)
+}
+
 // isPublic reports whether natgw answers for a on the outside.
 func (s *mSpec) isPublic(a uint32) bool {
 	if a == mOutside || a == mFE1 || a == mFEDef[0] || a == mFEDef[1] {
@@ -268,6 +323,12 @@ type mFlow struct {
 	pending bool
 	// grace: the flow keeps a port outside its member's block [S7].
 	grace bool
+	// TCP sequence state (issue 14 item 4): the acknowledgement and the
+	// (unscaled) window of each side's last segment with ACK, and each
+	// side's window scale from its SYN, plus one (0: not seen).
+	ackPriv, ackRemote uint32
+	winPriv, winRemote uint16
+	wsPriv, wsRemote   uint8
 }
 
 // inKey is the flow's public 5-tuple.
@@ -371,6 +432,56 @@ func (m *model) usage(k portalloc.Key, withZombies bool) int {
 	return n
 }
 
+// limited is issue 14 item 7 for a new flow opened by host (an outside
+// host when inbound): whether the limits refuse it, and with which
+// verdict. The translator counts a flow from its creation to its release,
+// so flows a reload left pending or reclaimed count until it meets them
+// (or its sweep does): they may, but need not, make a host reach its
+// limit, like ports in predict. ok is false when the flow is admitted.
+func (r *mRun) limited(host uint32, inbound bool, got Verdict) (Verdict, bool) {
+	m := r.m
+	perHost, inLimit := m.spec.limits()
+	if !inbound {
+		inLimit = 0
+	}
+	if n := len(m.flows) + len(m.zombies); (perHost == 0 || n < perHost) && (inLimit == 0 || n < inLimit) {
+		return 0, false // no count can reach a limit: spare the loop
+	}
+	var hostSure, hostAll, inSure, inAll int
+	for i, set := range []map[OutKey]*mFlow{m.flows, m.zombies} {
+		for _, f := range set {
+			sure := i == 0 && !f.pending
+			opener := f.key.Priv
+			if f.inbound {
+				opener = f.key.Remote
+				inAll++
+				inSure += b2i(sure)
+			}
+			if f.inbound == inbound && opener == host {
+				hostAll++
+				hostSure += b2i(sure)
+			}
+		}
+	}
+	if inbound && inLimit > 0 {
+		if inSure >= inLimit {
+			return DropInboundLimit, true
+		}
+		if got == DropInboundLimit && inAll >= inLimit {
+			return got, true
+		}
+	}
+	if perHost > 0 {
+		if hostSure >= perHost {
+			return DropHostLimit, true
+		}
+		if got == DropHostLimit && hostAll >= perHost {
+			return got, true
+		}
+	}
+	return 0, false
+}
+
 // portTaken reports whether a live flow holds pub:port towards a
 // destination.
 func (m *model) portTaken(pub uint32, port uint16, remote uint32, rport uint16, proto uint8) bool {
@@ -409,6 +520,103 @@ func mTCP(state, flags, tcpFlags uint8, orig, opening bool) (uint8, uint8) {
 	return state, flags
 }
 
+// mWindow is a side's receive window: its window field shifted by its
+// scale; a side whose SYN natgw never saw gets the largest shift (14), the
+// most liberal window.
+func mWindow(w uint16, ws uint8) uint32 {
+	shift := uint32(14)
+	if ws != 0 {
+		shift = min(uint32(ws-1), 14)
+	}
+	return uint32(w) << shift
+}
+
+// seqCheck is issue 14 item 4 (RFC 5961 §3, as conntrack does it) for a
+// segment of TCP flow f (out: from the private side). It returns the flags
+// the state tracking must see and false when the segment is dropped
+// (tcp_invalid_rst):
+//   - a RST answering the opener's SYN (the flow half-open, the RST from
+//     the other side) must acknowledge it: ACK set and the number the
+//     opener's SYN taught (seq+1), unless none was learnt;
+//   - otherwise a RST carrying exactly what the receiver acknowledged last
+//     closes the flow (or anything, when the receiver acknowledged
+//     nothing yet); one inside the receiver's window passes without its
+//     RST (the host challenges it, RFC 5961 §3.2); any other is dropped;
+//   - a FIN whose end lies outside the receiver's window passes without
+//     counting as a FIN.
+//
+// SYNs are never refused.
+func (f *mFlow) seqCheck(g *gpkt, out bool) (uint8, bool) {
+	fl := g.flags
+	if f.key.Proto != ProtoTCP || g.kind == gFragLater || fl&(TCPFlagRST|TCPFlagFIN) == 0 || fl&TCPFlagSYN != 0 {
+		return fl, true
+	}
+	// The receiver's last acknowledgement and window, the sender's last
+	// acknowledgement.
+	expect, win, sender := f.ackRemote, mWindow(f.winRemote, f.wsRemote), f.ackPriv
+	if !out {
+		expect, win, sender = f.ackPriv, mWindow(f.winPriv, f.wsPriv), f.ackRemote
+	}
+	win = max(win, 1)
+	if fl&TCPFlagRST != 0 {
+		if f.state == StateTCPSynSent && out == f.inbound {
+			return fl, sender == 0 || (fl&TCPFlagACK != 0 && g.ack == sender)
+		}
+		switch {
+		case expect == 0 || g.seq == expect:
+			return fl, true
+		case g.seq-expect < win:
+			return fl &^ TCPFlagRST, true
+		}
+		return fl, false
+	}
+	if expect != 0 && g.seq+uint32(len(g.payload))-expect >= win {
+		fl &^= TCPFlagFIN
+	}
+	return fl, true
+}
+
+// learnSeq updates f's sequence state for a segment that passed seqCheck,
+// before the state tracking sees it. A SYN without ACK from the opener of
+// a half-open or closing flow starts the state over: the other side must
+// now acknowledge its sequence number plus one, the opener acknowledged
+// nothing, and only the opener's scale is known. The other side's SYN
+// (with ACK, as an answer) on a half-open flow gives that side's scale.
+// Any segment with ACK records its acknowledgement and window.
+func (f *mFlow) learnSeq(g *gpkt, out bool) {
+	if f.key.Proto != ProtoTCP || g.kind == gFragLater {
+		return
+	}
+	orig := out != f.inbound
+	if g.flags&TCPFlagSYN != 0 {
+		ws := uint8(1)
+		if g.wscale >= 0 {
+			ws = uint8(min(g.wscale, 14)) + 1
+		}
+		switch {
+		case g.flags&TCPFlagACK == 0 && orig && (f.state == StateTCPSynSent || f.state == StateTCPClosing):
+			if out {
+				f.ackRemote, f.ackPriv, f.wsPriv, f.wsRemote = g.seq+1, 0, ws, 0
+			} else {
+				f.ackPriv, f.ackRemote, f.wsRemote, f.wsPriv = g.seq+1, 0, ws, 0
+			}
+		case f.state == StateTCPSynSent && !orig:
+			if out {
+				f.wsPriv = ws
+			} else {
+				f.wsRemote = ws
+			}
+		}
+	}
+	if g.flags&TCPFlagACK != 0 {
+		if out {
+			f.ackPriv, f.winPriv = g.ack, g.win
+		} else {
+			f.ackRemote, f.winRemote = g.ack, g.win
+		}
+	}
+}
+
 // touch refreshes a flow for a packet (out: from the private side).
 func (m *model) touch(f *mFlow, g *gpkt, out bool, now Tick) {
 	f.last = now
@@ -416,7 +624,12 @@ func (m *model) touch(f *mFlow, g *gpkt, out bool, now Tick) {
 		return
 	}
 	orig := out != f.inbound
-	st, fl := mTCP(f.state, f.flags, g.flags, orig, false)
+	flags, ok := f.seqCheck(g, out)
+	if !ok {
+		panic("touch: a segment seqCheck drops") // predict returned the drop
+	}
+	f.learnSeq(g, out)
+	st, fl := mTCP(f.state, f.flags, flags, orig, false)
 	if st != f.state && m.spec.timeout(st) < m.spec.timeout(f.state) {
 		m.file(f, now+m.spec.timeout(st), m.cursor)
 	}
@@ -428,6 +641,10 @@ func (m *model) insert(f *mFlow, g *gpkt, now Tick) {
 	f.last = now
 	switch f.key.Proto {
 	case ProtoTCP:
+		// The opening segment (SYN or not, never RST) passes seqCheck
+		// and teaches the new flow what it can.
+		f.state = StateTCPSynSent
+		f.learnSeq(g, g.dir == DirOut)
 		f.state, f.flags = mTCP(StateTCPSynSent, 0, g.flags, true, true)
 	case ProtoUDP:
 		f.state = StateUDP
@@ -592,7 +809,12 @@ type gpkt struct {
 	ttl          uint8
 	zeroUDP      bool
 	corrupt      bool // ICMP error with a bad checksum
-	payload      []byte
+	// TCP: sequence and acknowledgement numbers, window, and the window
+	// scale a SYN announces (-1: no option).
+	seq, ack uint32
+	win      uint16
+	wscale   int8
+	payload  []byte
 	// Errors: the quoted packet's 5-tuple (as sent), and the quoted packet
 	// as it must look once translated (for its transport checksum).
 	qProto               uint8
@@ -621,6 +843,8 @@ func (g *gpkt) build() {
 		if g.corrupt {
 			b[IPv4MinLen+2] ^= 0x5a
 		}
+	case g.proto == ProtoTCP:
+		n = mBuildTCP(b, g)
 	default:
 		n = mBuild(b, g.proto, g.src, g.dst, g.sport, g.dport, g.flags, g.icmpType, g.ttl, g.payload)
 		if g.proto == ProtoUDP && g.zeroUDP {
@@ -648,6 +872,25 @@ func (g *gpkt) build() {
 		b = f
 	}
 	g.b = b
+}
+
+// mBuildTCP writes g's TCP segment: its sequence and acknowledgement
+// numbers, window, and on a SYN a window scale option (RFC 7323) padded
+// with a no-operation when g asks for one.
+func mBuildTCP(b []byte, g *gpkt) int {
+	data := g.payload
+	if g.wscale >= 0 {
+		data = append([]byte{3, 3, byte(g.wscale), 1}, data...)
+	}
+	n := BuildTCP(b, g.src, g.dst, g.sport, g.dport, g.seq, g.ack, g.flags, g.ttl, data)
+	t := TCP(b[IPv4MinLen:n])
+	if g.wscale >= 0 {
+		t[12] = (TCPMinLen + 4) / 4 << 4
+	}
+	binary.BigEndian.PutUint16(t[14:], g.win)
+	binary.BigEndian.PutUint16(t[16:], 0)
+	binary.BigEndian.PutUint16(t[16:], Fold(Sum(t, PseudoHeaderSum(g.src, g.dst, ProtoTCP, uint16(len(t))))))
+	return n
 }
 
 // mBuild writes a TCP, UDP or echo packet with valid checksums.
@@ -756,7 +999,7 @@ func (r *mRun) check(g *gpkt, in []byte, got Verdict, out []byte) {
 	}
 	m.verdicts[got]++
 	m.cov.Verdicts[got]++
-	if got != VerdictForward {
+	if got != VerdictForward && got != VerdictHairpin {
 		return
 	}
 	m.packets[g.dir]++
@@ -797,13 +1040,15 @@ func (r *mRun) predict(g *gpkt, got Verdict, out []byte) (Verdict, *mFlow, *mFlo
 		} else {
 			f = r.liveIn(InKey{Pub: g.dst, Remote: g.src, PubPort: g.fragDport, RemotePort: g.fragSport, Proto: g.proto})
 		}
-		if f == nil {
+		if f == nil || r.m.spec.isPublic(f.key.Remote) {
+			// A hairpin flow's later fragments are dropped: the
+			// runtime doesn't take them through the inbound side.
 			return DropFragment, nil, nil
 		}
 		return VerdictForward, f, nil
 	}
 	if g.dir == DirIn {
-		return r.predictIn(g)
+		return r.predictIn(g, got)
 	}
 	rport := g.dport
 	if g.echo() {
@@ -811,13 +1056,21 @@ func (r *mRun) predict(g *gpkt, got Verdict, out []byte) (Verdict, *mFlow, *mFlo
 	}
 	key := OutKey{Priv: g.src, Remote: g.dst, PrivPort: g.sport, RemotePort: rport, Proto: g.proto}
 	if f := r.liveOut(key); f != nil {
-		return VerdictForward, f, nil
+		if _, ok := f.seqCheck(g, true); !ok {
+			return DropTCPInvalidRST, nil, nil
+		}
+		return r.mHairpinOr(f, VerdictForward), f, nil
 	}
 	switch {
 	case g.echo() && g.icmpType == ICMPEchoReply:
 		return DropNoFlow, nil, nil
 	case g.proto == ProtoTCP && g.flags&TCPFlagRST != 0:
 		return DropNoFlow, nil, nil
+	case s.martian(g.dst):
+		// Before the deny rules: like a malformed packet, a martian
+		// destination is refused before [S1] classifies anything
+		// (issue 14 item 1: "drop them before translation").
+		return DropMartian, nil, nil
 	case s.denied(g.dst, g.proto, g.dport):
 		return DropDenied, nil, nil
 	}
@@ -827,8 +1080,11 @@ func (r *mRun) predict(g *gpkt, got Verdict, out []byte) (Verdict, *mFlow, *mFlo
 	case ScenarioNone:
 		return DropNoScenario, nil, nil
 	case ScenarioInstance:
+		if v, ok := r.limited(g.src, false, got); ok {
+			return v, nil, nil
+		}
 		nf.pub, nf.pubPort = s.instancePublic(g.src), g.sport
-		return VerdictForward, nil, nf
+		return r.mHairpinOr(nf, VerdictForward), nil, nf
 	case ScenarioPool:
 		blk = m.block(g.src)
 		if blk.Size() != s.blockSize() || blk.Public != mFE1 {
@@ -877,7 +1133,11 @@ func (r *mRun) predict(g *gpkt, got Verdict, out []byte) (Verdict, *mFlow, *mFlo
 	if got == DropPortExhausted && (all >= blk.Size() || freeAll == 0) {
 		return got, nil, nil
 	}
-	if got != VerdictForward {
+	// The limits, once the port is chosen.
+	if v, ok := r.limited(g.src, false, got); ok {
+		return v, nil, nil
+	}
+	if got != VerdictForward && got != VerdictHairpin {
 		return VerdictForward, nil, nil
 	}
 	pub, port := IPv4(out).Src(), portOf(g, out, true)
@@ -897,11 +1157,23 @@ func (r *mRun) predict(g *gpkt, got Verdict, out []byte) (Verdict, *mFlow, *mFlo
 	if z := m.zombieIn(nf.inKey()); z != nil {
 		delete(m.zombies, z.key) // the port probe re-validated it
 	}
-	return VerdictForward, nil, nf
+	return r.mHairpinOr(nf, VerdictForward), nil, nf
+}
+
+// mHairpinOr returns VerdictHairpin for a packet of flow f going out to
+// one of natgw's public addresses (issue 14 item 10, RFC 4787 REQ-9:
+// translated outbound, then inbound inside natgw), else v. Whether the
+// remote is public follows the running policy: a reload that adds or
+// removes an instance's address changes it for the flows it keeps.
+func (r *mRun) mHairpinOr(f *mFlow, v Verdict) Verdict {
+	if r.m.spec.isPublic(f.key.Remote) {
+		return VerdictHairpin
+	}
+	return v
 }
 
 // predictIn is predict for TCP, UDP and echo from the outside [S6].
-func (r *mRun) predictIn(g *gpkt) (Verdict, *mFlow, *mFlow) {
+func (r *mRun) predictIn(g *gpkt, got Verdict) (Verdict, *mFlow, *mFlow) {
 	s := &r.m.spec
 	rport, pport := g.sport, g.dport
 	if g.echo() {
@@ -918,6 +1190,9 @@ func (r *mRun) predictIn(g *gpkt) (Verdict, *mFlow, *mFlow) {
 	}
 	k := InKey{Pub: g.dst, Remote: g.src, PubPort: pport, RemotePort: rport, Proto: g.proto}
 	if f := r.liveIn(k); f != nil {
+		if _, ok := f.seqCheck(g, false); !ok {
+			return DropTCPInvalidRST, nil, nil
+		}
 		return VerdictForward, f, nil
 	}
 	priv, ok := s.instanceByPublic(g.dst)
@@ -929,6 +1204,14 @@ func (r *mRun) predictIn(g *gpkt) (Verdict, *mFlow, *mFlow) {
 	}
 	if g.echo() && g.icmpType != ICMPEchoRequest {
 		return DropNoFlow, nil, nil
+	}
+	if s.martian(g.src) {
+		// The flow's remote would be a martian, and the instance's
+		// answers (established, never checked) would go to it.
+		return DropMartian, nil, nil
+	}
+	if v, ok := r.limited(g.src, true, got); ok {
+		return v, nil, nil
 	}
 	nf := &mFlow{key: OutKey{Priv: priv, Remote: g.src, PrivPort: pport, RemotePort: rport, Proto: g.proto},
 		pub: g.dst, pubPort: pport, inbound: true, kind: ScenarioInstance}
@@ -957,6 +1240,23 @@ func (r *mRun) predictError(g *gpkt, got Verdict) (Verdict, *mFlow, *mFlow) {
 		if g.src != g.qDst {
 			return DropUnsupported, nil, nil
 		}
+		// Issue 14 item 5: only back to the quoted packet's source (the
+		// flow's remote), else no_flow; then the deny rules for ICMP to
+		// that destination, before the flow is looked up ([S1] deny
+		// first: a denied remote gets nothing, flow or not). A martian
+		// destination needs no rule of its own: no live flow has one.
+		if g.dst != g.qSrc {
+			return DropNoFlow, nil, nil
+		}
+		if r.m.spec.denied(g.dst, ProtoICMP, 0) {
+			return DropDenied, nil, nil
+		}
+		// An error about a hairpinned packet (its flow's remote is one
+		// of natgw's public addresses) is forwarded like any other, to
+		// the outside, not hairpinned: that is what the translator does
+		// today (icmp.go has no hairpin case), and the model checks it
+		// as such; whether it should reach the inside host instead is
+		// left to the lead (RFC 4787 REQ-9 names no ICMP case).
 		qs := g.qSport
 		if g.qProto == ProtoICMP {
 			qs = 0
@@ -1165,7 +1465,10 @@ func describe(g *gpkt) string {
 }
 
 // sortedFlows returns the model's live, zombie and recently dead flows
-// in a fixed order, so a seed always generates the same packets.
+// in a fixed order, so a seed always generates the same packets. A flow
+// that left and one that took its place may tie on every field compared
+// (they differ in state): the stable sort keeps them in set order (live,
+// zombie, dead), not in the maps' random order.
 func (m *model) sortedFlows() []*mFlow {
 	fs := make([]*mFlow, 0, len(m.flows)+len(m.zombies)+len(m.dead))
 	for _, set := range []map[OutKey]*mFlow{m.flows, m.zombies, m.dead} {
@@ -1173,7 +1476,7 @@ func (m *model) sortedFlows() []*mFlow {
 			fs = append(fs, f)
 		}
 	}
-	slices.SortFunc(fs, func(a, b *mFlow) int {
+	slices.SortStableFunc(fs, func(a, b *mFlow) int {
 		ka, kb := a.key, b.key
 		for _, d := range []int{int(ka.Priv) - int(kb.Priv), int(ka.Remote) - int(kb.Remote),
 			int(ka.PrivPort) - int(kb.PrivPort), int(ka.RemotePort) - int(kb.RemotePort), int(ka.Proto) - int(kb.Proto)} {
@@ -1210,12 +1513,14 @@ func (r *mRun) payload() []byte {
 // genOut generates a packet from the inside.
 func (r *mRun) genOut() *gpkt {
 	rng := r.rng
-	g := &gpkt{dir: DirOut, ttl: 64, payload: r.payload()}
+	g := &gpkt{dir: DirOut, ttl: 64, payload: r.payload(), wscale: -1}
 	fs := r.m.sortedFlows()
+	var of *mFlow // the flow g belongs to, when picked from one
 	x := rng.IntN(100)
 	switch {
 	case x < 45 && len(fs) > 0:
 		f := pick(rng, fs)
+		of = f
 		g.proto, g.src, g.dst, g.sport, g.dport = f.key.Proto, f.key.Priv, f.key.Remote, f.key.PrivPort, f.key.RemotePort
 		g.icmpType = ICMPEchoRequest
 		if f.inbound {
@@ -1230,8 +1535,13 @@ func (r *mRun) genOut() *gpkt {
 		if f.key.Proto == ProtoICMP {
 			g.qSport = f.key.PrivPort
 		}
-		if rng.IntN(8) == 0 {
+		switch y := rng.IntN(16); {
+		case y < 2:
 			g.src = pick(rng, mHosts) // from a router behind natgw
+		case y < 4:
+			// Addressed elsewhere than the quoted flow's remote: a
+			// remote of the model, a martian, or one next to a martian.
+			g.dst = pick(rng, [][]uint32{mRemotes, mMartians, mNearMartians}[rng.IntN(3)])
 		}
 		g.build()
 		return g
@@ -1248,11 +1558,35 @@ func (r *mRun) genOut() *gpkt {
 		if rng.IntN(20) == 0 {
 			g.icmpType = ICMPEchoReply
 		}
+		switch rng.IntN(16) {
+		case 0:
+			g.dst = pick(rng, mMartians)
+		case 1:
+			g.dst = pick(rng, mNearMartians)
+		case 2:
+			// Hairpinning: to an instance's public address (its
+			// inbound ports among others) ...
+			g.dst = pick(rng, mInstPub[:])
+			g.dport = pick(rng, []uint16{22, 8000, 8080, 5353, 9000})
+		case 3:
+			// ... or to the public endpoint of another host's flow.
+			var pubs []*mFlow
+			for _, f := range fs {
+				if !f.inbound && f.key.Priv != g.src {
+					pubs = append(pubs, f)
+				}
+			}
+			if len(pubs) > 0 {
+				f := pick(rng, pubs)
+				g.dst, g.dport, g.proto = f.pub, f.pubPort, f.key.Proto
+			}
+		}
 	}
 	if g.proto == ProtoICMP {
 		g.dport = 0
 	}
 	g.flags = pick(rng, outFlags)
+	r.tcpNumbers(g, of)
 	switch y := rng.IntN(100); {
 	case y < 2:
 		g.ttl = 1
@@ -1265,6 +1599,44 @@ func (r *mRun) genOut() *gpkt {
 	}
 	g.build()
 	return g
+}
+
+// tcpNumbers chooses a TCP segment's sequence and acknowledgement
+// numbers, window and window scale. For a segment of flow f they are often
+// what the receiver expects (exactly, inside its window, just outside it)
+// and what the opener's SYN asks to be acknowledged, so exact, challenged
+// and blind RSTs and FINs all occur; otherwise they are random.
+func (r *mRun) tcpNumbers(g *gpkt, f *mFlow) {
+	rng := r.rng
+	g.seq, g.ack = rng.Uint32(), rng.Uint32()
+	g.win = pick(rng, []uint16{0, 1, 512, 8192, 65535})
+	if g.flags&TCPFlagSYN != 0 && rng.IntN(3) != 0 {
+		g.wscale = int8(pick(rng, []int{0, 2, 7, 14, 15}))
+	}
+	if f == nil || g.proto != ProtoTCP {
+		return
+	}
+	out := g.dir == DirOut
+	expect, win, sender := f.ackRemote, mWindow(f.winRemote, f.wsRemote), f.ackPriv
+	if !out {
+		expect, win, sender = f.ackPriv, mWindow(f.winPriv, f.wsPriv), f.ackRemote
+	}
+	switch rng.IntN(6) {
+	case 0, 1:
+		g.seq = expect
+	case 2:
+		g.seq = expect + uint32(rng.Int64N(int64(max(win, 1))))
+	case 3:
+		g.seq = expect + max(win, 1) + uint32(rng.IntN(3))
+	case 4:
+		g.seq = expect - 1 - uint32(rng.IntN(3))
+	}
+	switch rng.IntN(4) {
+	case 0, 1:
+		g.ack = sender
+	case 2:
+		g.ack = sender + uint32(rng.IntN(2))
+	}
 }
 
 // fragment makes g the first fragment of its datagram and queues the rest
@@ -1280,12 +1652,17 @@ func (r *mRun) fragment(g *gpkt) {
 // genIn generates a packet from the outside.
 func (r *mRun) genIn() *gpkt {
 	rng := r.rng
-	g := &gpkt{dir: DirIn, ttl: 64, payload: r.payload()}
-	fs := r.m.sortedFlows()
+	g := &gpkt{dir: DirIn, ttl: 64, payload: r.payload(), wscale: -1}
+	// Not hairpin flows: a packet from the outside with natgw's own
+	// address as its source is the runtime's to refuse, not the
+	// translator's; their inbound packets come from burst.
+	fs := slices.DeleteFunc(r.m.sortedFlows(), func(f *mFlow) bool { return r.m.spec.isPublic(f.key.Remote) })
+	var of *mFlow // the flow g belongs to, when picked from one
 	x := rng.IntN(100)
 	switch {
 	case x < 55 && len(fs) > 0:
 		f := pick(rng, fs)
+		of = f
 		g.proto, g.src, g.dst, g.sport, g.dport = f.key.Proto, f.key.Remote, f.pub, f.key.RemotePort, f.pubPort
 		g.icmpType = ICMPEchoReply
 		if f.inbound {
@@ -1314,6 +1691,12 @@ func (r *mRun) genIn() *gpkt {
 		g.proto = pick(rng, []uint8{ProtoTCP, ProtoUDP, ProtoICMP})
 		g.sport, g.dport = uint16(30000+rng.IntN(4)), pick(rng, []uint16{22, 8000, 8080, 9000})
 		g.icmpType = ICMPEchoRequest
+		switch rng.IntN(10) {
+		case 0:
+			g.src = pick(rng, mMartians) // spoofed
+		case 1:
+			g.src = pick(rng, mNearMartians)
+		}
 	default:
 		g.src = pick(rng, mRemotes)
 		g.dst = pick(rng, []uint32{mFE1, mFEDef[0], mFEDef[1], mOutside})
@@ -1325,6 +1708,7 @@ func (r *mRun) genIn() *gpkt {
 		g.sport = 0
 	}
 	g.flags = pick(rng, inFlags)
+	r.tcpNumbers(g, of)
 	switch y := rng.IntN(100); {
 	case y < 2:
 		g.ttl = 1
@@ -1362,9 +1746,56 @@ func (r *mRun) burst(dir, n int, single bool) {
 	default:
 		r.t.InboundBurst(pkts, vs, r.now)
 	}
+	var hairpins []*gpkt
 	for i, g := range gs {
 		r.logf("%s #%d/%d: %s -> %v", [2]string{"burst", "single"}[b2i(single)], i, n, describe(g), vs[i])
 		r.check(g, ins[i], vs[i], pkts[i])
+		if r.err != nil {
+			return
+		}
+		if vs[i] == VerdictHairpin {
+			hairpins = append(hairpins, hairpinned(g, pkts[i]))
+		}
+	}
+	r.reconcile()
+	if len(hairpins) > 0 && r.err == nil {
+		r.inbound(hairpins, single)
+	}
+}
+
+// hairpinned describes the packet a hairpin verdict leaves: g translated
+// outbound (out), which the runtime now gives the inbound side as if it
+// came from the outside.
+func hairpinned(g *gpkt, out []byte) *gpkt {
+	h := *g
+	h.dir, h.ttl, h.b = DirIn, g.ttl-1, slices.Clone(out)
+	h.src = IPv4(out).Src()
+	if g.echo() {
+		h.sport, h.dport = 0, portOf(g, out, true)
+	} else {
+		h.sport = portOf(g, out, true)
+	}
+	return &h
+}
+
+// inbound sends hairpinned packets through the inbound side (a burst, or
+// one by one) and checks each.
+func (r *mRun) inbound(gs []*gpkt, single bool) {
+	pkts := make([][]byte, len(gs))
+	for i, g := range gs {
+		pkts[i] = slices.Clone(g.b)
+	}
+	vs := make([]Verdict, len(gs))
+	if single {
+		for i := range pkts {
+			vs[i] = r.t.Inbound(pkts[i], r.now)
+		}
+	} else {
+		r.t.InboundBurst(pkts, vs, r.now)
+	}
+	for i, g := range gs {
+		r.logf("hairpin #%d/%d: %s -> %v", i, len(gs), describe(g), vs[i])
+		r.check(g, g.b, vs[i], pkts[i])
 		if r.err != nil {
 			return
 		}
@@ -1445,7 +1876,7 @@ func (r *mRun) housekeeping() {
 func (r *mRun) reload() {
 	s := r.m.spec
 	rng := r.rng
-	switch rng.IntN(9) {
+	switch rng.IntN(10) {
 	case 0, 1: // grow or shrink the pool across the tiers
 		s.poolN = pick(rng, []int{3, 4, 50, 51, 52, 100, 101, 102, 120})
 	case 2:
@@ -1461,6 +1892,9 @@ func (r *mRun) reload() {
 	case 7:
 		s.to[rng.IntN(5)] = pick(rng, []int{5, 10, 30, 60, 240})
 	case 8: // an unrelated reload
+	case 9: // [limits]: the defaults, a few flows per host, none
+		s.hostPct = pick(rng, []int{0, 1, 2, 3, 100})
+		s.inPct = pick(rng, []int{0, 1, 2, 100})
 	}
 	c, err := config.Parse([]byte(s.render()), "model.toml")
 	if err != nil {
@@ -1476,8 +1910,8 @@ func (r *mRun) reload() {
 	r.m.cov.Reloads++
 	r.sweeping = true
 	r.m.reload(s, p)
-	r.logf("reload gen %d: pool %d ppm %d inst2 %v defPPM %d defFE %d deny %v timeouts %v",
-		p.Gen, s.poolN, s.ppm, s.inst2, s.defPPM, s.defFE, s.deny, s.to)
+	r.logf("reload gen %d: pool %d ppm %d inst2 %v defPPM %d defFE %d deny %v timeouts %v limits %d%%/%d%%",
+		p.Gen, s.poolN, s.ppm, s.inst2, s.defPPM, s.defFE, s.deny, s.to, s.hostPct, s.inPct)
 	r.checkLayout()
 	r.reconcile()
 }
@@ -1559,6 +1993,10 @@ func (r *mRun) reconcile() {
 			r.failf("flow %v is on %s:%d, the model's on %s:%d", k, AddrFrom(rf.Pub), rf.PubPort, AddrFrom(f.pub), f.pubPort)
 		case rf.State != f.state || rf.Flags&tcpTrackFlags != f.flags || rf.LastSeen != f.last:
 			r.failf("flow %v state %d flags %#x last %d, the model's %d %#x %d", k, rf.State, rf.Flags, rf.LastSeen, f.state, f.flags, f.last)
+		case rf.AckPriv != f.ackPriv || rf.AckRemote != f.ackRemote || rf.winPriv != f.winPriv || rf.winRemote != f.winRemote ||
+			rf.wscale != f.wsPriv|f.wsRemote<<4:
+			r.failf("flow %v acks %d/%d windows %d/%d scales %#x, the model's %d/%d %d/%d %#x", k, rf.AckPriv, rf.AckRemote,
+				rf.winPriv, rf.winRemote, rf.wscale, f.ackPriv, f.ackRemote, f.winPriv, f.winRemote, f.wsPriv|f.wsRemote<<4)
 		}
 		if r.err != nil {
 			return
@@ -1753,7 +2191,7 @@ func runModel(seed uint64, steps int, knobs uint8, cov *mCoverage) error {
 // packets through the burst path, time jumps and reloads, compared with
 // the model after every burst.
 func TestTranslatorModel(t *testing.T) {
-	// Bounded: about 6 s, and 16 shorter sequences (2 s; 11 s under the
+	// Bounded: about 8 s, and 16 shorter sequences (2 s; 11 s under the
 	// race detector) with -short or -race. Longer runs: the fuzz target.
 	seeds, steps := 48, 400
 	if testing.Short() || raceEnabled {

@@ -812,6 +812,12 @@ func (t *Translator) createIn(pi *pktInfo, now Tick) (uint32, Verdict) {
 	if pi.kind == kindEcho && pi.icmpType != ICMPEchoRequest {
 		return 0, DropNoFlow
 	}
+	if t.pol.Martian(pi.ip.Src()) {
+		// The flow's remote would be a martian: the instance's answers,
+		// established packets the outbound check never sees, would
+		// leave for it (issue 14 item 1).
+		return 0, DropMartian
+	}
 	f := Flow{Priv: in.Private, Pub: in.Public, Remote: pi.ip.Src(), PrivPort: pi.dport, PubPort: pi.dport,
 		RemotePort: pi.sport, Proto: pi.proto, State: initialState(pi.proto), Flags: flagInbound,
 		Gen: t.pol.Gen, Scope: ScopeInstance}

@@ -36,7 +36,8 @@ const (
 	DropNotForUs
 	// DropMartian: an outbound packet whose destination must never be
 	// translated to the internet (broadcast, multicast, loopback,
-	// 0.0.0.0/8, link-local, 240.0.0.0/4, the inside network).
+	// 0.0.0.0/8, link-local, 240.0.0.0/4, the inside network), or an
+	// inbound packet from such a source that would open an instance flow.
 	DropMartian
 	// DropARPIgnored: an ARP frame not addressed to natgw (a request for
 	// another host's address, a reply to no request of natgw's, a
