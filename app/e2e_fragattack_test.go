@@ -90,7 +90,20 @@ func TestE2EFragmentAttack(t *testing.T) {
 			}
 			sink := tb.newSink(t, fragSink)
 			sent, replies, asked := 0, 0, 0
-			for round := range attackRounds {
+			// On DPDK over net_af_packet the forged fragments wait in
+			// the gw namespace's kernel reassembly queues (PACKET_FANOUT_
+			// FLAG_DEFRAG, below) for ipfrag_time (30 s), sharing its
+			// ipfrag_high_thresh (4 MB) with the inside datagrams: one
+			// round stays under it; three rounds (3900 fragments) fill
+			// it, the kernel refuses every further fragment (ReasmFails
+			// +1069 in a run) and the inside datagrams are lost before
+			// natgw sees them. That is the kernel's limit, not natgw's
+			// table: one round there.
+			rounds := attackRounds
+			if driver == "dpdk" {
+				rounds = 1
+			}
+			for round := range rounds {
 				frames := forgedFragments(t, rng)
 				sent += len(frames)
 				require.NoError(t, sendBurst(tb, edgeOutside, frames), "round %d", round)
