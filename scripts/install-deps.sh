@@ -7,6 +7,10 @@
 #   --dry-run   print what would be done and change nothing
 #   --verbose   say what is done, not only what fails
 #
+# coturn and stun-server ship system services; the tests start their own
+# turnserver and stund in a namespace, so the services stay disabled (their
+# /etc/default files say so) and are stopped if they run.
+#
 # Idempotent: packages already installed are left alone and `apt-get update`
 # runs only when something is missing; hugepages are only ever raised to
 # NATGW_HUGEPAGES (default 512 pages of 2 MB), never lowered; hugetlbfs is
@@ -25,6 +29,7 @@ readonly PACKAGES=(
 	librte-net-ring23 librte-mempool-ring23
 	python3 lua5.3 shellcheck
 	make gcc libc6-dev
+	coturn stun-client stun-server
 )
 # Commands that must work once the packages are in (package: command).
 readonly COMMANDS=(
@@ -33,6 +38,7 @@ readonly COMMANDS=(
 	dpdk-dev:dpdk-testpmd pkg-config:pkg-config tcpdump:tcpdump procps:sysctl
 	python3:python3 lua5.3:luac5.3 shellcheck:shellcheck
 	make:make gcc:gcc
+	coturn:turnserver coturn:turnutils_natdiscovery stun-client:stun stun-server:stund
 )
 readonly HUGEPAGES="${NATGW_HUGEPAGES:-512}"
 readonly HUGEPAGES_SYSFS=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
@@ -53,7 +59,7 @@ say() {
 }
 
 usage() {
-	sed -n '2,16s/^# \{0,1\}//p' "$0"
+	sed -n '2,20s/^# \{0,1\}//p' "$0"
 }
 
 # run executes its arguments, or only prints them with --dry-run.
@@ -139,6 +145,34 @@ check_commands() {
 	fi
 }
 
+# The system services of the STUN servers and the /etc/default variable
+# that enables each under SysV init (service:file:variable=value).
+readonly DAEMONS=(
+	coturn:/etc/default/coturn:TURNSERVER_ENABLED=1
+	stun:/etc/default/stun:START_DAEMON=true
+)
+
+# keep_daemons_off keeps the STUN servers' system services off, so only the
+# tests' own turnserver and stund ever run: under SysV init the enabling
+# line of their /etc/default file is commented out (the packages ship it
+# commented out or false); under systemd, where Debian's coturn unit starts
+# on install whatever /etc/default/coturn says, the units are disabled and
+# stopped. Processes are never killed by name: a test's turnserver in a
+# namespace is not the service.
+keep_daemons_off() {
+	local entry service file setting
+	for entry in "${DAEMONS[@]}"; do
+		IFS=: read -r service file setting <<<"$entry"
+		if [[ -f "$file" ]] && grep -q "^[[:space:]]*${setting}" "$file"; then
+			run sed -i "s/^[[:space:]]*${setting%%=*}=/#&/" "$file"
+		fi
+		[[ -d /run/systemd/system ]] || continue
+		if systemctl -q is-enabled "$service" 2>/dev/null || systemctl -q is-active "$service" 2>/dev/null; then
+			run_logged systemctl disable --now "$service"
+		fi
+	done
+}
+
 reserve_hugepages() {
 	[[ "$HUGEPAGES" =~ ^[0-9]+$ ]] || die "NATGW_HUGEPAGES must be a number, got '$HUGEPAGES'"
 	[[ -w "$HUGEPAGES_SYSFS" || $dry_run -eq 1 ]] || die "$HUGEPAGES_SYSFS is not writable (no 2 MB hugepage support?)"
@@ -189,6 +223,7 @@ main() {
 	((EUID == 0)) || die "must run as root (try: sudo $0)"
 	install_packages
 	check_commands
+	keep_daemons_off
 	reserve_hugepages
 	mount_hugetlbfs
 }
