@@ -33,7 +33,7 @@ lint:
 # then the whole tree (end-to-end tests included).
 test: deps lint
 	$(GO) test -race -count=1 -tags "$(BUILD_TAGS)" $(RACE_PKGS)
-	NATGW_REQUIRE_TESTBED=1 NATGW_REQUIRE_E2E=1 $(GO) test -count=1 -timeout 15m -tags "$(BUILD_TAGS)" $(OTHER_PKGS)
+	NATGW_REQUIRE_TESTBED=1 NATGW_REQUIRE_E2E=1 $(GO) test -count=1 -timeout 25m -tags "$(BUILD_TAGS)" $(OTHER_PKGS)
 
 # test-unit skips dependency installation (for a quick loop while editing).
 test-unit: lint
