@@ -87,10 +87,21 @@ func (p edgePort) udpFrame(t *testing.T, dst [6]byte, src, dstIP string, sport, 
 	return b[:nat.EthernetLen+n]
 }
 
-// send sends frames, each copies times, from the far end of the link.
+// send sends frames, each copies times, from the far end of the link,
+// with a 20 ms pause after each round.
 func (p edgePort) send(t *testing.T, tb *testbed, copies int, frames ...[]byte) {
 	t.Helper()
-	err := tb.inNetns(p.ns, func() error {
+	var all [][]byte
+	for range copies {
+		all = append(all, frames...)
+	}
+	require.NoError(t, p.sendRaw(tb, all, len(frames), 20*time.Millisecond))
+}
+
+// sendRaw sends frames from the far end of p's link through an AF_PACKET
+// socket in its namespace, pausing for pause after every `every` frames.
+func (p edgePort) sendRaw(tb *testbed, frames [][]byte, every int, pause time.Duration) error {
+	return tb.inNetns(p.ns, func() error {
 		ifi, err := net.InterfaceByName(p.ifname)
 		if err != nil {
 			return err
@@ -100,19 +111,18 @@ func (p edgePort) send(t *testing.T, tb *testbed, copies int, frames ...[]byte) 
 			return fmt.Errorf("AF_PACKET socket: %w", err)
 		}
 		defer unix.Close(fd)
-		for range copies {
-			for _, f := range frames {
-				sa := &unix.SockaddrLinklayer{Ifindex: ifi.Index, Halen: 6}
-				copy(sa.Addr[:], f[:6])
-				if err := unix.Sendto(fd, f, 0, sa); err != nil {
-					return err
-				}
+		for i, f := range frames {
+			sa := &unix.SockaddrLinklayer{Ifindex: ifi.Index, Halen: 6}
+			copy(sa.Addr[:], f[:6])
+			if err := unix.Sendto(fd, f, 0, sa); err != nil {
+				return err
 			}
-			time.Sleep(20 * time.Millisecond)
+			if every > 0 && i%every == every-1 {
+				time.Sleep(pause)
+			}
 		}
 		return nil
 	})
-	require.NoError(t, err)
 }
 
 // dropDelta runs probe and returns how much natgw_drops_total{reason}

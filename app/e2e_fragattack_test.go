@@ -21,7 +21,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 
 	"github.com/natgw/natgw/nat"
 )
@@ -106,7 +105,7 @@ func TestE2EFragmentAttack(t *testing.T) {
 			for round := range rounds {
 				frames := forgedFragments(t, rng)
 				sent += len(frames)
-				require.NoError(t, sendBurst(tb, edgeOutside, frames), "round %d", round)
+				require.NoError(t, edgeOutside.sendRaw(tb, frames, 32, 5*time.Millisecond), "round %d", round)
 				// Under attack: every inside datagram reaches the
 				// server, in order and last fragment first (their state
 				// is in the inside direction's table).
@@ -246,33 +245,6 @@ func forgedFragment(t *testing.T, src, dst netip.Addr, dport, id uint16, first b
 	require.NotZero(t, k)
 	nat.WriteEthernet(frame, edgeOutside.natgw, edgeOutside.peer, nat.EtherTypeIPv4)
 	return frame[:nat.EthernetLen+k]
-}
-
-// sendBurst sends frames from the far end of p's link, 32 at a time with a
-// 5 ms pause, so natgw's receive ring (and the veth) keeps up.
-func sendBurst(tb *testbed, p edgePort, frames [][]byte) error {
-	return tb.inNetns(p.ns, func() error {
-		ifi, err := net.InterfaceByName(p.ifname)
-		if err != nil {
-			return err
-		}
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
-		if err != nil {
-			return fmt.Errorf("AF_PACKET socket: %w", err)
-		}
-		defer unix.Close(fd)
-		for i, f := range frames {
-			sa := &unix.SockaddrLinklayer{Ifindex: ifi.Index, Halen: 6}
-			copy(sa.Addr[:], f[:6])
-			if err := unix.Sendto(fd, f, 0, sa); err != nil {
-				return err
-			}
-			if i%32 == 31 {
-				time.Sleep(5 * time.Millisecond)
-			}
-		}
-		return nil
-	})
 }
 
 // reassemblyStats returns the Ip: Reasm* counters of namespace ns's
