@@ -303,7 +303,7 @@ func (w *Worker) classify(p *Packet) {
 	eth := nat.Ethernet(p.Data)
 	// Both drivers receive promiscuously: only frames to the port's own
 	// MAC, and broadcast ARP, are natgw's to handle (issue 14 item 2).
-	if [6]byte(p.Data[:6]) != w.mac[p.Port&1] && !isBroadcastARP(p.Data) {
+	if eth.Dst() != w.mac[p.Port&1] && !isBroadcastARP(eth) {
 		w.drop(p, nat.DropNotForUs)
 		return
 	}
@@ -320,7 +320,7 @@ func (w *Worker) classify(p *Packet) {
 	}
 	l3 := p.Data[nat.EthernetLen:]
 	if p.Port == PortInside && len(l3) >= nat.IPv4MinLen {
-		w.glean(binary.BigEndian.Uint32(l3[12:]), eth)
+		w.glean(nat.IPv4(l3).Src(), eth)
 	}
 	if p.Flags&FlagOwned == 0 {
 		owner, final, ok := w.ownerOf(p, l3)
@@ -340,7 +340,7 @@ func (w *Worker) classify(p *Packet) {
 			return
 		}
 	}
-	if ipLen := ipTotalLen(l3); ipLen > w.mtu[1-p.Port] && binary.BigEndian.Uint16(l3[6:])&0x4000 != 0 {
+	if ipLen := ipTotalLen(l3); ipLen > w.mtu[1-p.Port] && nat.IPv4(l3).DF() {
 		// Too big for the egress link, with DF: the sender learns the
 		// MTU (path MTU discovery through natgw). Without DF the packet
 		// is fragmented after translation (forward).
@@ -368,9 +368,8 @@ func (w *Worker) classify(p *Packet) {
 
 // isBroadcastARP reports whether a frame (at least an Ethernet header) is
 // an ARP frame to the broadcast MAC.
-func isBroadcastARP(f []byte) bool {
-	return [6]byte(f[:6]) == [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff} &&
-		binary.BigEndian.Uint16(f[12:]) == nat.EtherTypeARP
+func isBroadcastARP(eth nat.Ethernet) bool {
+	return eth.Dst() == [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff} && eth.EtherType() == nat.EtherTypeARP
 }
 
 // ownerOf returns the worker owning a packet (SPEC §3): the Toeplitz hash
@@ -385,7 +384,7 @@ func (w *Worker) ownerOf(p *Packet, l3 []byte) (owner int, final, ok bool) {
 		}
 		return w.id, true, true
 	}
-	if len(l3) < nat.IPv4MinLen || l3[0]>>4 != 4 {
+	if _, ok := nat.ParseIPv4Embedded(l3); !ok {
 		return w.id, true, true // the translator counts it malformed
 	}
 	if isFragment(l3) {
@@ -407,22 +406,14 @@ func (w *Worker) ownerOf(p *Packet, l3 []byte) (owner int, final, ok bool) {
 // header (not a later fragment).
 func (w *Worker) flowOwner(p *Packet, l3 []byte) int {
 	ip := nat.IPv4(l3)
-	hl := int(l3[0]&0x0F) * 4
-	if hl < nat.IPv4MinLen || len(l3) < hl+8 {
-		return w.id
-	}
-	l4 := l3[hl:]
-	switch ip.Protocol() {
-	case nat.ProtoTCP, nat.ProtoUDP:
-		return w.portOwner(p, l3, binary.BigEndian.Uint16(l4[0:]), binary.BigEndian.Uint16(l4[2:]))
-	case nat.ProtoICMP:
-		typ := l4[0]
-		if typ == nat.ICMPEchoRequest || typ == nat.ICMPEchoReply {
-			return w.endpointOwner(p.Port, ip.Src(), ip.Dst(), 0, 0)
-		}
-		if nat.IsICMPError(typ) {
-			return w.quoteOwner(p.Port, l4[8:])
-		}
+	kind, sport, dport := nat.ReadTransport(ip.Protocol(), ip.Payload())
+	switch kind {
+	case nat.TransportPorts:
+		return w.endpointOwner(p.Port, ip.Src(), ip.Dst(), sport, dport)
+	case nat.TransportEcho:
+		return w.endpointOwner(p.Port, ip.Src(), ip.Dst(), 0, 0)
+	case nat.TransportICMPError:
+		return w.quoteOwner(p.Port, nat.ICMP(ip.Payload()).Payload())
 	}
 	return w.id
 }
@@ -445,20 +436,15 @@ func (w *Worker) endpointOwner(port uint8, src, dst uint32, sport, dport uint16)
 // quotes: coming in, the quote went out (its destination is the remote);
 // going out, the quote came in (its source is the remote).
 func (w *Worker) quoteOwner(port uint8, quote []byte) int {
-	if len(quote) < nat.IPv4MinLen+8 || quote[0]>>4 != 4 {
+	emb, ok := nat.ParseIPv4Embedded(quote)
+	if !ok {
 		return w.id
 	}
-	hl := int(quote[0]&0x0F) * 4
-	if hl < nat.IPv4MinLen || len(quote) < hl+8 {
-		return w.id
-	}
-	emb := nat.IPv4(quote)
-	l4 := quote[hl:]
-	var sport, dport uint16
-	switch emb.Protocol() {
-	case nat.ProtoTCP, nat.ProtoUDP:
-		sport, dport = binary.BigEndian.Uint16(l4[0:]), binary.BigEndian.Uint16(l4[2:])
-	case nat.ProtoICMP: // echo: remote port 0
+	kind, sport, dport := nat.ReadTransport(emb.Protocol(), emb.Payload())
+	switch kind {
+	case nat.TransportPorts:
+	case nat.TransportEcho:
+		sport, dport = 0, 0 // echo: remote port 0
 	default:
 		return w.id
 	}
@@ -784,7 +770,7 @@ func (w *Worker) publish() {
 }
 
 func isFragment(l3 []byte) bool {
-	return len(l3) >= nat.IPv4MinLen && binary.BigEndian.Uint16(l3[6:])&0x3FFF != 0
+	return len(l3) >= nat.IPv4MinLen && nat.IPv4(l3).IsFragment()
 }
 
 // ipTotalLen returns the IPv4 total length field (0 if there is none).
@@ -792,5 +778,5 @@ func ipTotalLen(l3 []byte) int {
 	if len(l3) < nat.IPv4MinLen {
 		return 0
 	}
-	return int(binary.BigEndian.Uint16(l3[2:]))
+	return nat.IPv4(l3).TotalLen()
 }

@@ -12,22 +12,15 @@ package nat
 // private or public port, 0 for the remote one). dir is DirOut for packets
 // from the inside. ok is false for packets that have none.
 func FlowPorts(ip IPv4, dir int) (sport, dport uint16, ok bool) {
-	l4 := ip.Payload()
-	switch ip.Protocol() {
-	case ProtoTCP, ProtoUDP:
-		if len(l4) < 4 {
-			return 0, 0, false
-		}
-		return uint16(l4[0])<<8 | uint16(l4[1]), uint16(l4[2])<<8 | uint16(l4[3]), true
-	case ProtoICMP:
-		icmp, ok := ParseICMP(l4)
-		if !ok || (icmp.Type() != ICMPEchoRequest && icmp.Type() != ICMPEchoReply) {
-			return 0, 0, false
-		}
+	kind, sport, dport := ReadTransport(ip.Protocol(), ip.Payload())
+	switch kind {
+	case TransportPorts:
+		return sport, dport, true
+	case TransportEcho:
 		if dir == DirOut {
-			return icmp.ID(), 0, true
+			return sport, 0, true
 		}
-		return 0, icmp.ID(), true
+		return 0, dport, true
 	}
 	return 0, 0, false
 }

@@ -35,18 +35,9 @@ func (t *Translator) icmpError(pi *pktInfo, dir int) Verdict {
 		return DropMalformed
 	}
 	proto := emb.Protocol()
-	var sport, dport uint16
-	switch proto {
-	case ProtoTCP, ProtoUDP:
-		sport, dport = binary.BigEndian.Uint16(el4[0:2]), binary.BigEndian.Uint16(el4[2:4])
-	case ProtoICMP:
-		if typ := el4[0]; typ != ICMPEchoRequest && typ != ICMPEchoReply {
-			return DropUnsupported // no error about an error
-		}
-		sport = binary.BigEndian.Uint16(el4[4:6]) // the echo id, on both sides
-		dport = sport
-	default:
-		return DropUnsupported
+	kind, sport, dport := ReadTransport(proto, el4)
+	if kind != TransportPorts && kind != TransportEcho {
+		return DropUnsupported // no error about an error
 	}
 
 	// Find the flow through the quote and check the error is addressed to

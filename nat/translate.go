@@ -475,59 +475,46 @@ func (t *Translator) parse(pkt []byte, pi *pktInfo, dir int) {
 	}
 	pi.proto = ip.Protocol()
 	pi.l4 = ip.Payload()
-	switch pi.proto {
-	case ProtoTCP:
-		tcp, ok := ParseTCP(pi.l4)
-		if !ok {
+	kind, sport, dport := ReadTransport(pi.proto, pi.l4)
+	switch kind {
+	case TransportPorts:
+		if pi.proto == ProtoTCP {
+			tcp, ok := ParseTCP(pi.l4)
+			if !ok {
+				pi.verdict = DropMalformed
+				return
+			}
+			pi.tcpFlags, pi.ack = tcp.Flags(), tcp.Ack()
+		} else if !udpValid(pi.l4, ip.MF()) {
 			pi.verdict = DropMalformed
 			return
 		}
-		pi.sport, pi.dport, pi.tcpFlags, pi.ack = tcp.SrcPort(), tcp.DstPort(), tcp.Flags(), tcp.Ack()
+		pi.sport, pi.dport = sport, dport
 		pi.kind = kindPorts
-	case ProtoUDP:
-		parseUDP := ParseUDP
-		if ip.MF() {
-			// A first fragment: the length field covers the whole
-			// datagram, only the header is here.
-			parseUDP = ParseUDPEmbedded
-		}
-		udp, ok := parseUDP(pi.l4)
-		if !ok {
-			pi.verdict = DropMalformed
-			return
-		}
-		pi.sport, pi.dport = udp.SrcPort(), udp.DstPort()
-		pi.kind = kindPorts
-	case ProtoICMP:
-		icmp, ok := ParseICMP(pi.l4)
-		if !ok {
-			pi.verdict = DropMalformed
-			return
-		}
-		pi.icmpType = icmp.Type()
-		switch {
-		case pi.icmpType == ICMPEchoRequest && dir == DirIn:
+	case TransportEcho:
+		pi.icmpType = ICMP(pi.l4).Type()
+		if pi.icmpType == ICMPEchoRequest && dir == DirIn {
 			// Echo requests from outside are for natgw or an instance:
 			// handled by finishIn, not by flow lookup.
 			pi.kind = kindDone
 			pi.verdict = VerdictForward
-			pi.dport = icmp.ID()
-			return
-		case pi.icmpType == ICMPEchoRequest || pi.icmpType == ICMPEchoReply:
-			// The echo id stands for the private/public port; the
-			// remote "port" is 0.
-			pi.kind = kindEcho
-			if dir == DirOut {
-				pi.sport = icmp.ID()
-			} else {
-				pi.dport = icmp.ID()
-			}
-		case IsICMPError(pi.icmpType):
-			pi.kind = kindICMPError
-		default:
-			pi.verdict = DropUnsupported
+			pi.dport = dport
 			return
 		}
+		// The echo id stands for the private/public port; the remote
+		// "port" is 0.
+		pi.kind = kindEcho
+		if dir == DirOut {
+			pi.sport = sport
+		} else {
+			pi.dport = dport
+		}
+	case TransportICMPError:
+		pi.icmpType = ICMP(pi.l4).Type()
+		pi.kind = kindICMPError
+	case TransportTruncated:
+		pi.verdict = DropMalformed
+		return
 	default:
 		pi.verdict = DropUnsupported
 		return
@@ -536,6 +523,18 @@ func (t *Translator) parse(pkt []byte, pi *pktInfo, dir int) {
 		pi.kind = kindDone
 		pi.verdict = DropTTLExceeded
 	}
+}
+
+// udpValid reports whether l4 is a whole UDP header whose length fits; a
+// first fragment (mf) carries only the header, its length covers the whole
+// datagram.
+func udpValid(l4 []byte, mf bool) bool {
+	if mf {
+		_, ok := ParseUDPEmbedded(l4)
+		return ok
+	}
+	_, ok := ParseUDP(l4)
+	return ok
 }
 
 // finishOut completes an outbound packet given its flow lookup result.
