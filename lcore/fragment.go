@@ -117,6 +117,7 @@ type fragDir struct {
 	freeHold []uint8
 	inflight []uint8 // hold slots queued here for translation this poll
 	sweep    int
+	live     int // entries in use: the sweep is skipped while there are none
 }
 
 // Fragment table events, counted per worker (FragCounters).
@@ -208,6 +209,7 @@ func (w *Worker) fragNew(d *fragDir, k fragKey, h uint64, now nat.Tick) *fragEnt
 	if free != nil {
 		*free = fragEntry{key: k, expires: now + fragTimeout, src: src, used: true, counted: true}
 		d.srcUse[src]++
+		d.live++
 	}
 	return free
 }
@@ -224,6 +226,7 @@ func (w *Worker) fragFree(d *fragDir, e *fragEntry) {
 		n++
 	}
 	d.srcUse[e.src] -= n
+	d.live--
 	*e = fragEntry{}
 }
 
@@ -235,9 +238,9 @@ func (e *fragEntry) complete() bool { return e.total != 0 && e.seen >= e.total }
 // against its source.
 func (e *fragEntry) account(d *fragDir, l3 []byte, now nat.Tick) {
 	ip := nat.IPv4(l3)
-	n := max(ipTotalLen(l3)-int(l3[0]&0x0F)*4, 0)
+	n := max(ipTotalLen(l3)-ip.HeaderLen(), 0)
 	e.seen += uint32(n)
-	if binary.BigEndian.Uint16(l3[6:])&0x2000 == 0 { // the last fragment
+	if !ip.MF() { // the last fragment
 		e.total = uint32(ip.FragOffset() + n)
 	}
 	if e.complete() {
@@ -368,9 +371,11 @@ func (w *Worker) releaseHeld() {
 func (w *Worker) fragPoll(now nat.Tick) {
 	for i := range w.frags.dir {
 		d := &w.frags.dir[i]
-		d.freeHold = append(d.freeHold, d.inflight...)
-		d.inflight = d.inflight[:0]
-		for j := 0; j < fragSweepBudget; j++ {
+		if len(d.inflight) > 0 {
+			d.freeHold = append(d.freeHold, d.inflight...)
+			d.inflight = d.inflight[:0]
+		}
+		for j := 0; j < fragSweepBudget && d.live > 0; j++ {
 			e := &d.entries[d.sweep]
 			d.sweep = (d.sweep + 1) % len(d.entries)
 			if e.used && int32(now-e.expires) > 0 {

@@ -371,3 +371,53 @@ func TestFragmentCompleteDatagramsFreeTheirPlace(t *testing.T) {
 	assert.Zero(t, fragCount(tb, FragRefused), "a set of complete datagrams takes a new one")
 	assert.Equal(t, 2*2*fragWays, len(tb.out.Sent()))
 }
+
+// assertFragLive checks each fragment table's count of live entries, which
+// lets a poll skip the sweep while the table is empty, against the entries.
+func assertFragLive(t *testing.T, tb *testbed) {
+	t.Helper()
+	for wi, w := range tb.rt.Workers {
+		for di := range w.frags.dir {
+			d := &w.frags.dir[di]
+			var used int
+			for i := range d.entries {
+				if d.entries[i].used {
+					used++
+				}
+			}
+			assert.Equal(t, used, d.live, "worker %d direction %d: live entries", wi, di)
+		}
+	}
+}
+
+// TestFragmentTableEmptiesAndStopsSweeping fills the tables with complete
+// and incomplete datagrams; the count of live entries follows them, and
+// once the entries have expired and been swept it is 0 again.
+func TestFragmentTableEmptiesAndStopsSweeping(t *testing.T) {
+	tb := newTestbedClock(t, 2, true)
+	rng := rand.New(rand.NewPCG(5, 7))
+	for i := range 200 {
+		whole := make([]byte, 2048)
+		whole = whole[:nat.BuildUDP(whole, member, server, uint16(40000+i), 53, 64, make([]byte, 600))]
+		first, second := splitDatagram(t, whole, 304, uint16(rng.Uint32()))
+		if i%3 != 0 { // every third datagram stays incomplete
+			tb.in.Inject(rng.IntN(2), fragFrame(t, macIn, macHost, first))
+		}
+		tb.in.Inject(rng.IntN(2), fragFrame(t, macIn, macHost, second))
+		tb.poll()
+		assertFragLive(t, tb)
+	}
+	var live int
+	for _, w := range tb.rt.Workers {
+		live += w.frags.dir[PortInside].live
+	}
+	require.NotZero(t, live, "datagrams are tracked")
+	tb.advance(2 * time.Duration(fragTimeout) * time.Millisecond)
+	for range fragSets * fragWays / fragSweepBudget {
+		tb.poll()
+	}
+	assertFragLive(t, tb)
+	for _, w := range tb.rt.Workers {
+		assert.Zero(t, w.frags.dir[PortInside].live, "every entry expired and was swept")
+	}
+}
