@@ -79,7 +79,11 @@ func (h *hostCounts) count(addr, kind uint32) int {
 // inc counts one more flow of the host; it reports false, counting
 // nothing, when the table has no room for another host.
 func (h *hostCounts) inc(addr, kind uint32) bool {
-	s := &h.slots[h.find(addr, kind)]
+	return h.incAt(&h.slots[h.find(addr, kind)], addr, kind)
+}
+
+// incAt is inc on the slot find returned for addr and kind.
+func (h *hostCounts) incAt(s *hostSlot, addr, kind uint32) bool {
 	if s.n == 0 {
 		if uint64(h.len+1) >= h.size {
 			return false
@@ -156,10 +160,12 @@ func (t *Translator) admit(host uint32, inbound bool) Verdict {
 			return DropInboundLimit
 		}
 	}
-	if t.limits.perHost > 0 && t.hosts.count(host, kind) >= t.limits.perHost {
+	// One probe for the check and the count.
+	s := &t.hosts.slots[t.hosts.find(host, kind)]
+	if t.limits.perHost > 0 && int(s.n&^hostOutside) >= t.limits.perHost {
 		return DropHostLimit
 	}
-	if !t.hosts.inc(host, kind) {
+	if !t.hosts.incAt(s, host, kind) {
 		return DropFlowTableFull
 	}
 	if inbound {
