@@ -7,10 +7,10 @@ LDFLAGS := -X main.version=$(VERSION)
 BUILD_TAGS ?= $(shell pkg-config --exists libdpdk 2>/dev/null && echo dpdk)
 
 # The race detector runs on the packages of the dataplane and management
-# code; the end-to-end and testbed tests (app, scripts) run without it.
-# Between them they cover ./... .
+# code; the end-to-end, testbed and benchmark-harness tests (app, scripts,
+# bench) run without it. Between them they cover ./... .
 RACE_PKGS  := ./portalloc/... ./nat/... ./mgmt/... ./lcore/...
-OTHER_PKGS := ./app/... ./scripts/...
+OTHER_PKGS := ./app/... ./scripts/... ./bench/...
 
 .PHONY: all build test test-unit deps lint bench pgo demo clean
 
@@ -43,17 +43,17 @@ test-unit: lint
 demo: deps
 	scripts/demo.sh
 
-# bench runs the benchmark of SPEC §9 (root, DPDK; scripts/bench.sh): the Go
+# bench runs the benchmark of SPEC §9 (root, DPDK; bench/bench.sh): the Go
 # micro-benchmarks of nat and portalloc, natgw's DPDK throughput harness
-# (scripts/benchharness) and dpdk-testpmd on the same virtual devices, and
-# writes bench/report.md and bench/report.json. See BENCHMARKS.md.
+# (bench/benchharness) and dpdk-testpmd on the same virtual devices, and
+# writes bench/results/report.md and bench/results/report.json. See BENCHMARKS.md.
 bench:
-	GO="$(GO)" scripts/bench.sh
+	GO="$(GO)" bench/bench.sh
 
 # pgo refreshes app/default.pgo, the CPU profile of the packet path that
-# `go build` optimises natgw with (root, DPDK; scripts/pgo.sh).
+# `go build` optimises natgw with (root, DPDK; bench/pgo.sh).
 pgo:
-	GO="$(GO)" scripts/pgo.sh
+	GO="$(GO)" bench/pgo.sh
 
 clean:
 	rm -rf bin

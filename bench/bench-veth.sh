@@ -7,13 +7,13 @@
 #   dpdk     natgw, DPDK driver over net_af_packet vdevs, 1 worker (if built in)
 # and the packets per second the server received, TRIALS runs each.
 # Writes one line per run to stdout ("mode trial received_pps sent lost")
-# and a Markdown table to $OUT (default bench/veth.md). Run as root.
+# and a Markdown table to $OUT (default bench/results/veth.md). Run as root.
 set -Eeuo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export NATGW_TB="${NATGW_TB:-ngwbench}"
 TRIALS="${TRIALS:-3}"
 SECONDS_PER_RUN="${SECONDS_PER_RUN:-5}"
-OUT="${OUT:-bench/veth.md}"
+OUT="${OUT:-bench/results/veth.md}"
 TB=scripts/testbed.sh
 BIN="$PWD/bin/natgw"
 CFG="$(mktemp -d)"
