@@ -6,7 +6,7 @@
 #
 #   docker build -t natgw:dev --build-arg VERSION=$(git describe --always --dirty) .
 #
-# scripts/check-dockerfile.sh checks this file where Docker can't build it
+# deploy/check-dockerfile.sh checks this file where Docker can't build it
 # (it runs the build stage's commands on a Debian 12 host).
 #
 # Running it. natgw needs the host's NICs, hugepages and memory locking, so
@@ -36,7 +36,7 @@
 #   SYS_NICE           Docker's seccomp profile allows mbind/set_mempolicy
 #                      (DPDK's NUMA-aware allocation) only with it
 #   --device /dev/vfio NICs bound to vfio-pci on the host
-#                      (scripts/setup-host.sh); ls /dev/vfio lists the groups
+#                      (deploy/setup-host.sh); ls /dev/vfio lists the groups
 #   /dev/hugepages     hugepages reserved on the host (setup-host.sh)
 #   NATGW_MGMT         where the health check finds the management API
 #                      (mgmt.listen of the configuration)

@@ -7,10 +7,10 @@ LDFLAGS := -X main.version=$(VERSION)
 BUILD_TAGS ?= $(shell pkg-config --exists libdpdk 2>/dev/null && echo dpdk)
 
 # The race detector runs on the packages of the dataplane and management
-# code; the end-to-end, testbed and benchmark-harness tests (app, scripts,
-# bench) run without it. Between them they cover ./... .
+# code; the end-to-end, testbed, benchmark-harness and deployment tests
+# (app, scripts, bench, deploy) run without it. Between them they cover ./... .
 RACE_PKGS  := ./portalloc/... ./nat/... ./mgmt/... ./lcore/...
-OTHER_PKGS := ./app/... ./scripts/... ./bench/...
+OTHER_PKGS := ./app/... ./scripts/... ./bench/... ./deploy/...
 
 .PHONY: all build test test-unit deps lint bench pgo demo clean
 

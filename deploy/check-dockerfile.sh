@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # check-dockerfile.sh — check natgw's Dockerfile where Docker can't build it.
 #
-# Usage: scripts/check-dockerfile.sh [--no-run] [--dockerfile FILE] [--binary FILE] [--keep]
+# Usage: deploy/check-dockerfile.sh [--no-run] [--dockerfile FILE] [--binary FILE] [--keep]
 #
 #   --no-run           parse and check only; don't run the build stage
 #   --dockerfile FILE  the Dockerfile (default: Dockerfile at the repository root)

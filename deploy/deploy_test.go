@@ -1,4 +1,4 @@
-package scripts
+package deploy
 
 import (
 	"bufio"
@@ -22,9 +22,9 @@ import (
 )
 
 // This file checks the deployment material of issue 7: the example
-// production configuration, scripts/setup-host.sh, the systemd unit, the
+// production configuration, deploy/setup-host.sh, the systemd unit, the
 // Prometheus rules, the Grafana dashboard, docs/OPERATIONS.md and the
-// Dockerfile (through scripts/check-dockerfile.sh).
+// Dockerfile (through deploy/check-dockerfile.sh).
 
 // specMetrics are the natgw metric names of SPEC §7.
 var specMetrics = []string{
@@ -140,7 +140,7 @@ func hasArgPair(args []string, flag, value string) bool {
 // Fuzz it with a short minimisation time: the seeds are whole files, and the
 // default (60 s to minimise each new input) leaves almost no time to fuzz:
 //
-//	go test -run '^$' -fuzz FuzzLoadDeployConfig -fuzzminimizetime 1s -fuzztime 5m ./scripts/
+//	go test -run '^$' -fuzz FuzzLoadDeployConfig -fuzzminimizetime 1s -fuzztime 5m ./deploy/
 func FuzzLoadDeployConfig(f *testing.F) {
 	for _, name := range []string{"deploy/natgw.toml", "scripts/demo.toml"} {
 		b, err := os.ReadFile(repoFile(name))
@@ -264,7 +264,7 @@ func snapshot(files []string) map[string]string {
 	return m
 }
 
-// TestSetupHostDryRun runs scripts/setup-host.sh --dry-run on this host (a
+// TestSetupHostDryRun runs deploy/setup-host.sh --dry-run on this host (a
 // VM without NICs for DPDK: it must say so and exit 0) and on a fake sysfs
 // with NICs, and checks that a dry run changes nothing and that a NIC
 // carrying the default route is refused.
@@ -705,7 +705,7 @@ func TestOperationsGuide(t *testing.T) {
 	}
 }
 
-// TestDockerfile runs scripts/check-dockerfile.sh: always the static checks
+// TestDockerfile runs deploy/check-dockerfile.sh: always the static checks
 // (--no-run), and unless -short, as root, the build stage's commands too;
 // and checks that a broken Dockerfile fails the check.
 func TestDockerfile(t *testing.T) {
