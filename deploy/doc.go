@@ -12,13 +12,12 @@
 //     carries the default route or SSH is refused.
 //   - deploy_test.go: checks the above (the example through the real
 //     loader, the unit, the rules and dashboard against SPEC §7's metric
-//     names, setup-host.sh's dry runs, OPERATIONS.md's coverage, the
-//     Dockerfile through check-dockerfile.sh) and fuzzes
+//     names, setup-host.sh's dry runs, OPERATIONS.md's coverage) and fuzzes
 //     the loader with the example configurations.
-//   - check-dockerfile.sh: checks the repository's Dockerfile without
-//     Docker (syntax, stages, COPY sources, the build stage's commands run
-//     on this host, the runtime packages against apt and ldd); run by
-//     deploy_test.go.
+//   - dockerfile_test.go: checks the repository's Dockerfile: every shared
+//     library of natgw built with DPDK (ldd) belongs to a Debian package
+//     (dpkg -S) its runtime stage installs; where a Docker daemon runs, the
+//     image is built and natgw version runs in it.
 //
 // The test environment (testbed, installer, demo) is in scripts/, the
 // benchmarks in bench/.
