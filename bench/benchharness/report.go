@@ -144,10 +144,6 @@ type phaseResult struct {
 	PollGapsOver10ms  uint64 `json:"poll_gaps_over_10ms"`
 }
 
-// pollGapLimits are the thresholds of the poll-gap counts, in ns, in the
-// order of phaseResult's PollGapsOver fields.
-var pollGapLimits = [3]int64{100_000, 1_000_000, 10_000_000}
-
 // goBenchmark is one line of `go test -bench` output.
 type goBenchmark struct {
 	Package    string             `json:"package"`
