@@ -80,7 +80,7 @@ mkdir -p "$(dirname "$OUT")"
 	for m in "${modes[@]}"; do
 		pps=$(awk -v m="$m" '$1 == m { print $3 }' "$results" | sort -n)
 		med=$(awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }' <<<"$pps")
-		echo "| $m | $med | $(echo $pps | tr ' ' ',') |"
+		echo "| $m | $med | $(paste -sd, <<<"$pps") |"
 	done
 	echo
 	echo "iperf3 UDP, 64-byte payloads, -b 0, ${SECONDS_PER_RUN} s per run, 10.0.1.4 -> 198.18.0.10;"
