@@ -24,10 +24,25 @@ build:
 deps:
 	@if [ -x scripts/install-deps.sh ]; then scripts/install-deps.sh; fi
 
+# The shell scripts shellcheck reads: every *.sh, and the CI entry point.
+SHELL_SCRIPTS = .ci/run $(shell find . -name '*.sh' -not -path './.git/*' | sort)
+
+# lint runs every static check, each on both builds when DPDK is present
+# (without build tags, and with BUILD_TAGS): gofmt, go vet, staticcheck
+# (pinned by the tool line in go.mod), go mod tidy -diff and shellcheck
+# (scripts/install-deps.sh installs it). Run it before committing.
 lint:
 	@fmt=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$fmt" ]; then echo "gofmt would change:"; echo "$$fmt"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+ifneq ($(strip $(BUILD_TAGS)),)
 	$(GO) vet -tags "$(BUILD_TAGS)" ./...
+	$(GO) tool staticcheck -tags "$(BUILD_TAGS)" ./...
+endif
+	$(GO) mod tidy -diff
+	@command -v shellcheck >/dev/null || { echo "shellcheck is not installed: run scripts/install-deps.sh"; exit 1; }
+	shellcheck $(SHELL_SCRIPTS)
 
 # test runs every test: lint, the race detector on the pure-Go packages,
 # then the whole tree (end-to-end tests included).

@@ -366,20 +366,6 @@ func TestSetupHostDryRun(t *testing.T) {
 	}
 }
 
-// TestShellcheck runs shellcheck on the deployment scripts when it is
-// installed (apt-get install shellcheck).
-func TestShellcheck(t *testing.T) {
-	if _, err := exec.LookPath("shellcheck"); err != nil {
-		t.Skip("shellcheck not installed")
-	}
-	for _, script := range []string{"setup-host.sh"} {
-		t.Run(script, func(t *testing.T) {
-			out, err := exec.Command("shellcheck", script).CombinedOutput()
-			assert.NoError(t, err, "%s", out)
-		})
-	}
-}
-
 // unitFile is a systemd unit: section -> key -> values (keys may repeat).
 type unitFile map[string]map[string][]string
 
