@@ -6,8 +6,9 @@
 #
 #   docker build -t natgw:dev --build-arg VERSION=$(git describe --always --dirty) .
 #
-# scripts/check-dockerfile.sh checks this file where Docker can't build it
-# (it runs the build stage's commands on a Debian 12 host).
+# deploy/dockerfile_test.go checks that the runtime stage installs the
+# package of every shared library natgw links against, and builds the image
+# where Docker runs.
 #
 # Running it. natgw needs the host's NICs, hugepages and memory locking, so
 # the container is privileged in specific ways and runs as root (DPDK opens
@@ -36,7 +37,7 @@
 #   SYS_NICE           Docker's seccomp profile allows mbind/set_mempolicy
 #                      (DPDK's NUMA-aware allocation) only with it
 #   --device /dev/vfio NICs bound to vfio-pci on the host
-#                      (scripts/setup-host.sh); ls /dev/vfio lists the groups
+#                      (deploy/setup-host.sh); ls /dev/vfio lists the groups
 #   /dev/hugepages     hugepages reserved on the host (setup-host.sh)
 #   NATGW_MGMT         where the health check finds the management API
 #                      (mgmt.listen of the configuration)
@@ -68,7 +69,7 @@ RUN apt-get update \
 	&& apt-get install -y --no-install-recommends \
 		librte-eal23 librte-ethdev23 librte-mbuf23 librte-mempool23 \
 		librte-ring23 librte-net23 librte-kvargs23 librte-telemetry23 \
-		librte-meter23 libnuma1 libfdt1 libbsd0 \
+		librte-meter23 libnuma1 libfdt1 libbsd0 libmd0 \
 		librte-mempool-ring23 librte-bus-pci23 librte-bus-vdev23 \
 		librte-net-ixgbe23 librte-net-i40e23 librte-net-ice23 \
 		librte-net-mlx5-23 librte-net-virtio23 librte-net-vmxnet3-23 \

@@ -7,10 +7,10 @@ LDFLAGS := -X main.version=$(VERSION)
 BUILD_TAGS ?= $(shell pkg-config --exists libdpdk 2>/dev/null && echo dpdk)
 
 # The race detector runs on the packages of the dataplane and management
-# code; the end-to-end and testbed tests (app, scripts) run without it.
-# Between them they cover ./... .
+# code; the end-to-end, testbed, benchmark-harness and deployment tests
+# (app, scripts, bench, deploy) run without it. Between them they cover ./... .
 RACE_PKGS  := ./portalloc/... ./nat/... ./mgmt/... ./lcore/...
-OTHER_PKGS := ./app/... ./scripts/...
+OTHER_PKGS := ./app/... ./scripts/... ./bench/... ./deploy/...
 
 .PHONY: all build test test-unit deps lint bench pgo demo clean
 
@@ -24,10 +24,25 @@ build:
 deps:
 	@if [ -x scripts/install-deps.sh ]; then scripts/install-deps.sh; fi
 
+# The shell scripts shellcheck reads: every *.sh, and the CI entry point.
+SHELL_SCRIPTS = .ci/run $(shell find . -name '*.sh' -not -path './.git/*' | sort)
+
+# lint runs every static check, each on both builds when DPDK is present
+# (without build tags, and with BUILD_TAGS): gofmt, go vet, staticcheck
+# (pinned by the tool line in go.mod), go mod tidy -diff and shellcheck
+# (scripts/install-deps.sh installs it). Run it before committing.
 lint:
 	@fmt=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$fmt" ]; then echo "gofmt would change:"; echo "$$fmt"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+ifneq ($(strip $(BUILD_TAGS)),)
 	$(GO) vet -tags "$(BUILD_TAGS)" ./...
+	$(GO) tool staticcheck -tags "$(BUILD_TAGS)" ./...
+endif
+	$(GO) mod tidy -diff
+	@command -v shellcheck >/dev/null || { echo "shellcheck is not installed: run scripts/install-deps.sh"; exit 1; }
+	shellcheck $(SHELL_SCRIPTS)
 
 # test runs every test: lint, the race detector on the pure-Go packages,
 # then the whole tree (end-to-end tests included).
@@ -43,17 +58,17 @@ test-unit: lint
 demo: deps
 	scripts/demo.sh
 
-# bench runs the benchmark of SPEC §9 (root, DPDK; scripts/bench.sh): the Go
+# bench runs the benchmark of SPEC §9 (root, DPDK; bench/bench.sh): the Go
 # micro-benchmarks of nat and portalloc, natgw's DPDK throughput harness
-# (scripts/benchharness) and dpdk-testpmd on the same virtual devices, and
-# writes bench/report.md and bench/report.json. See BENCHMARKS.md.
+# (bench/benchharness) and dpdk-testpmd on the same virtual devices, and
+# writes bench/results/report.md and bench/results/report.json. See BENCHMARKS.md.
 bench:
-	GO="$(GO)" scripts/bench.sh
+	GO="$(GO)" bench/bench.sh
 
 # pgo refreshes app/default.pgo, the CPU profile of the packet path that
-# `go build` optimises natgw with (root, DPDK; scripts/pgo.sh).
+# `go build` optimises natgw with (root, DPDK; bench/pgo.sh).
 pgo:
-	GO="$(GO)" scripts/pgo.sh
+	GO="$(GO)" bench/pgo.sh
 
 clean:
 	rm -rf bin

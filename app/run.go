@@ -20,9 +20,12 @@ import (
 	"github.com/natgw/natgw/nat"
 )
 
-// openPorts opens the inside and outside ports of a configuration with one
-// queue per worker (plus the management queue). Drivers register here;
-// a driver not built into this binary is a clear error.
+// drivers maps each dataplane.driver built into this binary to the function
+// that opens a configuration's inside and outside ports, with one queue per
+// worker plus the management queue. Each driver registers itself from an
+// init function (driver_afpacket.go; driver_dpdk.go, built with the dpdk
+// tag); startAppliance reports a driver that is not built in as an error
+// that names the drivers that are.
 var drivers = map[string]func(c *config.Config) ([lcore.NumPorts]lcore.Port, error){}
 
 // cmdRun runs the appliance in the foreground until SIGINT or SIGTERM;

@@ -11,7 +11,7 @@ package lcore
 // inherit the confined mask: the Go runtime creates them from confined
 // threads, or from its template thread when the creator is locked to a
 // worker. Keeping other processes and kernel work off those CPUs is the
-// host's part (isolcpus, nohz_full, rcu_nocbs; scripts/setup-host.sh).
+// host's part (isolcpus, nohz_full, rcu_nocbs; deploy/setup-host.sh).
 
 import (
 	"errors"

@@ -407,18 +407,6 @@ func (q *loopQueue) TxBurst(pkts []*Packet) int { return len(pkts) }
 func (q *loopQueue) Free([]*Packet)             {}
 func (q *loopQueue) Wait(int64)                 {}
 
-type loopPort struct {
-	*FakePort
-	q Queue
-}
-
-func (p loopPort) Queue(i int) Queue {
-	if i == 0 {
-		return p.q
-	}
-	return p.FakePort.Queue(i)
-}
-
 func TestWorkerNoAllocs(t *testing.T) {
 	tb := newTestbed(t, 1)
 	// Establish the flow and learn the host, then replace the inside queue

@@ -50,10 +50,6 @@ func TestSweepRestartsOnReload(t *testing.T) {
 	assert.Equal(t, 0, tr.Usage().Len(), "no port is counted in use")
 }
 
-func usageKey(priv, remote uint32, rport uint16, proto uint8) portalloc.Key {
-	return portalloc.Key{Private: priv, Remote: remote, RemotePort: rport, Proto: proto}
-}
-
 // RFC 5508 REQ-3: an ICMP error whose checksum is wrong is dropped as
 // malformed, in either direction, not translated with a fresh checksum
 // that would make the corruption look valid.

@@ -65,8 +65,7 @@ func TestExpireReasonString(t *testing.T) {
 
 // expiry records what Expire reported.
 type expiry struct {
-	calls   map[uint32]ExpireReason
-	lastNow Tick
+	calls map[uint32]ExpireReason
 }
 
 func newExpiry() *expiry { return &expiry{calls: map[uint32]ExpireReason{}} }

@@ -1,9 +1,10 @@
 // Package scripts holds natgw's test environment; it has no Go API of its
-// own. It owns:
+// own. It is for whoever runs or writes natgw's tests and demo. It owns:
 //
-//   - install-deps.sh: installs the Debian packages the tests, the testbed
-//     and the benchmarks need (iproute2, ethtool, iperf3, nftables, DPDK with
-//     dpdk-testpmd, ...) and reserves 2 MB hugepages; idempotent, --dry-run.
+//   - install-deps.sh: installs the Debian packages the tests, the testbed,
+//     the linters and the benchmarks need (iproute2, ethtool, iperf3,
+//     nftables, shellcheck, DPDK with dpdk-testpmd, ...) and reserves 2 MB
+//     hugepages; idempotent, --dry-run.
 //   - testbed.sh: the test network of SPEC §8 in four network namespaces
 //     (${NATGW_TB}-in, -gw, -rt, -srv) joined by veth pairs. The gw
 //     namespace is left bare for natgw (links up, no addresses, offloads
@@ -14,18 +15,12 @@
 //     iperf3 by `testbed.sh servers start`.
 //   - testbed_test.sh: the end-to-end check of all of the above, which
 //     TestTestbed runs under `go test ./scripts/...`.
-//   - setup-host.sh: prepares a bare-metal host for the DPDK dataplane
-//     (persistent hugepages, vfio-pci binding with dpdk-devbind.py, IOMMU
-//     and CPU isolation checks); --dry-run changes nothing, and a NIC that
-//     carries the default route or SSH is refused.
-//   - check-dockerfile.sh: checks the repository's Dockerfile without
-//     Docker (syntax, stages, COPY sources, the build stage's commands run
-//     on this host, the runtime packages against apt and ldd).
-//   - deploy_test.go: checks the deployment material of docs/OPERATIONS.md
-//     (deploy/natgw.toml through the real loader, the systemd unit, the
-//     alert rules and dashboard against SPEC §7's metric names, the two
-//     scripts above) and fuzzes the loader with the example configurations.
+//   - demo.sh, demo.toml: `make demo`, natgw on the testbed with real
+//     traffic, and its configuration.
+//   - trafficgen_test.go: checks the hardware traffic generator material
+//     of bench/trex and bench/pktgen without the generators.
 //
 // Nothing here runs on natgw's cores: the scripts run on the host as root,
-// and the servers and clients inside the testbed's namespaces.
+// and the servers and clients inside the testbed's namespaces. The
+// benchmarks are in bench/, the deployment material in deploy/.
 package scripts

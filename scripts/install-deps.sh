@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# install-deps.sh — install what natgw's tests, testbed and benchmarks need
-# on Debian 12, and reserve 2 MB hugepages for DPDK.
+# install-deps.sh — install what natgw's tests, linters (shellcheck for
+# make lint), testbed and benchmarks need on Debian 12, and reserve 2 MB
+# hugepages for DPDK.
 #
 # Usage: scripts/install-deps.sh [--dry-run] [--verbose]
 #
@@ -59,7 +60,7 @@ say() {
 }
 
 usage() {
-	sed -n '2,20s/^# \{0,1\}//p' "$0"
+	sed -n '2,21s/^# \{0,1\}//p' "$0"
 }
 
 # run executes its arguments, or only prints them with --dry-run.

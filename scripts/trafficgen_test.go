@@ -1,7 +1,7 @@
 package scripts
 
-// Checks of the bare-metal traffic generator files (scripts/trex,
-// scripts/pktgen). TRex and pktgen-dpdk need DPDK NICs and can't run here,
+// Checks of the bare-metal traffic generator files (bench/trex,
+// bench/pktgen). TRex and pktgen-dpdk need DPDK NICs and can't run here,
 // so these tests check what can be checked without them: every Python file
 // compiles; the TRex profiles, run against a stand-in of TRex's library,
 // build the flows they promise (the field-engine program is executed here
@@ -62,11 +62,11 @@ func runPython(t *testing.T, env []string, stdin string, args ...string) (stdout
 }
 
 // TestTrafficgenPythonCompiles byte-compiles every Python file of
-// scripts/trex and scripts/pktgen.
+// bench/trex and bench/pktgen.
 func TestTrafficgenPythonCompiles(t *testing.T) {
 	requirePython(t)
 	var files []string
-	for _, dir := range []string{"trex", "pktgen"} {
+	for _, dir := range []string{"../bench/trex", "../bench/pktgen"} {
 		m, err := filepath.Glob(filepath.Join(dir, "*.py"))
 		require.NoError(t, err)
 		files = append(files, m...)
@@ -338,7 +338,7 @@ func TestTRexProfileFlows(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			streams, msg := runProfile(t, "trex/natgw_stl.py", 0, tt.tunables...)
+			streams, msg := runProfile(t, "../bench/trex/natgw_stl.py", 0, tt.tunables...)
 			require.Empty(t, msg)
 			require.Len(t, streams, 1)
 			s := streams[0]
@@ -401,7 +401,7 @@ func TestTRexProfileDirections(t *testing.T) {
 		want      int
 	}{{0, 1}, {1, 0}, {2, 1}} {
 		t.Run(fmt.Sprintf("direction %d", tt.direction), func(t *testing.T) {
-			streams, msg := runProfile(t, "trex/natgw_stl.py", tt.direction, "--flows", "4096")
+			streams, msg := runProfile(t, "../bench/trex/natgw_stl.py", tt.direction, "--flows", "4096")
 			require.Empty(t, msg)
 			assert.Len(t, streams, tt.want)
 		})
@@ -431,7 +431,7 @@ func TestTRexProfileRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			streams, msg := runProfile(t, "trex/natgw_stl.py", 0, tt.tunables...)
+			streams, msg := runProfile(t, "../bench/trex/natgw_stl.py", 0, tt.tunables...)
 			assert.Nil(t, streams)
 			assert.Contains(t, msg, tt.want)
 		})
@@ -503,7 +503,7 @@ func TestFlowsToCSV(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			stdout, stderr, code := runPython(t, nil, tt.input, append([]string{"trex/flows_to_csv.py"}, tt.args...)...)
+			stdout, stderr, code := runPython(t, nil, tt.input, append([]string{"../bench/trex/flows_to_csv.py"}, tt.args...)...)
 			if tt.fails {
 				assert.Equal(t, 1, code)
 				assert.Contains(t, stderr, tt.want)
@@ -522,7 +522,7 @@ func TestFlowsToCSV(t *testing.T) {
 func TestReturnProfile(t *testing.T) {
 	dir := t.TempDir()
 	csvPath := filepath.Join(dir, "flows.csv")
-	_, stderr, code := runPython(t, nil, flowsJSON, "trex/flows_to_csv.py", "-o", csvPath)
+	_, stderr, code := runPython(t, nil, flowsJSON, "../bench/trex/flows_to_csv.py", "-o", csvPath)
 	require.Equal(t, 0, code, stderr)
 	bad := filepath.Join(dir, "bad.csv")
 	require.NoError(t, os.WriteFile(bad, []byte("198.19.1.1,40123,198.18.0.300,5001,udp\n"), 0o644))
@@ -550,7 +550,7 @@ func TestReturnProfile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			streams, msg := runProfile(t, "trex/natgw_return.py", 1, tt.tunables...)
+			streams, msg := runProfile(t, "../bench/trex/natgw_return.py", 1, tt.tunables...)
 			if tt.err != "" {
 				assert.Contains(t, msg, tt.err)
 				return
@@ -631,7 +631,7 @@ func readPcap(t *testing.T, b []byte) []pcapRecord {
 func TestReturnPcap(t *testing.T) {
 	dir := t.TempDir()
 	csvPath := filepath.Join(dir, "flows.csv")
-	_, stderr, code := runPython(t, nil, flowsJSON, "trex/flows_to_csv.py", "-o", csvPath)
+	_, stderr, code := runPython(t, nil, flowsJSON, "../bench/trex/flows_to_csv.py", "-o", csvPath)
 	require.Equal(t, 0, code, stderr)
 	type flow struct {
 		src, dst     string
@@ -658,7 +658,7 @@ func TestReturnPcap(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "return.pcap")
-			_, stderr, code := runPython(t, nil, "", append([]string{"pktgen/return_pcap.py", "-o", out, csvPath}, tt.args...)...)
+			_, stderr, code := runPython(t, nil, "", append([]string{"../bench/pktgen/return_pcap.py", "-o", out, csvPath}, tt.args...)...)
 			require.Equal(t, 0, code, stderr)
 			b, err := os.ReadFile(out)
 			require.NoError(t, err)
@@ -733,7 +733,7 @@ func TestReturnPcapRejects(t *testing.T) {
 			in := filepath.Join(dir, "in.csv")
 			require.NoError(t, os.WriteFile(in, []byte(tt.csv), 0o644))
 			out := filepath.Join(t.TempDir(), "return.pcap")
-			_, stderr, code := runPython(t, nil, "", append([]string{"pktgen/return_pcap.py", "-o", out, in}, tt.args...)...)
+			_, stderr, code := runPython(t, nil, "", append([]string{"../bench/pktgen/return_pcap.py", "-o", out, in}, tt.args...)...)
 			assert.Equal(t, 1, code)
 			assert.Contains(t, stderr, tt.want)
 			assert.NotContains(t, stderr, "Traceback")
@@ -788,7 +788,7 @@ func TestPktgenScript(t *testing.T) {
 	if luac == "" {
 		t.Skip("luac not installed (apt-get install lua5.3): natgw.lua not checked")
 	}
-	out, err := exec.Command(luac, "-p", "pktgen/natgw.lua").CombinedOutput()
+	out, err := exec.Command(luac, "-p", "../bench/pktgen/natgw.lua").CombinedOutput()
 	require.NoError(t, err, "luac -p: %s", out)
 
 	lua := findLua("lua5.3", "lua5.4")
@@ -831,7 +831,7 @@ func TestPktgenScript(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cmd := exec.Command(lua, stub, "pktgen/natgw.lua")
+			cmd := exec.Command(lua, stub, "../bench/pktgen/natgw.lua")
 			cmd.Env = append(os.Environ(), tt.env...)
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -856,7 +856,7 @@ func TestPktgenScript(t *testing.T) {
 // TestBenchConfigValidates loads the benchmark configuration with natgw's
 // own parser and checks it serves the profiles' default sources.
 func TestBenchConfigValidates(t *testing.T) {
-	c, err := config.Load("trex/natgw-bench.toml")
+	c, err := config.Load("../bench/trex/natgw-bench.toml")
 	require.NoError(t, err)
 	require.NotNil(t, c.DefaultSNAT)
 	inside := c.InsidePrefix().Masked()

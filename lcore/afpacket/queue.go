@@ -109,13 +109,13 @@ func newQueue(p *Port, index int, fd int, o Options) (*Queue, error) {
 		return nil, call("setsockopt(PACKET_LOSS)", err)
 	}
 	perBlock := o.BlockSize / o.FrameSize
-	timeoutMS := (o.BlockTimeout + time.Millisecond - 1) / time.Millisecond
+	timeoutMS := uint32((o.BlockTimeout + time.Millisecond - 1) / time.Millisecond)
 	rxReq := unix.TpacketReq3{
 		Block_size:     uint32(o.BlockSize),
 		Block_nr:       uint32(o.Blocks),
 		Frame_size:     uint32(o.FrameSize),
 		Frame_nr:       uint32(perBlock * o.Blocks),
-		Retire_blk_tov: uint32(timeoutMS),
+		Retire_blk_tov: timeoutMS,
 	}
 	if err := unix.SetsockoptTpacketReq3(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &rxReq); err != nil {
 		return nil, call("setsockopt(PACKET_RX_RING)", err)

@@ -343,11 +343,7 @@ func TestServe(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, local := tt.ask(t)
-			want := tt.want
-			if strings.Contains(want, "%s") {
-				want = strings.Replace(want, "%s", local, 1)
-			}
-			assert.Equal(t, want, got)
+			assert.Equal(t, strings.Replace(tt.want, "%s", local, 1), got)
 		})
 	}
 

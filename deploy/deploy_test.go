@@ -1,4 +1,4 @@
-package scripts
+package deploy
 
 import (
 	"bufio"
@@ -22,9 +22,9 @@ import (
 )
 
 // This file checks the deployment material of issue 7: the example
-// production configuration, scripts/setup-host.sh, the systemd unit, the
-// Prometheus rules, the Grafana dashboard, docs/OPERATIONS.md and the
-// Dockerfile (through scripts/check-dockerfile.sh).
+// production configuration, deploy/setup-host.sh, the systemd unit, the
+// Prometheus rules, the Grafana dashboard and docs/OPERATIONS.md
+// (dockerfile_test.go checks the Dockerfile).
 
 // specMetrics are the natgw metric names of SPEC §7.
 var specMetrics = []string{
@@ -140,7 +140,7 @@ func hasArgPair(args []string, flag, value string) bool {
 // Fuzz it with a short minimisation time: the seeds are whole files, and the
 // default (60 s to minimise each new input) leaves almost no time to fuzz:
 //
-//	go test -run '^$' -fuzz FuzzLoadDeployConfig -fuzzminimizetime 1s -fuzztime 5m ./scripts/
+//	go test -run '^$' -fuzz FuzzLoadDeployConfig -fuzzminimizetime 1s -fuzztime 5m ./deploy/
 func FuzzLoadDeployConfig(f *testing.F) {
 	for _, name := range []string{"deploy/natgw.toml", "scripts/demo.toml"} {
 		b, err := os.ReadFile(repoFile(name))
@@ -264,7 +264,7 @@ func snapshot(files []string) map[string]string {
 	return m
 }
 
-// TestSetupHostDryRun runs scripts/setup-host.sh --dry-run on this host (a
+// TestSetupHostDryRun runs deploy/setup-host.sh --dry-run on this host (a
 // VM without NICs for DPDK: it must say so and exit 0) and on a fake sysfs
 // with NICs, and checks that a dry run changes nothing and that a NIC
 // carrying the default route is refused.
@@ -362,20 +362,6 @@ func TestSetupHostDryRun(t *testing.T) {
 				assert.NotContains(t, out, s)
 			}
 			assert.Equal(t, before, snapshot(dryRunTouches), "a dry run changed a file")
-		})
-	}
-}
-
-// TestShellcheck runs shellcheck on the deployment scripts when it is
-// installed (apt-get install shellcheck).
-func TestShellcheck(t *testing.T) {
-	if _, err := exec.LookPath("shellcheck"); err != nil {
-		t.Skip("shellcheck not installed")
-	}
-	for _, script := range []string{"setup-host.sh", "check-dockerfile.sh"} {
-		t.Run(script, func(t *testing.T) {
-			out, err := exec.Command("shellcheck", script).CombinedOutput()
-			assert.NoError(t, err, "%s", out)
 		})
 	}
 }
@@ -702,61 +688,5 @@ func TestOperationsGuide(t *testing.T) {
 		"--cap-add", "/dev/vfio", "/dev/hugepages", "--network host", // containers
 	} {
 		t.Run(s, func(t *testing.T) { assert.Contains(t, ops, s) })
-	}
-}
-
-// TestDockerfile runs scripts/check-dockerfile.sh: always the static checks
-// (--no-run), and unless -short, as root, the build stage's commands too;
-// and checks that a broken Dockerfile fails the check.
-func TestDockerfile(t *testing.T) {
-	for _, c := range []string{"bash", "awk", "apt-cache", "dpkg"} {
-		if _, err := exec.LookPath(c); err != nil {
-			t.Skipf("%s not installed: the Dockerfile check needs a Debian host", c)
-		}
-	}
-	broken := filepath.Join(t.TempDir(), "Dockerfile")
-	good := string(readRepoFile(t, "Dockerfile"))
-	bad := strings.NewReplacer(
-		"FROM debian:${DEBIAN_RELEASE}-slim AS runtime", "FROM debian:latest",
-		"COPY deploy/natgw.toml", "COPY deploy/no-such-file.toml",
-		"librte-mempool-ring23 ", "",
-		"EXPOSE", "EXPOZE",
-	).Replace(good)
-	require.NotEqual(t, good, bad)
-	require.NoError(t, os.WriteFile(broken, []byte(bad), 0o644))
-	tests := []struct {
-		name     string
-		args     []string
-		full     bool
-		exit     int
-		contains []string
-	}{
-		{name: "static checks", args: []string{"--no-run"}, contains: []string{"stage build from golang:1.26-", "stage runtime from debian:bookworm-slim", " 0 failed"}},
-		{name: "broken Dockerfile", args: []string{"--no-run", "--dockerfile", broken}, exit: 1, contains: []string{
-			"unknown instruction 'EXPOZE'", "name the stage", "not pinned", "no-such-file.toml does not exist",
-			"does not install librte-mempool-ring23",
-		}},
-		{name: "build stage run on this host", full: true, contains: []string{"RUN make build", "the build stage made /src/bin/natgw", "provides every library of natgw", " 0 failed"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if tt.full {
-				if testing.Short() {
-					t.Skip("the build stage is not run in -short mode")
-				}
-				if os.Geteuid() != 0 {
-					t.Skip("running the build stage needs root (apt-get)")
-				}
-				if _, err := exec.Command("pkg-config", "--exists", "libdpdk").CombinedOutput(); err != nil {
-					t.Skip("libdpdk-dev not installed: run scripts/install-deps.sh")
-				}
-			}
-			out, code := runScript(t, nil, "check-dockerfile.sh", tt.args...)
-			t.Logf("check-dockerfile.sh %s:\n%s", strings.Join(tt.args, " "), out)
-			assert.Equal(t, tt.exit, code)
-			for _, s := range tt.contains {
-				assert.Contains(t, out, s)
-			}
-		})
 	}
 }

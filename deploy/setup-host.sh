@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # setup-host.sh — prepare a bare-metal host for natgw's DPDK dataplane.
 #
-# Usage: scripts/setup-host.sh [--dry-run] [--config FILE] [--nic PCI]...
+# Usage: deploy/setup-host.sh [--dry-run] [--config FILE] [--nic PCI]...
 #                              [--cores LIST] [--hugepages N] [--hugepages-1g N]
 #                              [--mount systemd|fstab] [--no-bind] [--verbose]
 #
@@ -222,7 +222,7 @@ hugepages() {
 	fi
 	local have
 	have="$(cat "$SYSFS/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages")"
-	write_file "$SYSCTL_FILE" "# natgw (scripts/setup-host.sh): 2 MB hugepages for DPDK's packet memory.
+	write_file "$SYSCTL_FILE" "# natgw (deploy/setup-host.sh): 2 MB hugepages for DPDK's packet memory.
 vm.nr_hugepages = $hugepages_2m"
 	if ((have >= hugepages_2m)); then
 		info "2 MB hugepages: $have reserved (want $hugepages_2m)"
@@ -281,7 +281,7 @@ mount_hugetlbfs() {
 			mountpoint -q "$dir" 2>/dev/null || run systemctl start dev-hugepages.mount
 			return 0
 		fi
-		write_file "/etc/systemd/system/$unit" "# natgw (scripts/setup-host.sh): hugetlbfs with $size pages for DPDK.
+		write_file "/etc/systemd/system/$unit" "# natgw (deploy/setup-host.sh): hugetlbfs with $size pages for DPDK.
 [Unit]
 Description=Huge pages of $size for DPDK (natgw)
 DefaultDependencies=no
@@ -341,7 +341,7 @@ iommu() {
 	fi
 	((bind)) || return 0
 	if [[ -d "$SYSFS/bus/pci/drivers/$TARGET_DRIVER" ]] || modinfo "$TARGET_DRIVER" >/dev/null 2>&1; then
-		write_file "$MODULES_FILE" "# natgw (scripts/setup-host.sh): DPDK's NIC driver.
+		write_file "$MODULES_FILE" "# natgw (deploy/setup-host.sh): DPDK's NIC driver.
 $TARGET_DRIVER"
 	fi
 	if [[ -d "$SYSFS/bus/pci/drivers/$TARGET_DRIVER" ]]; then

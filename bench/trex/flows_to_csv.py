@@ -14,7 +14,7 @@ at most 100,000 flows per request):
 
     for ip in $(seq -f 10.0.1.%g 0 255); do
         curl -s "http://127.0.0.1:9650/v1/flows?private=$ip&limit=100000"
-    done | scripts/trex/flows_to_csv.py > /tmp/natgw-flows.csv
+    done | bench/trex/flows_to_csv.py > /tmp/natgw-flows.csv
 
 Output, one line per UDP or TCP flow, duplicates removed, in input order:
 

@@ -14,7 +14,7 @@ Each flow becomes one stream of a fixed packet (checksums computed when the
 packet is built, so no field engine and no offload are needed); the rate is
 shared evenly. TRex handles thousands of streams per port, not millions:
 above --max-streams the profile refuses, and the return traffic is replayed
-from a pcap instead (scripts/pktgen/return_pcap.py writes one from the same
+from a pcap instead (bench/pktgen/return_pcap.py writes one from the same
 CSV; TRex's console "push" command or pktgen replays it).
 
 Usage (TRex console, port 1 cabled to natgw's outside port):
@@ -147,7 +147,7 @@ class STLS1(object):
             raise TunableError("natgw_return.py: %s lists no flows" % opts.csv)
         if len(flows) > opts.max_streams:
             raise TunableError("natgw_return.py: %d flows exceed --max-streams %d: replay "
-                               "a pcap from scripts/pktgen/return_pcap.py instead"
+                               "a pcap from bench/pktgen/return_pcap.py instead"
                                % (len(flows), opts.max_streams))
         pps = opts.pps / len(flows)
         return [STLStream(name="natgw_return_%d" % i,

@@ -7,13 +7,13 @@
 #   dpdk     natgw, DPDK driver over net_af_packet vdevs, 1 worker (if built in)
 # and the packets per second the server received, TRIALS runs each.
 # Writes one line per run to stdout ("mode trial received_pps sent lost")
-# and a Markdown table to $OUT (default bench/veth.md). Run as root.
+# and a Markdown table to $OUT (default bench/results/veth.md). Run as root.
 set -Eeuo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export NATGW_TB="${NATGW_TB:-ngwbench}"
 TRIALS="${TRIALS:-3}"
 SECONDS_PER_RUN="${SECONDS_PER_RUN:-5}"
-OUT="${OUT:-bench/veth.md}"
+OUT="${OUT:-bench/results/veth.md}"
 TB=scripts/testbed.sh
 BIN="$PWD/bin/natgw"
 CFG="$(mktemp -d)"
@@ -80,7 +80,7 @@ mkdir -p "$(dirname "$OUT")"
 	for m in "${modes[@]}"; do
 		pps=$(awk -v m="$m" '$1 == m { print $3 }' "$results" | sort -n)
 		med=$(awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }' <<<"$pps")
-		echo "| $m | $med | $(echo $pps | tr ' ' ',') |"
+		echo "| $m | $med | $(paste -sd, <<<"$pps") |"
 	done
 	echo
 	echo "iperf3 UDP, 64-byte payloads, -b 0, ${SECONDS_PER_RUN} s per run, 10.0.1.4 -> 198.18.0.10;"

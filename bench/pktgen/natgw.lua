@@ -30,14 +30,14 @@
 -- Phase 1 (preliminary): sends each flow exactly once from the inside port,
 -- so natgw creates every flow, and reports how many natgw forwarded. Then
 -- fetch natgw's flow list and build the return pcap (README):
---   curl .../v1/flows?... | scripts/trex/flows_to_csv.py > flows.csv
---   scripts/pktgen/return_pcap.py --dst-mac <natgw outside MAC> -o return.pcap flows.csv
+--   curl .../v1/flows?... | bench/trex/flows_to_csv.py > flows.csv
+--   bench/pktgen/return_pcap.py --dst-mac <natgw outside MAC> -o return.pcap flows.csv
 -- Phase 2 (real test): restart pktgen with "-s 1:return.pcap"; the inside
 -- port sends the same flows continuously, the outside port replays the
 -- return pcap in a loop; both directions are counted.
 --
---   NATGW_PHASE=1 pktgen -l 0-4 -n 4 -- -P -m "[1:2].0,[3:4].1" -f scripts/pktgen/natgw.lua
---   NATGW_PHASE=2 pktgen -l 0-4 -n 4 -- -P -m "[1:2].0,[3:4].1" -s 1:return.pcap -f scripts/pktgen/natgw.lua
+--   NATGW_PHASE=1 pktgen -l 0-4 -n 4 -- -P -m "[1:2].0,[3:4].1" -f bench/pktgen/natgw.lua
+--   NATGW_PHASE=2 pktgen -l 0-4 -n 4 -- -P -m "[1:2].0,[3:4].1" -s 1:return.pcap -f bench/pktgen/natgw.lua
 
 local natgw = {}
 

@@ -612,6 +612,10 @@ func verdictDrops(w *lcore.Worker, before *[nat.NumVerdicts]uint64) map[string]u
 	return out
 }
 
+// pollGapLimits are the thresholds of the poll-gap counts, in ns, in the
+// order of phaseResult's PollGapsOver fields (report.go).
+var pollGapLimits = [3]int64{100_000, 1_000_000, 10_000_000}
+
 // workerLoop runs a worker's PollOnce on one goroutine, locked to its OS
 // thread and pinned to a CPU, in phases: Worker.Run's loop (with
 // IdleWait 0, as natgw runs DPDK workers), which can be paused so the

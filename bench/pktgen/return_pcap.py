@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the SNAT-aware return traffic of an RFC 9693 test as a pcap file.
 
-Reads the flow list written by scripts/trex/flows_to_csv.py
+Reads the flow list written by bench/trex/flows_to_csv.py
 
     public_address,public_port,remote_address,remote_port,protocol
 
@@ -10,7 +10,7 @@ and writes one Ethernet/IPv4/UDP (or TCP) frame per flow, from the server
 pktgen-dpdk (-s PORT:FILE) or TRex ("push") to replay on natgw's outside
 port in a loop. Python standard library only: no scapy.
 
-    scripts/pktgen/return_pcap.py --dst-mac 3c:fd:fe:00:00:02 \\
+    bench/pktgen/return_pcap.py --dst-mac 3c:fd:fe:00:00:02 \\
         --src-mac 3c:fd:fe:00:00:03 -o /tmp/natgw-return.pcap /tmp/natgw-flows.csv
 
 --dst-mac is natgw's outside port MAC; --src-mac the generator port's.

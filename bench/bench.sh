@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench.sh — natgw's benchmark (SPEC §9, issues 4 and 6), run by `make bench`.
 #
-# Usage: scripts/bench.sh [--quick] [--help]
+# Usage: bench/bench.sh [--quick] [--help]
 #
 #   --quick   1 K flows only, 3 s per measurement, short Go benchmarks (a
 #             smoke test of the whole chain; the report says so)
@@ -9,7 +9,7 @@
 # Runs, as root, on any Linux host with DPDK (Debian: scripts/install-deps.sh
 # installs it; nothing is installed silently by this script itself):
 #   1. the Go micro-benchmarks of nat and portalloc (go test -bench);
-#   2. the DPDK harness (scripts/benchharness, natgw's real runtime and
+#   2. the DPDK harness (bench/benchharness, natgw's real runtime and
 #      DPDK driver, one worker core), at each flow count N: the connection
 #      establishment rate (the first pass over the pcap creates N flows;
 #      N / first-to-last flow, from the worker's counters sampled every
@@ -22,7 +22,7 @@
 #   3. dpdk-testpmd --forward-mode=macswap on the same vdevs and pcap files,
 #      one forwarding core (NATGW_BENCH_PMD_DURATION seconds each: its
 #      rate is steady; natgw's longer run is for the worker stall);
-# and writes bench/report.md and bench/report.json.
+# and writes bench/results/report.md and bench/results/report.json.
 #
 # Environment (defaults in brackets):
 #   NATGW_BENCH_FLOWS      flow counts ["1000 1000000"]
@@ -37,7 +37,7 @@
 #   NATGW_BENCH_PROFILE    1: CPU profiles of natgw's measured intervals, kept in
 #                          the work directory (go tool pprof WORK/benchharness WORK/natgw-*.pprof)
 #   NATGW_BENCH_WORK       work directory (pcaps, raw results, logs) [mktemp -d]
-#   NATGW_BENCH_OUT        report directory [bench]
+#   NATGW_BENCH_OUT        report directory [bench/results]
 #   NATGW_BENCH_GOBENCHTIME  go test -benchtime [1s]
 #   GO                     go command [go]
 set -euo pipefail
@@ -82,7 +82,7 @@ gobenchtime="${NATGW_BENCH_GOBENCHTIME:-1s}"
 ncpu="$(nproc)"
 cpu="${NATGW_BENCH_CPU:-$((ncpu - 1))}"
 want_pages="${NATGW_BENCH_HUGEPAGES:-2048}"
-out="${NATGW_BENCH_OUT:-bench}"
+out="${NATGW_BENCH_OUT:-bench/results}"
 notes=()
 if ((quick)); then
 	flows=1000 duration=3 pmd_duration=3 warmup=1 gobenchtime=100ms
@@ -141,7 +141,7 @@ say "work directory: $work"
 
 # 3. The harness (needs the DPDK build tag).
 pkg-config --exists libdpdk || die "pkg-config libdpdk fails: DPDK is not installed (scripts/install-deps.sh)"
-"$GO" build -tags dpdk -o "$work/benchharness" ./scripts/benchharness
+"$GO" build -tags dpdk -o "$work/benchharness" ./bench/benchharness
 
 # 4. Go micro-benchmarks of the translation path and port allocation.
 say "Go micro-benchmarks (nat, portalloc), -benchtime $gobenchtime"

@@ -1,5 +1,5 @@
 // Command benchharness is the DPDK throughput benchmark of SPEC §9 (issues
-// 4 and 6), run by scripts/bench.sh and `make bench`. It owns:
+// 4 and 6), run by bench/bench.sh and `make bench`. It owns:
 //
 //   - natgw (built with -tags dpdk): generates the traffic of K
 //     established 64-byte UDP flows (pool members and default-SNAT sources
@@ -33,9 +33,9 @@
 //     forwarding core on the same vdevs and pcap files, for the same time,
 //     and reads its rate from its periodic statistics. Result:
 //     testpmd-*.json.
-//   - report: writes bench/report.md and bench/report.json from those
-//     results, the Go micro-benchmarks' output and the machine's
-//     description (CPU model, cores, kernel, DPDK version).
+//   - report: writes bench/results/report.md and bench/results/report.json
+//     from those results, the Go micro-benchmarks' output and the
+//     machine's description (CPU model, cores, kernel, DPDK version).
 //
 // # Which core runs what
 //

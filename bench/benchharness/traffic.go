@@ -121,7 +121,7 @@ func (t traffic) configTOML(insidePort, outsidePort string, ealArgs []string) st
 	for i, a := range ealArgs {
 		quoted[i] = q(a)
 	}
-	fmt.Fprintf(&b, "# natgw configuration of the DPDK throughput benchmark (scripts/benchharness): %d flows.\n", t.Flows)
+	fmt.Fprintf(&b, "# natgw configuration of the DPDK throughput benchmark (bench/benchharness): %d flows.\n", t.Flows)
 	fmt.Fprintf(&b, "[dataplane]\ndriver = \"dpdk\"\nworkers = 1\nflow_capacity = %d\neal_args = [%s]\n\n",
 		t.flowCapacity(), strings.Join(quoted, ", "))
 	fmt.Fprintf(&b, "[inside]\nport = %s\naddress = %s\n\n", q(insidePort), q(insideAddr))

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # pgo.sh refreshes the profiles the Go compiler optimises natgw with
 # (profile-guided optimisation: app/default.pgo for bin/natgw, which
-# scripts/benchharness/default.pgo links to for the benchmark harness;
+# bench/benchharness/default.pgo links to for the benchmark harness;
 # `go build` picks a main package's default.pgo up by itself). The profile is a CPU profile
 # of natgw's worker in the DPDK harness, 1 M established UDP flows,
 # outbound then inbound, merged: the packet path natgw spends its time on.
 # Measured effect on the 2-vCPU EPYC VM: about +3% Mpps at 1 M flows
 # (BENCHMARKS.md). Rerun it after changing the packet path.
 #
-# Usage: sudo scripts/pgo.sh        (root: DPDK needs hugepages)
+# Usage: sudo bench/pgo.sh        (root: DPDK needs hugepages)
 # Environment: NATGW_PGO_FLOWS (1000000), NATGW_PGO_SECONDS (10),
 # NATGW_BENCH_CPU (the worker's CPU; default the last one).
 set -euo pipefail
@@ -45,7 +45,7 @@ cleanup() {
 trap cleanup EXIT
 ((orig >= need)) || echo "$need" >"$HUGEPAGES_SYSFS"
 
-"$GO" build -tags dpdk -o "$work/benchharness" ./scripts/benchharness
+"$GO" build -tags dpdk -o "$work/benchharness" ./bench/benchharness
 say "profiling the worker: $flows flows, ${seconds}s per direction, CPU $cpu"
 "$work/benchharness" natgw -dir "$work" -flows "$flows" -duration "$seconds" -warmup 2 \
 	-cpu "$cpu" -l "$main_lcore" -cpuprofile 2>"$work/natgw.log" ||
