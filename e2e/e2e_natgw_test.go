@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // This file runs natgw under test: the configuration template of the
 // testbed, the natgw process in the gateway namespace with its log, and

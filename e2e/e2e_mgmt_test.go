@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // TestE2EMgmt is the end-to-end acceptance of issue 5 (the management
 // plane) on the testbed, with every driver of e2eDrivers: SNAT exhaustion
