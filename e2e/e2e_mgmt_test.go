@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/natgw/natgw/mgmt"
+	"github.com/natgw/natgw/mgmt/config/configtest"
 )
 
 // e2eSpecMetrics are the metric names of SPEC §7, written out again as
@@ -441,11 +442,12 @@ func mgmtPoolGrows(t *testing.T, tb *testbed, driver string) {
 		failed0 := m0.sum("natgw_config_reloads_total", "result", "error")
 		bad := cfg
 		bad.PortsPerMember = 12
-		bad.UDP = "soon"
-		var b strings.Builder
-		require.NoError(t, e2eConfigTemplate.Execute(&b, bad))
-		text := strings.Replace(b.String(), `address = "198.19.1.10"`, `address = "198.19.1.300"`, 1)
-		text = strings.Replace(text, `frontends = ["fe1"]`, `frontends = ["fe1", "fe9"]`, 1)
+		x := bad.config()
+		x.Frontends[0].Address = "198.19.1.300"
+		x.Pools[0].Frontends = append(x.Pools[0].Frontends, "fe9")
+		// A config.Duration can't hold a bad value: the text gets it.
+		x.Timeouts.UDP = configtest.Duration("17m")
+		text := strings.Replace(string(configtest.Text(x)), `udp = "17m0s"`, `udp = "soon"`, 1)
 		writeFileAtomic(t, r.config, []byte(text))
 
 		st, body := api.reload(t)

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/natgw/natgw/mgmt/config"
+	"github.com/natgw/natgw/mgmt/config/configtest"
 	"github.com/natgw/natgw/nat"
 )
 
@@ -22,10 +23,9 @@ var (
 // to the policy and the inside hosts' MACs known.
 func newHairpinTestbed(t *testing.T, workers int) *testbed {
 	t.Helper()
-	text := testConfig + "\n[[instance]]\nprivate = \"10.0.3.7\"\npublic = \"198.19.1.50\"\ninbound = [\"udp/*\"]\n"
-	c, err := config.Parse([]byte(text), "test.toml")
-	require.NoError(t, err)
-	p, err := nat.Compile(c, nil)
+	c := testConfig()
+	c.Instances = []config.Instance{{Private: "10.0.3.7", Public: "198.19.1.50", Inbound: []string{"udp/*"}}}
+	p, err := nat.Compile(configtest.Parse(t, c), nil)
 	require.NoError(t, err)
 	var holder nat.PolicyHolder
 	holder.Store(p)

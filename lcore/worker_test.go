@@ -13,33 +13,21 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/natgw/natgw/mgmt/config"
+	"github.com/natgw/natgw/mgmt/config/configtest"
 	"github.com/natgw/natgw/nat"
 )
 
-const testConfig = `
-[dataplane]
-driver = "afpacket"
-workers = 1
-flow_capacity = 4096
-
-[inside]
-port = "in"
-address = "10.0.0.1/16"
-
-[outside]
-port = "out"
-address = "198.19.0.2/24"
-gateway = "198.19.0.1"
-
-[[frontend]]
-name = "fe1"
-address = "198.19.1.10"
-
-[[pool]]
-name = "web"
-frontends = ["fe1"]
-members = ["10.0.1.4", "10.0.1.5"]
-`
+// testConfig is the runtime tests' appliance: the example configuration
+// (configtest) cut down to pool "web" of 10.0.1.4 and 10.0.1.5 on
+// frontend fe1, with no instance, default SNAT or deny rule.
+func testConfig() *config.Config {
+	c := configtest.Example()
+	c.Dataplane.FlowCapacity = 4096
+	c.Frontends = c.Frontends[:1]
+	c.Pools[0].Members = []string{"10.0.1.4", "10.0.1.5"}
+	c.Instances, c.DefaultSNAT, c.Deny = nil, nil, nil
+	return c
+}
 
 var (
 	macIn   = [6]byte{2, 0, 0, 0, 1, 1}
@@ -98,9 +86,7 @@ func newTestbedClock(t *testing.T, workers int, manual bool) *testbed {
 // testHolder holds the policy compiled from testConfig.
 func testHolder(t testing.TB) *nat.PolicyHolder {
 	t.Helper()
-	c, err := config.Parse([]byte(testConfig), "test.toml")
-	require.NoError(t, err)
-	p, err := nat.Compile(c, nil)
+	p, err := nat.Compile(configtest.Parse(t, testConfig()), nil)
 	require.NoError(t, err)
 	var holder nat.PolicyHolder
 	holder.Store(p)
@@ -809,13 +795,9 @@ func TestGratuitousARP(t *testing.T) {
 	assert.Empty(t, announced(tb.in))
 
 	// A reload adding an instance announces its public address only.
-	c, err := config.Parse([]byte(testConfig+`
-[[instance]]
-private = "10.0.3.7"
-public = "198.19.1.50"
-`), "test.toml")
-	require.NoError(t, err)
-	p, err := nat.Compile(c, m.pol.Load())
+	c := testConfig()
+	c.Instances = []config.Instance{{Private: "10.0.3.7", Public: "198.19.1.50"}}
+	p, err := nat.Compile(configtest.Parse(t, c), m.pol.Load())
 	require.NoError(t, err)
 	m.pol.Store(p)
 	m.maintain(time.Now())

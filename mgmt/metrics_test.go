@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/natgw/natgw/mgmt/config/configtest"
 )
 
 // specMetrics are the metric names of SPEC §7, written out here so that
@@ -79,6 +81,8 @@ func TestReload(t *testing.T) {
 		v, _ := metricValue(a.metrics(t), "natgw_config_reloads_total", map[string]string{"result": result})
 		return v
 	}
+	resetOnIdle := applianceConfig("4m", 8)
+	resetOnIdle.Timeouts.TCPResetOnIdle = true
 	steps := []struct {
 		name      string
 		file      string
@@ -90,13 +94,11 @@ func TestReload(t *testing.T) {
 		wantPorts float64 // natgw_snat_ports_allocated{pool="web"}
 	}{
 		{"valid: bigger blocks", configText("4m", 16), 200, 2, 1, 0, nil, 32},
-		{"invalid: two errors", strings.Replace(strings.Replace(configText("4m", 16), `udp = "4m"`, `udp = "soon"`, 1),
-			"ports_per_member = 16", "ports_per_member = 12", 1), 400, 2, 1, 1,
+		{"invalid: two errors", strings.Replace(configText("4m", 12), `udp = "4m0s"`, `udp = "soon"`, 1), 400, 2, 1, 1,
 			[]string{"timeouts.udp", "pool[0].ports_per_member"}, 32},
 		{"unreadable TOML", "[[pool", 400, 2, 1, 2, []string{"natgw.toml"}, 32},
 		{"valid again", configText("4m", 8), 200, 3, 2, 2, nil, 16},
-		{"tcp_reset_on_idle is honoured", strings.Replace(configText("4m", 8), "[timeouts]", "[timeouts]\ntcp_reset_on_idle = true", 1),
-			200, 4, 3, 2, nil, 16},
+		{"tcp_reset_on_idle is honoured", string(configtest.Text(resetOnIdle)), 200, 4, 3, 2, nil, 16},
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
