@@ -25,27 +25,8 @@ import (
 	"github.com/natgw/natgw/mgmt/config/configtest"
 )
 
-// e2eSpecMetrics are the metric names of SPEC §7, written out again as
-// the test's oracle, and a few of the Go runtime and process collectors'.
-var e2eSpecMetrics = []string{
-	"natgw_packets_total", "natgw_bytes_total", "natgw_drops_total",
-	"natgw_flows_active", "natgw_flows_created_total", "natgw_flows_expired_total",
-	"natgw_snat_ports_allocated", "natgw_snat_flows", "natgw_snat_port_utilization_max",
-	"natgw_snat_port_exhaustion_total",
-	"natgw_handoff_packets_total", "natgw_worker_busy_ratio",
-	"natgw_port_rx_packets_total", "natgw_port_tx_packets_total", "natgw_port_rx_missed_total",
-	"natgw_port_link_up",
-	"natgw_config_generation", "natgw_config_reloads_total",
-	"go_goroutines", "go_memstats_heap_inuse_bytes", "process_resident_memory_bytes",
-}
-
 // e2eDropReasons are the reason labels of natgw_drops_total (SPEC §7).
-var e2eDropReasons = []string{"denied", "no_scenario", "port_exhausted", "no_flow", "malformed",
-	"unsupported", "ttl_exceeded", "no_neighbor", "fragment", "flow_table_full", "handoff_full", "tx_full",
-	"not_for_us", "martian", "arp_ignored", "tcp_invalid_rst", "host_limit", "inbound_limit", "spoofed"}
-
-// e2eExpireReasons are the reason labels of natgw_flows_expired_total.
-var e2eExpireReasons = []string{"idle", "closed", "reset", "reclaimed"}
+var e2eDropReasons = mgmt.DropReasons()
 
 // TestE2EMgmt runs natgw twice per driver: with 8-port blocks and short
 // timeouts (exhaustion, release, metric names), and with a 50-member pool
@@ -103,8 +84,13 @@ func mgmtSmallBlocks(t *testing.T, tb *testbed, driver string) {
 // no natgw label carries an address.
 func checkMetricNames(t *testing.T, api *apiClient) {
 	m := api.scrape(t)
-	for _, name := range e2eSpecMetrics {
+	for _, name := range append(mgmt.SpecMetricNames(), "go_goroutines", "go_memstats_heap_inuse_bytes", "process_resident_memory_bytes") {
 		assert.Contains(t, m, name, "metric family")
+	}
+	for name := range m {
+		if strings.HasPrefix(name, "natgw_") {
+			assert.Contains(t, mgmt.MetricNames(), name, "a natgw metric family not in mgmt's table")
+		}
 	}
 	labelValues := func(family, label string) map[string]bool {
 		seen := map[string]bool{}
@@ -124,7 +110,7 @@ func checkMetricNames(t *testing.T, api *apiClient) {
 		assert.True(t, drops[r], "natgw_drops_total{reason=%q}", r)
 	}
 	expired := labelValues("natgw_flows_expired_total", "reason")
-	for _, r := range e2eExpireReasons {
+	for _, r := range mgmt.ExpireReasons() {
 		assert.True(t, expired[r], "natgw_flows_expired_total{reason=%q}", r)
 	}
 	assert.True(t, labelValues("natgw_snat_port_exhaustion_total", "pool")["web"], "pool web")
