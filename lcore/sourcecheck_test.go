@@ -36,16 +36,16 @@ func sourceCheckConfig(sourceCheck bool) *config.Config {
 	return c
 }
 
-// newSourceCheckTestbed is a two-worker runtime on fake ports running
+// newSourceCheckGateway is a two-worker runtime on fake ports running
 // sourceCheckConfig, with the gateway and the pool member 10.0.1.4 as
 // static (so confirmed) neighbours.
-func newSourceCheckTestbed(t *testing.T, sourceCheck bool) *testbed {
+func newSourceCheckGateway(t *testing.T, sourceCheck bool) *fakeGateway {
 	t.Helper()
 	p, err := nat.Compile(configtest.Parse(t, sourceCheckConfig(sourceCheck)), nil)
 	require.NoError(t, err)
 	var holder nat.PolicyHolder
 	holder.Store(p)
-	tb := &testbed{in: NewFakePort("in", macIn, 3), out: NewFakePort("out", macOut, 3)}
+	tb := &fakeGateway{in: NewFakePort("in", macIn, 3), out: NewFakePort("out", macOut, 3)}
 	start := time.Now()
 	tb.rt, err = NewRuntime(RuntimeConfig{
 		Clock:   func() nat.Tick { return nat.Tick(time.Since(start)/time.Millisecond+1) + nat.Tick(tb.skew.Load()) },
@@ -87,7 +87,7 @@ func ipv4Frames(frames [][]byte) int {
 // another MAC than the one confirmed for it open no flow and take none of
 // its ports (spoofed); the member's own frames beside them work.
 func TestSpoofedPoolMember(t *testing.T) {
-	tb := newSourceCheckTestbed(t, true)
+	tb := newSourceCheckGateway(t, true)
 	for i := range 40 {
 		tb.in.Inject(i%2, udpFrame(t, macIn, macAttacker, member, server, uint16(30000+i), 53, 64))
 	}
@@ -110,7 +110,7 @@ func TestSpoofedPoolMember(t *testing.T) {
 // the same address from another MAC is refused. 63 never-answering
 // spoofed sources take no block.
 func TestDefaultSNATNeedsARP(t *testing.T) {
-	tb := newSourceCheckTestbed(t, true)
+	tb := newSourceCheckGateway(t, true)
 	tb.in.Inject(0, udpFrame(t, macIn, macDflt, dfltHost, server, 5000, 53, 64))
 	for i := range 63 {
 		tb.in.Inject(1, udpFrame(t, macIn, macAttacker, dfltHost+uint32(100+i), server, 5000, 53, 64))
@@ -152,7 +152,7 @@ func TestDefaultSNATNeedsARP(t *testing.T) {
 // a routed prefix is refused; a routed prefix's hosts pass from their
 // router's confirmed MAC and only from it.
 func TestSourcesOutsideTheInside(t *testing.T) {
-	tb := newSourceCheckTestbed(t, true)
+	tb := newSourceCheckGateway(t, true)
 	tb.in.Inject(0, udpFrame(t, macIn, macAttacker, a4("10.8.1.1"), server, 5000, 53, 64))
 	tb.in.Inject(0, udpFrame(t, macIn, macRouter, routedHost, server, 5000, 53, 64))
 	tb.poll()
@@ -172,7 +172,7 @@ func TestSourcesOutsideTheInside(t *testing.T) {
 // TestSourceCheckOffAdmitsAll: with inside.source_check = false the same
 // spoofed frames are translated (what the check prevents).
 func TestSourceCheckOffAdmitsAll(t *testing.T) {
-	tb := newSourceCheckTestbed(t, false)
+	tb := newSourceCheckGateway(t, false)
 	tb.in.Inject(0, udpFrame(t, macIn, macAttacker, member, server, 30000, 53, 64))
 	tb.in.Inject(0, udpFrame(t, macIn, macAttacker, dfltHost+100, server, 5000, 53, 64))
 	tb.poll()

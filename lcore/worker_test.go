@@ -42,9 +42,9 @@ var (
 
 func a4(s string) uint32 { return nat.U32(netip.MustParseAddr(s)) }
 
-// testbed is a runtime on fake ports, driven by hand: PollOnce on the
+// fakeGateway is a runtime on fake ports, driven by hand: PollOnce on the
 // workers and drain on the management core, no goroutines.
-type testbed struct {
+type fakeGateway struct {
 	rt      *Runtime
 	in, out *FakePort
 	// skew is added to the dataplane clock (advance moves time on).
@@ -52,18 +52,19 @@ type testbed struct {
 }
 
 // advance moves the dataplane clock on by d.
-func (tb *testbed) advance(d time.Duration) { tb.skew.Add(int64(d / time.Millisecond)) }
+func (tb *fakeGateway) advance(d time.Duration) { tb.skew.Add(int64(d / time.Millisecond)) }
 
-func newTestbed(t *testing.T, workers int) *testbed {
+func newFakeGateway(t *testing.T, workers int) *fakeGateway {
 	t.Helper()
-	return newTestbedClock(t, workers, false)
+	return newFakeGatewayClock(t, workers, false)
 }
 
-// newTestbedClock is newTestbed; with manual, the dataplane clock stands
-// still but for advance, so no timeout depends on how fast the test runs.
-func newTestbedClock(t *testing.T, workers int, manual bool) *testbed {
+// newFakeGatewayClock is newFakeGateway; with manual, the dataplane clock
+// stands still but for advance, so no timeout depends on how fast the
+// test runs.
+func newFakeGatewayClock(t *testing.T, workers int, manual bool) *fakeGateway {
 	t.Helper()
-	tb := &testbed{in: NewFakePort("in", macIn, workers+1), out: NewFakePort("out", macOut, workers+1)}
+	tb := &fakeGateway{in: NewFakePort("in", macIn, workers+1), out: NewFakePort("out", macOut, workers+1)}
 	var err error
 	start := time.Now()
 	clock := func() nat.Tick { return nat.Tick(time.Since(start)/time.Millisecond+1) + nat.Tick(tb.skew.Load()) }
@@ -94,7 +95,7 @@ func testHolder(t testing.TB) *nat.PolicyHolder {
 }
 
 // poll runs every worker, then the management core, a few rounds.
-func (tb *testbed) poll() {
+func (tb *fakeGateway) poll() {
 	for round := 0; round < 3; round++ {
 		for _, w := range tb.rt.Workers {
 			w.PollOnce()
@@ -126,7 +127,7 @@ func parseFrame(t *testing.T, f []byte) (nat.Ethernet, nat.IPv4) {
 }
 
 func TestWorkerTranslatesBothWays(t *testing.T) {
-	tb := newTestbed(t, 1)
+	tb := newFakeGateway(t, 1)
 	tb.in.Inject(0, udpFrame(t, macIn, macHost, member, server, 40000, 53, 64))
 	tb.poll()
 	sent := tb.out.Sent()
@@ -156,7 +157,7 @@ func TestWorkerTranslatesBothWays(t *testing.T) {
 }
 
 func TestHandoffToTheOwner(t *testing.T) {
-	tb := newTestbed(t, 2)
+	tb := newFakeGateway(t, 2)
 	// Find a destination port owned by worker 1 and inject on worker 0.
 	var dport uint16 = 1
 	for tb.rt.Owner.Of(server, dport) != 1 {
@@ -183,7 +184,7 @@ func TestHandoffToTheOwner(t *testing.T) {
 
 func TestFragmentsFollowTheFirstAcrossWorkers(t *testing.T) {
 	for _, workers := range []int{1, 2} {
-		tb := newTestbed(t, workers)
+		tb := newFakeGateway(t, workers)
 		whole := make([]byte, 2048)
 		n := nat.BuildUDP(whole, member, server, 40000, 53, 64, make([]byte, 1400))
 		whole = whole[:n]
@@ -239,7 +240,7 @@ func splitDatagram(t *testing.T, whole []byte, at int, id uint16) (first, second
 
 func TestManagementDuties(t *testing.T) {
 	t.Run("ARP for a frontend is answered on the outside", func(t *testing.T) {
-		tb := newTestbed(t, 1)
+		tb := newFakeGateway(t, 1)
 		req := make([]byte, nat.EthernetLen+nat.ARPLen)
 		nat.WriteEthernet(req, [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, macGw, nat.EtherTypeARP)
 		nat.WriteARP(req[nat.EthernetLen:], nat.ARPRequest, macGw, gateway, [6]byte{}, fe1)
@@ -254,7 +255,7 @@ func TestManagementDuties(t *testing.T) {
 		assert.Equal(t, macOut[:], arp.SenderMAC())
 	})
 	t.Run("ARP for a frontend is not answered on the inside", func(t *testing.T) {
-		tb := newTestbed(t, 1)
+		tb := newFakeGateway(t, 1)
 		req := make([]byte, nat.EthernetLen+nat.ARPLen)
 		nat.WriteEthernet(req, [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, macHost, nat.EtherTypeARP)
 		nat.WriteARP(req[nat.EthernetLen:], nat.ARPRequest, macHost, member, [6]byte{}, fe1)
@@ -263,7 +264,7 @@ func TestManagementDuties(t *testing.T) {
 		assert.Empty(t, tb.in.Sent())
 	})
 	t.Run("echo request to natgw's inside address is answered", func(t *testing.T) {
-		tb := newTestbed(t, 1)
+		tb := newFakeGateway(t, 1)
 		tb.in.Inject(0, frame(t, macIn, macHost, func(b []byte) int {
 			return nat.BuildICMPEcho(b, member, a4("10.0.0.1"), nat.ICMPEchoRequest, 7, 1, 64, []byte("x"))
 		}))
@@ -278,7 +279,7 @@ func TestManagementDuties(t *testing.T) {
 		assert.Equal(t, uint16(0), nat.Fold(nat.Sum(icmp, 0)), "valid ICMP checksum")
 	})
 	t.Run("TTL 1 is answered with time exceeded from the inside address", func(t *testing.T) {
-		tb := newTestbed(t, 1)
+		tb := newFakeGateway(t, 1)
 		tb.in.Inject(0, udpFrame(t, macIn, macHost, member, server, 40000, 33434, 1))
 		tb.poll()
 		assert.Empty(t, tb.out.Sent())
@@ -290,7 +291,7 @@ func TestManagementDuties(t *testing.T) {
 		assert.Equal(t, uint8(nat.ICMPTimeExceeded), nat.ICMP(ip.Payload()).Type())
 	})
 	t.Run("an unresolved host is dropped, counted and resolved by ARP", func(t *testing.T) {
-		tb := newTestbed(t, 1)
+		tb := newFakeGateway(t, 1)
 		// Open a flow from member B by a frame that can't be gleaned
 		// (multicast source MAC), then answer it.
 		tb.in.Inject(0, udpFrame(t, macIn, [6]byte{1, 0, 0, 0, 0, 1}, a4("10.0.1.5"), server, 40000, 53, 64))
@@ -310,7 +311,7 @@ func TestManagementDuties(t *testing.T) {
 		assert.Equal(t, uint64(1), tb.rt.Workers[0].Counters.Verdicts[nat.DropNoNeighbor].Load())
 	})
 	t.Run("oversized DF packets get fragmentation needed", func(t *testing.T) {
-		tb := newTestbed(t, 1)
+		tb := newFakeGateway(t, 1)
 		tb.out.SetMTU(1400)
 		tb.rt.Manager.pollMTU()
 		tb.in.Inject(0, frame(t, macIn, macHost, func(b []byte) int {
@@ -332,7 +333,7 @@ func TestManagementDuties(t *testing.T) {
 // checks a good packet still goes through.
 func TestMalformedFramesNeverStopTheWorker(t *testing.T) {
 	for _, workers := range []int{1, 2} {
-		tb := newTestbed(t, workers)
+		tb := newFakeGateway(t, workers)
 		rng := rand.New(rand.NewPCG(1, uint64(workers)))
 		good := udpFrame(t, macIn, macHost, member, server, 40000, 53, 64)
 		for i := 0; i < 20000; i++ {
@@ -406,7 +407,7 @@ func (p loopPort) Queue(i int) Queue {
 }
 
 func TestWorkerNoAllocs(t *testing.T) {
-	tb := newTestbed(t, 1)
+	tb := newFakeGateway(t, 1)
 	// Establish the flow and learn the host, then replace the inside queue
 	// with one replaying the same frame.
 	good := udpFrame(t, macIn, macHost, member, server, 40000, 53, 64)
@@ -488,7 +489,7 @@ func TestRing(t *testing.T) {
 }
 
 func TestIdleResetSendsRSTBothWays(t *testing.T) {
-	tb := newTestbed(t, 1)
+	tb := newFakeGateway(t, 1)
 	// Learn the host's MAC.
 	tb.in.Inject(0, udpFrame(t, macIn, macHost, member, server, 40000, 53, 64))
 	tb.poll()
@@ -596,7 +597,7 @@ func TestGleanCache(t *testing.T) {
 // handoff ring per poll, so one flow handed over at the sender's receive
 // rate doesn't pile up in the ring.
 func TestHandoffDrainsMoreThanABurst(t *testing.T) {
-	tb := newTestbed(t, 2)
+	tb := newFakeGateway(t, 2)
 	var dport uint16 = 1
 	for tb.rt.Owner.Of(server, dport) != 1 {
 		dport++
@@ -623,7 +624,7 @@ func TestFramesForOtherHosts(t *testing.T) {
 	bcast := [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 	other := [6]byte{2, 0, 0, 0, 1, 0x77}
 	mcast := [6]byte{0x01, 0x00, 0x5e, 0x00, 0x00, 0x01}
-	tb := newTestbed(t, 1)
+	tb := newFakeGateway(t, 1)
 	for _, dst := range [][6]byte{other, mcast, bcast} {
 		tb.in.Inject(0, udpFrame(t, dst, macHost, member, server, 40000, 53, 64))
 		tb.out.Inject(0, udpFrame(t, dst, macGw, server, fe1, 53, 1024, 64))
@@ -679,7 +680,7 @@ func TestARPOnlyForUs(t *testing.T) {
 	bcast := [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 	evil := [6]byte{2, 0, 0, 0, 0x66, 0x66}
 	host2 := a4("10.0.1.9")
-	neighbor := func(tb *testbed, a uint32) ([6]byte, bool) {
+	neighbor := func(tb *fakeGateway, a uint32) ([6]byte, bool) {
 		e, ok := tb.rt.Manager.table[a]
 		if !ok {
 			return [6]byte{}, false
@@ -687,7 +688,7 @@ func TestARPOnlyForUs(t *testing.T) {
 		return e.mac, true
 	}
 	t.Run("ignored", func(t *testing.T) {
-		tb := newTestbed(t, 1)
+		tb := newFakeGateway(t, 1)
 		inside := a4("10.0.0.1")
 		frames := []struct {
 			port *FakePort
@@ -706,7 +707,7 @@ func TestARPOnlyForUs(t *testing.T) {
 		for _, f := range frames {
 			f.port.Inject(0, f.f)
 		}
-		// The gateway is static in the testbed; make it dynamic to see
+		// The gateway is static in the fake gateway; make it dynamic to see
 		// whether the reply would have replaced it.
 		tb.rt.Manager.SetStatic(nil)
 		tb.rt.Manager.applyStatic()
@@ -723,7 +724,7 @@ func TestARPOnlyForUs(t *testing.T) {
 		assert.Equal(t, uint64(4), tb.rt.Manager.Stats.ARPIgnored.Load())
 	})
 	t.Run("learned", func(t *testing.T) {
-		tb := newTestbed(t, 1)
+		tb := newFakeGateway(t, 1)
 		m := tb.rt.Manager
 		tb.rt.Manager.SetStatic(nil)
 		tb.rt.Manager.applyStatic()
@@ -759,7 +760,7 @@ func TestARPOnlyForUs(t *testing.T) {
 // instance publics on the outside) when it starts, again when a link
 // comes back up, and the addresses a new policy adds.
 func TestGratuitousARP(t *testing.T) {
-	tb := newTestbed(t, 1)
+	tb := newFakeGateway(t, 1)
 	m := tb.rt.Manager
 	announced := func(p *FakePort) []uint32 {
 		var out []uint32
