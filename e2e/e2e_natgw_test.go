@@ -1,7 +1,8 @@
 package e2e
 
-// This file runs natgw under test: the configuration template of the
-// testbed, the natgw process in the gateway namespace with its log, and
+// This file runs natgw under test: the testbed's configuration (the
+// tests' example configuration, configtest, with the suite's variations),
+// the natgw process in the gateway namespace with its log, and
 // the expected translations computed from the configuration and SPEC [S3].
 
 import (
@@ -48,19 +49,19 @@ type e2eConfig struct {
 	DenyTCP []string
 	// FlowCapacity is dataplane.flow_capacity; 0 keeps the suite's 200000.
 	FlowCapacity int
-	// PortsPerMember is the pool's ports_per_member; 0 leaves it out (the
-	// tier table of [S3]).
+	// PortsPerMember is the pool's ports_per_member; 0 is the tier table
+	// of [S3].
 	PortsPerMember int
 	// UDP, TCPEstablished, TCPTransitory, TCPClosing and ICMP are the
 	// [timeouts]; an empty one keeps the suite's value (4m, 4m, 30s, 10s,
 	// 60s).
 	UDP, TCPEstablished, TCPTransitory, TCPClosing, ICMP string
-	// WorkerCPUs is dataplane.worker_cpus; empty leaves it out.
+	// WorkerCPUs is dataplane.worker_cpus; empty: none.
 	WorkerCPUs []int
-	// TokenFile is mgmt.token_file; empty leaves it out.
+	// TokenFile is mgmt.token_file; empty: no token.
 	TokenFile string
-	// HostFlowPercent and InboundFlowPercent are [limits]; 0 leaves a key
-	// out (25 and 50).
+	// HostFlowPercent and InboundFlowPercent are [limits]; 0 keeps the
+	// default (25 and 50).
 	HostFlowPercent, InboundFlowPercent int
 }
 
