@@ -38,8 +38,10 @@ test: deps lint
 	NATGW_REQUIRE_TESTBED=1 NATGW_REQUIRE_E2E=1 $(GO) test -count=1 -timeout 25m -tags "$(BUILD_TAGS)" $(OTHER_PKGS)
 
 # test-unit skips dependency installation (for a quick loop while editing).
+# As root it runs the end-to-end suite too, hence go test's -timeout (the
+# default 10m is shorter than the suite).
 test-unit: lint
-	$(GO) test -count=1 -tags "$(BUILD_TAGS)" ./...
+	$(GO) test -count=1 -timeout 25m -tags "$(BUILD_TAGS)" ./...
 
 # demo runs natgw between network namespaces with real traffic (root).
 demo: deps
