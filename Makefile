@@ -7,10 +7,12 @@ LDFLAGS := -X main.version=$(VERSION)
 BUILD_TAGS ?= $(shell pkg-config --exists libdpdk 2>/dev/null && echo dpdk)
 
 # The race detector runs on the packages of the dataplane and management
-# code; the end-to-end, testbed, benchmark-harness and deployment tests
-# (app, scripts, bench, deploy) run without it. Between them they cover ./... .
-RACE_PKGS  := ./portalloc/... ./nat/... ./mgmt/... ./lcore/...
-OTHER_PKGS := ./app/... ./scripts/... ./bench/... ./deploy/...
+# code; the command, the end-to-end suite, the testbed, benchmark-harness
+# and deployment tests (app, e2e, scripts, bench, deploy) run without it.
+# Between them they cover ./... . The end-to-end suite (e2e, about 15
+# minutes) sets the 25-minute -timeout of the second test line.
+RACE_PKGS  := ./portalloc/... ./nat/... ./mgmt/... ./lcore/... ./natlog/...
+OTHER_PKGS := ./app/... ./e2e/... ./scripts/... ./bench/... ./deploy/...
 
 .PHONY: all build test test-unit deps lint bench pgo demo clean
 
@@ -51,8 +53,10 @@ test: deps lint
 	NATGW_REQUIRE_TESTBED=1 NATGW_REQUIRE_E2E=1 $(GO) test -count=1 -timeout 25m -tags "$(BUILD_TAGS)" $(OTHER_PKGS)
 
 # test-unit skips dependency installation (for a quick loop while editing).
+# As root it runs the end-to-end suite too, hence go test's -timeout (the
+# default 10m is shorter than the suite).
 test-unit: lint
-	$(GO) test -count=1 -tags "$(BUILD_TAGS)" ./...
+	$(GO) test -count=1 -timeout 25m -tags "$(BUILD_TAGS)" ./...
 
 # demo runs natgw between network namespaces with real traffic (root).
 demo: deps

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/natgw/natgw/mgmt"
 	"github.com/natgw/natgw/mgmt/config"
 )
 
@@ -25,25 +26,6 @@ import (
 // production configuration, deploy/setup-host.sh, the systemd unit, the
 // Prometheus rules, the Grafana dashboard and docs/OPERATIONS.md
 // (dockerfile_test.go checks the Dockerfile).
-
-// specMetrics are the natgw metric names of SPEC §7.
-var specMetrics = []string{
-	"natgw_packets_total", "natgw_bytes_total", "natgw_drops_total",
-	"natgw_flows_active", "natgw_flows_created_total", "natgw_flows_expired_total",
-	"natgw_snat_ports_allocated", "natgw_snat_flows", "natgw_snat_port_utilization_max",
-	"natgw_snat_port_exhaustion_total",
-	"natgw_handoff_packets_total", "natgw_worker_busy_ratio",
-	"natgw_port_rx_packets_total", "natgw_port_tx_packets_total", "natgw_port_rx_missed_total",
-	"natgw_port_link_up",
-	"natgw_config_generation", "natgw_config_reloads_total",
-}
-
-// specDropReasons are the reason label values of natgw_drops_total (SPEC §7).
-var specDropReasons = []string{
-	"denied", "no_scenario", "port_exhausted", "no_flow", "malformed", "unsupported",
-	"ttl_exceeded", "no_neighbor", "fragment", "flow_table_full", "handoff_full", "tx_full",
-	"tcp_invalid_rst", "host_limit", "inbound_limit",
-}
 
 // repoFile returns the path of a file given relative to the repository root.
 func repoFile(name string) string { return filepath.Join("..", filepath.FromSlash(name)) }
@@ -489,10 +471,11 @@ func promqlMetrics(expr string) []string {
 	return names
 }
 
-// allowedMetric reports whether name is a SPEC §7 metric: natgw's own, or
-// from the Go runtime and process collectors; up is allowed when upOK.
+// allowedMetric reports whether name is a metric natgw exports: its own
+// (mgmt.MetricNames), or from the Go runtime and process collectors; up
+// is allowed when upOK.
 func allowedMetric(name string, upOK bool) bool {
-	return slices.Contains(specMetrics, name) || strings.HasPrefix(name, "go_") ||
+	return slices.Contains(mgmt.MetricNames(), name) || strings.HasPrefix(name, "go_") ||
 		strings.HasPrefix(name, "process_") || (upOK && name == "up")
 }
 
@@ -619,8 +602,8 @@ type dashboardPanel struct {
 }
 
 // TestGrafanaDashboard checks that the dashboard is valid JSON, that every
-// query uses SPEC §7 metric names only, and that every natgw metric is on
-// it.
+// query uses metric names natgw exports only, and that every metric of
+// SPEC §7 is on it.
 func TestGrafanaDashboard(t *testing.T) {
 	var d struct {
 		Title       string           `json:"title"`
@@ -664,8 +647,8 @@ func TestGrafanaDashboard(t *testing.T) {
 			}
 		})
 	}
-	t.Run("every natgw metric is shown", func(t *testing.T) {
-		for _, m := range specMetrics {
+	t.Run("every SPEC §7 metric is shown", func(t *testing.T) {
+		for _, m := range mgmt.SpecMetricNames() {
 			assert.True(t, used[m], "no panel shows %s", m)
 		}
 	})
@@ -675,7 +658,7 @@ func TestGrafanaDashboard(t *testing.T) {
 // asks for: every drop reason, the tier table, the reload limits.
 func TestOperationsGuide(t *testing.T) {
 	ops := string(readRepoFile(t, "docs/OPERATIONS.md"))
-	for _, reason := range specDropReasons {
+	for _, reason := range mgmt.DropReasons() {
 		t.Run("drop reason "+reason, func(t *testing.T) {
 			assert.Contains(t, ops, "### `"+reason+"`")
 		})

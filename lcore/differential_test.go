@@ -125,7 +125,7 @@ func diffRun(t *testing.T, workers int, concurrent bool, flows []diffFlow, steps
 	// clock, whether a fragment table entry had expired by the time a
 	// later datagram needed its way or its source's share depended on how
 	// fast the run went.
-	tb := newTestbedClock(t, workers, true)
+	tb := newFakeGatewayClock(t, workers, true)
 	settle := func(polls int) {
 		for range polls {
 			tb.poll()
@@ -326,7 +326,7 @@ func diffCompare(t *testing.T, seed uint64, steps int, concurrent bool) {
 // frame and finished with it: the fake ports' receive queues and the
 // handoff rings are empty, and every worker has then completed 2*polls
 // more polls (a poll that starts after that finds nothing in flight).
-func (tb *testbed) settle(t *testing.T, polls int) {
+func (tb *fakeGateway) settle(t *testing.T, polls int) {
 	t.Helper()
 	empty := func() bool {
 		for _, fp := range []*FakePort{tb.in, tb.out} {

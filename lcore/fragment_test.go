@@ -17,7 +17,7 @@ func fragFrame(t *testing.T, dst, src [6]byte, l3 []byte) []byte {
 }
 
 // totalVerdict sums a verdict's counter over the workers.
-func totalVerdict(tb *testbed, v nat.Verdict) uint64 {
+func totalVerdict(tb *fakeGateway, v nat.Verdict) uint64 {
 	var n uint64
 	for _, w := range tb.rt.Workers {
 		w.publish()
@@ -32,7 +32,7 @@ func totalVerdict(tb *testbed, v nat.Verdict) uint64 {
 // reply, fragmented too, finds it) and nothing is dropped.
 func TestFragmentsAnyIDAnyWorker(t *testing.T) {
 	for _, workers := range []int{2, 4} {
-		tb := newTestbed(t, workers)
+		tb := newFakeGateway(t, workers)
 		rng := rand.New(rand.NewPCG(13, uint64(workers)))
 		for i := 0; i < 96; i++ {
 			sport := uint16(41000 + i)
@@ -84,7 +84,7 @@ func TestFragmentsAnyIDAnyWorker(t *testing.T) {
 }
 
 // fragCount sums a fragment table counter over the workers.
-func fragCount(tb *testbed, c int) uint64 {
+func fragCount(tb *fakeGateway, c int) uint64 {
 	var n uint64
 	for _, w := range tb.rt.Workers {
 		w.publish()
@@ -98,7 +98,7 @@ func fragCount(tb *testbed, c int) uint64 {
 // held and leave after the first, which leaves first.
 func TestFragmentsOutOfOrder(t *testing.T) {
 	for _, workers := range []int{1, 2, 4} {
-		tb := newTestbed(t, workers)
+		tb := newFakeGateway(t, workers)
 		rng := rand.New(rand.NewPCG(14, uint64(workers)))
 		for i := 0; i < 48; i++ {
 			sport := uint16(42000 + i)
@@ -165,7 +165,7 @@ func splitLater(t *testing.T, frag []byte, at int) (a, b []byte) {
 // are dropped (counted) after the timeout, and the hold area is bounded
 // per datagram.
 func TestFragmentHoldBounds(t *testing.T) {
-	tb := newTestbed(t, 1)
+	tb := newFakeGateway(t, 1)
 	whole := make([]byte, 4096)
 	whole = whole[:nat.BuildUDP(whole, member, server, 40000, 53, 64, make([]byte, 1600))]
 	_, rest := splitDatagram(t, whole, 8, 0x7777)
@@ -196,7 +196,7 @@ func TestFragmentHoldBounds(t *testing.T) {
 // fragments from many (spoofed) sources and many ids can't take an inside
 // datagram's state, and one source can't hold more than its share.
 func TestFragmentStateFromOutsideCannotEvictInside(t *testing.T) {
-	tb := newTestbed(t, 1)
+	tb := newFakeGateway(t, 1)
 	whole := make([]byte, 2048)
 	whole = whole[:nat.BuildUDP(whole, member, server, 40000, 53, 64, make([]byte, 1400))]
 	first, second := splitDatagram(t, whole, 1000, 0x4242)
@@ -278,7 +278,7 @@ func (q *cycleQueue) Wait(int64)                 {}
 // TestFragmentPathNoAllocs: holding a later fragment, then releasing it
 // behind its first, allocates nothing.
 func TestFragmentPathNoAllocs(t *testing.T) {
-	tb := newTestbed(t, 1)
+	tb := newFakeGateway(t, 1)
 	good := udpFrame(t, macIn, macHost, member, server, 40000, 53, 64)
 	tb.in.Inject(0, good)
 	tb.poll()
@@ -311,7 +311,7 @@ func TestFragmentPathNoAllocs(t *testing.T) {
 // last one still finds its datagram's ports (the state lingers only once
 // every byte went through).
 func TestFragmentAfterTheLast(t *testing.T) {
-	tb := newTestbed(t, 1)
+	tb := newFakeGateway(t, 1)
 	whole := make([]byte, 4096)
 	whole = whole[:nat.BuildUDP(whole, member, server, 40000, 53, 64, make([]byte, 1400))]
 	first, rest := splitDatagram(t, whole, 600, 0x3131)
@@ -334,7 +334,7 @@ func TestFragmentAfterTheLast(t *testing.T) {
 // both were refused until the linger ran out: which datagram was refused
 // depended on the process's hash secret and how fast the clock moved.)
 func TestFragmentCompleteDatagramsFreeTheirPlace(t *testing.T) {
-	tb := newTestbedClock(t, 1, true)
+	tb := newFakeGatewayClock(t, 1, true)
 	send := func(src, dst uint32, id uint16) {
 		whole := make([]byte, 2048)
 		whole = whole[:nat.BuildUDP(whole, src, dst, 40000, 53, 64, make([]byte, 600))]
@@ -374,7 +374,7 @@ func TestFragmentCompleteDatagramsFreeTheirPlace(t *testing.T) {
 
 // assertFragLive checks each fragment table's count of live entries, which
 // lets a poll skip the sweep while the table is empty, against the entries.
-func assertFragLive(t *testing.T, tb *testbed) {
+func assertFragLive(t *testing.T, tb *fakeGateway) {
 	t.Helper()
 	for wi, w := range tb.rt.Workers {
 		for di := range w.frags.dir {
@@ -394,7 +394,7 @@ func assertFragLive(t *testing.T, tb *testbed) {
 // and incomplete datagrams; the count of live entries follows them, and
 // once the entries have expired and been swept it is 0 again.
 func TestFragmentTableEmptiesAndStopsSweeping(t *testing.T) {
-	tb := newTestbedClock(t, 2, true)
+	tb := newFakeGatewayClock(t, 2, true)
 	rng := rand.New(rand.NewPCG(5, 7))
 	for i := range 200 {
 		whole := make([]byte, 2048)

@@ -51,7 +51,7 @@ func reassemble(t *testing.T, frames [][]byte, mtu int) (nat.IPv4, []byte) {
 
 func TestWorkerFragmentsAtEgress(t *testing.T) {
 	for _, workers := range []int{1, 2} {
-		tb := newTestbed(t, workers)
+		tb := newFakeGateway(t, workers)
 		tb.in.SetMTU(600)
 		tb.out.SetMTU(576)
 		tb.rt.Manager.pollMTU()
@@ -139,7 +139,7 @@ func (q *freeingQueue) TxBurst(pkts []*Packet) int {
 }
 
 func TestWorkerFragmentsNoAllocs(t *testing.T) {
-	tb := newTestbed(t, 1)
+	tb := newFakeGateway(t, 1)
 	w := tb.rt.Workers[0]
 	tb.out.SetMTU(576)
 	tb.rt.Manager.pollMTU()
@@ -166,7 +166,7 @@ func TestWorkerFragmentsNoAllocs(t *testing.T) {
 // workers use it from their next poll, for DF-set packets (ICMP
 // fragmentation needed with the new MTU) and DF-clear ones (fragmented).
 func TestEgressMTUFollowsTheLink(t *testing.T) {
-	tb := newTestbed(t, 2)
+	tb := newFakeGateway(t, 2)
 	send := func(df bool) (out, back [][]byte) {
 		tb.in.Inject(0, bigUDPFrame(t, macIn, macHost, member, server, 40000, 53, 1200, df))
 		tb.poll()

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/natgw/natgw/mgmt/config"
+	"github.com/natgw/natgw/mgmt/config/configtest"
 	"github.com/natgw/natgw/nat"
 )
 
@@ -18,18 +19,17 @@ var (
 	macInst  = [6]byte{2, 0, 0, 0, 1, 7}
 )
 
-// newHairpinTestbed is newTestbed with an instance (udp/* inbound) added
-// to the policy and the inside hosts' MACs known.
-func newHairpinTestbed(t *testing.T, workers int) *testbed {
+// newHairpinGateway is newFakeGateway with an instance (udp/* inbound)
+// added to the policy and the inside hosts' MACs known.
+func newHairpinGateway(t *testing.T, workers int) *fakeGateway {
 	t.Helper()
-	text := testConfig + "\n[[instance]]\nprivate = \"10.0.3.7\"\npublic = \"198.19.1.50\"\ninbound = [\"udp/*\"]\n"
-	c, err := config.Parse([]byte(text), "test.toml")
-	require.NoError(t, err)
-	p, err := nat.Compile(c, nil)
+	c := testConfig()
+	c.Instances = []config.Instance{{Private: "10.0.3.7", Public: "198.19.1.50", Inbound: []string{"udp/*"}}}
+	p, err := nat.Compile(configtest.Parse(t, c), nil)
 	require.NoError(t, err)
 	var holder nat.PolicyHolder
 	holder.Store(p)
-	tb := &testbed{in: NewFakePort("in", macIn, workers+1), out: NewFakePort("out", macOut, workers+1)}
+	tb := &fakeGateway{in: NewFakePort("in", macIn, workers+1), out: NewFakePort("out", macOut, workers+1)}
 	start := time.Now()
 	tb.rt, err = NewRuntime(RuntimeConfig{
 		Clock:   func() nat.Tick { return nat.Tick(time.Since(start)/time.Millisecond+1) + nat.Tick(tb.skew.Load()) },
@@ -48,7 +48,7 @@ func newHairpinTestbed(t *testing.T, workers int) *testbed {
 // outside port, with two workers where the outbound and the inbound owner
 // differ (RFC 4787 REQ-9, RFC 5382 REQ-8).
 func TestHairpinAcrossWorkers(t *testing.T) {
-	tb := newHairpinTestbed(t, 2)
+	tb := newHairpinGateway(t, 2)
 	const n = 16
 	for i := range n {
 		tb.in.Inject(0, udpFrame(t, macIn, macHost, member, instPub, uint16(40000+i), uint16(7000+i), 64))
@@ -105,7 +105,7 @@ func TestHairpinAcrossWorkers(t *testing.T) {
 // TestHairpinToNatgwItself: an echo request from the inside to a
 // frontend is not answered through the outside port.
 func TestHairpinToNatgwItself(t *testing.T) {
-	tb := newHairpinTestbed(t, 2)
+	tb := newHairpinGateway(t, 2)
 	tb.in.Inject(0, frame(t, macIn, macHost, func(b []byte) int {
 		return nat.BuildICMPEcho(b, member, fe1, nat.ICMPEchoRequest, 9, 1, 64, nil)
 	}))

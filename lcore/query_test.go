@@ -2,7 +2,6 @@ package lcore
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -11,46 +10,27 @@ import (
 	"time"
 
 	"github.com/natgw/natgw/mgmt/config"
+	"github.com/natgw/natgw/mgmt/config/configtest"
 	"github.com/natgw/natgw/nat"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// queryTestConfig is a small appliance: one pool member with a block of
-// ports_per_member ports, default SNAT for the rest of 10.0.0.0/16.
-const queryTestConfig = `
-[dataplane]
-driver = "afpacket"
-workers = %d
-flow_capacity = %d
-[inside]
-port = "in"
-address = "10.0.0.1/16"
-[outside]
-port = "out"
-address = "198.19.0.2/24"
-gateway = "198.19.0.1"
-[timeouts]
-udp = "%s"
-[[frontend]]
-name = "fe1"
-address = "198.19.1.10"
-[[frontend]]
-name = "fe-default"
-address = "198.19.1.20"
-[[pool]]
-name = "web"
-frontends = ["fe1"]
-members = ["10.0.1.4"]
-ports_per_member = %d
-[default_snat]
-sources = ["10.0.0.0/16"]
-frontends = ["fe-default"]
-ports_per_member = 1024
-# The tests open many flows from a few hosts: no per-host limit.
-[limits]
-host_flow_percent = 100
-`
+// queryTestConfig is a small appliance: the example configuration
+// (configtest) with one pool member, 10.0.1.4, with a block of block
+// ports, default SNAT for the rest of 10.0.0.0/16, no instance or deny
+// rule, and no per-host limit (the tests open many flows from a few
+// hosts).
+func queryTestConfig(workers, capacity, block int, udp string) *config.Config {
+	c := configtest.Example()
+	c.Dataplane.Workers, c.Dataplane.FlowCapacity = workers, capacity
+	c.Timeouts.UDP = configtest.Duration(udp)
+	c.Pools[0].Members, c.Pools[0].PortsPerMember = []string{"10.0.1.4"}, block
+	c.DefaultSNAT.Sources = []string{"10.0.0.0/16"}
+	c.Instances, c.Deny = nil, nil
+	c.Limits.HostFlowPercent = 100
+	return c
+}
 
 // testClock is a clock the test moves.
 type testClock struct{ t atomic.Uint32 }
@@ -69,9 +49,7 @@ type testRuntime struct {
 
 func newTestRuntime(t testing.TB, workers, capacity, block int, udp string) *testRuntime {
 	t.Helper()
-	c, err := config.Parse([]byte(fmt.Sprintf(queryTestConfig, workers, capacity, udp, block)), "test")
-	require.NoError(t, err)
-	p, err := nat.Compile(c, nil)
+	p, err := nat.Compile(configtest.Parse(t, queryTestConfig(workers, capacity, block, udp)), nil)
 	require.NoError(t, err)
 	tr := &testRuntime{clock: &testClock{}, policy: &nat.PolicyHolder{}}
 	tr.clock.t.Store(1)

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/natgw/natgw/mgmt/config"
+	"github.com/natgw/natgw/mgmt/config/configtest"
 	"github.com/natgw/natgw/nat"
 )
 
@@ -22,61 +23,29 @@ var (
 	insideAddr  = a4("10.0.0.1")
 )
 
-// sourceCheckConfig is testConfig with default SNAT for 10.0.0.0/8, a
-// routed prefix 10.7.0.0/16 through 10.0.0.254, and extra lines in
-// [inside].
-func sourceCheckConfig(inside string) string {
-	return `
-[dataplane]
-driver = "afpacket"
-workers = 2
-flow_capacity = 4096
-
-[inside]
-port = "in"
-address = "10.0.0.1/16"
-` + inside + `
-[[inside.routed]]
-prefix = "10.7.0.0/16"
-via = "10.0.0.254"
-
-[outside]
-port = "out"
-address = "198.19.0.2/24"
-gateway = "198.19.0.1"
-
-[[frontend]]
-name = "fe1"
-address = "198.19.1.10"
-
-[[frontend]]
-name = "fe-default"
-address = "198.19.1.20"
-
-[[pool]]
-name = "web"
-frontends = ["fe1"]
-members = ["10.0.1.4", "10.0.1.5"]
-
-[default_snat]
-sources = ["10.0.0.0/8"]
-frontends = ["fe-default"]
-ports_per_member = 512
-`
+// sourceCheckConfig is testConfig with two workers, default SNAT for
+// 10.0.0.0/8 (512-port blocks on fe-default) and a routed prefix
+// 10.7.0.0/16 through 10.0.0.254; sourceCheck is inside.source_check.
+func sourceCheckConfig(sourceCheck bool) *config.Config {
+	c := testConfig()
+	c.Dataplane.Workers = 2
+	c.Inside.SourceCheck = &sourceCheck
+	c.Inside.Routed = []config.RoutedPrefix{{Prefix: "10.7.0.0/16", Via: "10.0.0.254"}}
+	c.Frontends = configtest.Example().Frontends
+	c.DefaultSNAT = &config.DefaultSNAT{Sources: []string{"10.0.0.0/8"}, Frontends: []string{"fe-default"}, PortsPerMember: 512}
+	return c
 }
 
-// newSourceCheckTestbed is a two-worker runtime on fake ports running
+// newSourceCheckGateway is a two-worker runtime on fake ports running
 // sourceCheckConfig, with the gateway and the pool member 10.0.1.4 as
 // static (so confirmed) neighbours.
-func newSourceCheckTestbed(t *testing.T, inside string) *testbed {
+func newSourceCheckGateway(t *testing.T, sourceCheck bool) *fakeGateway {
 	t.Helper()
-	c, err := config.Parse([]byte(sourceCheckConfig(inside)), "test.toml")
-	require.NoError(t, err)
-	p, err := nat.Compile(c, nil)
+	p, err := nat.Compile(configtest.Parse(t, sourceCheckConfig(sourceCheck)), nil)
 	require.NoError(t, err)
 	var holder nat.PolicyHolder
 	holder.Store(p)
-	tb := &testbed{in: NewFakePort("in", macIn, 3), out: NewFakePort("out", macOut, 3)}
+	tb := &fakeGateway{in: NewFakePort("in", macIn, 3), out: NewFakePort("out", macOut, 3)}
 	start := time.Now()
 	tb.rt, err = NewRuntime(RuntimeConfig{
 		Clock:   func() nat.Tick { return nat.Tick(time.Since(start)/time.Millisecond+1) + nat.Tick(tb.skew.Load()) },
@@ -118,7 +87,7 @@ func ipv4Frames(frames [][]byte) int {
 // another MAC than the one confirmed for it open no flow and take none of
 // its ports (spoofed); the member's own frames beside them work.
 func TestSpoofedPoolMember(t *testing.T) {
-	tb := newSourceCheckTestbed(t, "")
+	tb := newSourceCheckGateway(t, true)
 	for i := range 40 {
 		tb.in.Inject(i%2, udpFrame(t, macIn, macAttacker, member, server, uint16(30000+i), 53, 64))
 	}
@@ -141,7 +110,7 @@ func TestSpoofedPoolMember(t *testing.T) {
 // the same address from another MAC is refused. 63 never-answering
 // spoofed sources take no block.
 func TestDefaultSNATNeedsARP(t *testing.T) {
-	tb := newSourceCheckTestbed(t, "")
+	tb := newSourceCheckGateway(t, true)
 	tb.in.Inject(0, udpFrame(t, macIn, macDflt, dfltHost, server, 5000, 53, 64))
 	for i := range 63 {
 		tb.in.Inject(1, udpFrame(t, macIn, macAttacker, dfltHost+uint32(100+i), server, 5000, 53, 64))
@@ -183,7 +152,7 @@ func TestDefaultSNATNeedsARP(t *testing.T) {
 // a routed prefix is refused; a routed prefix's hosts pass from their
 // router's confirmed MAC and only from it.
 func TestSourcesOutsideTheInside(t *testing.T) {
-	tb := newSourceCheckTestbed(t, "")
+	tb := newSourceCheckGateway(t, true)
 	tb.in.Inject(0, udpFrame(t, macIn, macAttacker, a4("10.8.1.1"), server, 5000, 53, 64))
 	tb.in.Inject(0, udpFrame(t, macIn, macRouter, routedHost, server, 5000, 53, 64))
 	tb.poll()
@@ -203,7 +172,7 @@ func TestSourcesOutsideTheInside(t *testing.T) {
 // TestSourceCheckOffAdmitsAll: with inside.source_check = false the same
 // spoofed frames are translated (what the check prevents).
 func TestSourceCheckOffAdmitsAll(t *testing.T) {
-	tb := newSourceCheckTestbed(t, "source_check = false")
+	tb := newSourceCheckGateway(t, false)
 	tb.in.Inject(0, udpFrame(t, macIn, macAttacker, member, server, 30000, 53, 64))
 	tb.in.Inject(0, udpFrame(t, macIn, macAttacker, dfltHost+100, server, 5000, 53, 64))
 	tb.poll()

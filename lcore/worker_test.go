@@ -13,33 +13,21 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/natgw/natgw/mgmt/config"
+	"github.com/natgw/natgw/mgmt/config/configtest"
 	"github.com/natgw/natgw/nat"
 )
 
-const testConfig = `
-[dataplane]
-driver = "afpacket"
-workers = 1
-flow_capacity = 4096
-
-[inside]
-port = "in"
-address = "10.0.0.1/16"
-
-[outside]
-port = "out"
-address = "198.19.0.2/24"
-gateway = "198.19.0.1"
-
-[[frontend]]
-name = "fe1"
-address = "198.19.1.10"
-
-[[pool]]
-name = "web"
-frontends = ["fe1"]
-members = ["10.0.1.4", "10.0.1.5"]
-`
+// testConfig is the runtime tests' appliance: the example configuration
+// (configtest) cut down to pool "web" of 10.0.1.4 and 10.0.1.5 on
+// frontend fe1, with no instance, default SNAT or deny rule.
+func testConfig() *config.Config {
+	c := configtest.Example()
+	c.Dataplane.FlowCapacity = 4096
+	c.Frontends = c.Frontends[:1]
+	c.Pools[0].Members = []string{"10.0.1.4", "10.0.1.5"}
+	c.Instances, c.DefaultSNAT, c.Deny = nil, nil, nil
+	return c
+}
 
 var (
 	macIn   = [6]byte{2, 0, 0, 0, 1, 1}
@@ -54,9 +42,9 @@ var (
 
 func a4(s string) uint32 { return nat.U32(netip.MustParseAddr(s)) }
 
-// testbed is a runtime on fake ports, driven by hand: PollOnce on the
+// fakeGateway is a runtime on fake ports, driven by hand: PollOnce on the
 // workers and drain on the management core, no goroutines.
-type testbed struct {
+type fakeGateway struct {
 	rt      *Runtime
 	in, out *FakePort
 	// skew is added to the dataplane clock (advance moves time on).
@@ -64,18 +52,19 @@ type testbed struct {
 }
 
 // advance moves the dataplane clock on by d.
-func (tb *testbed) advance(d time.Duration) { tb.skew.Add(int64(d / time.Millisecond)) }
+func (tb *fakeGateway) advance(d time.Duration) { tb.skew.Add(int64(d / time.Millisecond)) }
 
-func newTestbed(t *testing.T, workers int) *testbed {
+func newFakeGateway(t *testing.T, workers int) *fakeGateway {
 	t.Helper()
-	return newTestbedClock(t, workers, false)
+	return newFakeGatewayClock(t, workers, false)
 }
 
-// newTestbedClock is newTestbed; with manual, the dataplane clock stands
-// still but for advance, so no timeout depends on how fast the test runs.
-func newTestbedClock(t *testing.T, workers int, manual bool) *testbed {
+// newFakeGatewayClock is newFakeGateway; with manual, the dataplane clock
+// stands still but for advance, so no timeout depends on how fast the
+// test runs.
+func newFakeGatewayClock(t *testing.T, workers int, manual bool) *fakeGateway {
 	t.Helper()
-	tb := &testbed{in: NewFakePort("in", macIn, workers+1), out: NewFakePort("out", macOut, workers+1)}
+	tb := &fakeGateway{in: NewFakePort("in", macIn, workers+1), out: NewFakePort("out", macOut, workers+1)}
 	var err error
 	start := time.Now()
 	clock := func() nat.Tick { return nat.Tick(time.Since(start)/time.Millisecond+1) + nat.Tick(tb.skew.Load()) }
@@ -98,9 +87,7 @@ func newTestbedClock(t *testing.T, workers int, manual bool) *testbed {
 // testHolder holds the policy compiled from testConfig.
 func testHolder(t testing.TB) *nat.PolicyHolder {
 	t.Helper()
-	c, err := config.Parse([]byte(testConfig), "test.toml")
-	require.NoError(t, err)
-	p, err := nat.Compile(c, nil)
+	p, err := nat.Compile(configtest.Parse(t, testConfig()), nil)
 	require.NoError(t, err)
 	var holder nat.PolicyHolder
 	holder.Store(p)
@@ -108,7 +95,7 @@ func testHolder(t testing.TB) *nat.PolicyHolder {
 }
 
 // poll runs every worker, then the management core, a few rounds.
-func (tb *testbed) poll() {
+func (tb *fakeGateway) poll() {
 	for round := 0; round < 3; round++ {
 		for _, w := range tb.rt.Workers {
 			w.PollOnce()
@@ -140,7 +127,7 @@ func parseFrame(t *testing.T, f []byte) (nat.Ethernet, nat.IPv4) {
 }
 
 func TestWorkerTranslatesBothWays(t *testing.T) {
-	tb := newTestbed(t, 1)
+	tb := newFakeGateway(t, 1)
 	tb.in.Inject(0, udpFrame(t, macIn, macHost, member, server, 40000, 53, 64))
 	tb.poll()
 	sent := tb.out.Sent()
@@ -170,7 +157,7 @@ func TestWorkerTranslatesBothWays(t *testing.T) {
 }
 
 func TestHandoffToTheOwner(t *testing.T) {
-	tb := newTestbed(t, 2)
+	tb := newFakeGateway(t, 2)
 	// Find a destination port owned by worker 1 and inject on worker 0.
 	var dport uint16 = 1
 	for tb.rt.Owner.Of(server, dport) != 1 {
@@ -197,7 +184,7 @@ func TestHandoffToTheOwner(t *testing.T) {
 
 func TestFragmentsFollowTheFirstAcrossWorkers(t *testing.T) {
 	for _, workers := range []int{1, 2} {
-		tb := newTestbed(t, workers)
+		tb := newFakeGateway(t, workers)
 		whole := make([]byte, 2048)
 		n := nat.BuildUDP(whole, member, server, 40000, 53, 64, make([]byte, 1400))
 		whole = whole[:n]
@@ -253,7 +240,7 @@ func splitDatagram(t *testing.T, whole []byte, at int, id uint16) (first, second
 
 func TestManagementDuties(t *testing.T) {
 	t.Run("ARP for a frontend is answered on the outside", func(t *testing.T) {
-		tb := newTestbed(t, 1)
+		tb := newFakeGateway(t, 1)
 		req := make([]byte, nat.EthernetLen+nat.ARPLen)
 		nat.WriteEthernet(req, [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, macGw, nat.EtherTypeARP)
 		nat.WriteARP(req[nat.EthernetLen:], nat.ARPRequest, macGw, gateway, [6]byte{}, fe1)
@@ -268,7 +255,7 @@ func TestManagementDuties(t *testing.T) {
 		assert.Equal(t, macOut[:], arp.SenderMAC())
 	})
 	t.Run("ARP for a frontend is not answered on the inside", func(t *testing.T) {
-		tb := newTestbed(t, 1)
+		tb := newFakeGateway(t, 1)
 		req := make([]byte, nat.EthernetLen+nat.ARPLen)
 		nat.WriteEthernet(req, [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, macHost, nat.EtherTypeARP)
 		nat.WriteARP(req[nat.EthernetLen:], nat.ARPRequest, macHost, member, [6]byte{}, fe1)
@@ -277,7 +264,7 @@ func TestManagementDuties(t *testing.T) {
 		assert.Empty(t, tb.in.Sent())
 	})
 	t.Run("echo request to natgw's inside address is answered", func(t *testing.T) {
-		tb := newTestbed(t, 1)
+		tb := newFakeGateway(t, 1)
 		tb.in.Inject(0, frame(t, macIn, macHost, func(b []byte) int {
 			return nat.BuildICMPEcho(b, member, a4("10.0.0.1"), nat.ICMPEchoRequest, 7, 1, 64, []byte("x"))
 		}))
@@ -292,7 +279,7 @@ func TestManagementDuties(t *testing.T) {
 		assert.Equal(t, uint16(0), nat.Fold(nat.Sum(icmp, 0)), "valid ICMP checksum")
 	})
 	t.Run("TTL 1 is answered with time exceeded from the inside address", func(t *testing.T) {
-		tb := newTestbed(t, 1)
+		tb := newFakeGateway(t, 1)
 		tb.in.Inject(0, udpFrame(t, macIn, macHost, member, server, 40000, 33434, 1))
 		tb.poll()
 		assert.Empty(t, tb.out.Sent())
@@ -304,7 +291,7 @@ func TestManagementDuties(t *testing.T) {
 		assert.Equal(t, uint8(nat.ICMPTimeExceeded), nat.ICMP(ip.Payload()).Type())
 	})
 	t.Run("an unresolved host is dropped, counted and resolved by ARP", func(t *testing.T) {
-		tb := newTestbed(t, 1)
+		tb := newFakeGateway(t, 1)
 		// Open a flow from member B by a frame that can't be gleaned
 		// (multicast source MAC), then answer it.
 		tb.in.Inject(0, udpFrame(t, macIn, [6]byte{1, 0, 0, 0, 0, 1}, a4("10.0.1.5"), server, 40000, 53, 64))
@@ -324,7 +311,7 @@ func TestManagementDuties(t *testing.T) {
 		assert.Equal(t, uint64(1), tb.rt.Workers[0].Counters.Verdicts[nat.DropNoNeighbor].Load())
 	})
 	t.Run("oversized DF packets get fragmentation needed", func(t *testing.T) {
-		tb := newTestbed(t, 1)
+		tb := newFakeGateway(t, 1)
 		tb.out.SetMTU(1400)
 		tb.rt.Manager.pollMTU()
 		tb.in.Inject(0, frame(t, macIn, macHost, func(b []byte) int {
@@ -346,7 +333,7 @@ func TestManagementDuties(t *testing.T) {
 // checks a good packet still goes through.
 func TestMalformedFramesNeverStopTheWorker(t *testing.T) {
 	for _, workers := range []int{1, 2} {
-		tb := newTestbed(t, workers)
+		tb := newFakeGateway(t, workers)
 		rng := rand.New(rand.NewPCG(1, uint64(workers)))
 		good := udpFrame(t, macIn, macHost, member, server, 40000, 53, 64)
 		for i := 0; i < 20000; i++ {
@@ -408,7 +395,7 @@ func (q *loopQueue) Free([]*Packet)             {}
 func (q *loopQueue) Wait(int64)                 {}
 
 func TestWorkerNoAllocs(t *testing.T) {
-	tb := newTestbed(t, 1)
+	tb := newFakeGateway(t, 1)
 	// Establish the flow and learn the host, then replace the inside queue
 	// with one replaying the same frame.
 	good := udpFrame(t, macIn, macHost, member, server, 40000, 53, 64)
@@ -490,7 +477,7 @@ func TestRing(t *testing.T) {
 }
 
 func TestIdleResetSendsRSTBothWays(t *testing.T) {
-	tb := newTestbed(t, 1)
+	tb := newFakeGateway(t, 1)
 	// Learn the host's MAC.
 	tb.in.Inject(0, udpFrame(t, macIn, macHost, member, server, 40000, 53, 64))
 	tb.poll()
@@ -598,7 +585,7 @@ func TestGleanCache(t *testing.T) {
 // handoff ring per poll, so one flow handed over at the sender's receive
 // rate doesn't pile up in the ring.
 func TestHandoffDrainsMoreThanABurst(t *testing.T) {
-	tb := newTestbed(t, 2)
+	tb := newFakeGateway(t, 2)
 	var dport uint16 = 1
 	for tb.rt.Owner.Of(server, dport) != 1 {
 		dport++
@@ -625,7 +612,7 @@ func TestFramesForOtherHosts(t *testing.T) {
 	bcast := [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 	other := [6]byte{2, 0, 0, 0, 1, 0x77}
 	mcast := [6]byte{0x01, 0x00, 0x5e, 0x00, 0x00, 0x01}
-	tb := newTestbed(t, 1)
+	tb := newFakeGateway(t, 1)
 	for _, dst := range [][6]byte{other, mcast, bcast} {
 		tb.in.Inject(0, udpFrame(t, dst, macHost, member, server, 40000, 53, 64))
 		tb.out.Inject(0, udpFrame(t, dst, macGw, server, fe1, 53, 1024, 64))
@@ -681,7 +668,7 @@ func TestARPOnlyForUs(t *testing.T) {
 	bcast := [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 	evil := [6]byte{2, 0, 0, 0, 0x66, 0x66}
 	host2 := a4("10.0.1.9")
-	neighbor := func(tb *testbed, a uint32) ([6]byte, bool) {
+	neighbor := func(tb *fakeGateway, a uint32) ([6]byte, bool) {
 		e, ok := tb.rt.Manager.table[a]
 		if !ok {
 			return [6]byte{}, false
@@ -689,7 +676,7 @@ func TestARPOnlyForUs(t *testing.T) {
 		return e.mac, true
 	}
 	t.Run("ignored", func(t *testing.T) {
-		tb := newTestbed(t, 1)
+		tb := newFakeGateway(t, 1)
 		inside := a4("10.0.0.1")
 		frames := []struct {
 			port *FakePort
@@ -708,7 +695,7 @@ func TestARPOnlyForUs(t *testing.T) {
 		for _, f := range frames {
 			f.port.Inject(0, f.f)
 		}
-		// The gateway is static in the testbed; make it dynamic to see
+		// The gateway is static in the fake gateway; make it dynamic to see
 		// whether the reply would have replaced it.
 		tb.rt.Manager.SetStatic(nil)
 		tb.rt.Manager.applyStatic()
@@ -725,7 +712,7 @@ func TestARPOnlyForUs(t *testing.T) {
 		assert.Equal(t, uint64(4), tb.rt.Manager.Stats.ARPIgnored.Load())
 	})
 	t.Run("learned", func(t *testing.T) {
-		tb := newTestbed(t, 1)
+		tb := newFakeGateway(t, 1)
 		m := tb.rt.Manager
 		tb.rt.Manager.SetStatic(nil)
 		tb.rt.Manager.applyStatic()
@@ -761,7 +748,7 @@ func TestARPOnlyForUs(t *testing.T) {
 // instance publics on the outside) when it starts, again when a link
 // comes back up, and the addresses a new policy adds.
 func TestGratuitousARP(t *testing.T) {
-	tb := newTestbed(t, 1)
+	tb := newFakeGateway(t, 1)
 	m := tb.rt.Manager
 	announced := func(p *FakePort) []uint32 {
 		var out []uint32
@@ -797,13 +784,9 @@ func TestGratuitousARP(t *testing.T) {
 	assert.Empty(t, announced(tb.in))
 
 	// A reload adding an instance announces its public address only.
-	c, err := config.Parse([]byte(testConfig+`
-[[instance]]
-private = "10.0.3.7"
-public = "198.19.1.50"
-`), "test.toml")
-	require.NoError(t, err)
-	p, err := nat.Compile(c, m.pol.Load())
+	c := testConfig()
+	c.Instances = []config.Instance{{Private: "10.0.3.7", Public: "198.19.1.50"}}
+	p, err := nat.Compile(configtest.Parse(t, c), m.pol.Load())
 	require.NoError(t, err)
 	m.pol.Store(p)
 	m.maintain(time.Now())

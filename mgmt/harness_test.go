@@ -3,7 +3,6 @@ package mgmt
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,7 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,58 +22,33 @@ import (
 
 	"github.com/natgw/natgw/lcore"
 	"github.com/natgw/natgw/mgmt/config"
+	"github.com/natgw/natgw/mgmt/config/configtest"
 	"github.com/natgw/natgw/nat"
 )
 
-// testConfig is the appliance of the API tests: a pool "web" whose members
-// get ports_per_member ports, an instance, default SNAT for the rest of
-// 10.0.0.0/16, and a static gateway so translated frames leave the fake
-// outside port.
-const testConfig = `
-[dataplane]
-driver = "afpacket"
-workers = 1
-flow_capacity = 10000
-[inside]
-port = "fake-in"
-address = "10.0.0.1/16"
-[outside]
-port = "fake-out"
-address = "198.19.0.2/24"
-gateway = "198.19.0.1"
-[[neighbor]]
-address = "198.19.0.1"
-mac = "02:00:00:00:02:09"
-# The default-SNAT host, confirmed for inside.source_check (it never
-# answers ARP here, so it would get no block).
-[[neighbor]]
-address = "10.0.9.9"
-mac = "02:00:00:00:01:09"
-[timeouts]
-udp = "{{udp}}"
-[[frontend]]
-name = "fe1"
-address = "198.19.1.10"
-[[frontend]]
-name = "fe-default"
-address = "198.19.1.20"
-[[pool]]
-name = "web"
-frontends = ["fe1"]
-members = ["10.0.1.4", "10.0.1.5"]
-ports_per_member = {{ppm}}
-[[instance]]
-private = "10.0.3.7"
-public = "198.19.1.50"
-[default_snat]
-sources = ["10.0.0.0/16"]
-frontends = ["fe-default"]
-ports_per_member = 1024
-`
+// applianceConfig is the appliance of the API tests: the example
+// configuration (configtest) on the fake ports, with a pool "web" of two
+// members whose blocks have ppm ports, the udp timeout given, and a static
+// gateway so translated frames leave the fake outside port.
+func applianceConfig(udp string, ppm int) *config.Config {
+	c := configtest.Example()
+	c.Dataplane.FlowCapacity = 10000
+	c.Inside.Port, c.Outside.Port = "fake-in", "fake-out"
+	c.Neighbors = []config.Neighbor{
+		{Address: configtest.Gateway, MAC: "02:00:00:00:02:09"},
+		// The default-SNAT host, confirmed for inside.source_check (it
+		// never answers ARP here, so it would get no block).
+		{Address: "10.0.9.9", MAC: "02:00:00:00:01:09"},
+	}
+	c.Timeouts.UDP = configtest.Duration(udp)
+	c.Pools[0].Members = []string{"10.0.1.4", "10.0.1.5"}
+	c.Pools[0].PortsPerMember = ppm
+	return c
+}
 
-// configText returns testConfig with its placeholders filled.
+// configText returns the appliance's configuration file.
 func configText(udp string, ppm int) string {
-	return strings.NewReplacer("{{udp}}", udp, "{{ppm}}", fmt.Sprint(ppm)).Replace(testConfig)
+	return string(configtest.Text(applianceConfig(udp, ppm)))
 }
 
 var (

@@ -1,6 +1,7 @@
 package mgmt
 
 import (
+	"slices"
 	"strconv"
 	"sync"
 
@@ -18,30 +19,106 @@ import (
 // const metrics (SPEC §7). Labels are bounded: worker index, port role,
 // pool name, fixed reason and protocol names; never an address.
 
-// namespace prefixes every natgw metric.
-const namespace = "natgw"
-
 // protocolNames label the per-protocol counters, in nat.ProtoIndex order.
 var protocolNames = [3]string{"tcp", "udp", "icmp"}
 
 // directionNames label the per-direction counters (nat.DirOut, nat.DirIn).
 var directionNames = [2]string{"out", "in"}
 
-// MetricNames lists every natgw metric the collector exports (SPEC §7),
-// without the Go runtime and process collectors' metrics.
-var MetricNames = []string{
-	"natgw_packets_total", "natgw_bytes_total", "natgw_drops_total",
-	"natgw_flows_active", "natgw_flows_created_total", "natgw_flows_expired_total",
-	"natgw_snat_ports_allocated", "natgw_snat_flows", "natgw_snat_port_utilization_max",
-	"natgw_snat_port_exhaustion_total",
-	"natgw_handoff_packets_total", "natgw_worker_busy_ratio", "natgw_fragments_total",
-	"natgw_port_rx_packets_total", "natgw_port_tx_packets_total", "natgw_port_rx_missed_total",
-	"natgw_port_link_up",
-	"natgw_config_generation", "natgw_config_reloads_total",
+// A Metric is one metric family natgw's collector exports.
+type Metric struct {
+	// Name is the metric's full name ("natgw_drops_total").
+	Name string
+	// Help is its HELP text.
+	Help string
+	// Labels are its variable labels, in the order the collector gives
+	// their values.
+	Labels []string
+	// Spec says whether SPEC §7 names the metric (the deployed dashboard
+	// shows each of those); the others are natgw's additions.
+	Spec bool
 }
 
-func desc(name, help string, labels ...string) *prometheus.Desc {
-	return prometheus.NewDesc(namespace+"_"+name, help, labels, nil)
+// metrics is the one list of natgw's own metric families (SPEC §7 and
+// natgw's additions, without the Go runtime and process collectors'): the
+// collector's descriptors are built from it, and Metrics, MetricNames and
+// SpecMetricNames give it to the tests of the collector, the end-to-end
+// suite, the docs and the deployed alerts and dashboard.
+var metrics = []Metric{
+	{"natgw_packets_total", "Packets translated, by direction (out: private to public) and worker.", []string{"direction", "worker"}, true},
+	{"natgw_bytes_total", "IPv4 bytes translated, by direction and worker.", []string{"direction", "worker"}, true},
+	{"natgw_drops_total", "Packets dropped, by reason and worker.", []string{"reason", "worker"}, true},
+	{"natgw_flows_active", "Flows in the flow tables, by protocol and worker.", []string{"protocol", "worker"}, true},
+	{"natgw_flows_created_total", "Flows created, by protocol and worker.", []string{"protocol", "worker"}, true},
+	{"natgw_flows_expired_total", "Flows released, by reason (idle, closed, reset, reclaimed) and worker.", []string{"reason", "worker"}, true},
+	{"natgw_snat_ports_allocated", "SNAT ports preallocated to members (default SNAT: to the addresses holding a block), by pool.", []string{"pool"}, true},
+	{"natgw_snat_flows", "Flows using a pool's SNAT ports, by pool (from the workers' last utilisation scan, at most a few seconds old).", []string{"pool"}, true},
+	{"natgw_snat_port_utilization_max", "Highest ports used / ports allocated ratio over any member and destination, by pool (from the workers' last utilisation scan).", []string{"pool"}, true},
+	{"natgw_snat_port_exhaustion_total", "New flows dropped because the member had no free port towards the destination, by pool.", []string{"pool"}, true},
+	{"natgw_handoff_packets_total", "Packets a worker handed over to the worker that owns them.", []string{"worker"}, true},
+	{"natgw_fragmented_packets_total", "Packets without DF larger than the egress MTU that a worker cut into fragments after translation (RFC 4787 REQ-13a).", []string{"worker"}, false},
+	{"natgw_fragments_sent_total", "Fragments a worker sent for the packets it cut.", []string{"worker"}, false},
+	{"natgw_fragments_total", "Fragment table events, by event (held: a later fragment kept until its first arrives; released; timed_out and refused: dropped, also counted as fragment drops) and worker.", []string{"event", "worker"}, false},
+	{"natgw_worker_busy_ratio", "Share of a worker's polls that found work, over the last second.", []string{"worker"}, true},
+	{"natgw_buffers_in_use", "Packet buffers of a worker's queues out of their pools between polls (drivers that count them: AF_PACKET); 0 when idle.", []string{"worker"}, false},
+	{"natgw_port_rx_packets_total", "Packets received by the port, as the driver counts them.", []string{"port"}, true},
+	{"natgw_port_tx_packets_total", "Packets sent by the port, as the driver counts them.", []string{"port"}, true},
+	{"natgw_port_rx_missed_total", "Packets the NIC dropped for lack of room in the RX queues.", []string{"port"}, true},
+	{"natgw_port_mtu", "The port's MTU as natgw last read it from the link (polled every second): the egress MTU packets leaving by the port are fragmented for, or answered with ICMP fragmentation needed.", []string{"port"}, false},
+	{"natgw_port_link_up", "1 when the port's link is up.", []string{"port"}, true},
+	{"natgw_config_generation", "Generation of the running configuration (1 at start, +1 per successful reload).", nil, true},
+	{"natgw_config_reloads_total", "Configuration reloads, by result (ok, error).", []string{"result"}, true},
+}
+
+// Metrics returns the metric families natgw's collector exports (without
+// the Go runtime and process collectors'), in the collector's order.
+func Metrics() []Metric {
+	out := make([]Metric, len(metrics))
+	for i, m := range metrics {
+		out[i] = m
+		out[i].Labels = slices.Clone(m.Labels)
+	}
+	return out
+}
+
+// MetricNames returns the names of Metrics.
+func MetricNames() []string {
+	names := make([]string, len(metrics))
+	for i, m := range metrics {
+		names[i] = m.Name
+	}
+	return names
+}
+
+// SpecMetricNames returns the names of the metrics SPEC §7 names.
+func SpecMetricNames() []string {
+	var names []string
+	for _, m := range metrics {
+		if m.Spec {
+			names = append(names, m.Name)
+		}
+	}
+	return names
+}
+
+// DropReasons returns the reason label values natgw_drops_total has: the
+// names of nat's drop verdicts.
+func DropReasons() []string {
+	var out []string
+	for v := nat.DropDenied; v < nat.NumVerdicts; v++ {
+		out = append(out, v.String())
+	}
+	return out
+}
+
+// ExpireReasons returns the reason label values natgw_flows_expired_total
+// has: the names of nat's expiry reasons.
+func ExpireReasons() []string {
+	var out []string
+	for r := nat.ExpireReason(0); r < nat.NumExpireReasons; r++ {
+		out = append(out, r.String())
+	}
+	return out
 }
 
 // collector exports the dataplane's counters; see the file comment.
@@ -56,43 +133,54 @@ type collector struct {
 	portRx, portTx, portMissed, portLink      *prometheus.Desc
 	portMTU                                   *prometheus.Desc
 	generation, reloads                       *prometheus.Desc
+	// all are every descriptor, in the table's order.
+	all []*prometheus.Desc
 }
 
 func newCollector(s *Server) *collector {
-	return &collector{
-		s:              s,
-		packets:        desc("packets_total", "Packets translated, by direction (out: private to public) and worker.", "direction", "worker"),
-		bytes:          desc("bytes_total", "IPv4 bytes translated, by direction and worker.", "direction", "worker"),
-		drops:          desc("drops_total", "Packets dropped, by reason and worker.", "reason", "worker"),
-		flowsActive:    desc("flows_active", "Flows in the flow tables, by protocol and worker.", "protocol", "worker"),
-		flowsCreated:   desc("flows_created_total", "Flows created, by protocol and worker.", "protocol", "worker"),
-		flowsExpired:   desc("flows_expired_total", "Flows released, by reason (idle, closed, reset, reclaimed) and worker.", "reason", "worker"),
-		portsAllocated: desc("snat_ports_allocated", "SNAT ports preallocated to members (default SNAT: to the addresses holding a block), by pool.", "pool"),
-		snatFlows:      desc("snat_flows", "Flows using a pool's SNAT ports, by pool (from the workers' last utilisation scan, at most a few seconds old).", "pool"),
-		utilMax:        desc("snat_port_utilization_max", "Highest ports used / ports allocated ratio over any member and destination, by pool (from the workers' last utilisation scan).", "pool"),
-		exhst:          desc("snat_port_exhaustion_total", "New flows dropped because the member had no free port towards the destination, by pool.", "pool"),
-		handoff:        desc("handoff_packets_total", "Packets a worker handed over to the worker that owns them.", "worker"),
-		fragmented:     desc("fragmented_packets_total", "Packets without DF larger than the egress MTU that a worker cut into fragments after translation (RFC 4787 REQ-13a).", "worker"),
-		fragments:      desc("fragments_sent_total", "Fragments a worker sent for the packets it cut.", "worker"),
-		frags:          desc("fragments_total", "Fragment table events, by event (held: a later fragment kept until its first arrives; released; timed_out and refused: dropped, also counted as fragment drops) and worker.", "event", "worker"),
-		busy:           desc("worker_busy_ratio", "Share of a worker's polls that found work, over the last second.", "worker"),
-		buffers:        desc("buffers_in_use", "Packet buffers of a worker's queues out of their pools between polls (drivers that count them: AF_PACKET); 0 when idle.", "worker"),
-		portRx:         desc("port_rx_packets_total", "Packets received by the port, as the driver counts them.", "port"),
-		portTx:         desc("port_tx_packets_total", "Packets sent by the port, as the driver counts them.", "port"),
-		portMissed:     desc("port_rx_missed_total", "Packets the NIC dropped for lack of room in the RX queues.", "port"),
-		portMTU:        desc("port_mtu", "The port's MTU as natgw last read it from the link (polled every second): the egress MTU packets leaving by the port are fragmented for, or answered with ICMP fragmentation needed.", "port"),
-		portLink:       desc("port_link_up", "1 when the port's link is up.", "port"),
-		generation:     desc("config_generation", "Generation of the running configuration (1 at start, +1 per successful reload)."),
-		reloads:        desc("config_reloads_total", "Configuration reloads, by result (ok, error).", "result"),
+	c := &collector{s: s}
+	byName := make(map[string]*prometheus.Desc, len(metrics))
+	for _, m := range metrics {
+		d := prometheus.NewDesc(m.Name, m.Help, m.Labels, nil)
+		byName[m.Name] = d
+		c.all = append(c.all, d)
 	}
+	desc := func(name string) *prometheus.Desc {
+		d, ok := byName[name]
+		if !ok {
+			panic("mgmt: metric " + name + " is not in the metrics table")
+		}
+		return d
+	}
+	c.packets = desc("natgw_packets_total")
+	c.bytes = desc("natgw_bytes_total")
+	c.drops = desc("natgw_drops_total")
+	c.flowsActive = desc("natgw_flows_active")
+	c.flowsCreated = desc("natgw_flows_created_total")
+	c.flowsExpired = desc("natgw_flows_expired_total")
+	c.portsAllocated = desc("natgw_snat_ports_allocated")
+	c.snatFlows = desc("natgw_snat_flows")
+	c.utilMax = desc("natgw_snat_port_utilization_max")
+	c.exhst = desc("natgw_snat_port_exhaustion_total")
+	c.handoff = desc("natgw_handoff_packets_total")
+	c.fragmented = desc("natgw_fragmented_packets_total")
+	c.fragments = desc("natgw_fragments_sent_total")
+	c.frags = desc("natgw_fragments_total")
+	c.busy = desc("natgw_worker_busy_ratio")
+	c.buffers = desc("natgw_buffers_in_use")
+	c.portRx = desc("natgw_port_rx_packets_total")
+	c.portTx = desc("natgw_port_tx_packets_total")
+	c.portMissed = desc("natgw_port_rx_missed_total")
+	c.portMTU = desc("natgw_port_mtu")
+	c.portLink = desc("natgw_port_link_up")
+	c.generation = desc("natgw_config_generation")
+	c.reloads = desc("natgw_config_reloads_total")
+	return c
 }
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.flowsActive, c.flowsCreated,
-		c.flowsExpired, c.portsAllocated, c.snatFlows, c.utilMax, c.exhst, c.handoff, c.busy, c.buffers,
-		c.fragmented, c.fragments,
-		c.frags, c.portRx, c.portTx, c.portMissed, c.portLink, c.portMTU, c.generation, c.reloads} {
+	for _, d := range c.all {
 		ch <- d
 	}
 }

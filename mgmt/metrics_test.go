@@ -4,37 +4,50 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-)
 
-// specMetrics are the metric names of SPEC §7, written out here so that
-// the test fails if the collector drops one (MetricNames is checked
-// against it too).
-var specMetrics = []string{
-	"natgw_packets_total", "natgw_bytes_total", "natgw_drops_total",
-	"natgw_flows_active", "natgw_flows_created_total", "natgw_flows_expired_total",
-	"natgw_snat_ports_allocated", "natgw_snat_flows", "natgw_snat_port_utilization_max",
-	"natgw_snat_port_exhaustion_total",
-	"natgw_handoff_packets_total", "natgw_worker_busy_ratio", "natgw_fragments_total",
-	"natgw_port_rx_packets_total", "natgw_port_tx_packets_total", "natgw_port_rx_missed_total",
-	"natgw_port_link_up",
-	"natgw_config_generation", "natgw_config_reloads_total",
-	// Go runtime and process collectors.
-	"go_goroutines", "go_memstats_alloc_bytes", "process_cpu_seconds_total",
-}
+	"github.com/natgw/natgw/mgmt/config/configtest"
+)
 
 func TestMetricsExposition(t *testing.T) {
 	a := newAppliance(t, applianceOptions{})
 	fams := a.metrics(t)
-	for _, name := range specMetrics {
+	// Exactly the table's natgw families, each with the table's labels,
+	// and the Go runtime and process collectors'.
+	var natgw []string
+	for name := range fams {
+		if strings.HasPrefix(name, "natgw_") {
+			natgw = append(natgw, name)
+		}
+	}
+	assert.ElementsMatch(t, MetricNames(), natgw)
+	for _, m := range Metrics() {
+		for _, sample := range fams[m.Name].GetMetric() {
+			var labels []string
+			for _, l := range sample.GetLabel() {
+				labels = append(labels, l.GetName())
+			}
+			assert.ElementsMatch(t, m.Labels, labels, "labels of %s", m.Name)
+		}
+	}
+	for _, name := range []string{"go_goroutines", "go_memstats_alloc_bytes", "process_cpu_seconds_total"} {
 		assert.Contains(t, fams, name)
 	}
-	assert.ElementsMatch(t, MetricNames, specMetrics[:len(specMetrics)-3])
+	assert.Subset(t, MetricNames(), SpecMetricNames())
+	for _, r := range DropReasons() {
+		_, ok := metricValue(fams, "natgw_drops_total", map[string]string{"reason": r})
+		assert.True(t, ok, "natgw_drops_total{reason=%q}", r)
+	}
+	for _, r := range ExpireReasons() {
+		_, ok := metricValue(fams, "natgw_flows_expired_total", map[string]string{"reason": r})
+		assert.True(t, ok, "natgw_flows_expired_total{reason=%q}", r)
+	}
 
 	tests := []struct {
 		name   string
@@ -79,6 +92,8 @@ func TestReload(t *testing.T) {
 		v, _ := metricValue(a.metrics(t), "natgw_config_reloads_total", map[string]string{"result": result})
 		return v
 	}
+	resetOnIdle := applianceConfig("4m", 8)
+	resetOnIdle.Timeouts.TCPResetOnIdle = true
 	steps := []struct {
 		name      string
 		file      string
@@ -90,13 +105,11 @@ func TestReload(t *testing.T) {
 		wantPorts float64 // natgw_snat_ports_allocated{pool="web"}
 	}{
 		{"valid: bigger blocks", configText("4m", 16), 200, 2, 1, 0, nil, 32},
-		{"invalid: two errors", strings.Replace(strings.Replace(configText("4m", 16), `udp = "4m"`, `udp = "soon"`, 1),
-			"ports_per_member = 16", "ports_per_member = 12", 1), 400, 2, 1, 1,
+		{"invalid: two errors", strings.Replace(configText("4m", 12), `udp = "4m0s"`, `udp = "soon"`, 1), 400, 2, 1, 1,
 			[]string{"timeouts.udp", "pool[0].ports_per_member"}, 32},
 		{"unreadable TOML", "[[pool", 400, 2, 1, 2, []string{"natgw.toml"}, 32},
 		{"valid again", configText("4m", 8), 200, 3, 2, 2, nil, 16},
-		{"tcp_reset_on_idle is honoured", strings.Replace(configText("4m", 8), "[timeouts]", "[timeouts]\ntcp_reset_on_idle = true", 1),
-			200, 4, 3, 2, nil, 16},
+		{"tcp_reset_on_idle is honoured", string(configtest.Text(resetOnIdle)), 200, 4, 3, 2, nil, 16},
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
@@ -224,4 +237,30 @@ func TestMaintainReclaimsDefaultSNAT(t *testing.T) {
 	assert.Equal(t, 0, d.Stats().Assigned)
 	a.getJSON(t, "/v1/mappings/10.0.9.9", http.StatusOK, &m)
 	assert.Nil(t, m.Public)
+}
+
+// TestMetricsDocumented: docs/OPERATIONS.md describes every metric of the
+// table, and every natgw metric the README and the docs name is one the
+// collector exports (a renamed or removed metric leaves no stale text).
+func TestMetricsDocumented(t *testing.T) {
+	// A metric name; "natgw_stl.py" is a file, not a metric.
+	metricName := regexp.MustCompile(`natgw_[a-z_]*[a-z](\.[a-z]+)?`)
+	documented := map[string]bool{}
+	for _, doc := range []string{"../README.md", "../docs/OPERATIONS.md", "../docs/DESIGN.md", "../BENCHMARKS.md"} {
+		b, err := os.ReadFile(doc)
+		require.NoError(t, err)
+		for _, m := range metricName.FindAllSubmatch(b, -1) {
+			if len(m[1]) > 0 {
+				continue
+			}
+			name := string(m[0])
+			assert.Contains(t, MetricNames(), name, "%s names %s, which natgw does not export", doc, name)
+			if doc == "../docs/OPERATIONS.md" {
+				documented[name] = true
+			}
+		}
+	}
+	for _, name := range MetricNames() {
+		assert.True(t, documented[name], "docs/OPERATIONS.md does not describe %s", name)
+	}
 }

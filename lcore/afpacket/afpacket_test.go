@@ -66,7 +66,7 @@ func TestOptionsValidate(t *testing.T) {
 }
 
 func TestOpenErrors(t *testing.T) {
-	tb := newTestbed(t)
+	tb := newVethNS(t)
 	tb.enter(t)
 	tests := []struct {
 		name     string
@@ -113,7 +113,7 @@ func TestSysErrNamesPermission(t *testing.T) {
 }
 
 func TestPortInfo(t *testing.T) {
-	tb := newTestbed(t)
+	tb := newVethNS(t)
 	tb.ip(t, "link", "set", natIf, "mtu", "1400")
 	tb.enter(t)
 	p := openPort(t, Options{Interface: natIf, Queues: 2})
@@ -148,7 +148,7 @@ func TestPortInfo(t *testing.T) {
 }
 
 func TestRecvFromRawSocket(t *testing.T) {
-	tb := newTestbed(t)
+	tb := newVethNS(t)
 	tb.enter(t)
 	p := openPort(t, Options{Interface: natIf})
 	raw := newRawSocket(t, peerIf)
@@ -190,7 +190,7 @@ func TestRecvFromRawSocket(t *testing.T) {
 // reads them with fewer buffers than frames, so bursts end mid-block and the
 // cursor resumes.
 func TestRecvAcrossBlocks(t *testing.T) {
-	tb := newTestbed(t)
+	tb := newVethNS(t)
 	tb.enter(t)
 	page := os.Getpagesize()
 	p := openPort(t, Options{Interface: natIf, FrameSize: 2048, BlockSize: page, Blocks: 64})
@@ -232,7 +232,7 @@ func TestRecvAcrossBlocks(t *testing.T) {
 }
 
 func TestRecvTruncates(t *testing.T) {
-	tb := newTestbed(t)
+	tb := newVethNS(t)
 	tb.enter(t)
 	p := openPort(t, Options{Interface: natIf})
 	raw := newRawSocket(t, peerIf)
@@ -261,7 +261,7 @@ func TestRecvTruncates(t *testing.T) {
 }
 
 func TestRecvBadArguments(t *testing.T) {
-	tb := newTestbed(t)
+	tb := newVethNS(t)
 	tb.enter(t)
 	p := openPort(t, Options{Interface: natIf})
 	raw := newRawSocket(t, peerIf)
@@ -298,7 +298,7 @@ func TestRecvBadArguments(t *testing.T) {
 }
 
 func TestSendArrivesAtPeer(t *testing.T) {
-	tb := newTestbed(t)
+	tb := newVethNS(t)
 	tb.enter(t)
 	p := openPort(t, Options{Interface: natIf, TxFrames: 64})
 	raw := newRawSocket(t, peerIf)
@@ -347,7 +347,7 @@ func TestSendArrivesAtPeer(t *testing.T) {
 }
 
 func TestSendRejectsUnsendable(t *testing.T) {
-	tb := newTestbed(t)
+	tb := newVethNS(t)
 	tb.enter(t)
 	p := openPort(t, Options{Interface: natIf})
 	raw := newRawSocket(t, peerIf)
@@ -396,7 +396,7 @@ func TestSendRejectsUnsendable(t *testing.T) {
 // delivered to the ring in order, so anything looped back would be read
 // before the marker.
 func TestNoOwnFrames(t *testing.T) {
-	tb := newTestbed(t)
+	tb := newVethNS(t)
 	tb.enter(t)
 	p := openPort(t, Options{Interface: natIf, Queues: 1})
 	hostRaw := newRawSocket(t, natIf)
@@ -468,7 +468,7 @@ func setTxChecksum(t *testing.T, name string, on bool) {
 // end: with TX checksum offload on, the veth hands it over with a partial
 // checksum and Recv must flag it.
 func TestCsumNotReady(t *testing.T) {
-	tb := newTestbed(t)
+	tb := newVethNS(t)
 	tb.ip(t, "addr", "add", "10.77.0.2/24", "dev", peerIf)
 	tb.enter(t)
 	p := openPort(t, Options{Interface: natIf})
@@ -532,7 +532,7 @@ func TestFanoutQueues(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tb := newTestbed(t)
+			tb := newVethNS(t)
 			tb.enter(t)
 			opts := Options{Interface: natIf, Queues: tt.queues, Fanout: tt.mode}
 			owner := lcore.NewOwner(lcore.DefaultRSSKey, tt.queues)
@@ -604,7 +604,7 @@ func mappedSocket(t *testing.T, ino uint64) bool {
 }
 
 func TestClose(t *testing.T) {
-	tb := newTestbed(t)
+	tb := newVethNS(t)
 	tb.enter(t)
 	p, err := Open(Options{Interface: natIf, Queues: 2, Promiscuous: true})
 	require.NoError(t, err)
@@ -648,7 +648,7 @@ func TestClose(t *testing.T) {
 }
 
 func TestNoAllocs(t *testing.T) {
-	tb := newTestbed(t)
+	tb := newVethNS(t)
 	tb.enter(t)
 	a := openPort(t, Options{Interface: natIf})
 	b := openPort(t, Options{Interface: peerIf})
@@ -691,7 +691,7 @@ func TestNoAllocs(t *testing.T) {
 
 // promiscuity returns the promiscuity count of interface name, as shown by
 // ip -d link (SIOCGIFFLAGS does not report promiscuity held by sockets).
-func (tb *testbed) promiscuity(t *testing.T, name string) int {
+func (tb *vethNS) promiscuity(t *testing.T, name string) int {
 	t.Helper()
 	out, err := exec.Command("ip", "-n", tb.ns, "-d", "link", "show", name).CombinedOutput()
 	require.NoError(t, err, "%s", out)

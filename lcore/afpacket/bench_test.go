@@ -21,7 +21,7 @@ func BenchmarkSendRecv(b *testing.B) {
 		{"burst32/1500B", 32, 1500},
 	} {
 		b.Run(bench.name, func(b *testing.B) {
-			tb := newTestbed(b)
+			tb := newVethNS(b)
 			tb.enter(b)
 			a := openPort(b, Options{Interface: natIf})
 			r := openPort(b, Options{Interface: peerIf})

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // TestSoak is the soak of issue 7: natgw (AF_PACKET, two workers, short
 // timeouts) under constant flow churn — many short UDP exchanges and
@@ -7,7 +7,7 @@ package main
 // it). At the end, once the idle timeouts have passed, every flow and
 // every used port must be gone and memory must be flat. Longer runs:
 //
-//	NATGW_SOAK=2h go test -tags dpdk -run TestSoak -timeout 3h -v ./app
+//	NATGW_SOAK=2h go test -tags dpdk -run TestSoak -timeout 3h -v ./e2e
 //
 // (the -timeout must exceed the soak by 3 minutes; see docs/OPERATIONS.md).
 

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // TestE2EFragments sends fragmented UDP through natgw with two workers on
 // every driver of e2eDrivers: datagrams the sending kernel fragments (in

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // TestE2EFragmentAttack is issue 14 item 6 between the testbed's
 // namespaces: an outside host floods natgw's outside port with forged

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // This file builds the malformed frames of the flood check: frames
 // addressed to natgw's MACs that no correct dataplane may translate, sent

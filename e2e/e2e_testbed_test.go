@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // This file is the end-to-end suite's testbed fixture: prerequisites, the
 // build of natgw and the echo server, scripts/testbed.sh up/down with a

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // This file holds what the management and fault suites share beyond
 // e2e_testbed_test.go: natgw's management API reached from the test

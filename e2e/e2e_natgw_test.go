@@ -1,11 +1,12 @@
-package main
+package e2e
 
-// This file runs natgw under test: the configuration template of the
-// testbed, the natgw process in the gateway namespace with its log, and
+// This file runs natgw under test: the testbed's configuration (the
+// tests' example configuration, configtest, with the suite's variations),
+// the natgw process in the gateway namespace with its log, and
 // the expected translations computed from the configuration and SPEC [S3].
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,21 +17,23 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"text/template"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/natgw/natgw/mgmt/config"
+	"github.com/natgw/natgw/mgmt/config/configtest"
 )
 
 // e2ePoolMembers are the members of pool "web", in configuration order.
-var e2ePoolMembers = []string{"10.0.1.4", "10.0.1.5", "10.0.2.0/28"}
+var e2ePoolMembers = configtest.PoolMembers()
 
 // Public addresses of the testbed configuration.
 const (
-	e2ePoolPublic     = "198.19.1.10"
-	e2eDefaultPublic  = "198.19.1.20"
-	e2eInstancePublic = "198.19.1.50"
+	e2ePoolPublic     = configtest.PoolPublic
+	e2eDefaultPublic  = configtest.DefaultPublic
+	e2eInstancePublic = configtest.InstancePublic
 )
 
 // e2eConfig is what varies between the configurations the suite writes.
@@ -46,101 +49,60 @@ type e2eConfig struct {
 	DenyTCP []string
 	// FlowCapacity is dataplane.flow_capacity; 0 keeps the suite's 200000.
 	FlowCapacity int
-	// PortsPerMember is the pool's ports_per_member; 0 leaves it out (the
-	// tier table of [S3]).
+	// PortsPerMember is the pool's ports_per_member; 0 is the tier table
+	// of [S3].
 	PortsPerMember int
 	// UDP, TCPEstablished, TCPTransitory, TCPClosing and ICMP are the
 	// [timeouts]; an empty one keeps the suite's value (4m, 4m, 30s, 10s,
 	// 60s).
 	UDP, TCPEstablished, TCPTransitory, TCPClosing, ICMP string
-	// WorkerCPUs is dataplane.worker_cpus; empty leaves it out.
+	// WorkerCPUs is dataplane.worker_cpus; empty: none.
 	WorkerCPUs []int
-	// TokenFile is mgmt.token_file; empty leaves it out.
+	// TokenFile is mgmt.token_file; empty: no token.
 	TokenFile string
-	// HostFlowPercent and InboundFlowPercent are [limits]; 0 leaves a key
-	// out (25 and 50).
+	// HostFlowPercent and InboundFlowPercent are [limits]; 0 keeps the
+	// default (25 and 50).
 	HostFlowPercent, InboundFlowPercent int
 }
 
-// e2eConfigTemplate is the testbed's configuration (like scripts/demo.toml).
-var e2eConfigTemplate = template.Must(template.New("natgw.toml").Parse(`# natgw end-to-end test configuration
-[dataplane]
-driver = "{{.Driver}}"
-workers = {{.Workers}}
-flow_capacity = {{or .FlowCapacity 200000}}
-{{- if .WorkerCPUs}}
-worker_cpus = [{{range $i, $c := .WorkerCPUs}}{{if $i}}, {{end}}{{$c}}{{end}}]
-{{- end}}
-{{- if eq .Driver "dpdk"}}
-eal_args = ["-l", "0", "--no-pci", "--vdev=net_af_packet0,iface=veth-in,qpairs={{.Qpairs}},framesz=4096", "--vdev=net_af_packet1,iface=veth-out,qpairs={{.Qpairs}},framesz=4096"]
-{{- end}}
-
-[inside]
-port = "{{if eq .Driver "dpdk"}}net_af_packet0{{else}}veth-in{{end}}"
-address = "10.0.0.1/16"
-
-[outside]
-port = "{{if eq .Driver "dpdk"}}net_af_packet1{{else}}veth-out{{end}}"
-address = "198.19.0.2/24"
-gateway = "198.19.0.1"
-
-[timeouts]
-tcp_established = "{{or .TCPEstablished "4m"}}"
-tcp_transitory = "{{or .TCPTransitory "30s"}}"
-tcp_closing = "{{or .TCPClosing "10s"}}"
-udp = "{{or .UDP "4m"}}"
-icmp = "{{or .ICMP "60s"}}"
-
-[[frontend]]
-name = "fe1"
-address = "198.19.1.10"
-
-[[frontend]]
-name = "fe-default"
-address = "198.19.1.20"
-
-[[pool]]
-name = "web"
-frontends = ["fe1"]
-members = [{{range $i, $m := .Members}}{{if $i}}, {{end}}"{{$m}}"{{end}}]
-{{- if .PortsPerMember}}
-ports_per_member = {{.PortsPerMember}}
-{{- end}}
-
-[[instance]]
-private = "10.0.3.7"
-public = "198.19.1.50"
-inbound = ["tcp/22", "tcp/8000-8100", "udp/*", "icmp"]
-
-[default_snat]
-sources = ["10.0.0.0/8"]
-frontends = ["fe-default"]
-ports_per_member = 1024
-
-[[deny]]
-destination = "198.18.0.12/32"
-protocol = "tcp"
-ports = "*"
-{{range .DenyTCP}}
-[[deny]]
-destination = "{{.}}/32"
-protocol = "tcp"
-ports = "*"
-{{end}}
-[mgmt]
-listen = "127.0.0.1:9650"
-{{- if .TokenFile}}
-token_file = "{{.TokenFile}}"
-{{- end}}
-
-[limits]
-{{- if .HostFlowPercent}}
-host_flow_percent = {{.HostFlowPercent}}
-{{- end}}
-{{- if .InboundFlowPercent}}
-inbound_flow_percent = {{.InboundFlowPercent}}
-{{- end}}
-`))
+// config returns the testbed's configuration (like scripts/demo.toml):
+// the example configuration of the tests (configtest) on the testbed's
+// veths with c's variations, denying TCP to 198.18.0.12 and c.DenyTCP.
+func (c e2eConfig) config() *config.Config {
+	x := configtest.Example()
+	d := &x.Dataplane
+	d.Driver, d.Workers, d.FlowCapacity, d.WorkerCPUs = c.Driver, c.Workers, cmp.Or(c.FlowCapacity, 200000), c.WorkerCPUs
+	x.Inside.Port, x.Outside.Port = "veth-in", "veth-out"
+	if c.Driver == "dpdk" {
+		x.Inside.Port, x.Outside.Port = "net_af_packet0", "net_af_packet1"
+		vdev := fmt.Sprintf("qpairs=%d,framesz=4096", c.Qpairs())
+		d.EALArgs = []string{"-l", "0", "--no-pci",
+			"--vdev=net_af_packet0,iface=veth-in," + vdev, "--vdev=net_af_packet1,iface=veth-out," + vdev}
+	}
+	t := &x.Timeouts
+	for _, v := range []struct {
+		d   *config.Duration
+		set string
+	}{{&t.TCPEstablished, c.TCPEstablished}, {&t.TCPTransitory, c.TCPTransitory},
+		{&t.TCPClosing, c.TCPClosing}, {&t.UDP, c.UDP}, {&t.ICMP, c.ICMP}} {
+		if v.set != "" {
+			*v.d = configtest.Duration(v.set)
+		}
+	}
+	x.Pools[0].Members, x.Pools[0].PortsPerMember = c.Members, c.PortsPerMember
+	x.Deny = nil
+	for _, a := range append([]string{"198.18.0.12"}, c.DenyTCP...) {
+		x.Deny = append(x.Deny, config.DenyRule{Destination: a + "/32", Protocol: "tcp", Ports: "*"})
+	}
+	x.Mgmt.TokenFile = c.TokenFile
+	if c.HostFlowPercent != 0 {
+		x.Limits.HostFlowPercent = c.HostFlowPercent
+	}
+	if c.InboundFlowPercent != 0 {
+		x.Limits.InboundFlowPercent = c.InboundFlowPercent
+	}
+	return x
+}
 
 // Qpairs is the number of queue pairs of a net_af_packet vdev: one per
 // worker and one for the management core.
@@ -159,9 +121,7 @@ func e2eDrivers() []string {
 // never reads half a file on reload.
 func writeConfig(t *testing.T, path string, c e2eConfig) {
 	t.Helper()
-	var b bytes.Buffer
-	require.NoError(t, e2eConfigTemplate.Execute(&b, c))
-	writeFileAtomic(t, path, b.Bytes())
+	writeFileAtomic(t, path, configtest.Text(c.config()))
 }
 
 // writeFileAtomic replaces path's content with data.

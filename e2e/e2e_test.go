@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // TestE2E is natgw's end-to-end suite (issue 3): the real binary in the
 // gateway namespace of scripts/testbed.sh, driven by real clients (curl,

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // TestE2EFaults is the fault suite of issue 7 on the testbed, with every
 // driver of e2eDrivers: natgw must survive link loss on either port, a

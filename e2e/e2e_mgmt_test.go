@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // TestE2EMgmt is the end-to-end acceptance of issue 5 (the management
 // plane) on the testbed, with every driver of e2eDrivers: SNAT exhaustion
@@ -22,29 +22,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/natgw/natgw/mgmt"
+	"github.com/natgw/natgw/mgmt/config/configtest"
 )
 
-// e2eSpecMetrics are the metric names of SPEC §7, written out again as
-// the test's oracle, and a few of the Go runtime and process collectors'.
-var e2eSpecMetrics = []string{
-	"natgw_packets_total", "natgw_bytes_total", "natgw_drops_total",
-	"natgw_flows_active", "natgw_flows_created_total", "natgw_flows_expired_total",
-	"natgw_snat_ports_allocated", "natgw_snat_flows", "natgw_snat_port_utilization_max",
-	"natgw_snat_port_exhaustion_total",
-	"natgw_handoff_packets_total", "natgw_worker_busy_ratio",
-	"natgw_port_rx_packets_total", "natgw_port_tx_packets_total", "natgw_port_rx_missed_total",
-	"natgw_port_link_up",
-	"natgw_config_generation", "natgw_config_reloads_total",
-	"go_goroutines", "go_memstats_heap_inuse_bytes", "process_resident_memory_bytes",
-}
-
 // e2eDropReasons are the reason labels of natgw_drops_total (SPEC §7).
-var e2eDropReasons = []string{"denied", "no_scenario", "port_exhausted", "no_flow", "malformed",
-	"unsupported", "ttl_exceeded", "no_neighbor", "fragment", "flow_table_full", "handoff_full", "tx_full",
-	"not_for_us", "martian", "arp_ignored", "tcp_invalid_rst", "host_limit", "inbound_limit", "spoofed"}
-
-// e2eExpireReasons are the reason labels of natgw_flows_expired_total.
-var e2eExpireReasons = []string{"idle", "closed", "reset", "reclaimed"}
+var e2eDropReasons = mgmt.DropReasons()
 
 // TestE2EMgmt runs natgw twice per driver: with 8-port blocks and short
 // timeouts (exhaustion, release, metric names), and with a 50-member pool
@@ -102,8 +84,13 @@ func mgmtSmallBlocks(t *testing.T, tb *testbed, driver string) {
 // no natgw label carries an address.
 func checkMetricNames(t *testing.T, api *apiClient) {
 	m := api.scrape(t)
-	for _, name := range e2eSpecMetrics {
+	for _, name := range append(mgmt.SpecMetricNames(), "go_goroutines", "go_memstats_heap_inuse_bytes", "process_resident_memory_bytes") {
 		assert.Contains(t, m, name, "metric family")
+	}
+	for name := range m {
+		if strings.HasPrefix(name, "natgw_") {
+			assert.Contains(t, mgmt.MetricNames(), name, "a natgw metric family not in mgmt's table")
+		}
 	}
 	labelValues := func(family, label string) map[string]bool {
 		seen := map[string]bool{}
@@ -123,7 +110,7 @@ func checkMetricNames(t *testing.T, api *apiClient) {
 		assert.True(t, drops[r], "natgw_drops_total{reason=%q}", r)
 	}
 	expired := labelValues("natgw_flows_expired_total", "reason")
-	for _, r := range e2eExpireReasons {
+	for _, r := range mgmt.ExpireReasons() {
 		assert.True(t, expired[r], "natgw_flows_expired_total{reason=%q}", r)
 	}
 	assert.True(t, labelValues("natgw_snat_port_exhaustion_total", "pool")["web"], "pool web")
@@ -441,11 +428,12 @@ func mgmtPoolGrows(t *testing.T, tb *testbed, driver string) {
 		failed0 := m0.sum("natgw_config_reloads_total", "result", "error")
 		bad := cfg
 		bad.PortsPerMember = 12
-		bad.UDP = "soon"
-		var b strings.Builder
-		require.NoError(t, e2eConfigTemplate.Execute(&b, bad))
-		text := strings.Replace(b.String(), `address = "198.19.1.10"`, `address = "198.19.1.300"`, 1)
-		text = strings.Replace(text, `frontends = ["fe1"]`, `frontends = ["fe1", "fe9"]`, 1)
+		x := bad.config()
+		x.Frontends[0].Address = "198.19.1.300"
+		x.Pools[0].Frontends = append(x.Pools[0].Frontends, "fe9")
+		// A config.Duration can't hold a bad value: the text gets it.
+		x.Timeouts.UDP = configtest.Duration("17m")
+		text := strings.Replace(string(configtest.Text(x)), `udp = "17m0s"`, `udp = "soon"`, 1)
 		writeFileAtomic(t, r.config, []byte(text))
 
 		st, body := api.reload(t)

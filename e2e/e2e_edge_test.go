@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // TestE2EEdge attacks natgw at the edge (issue 14) with crafted frames
 // sent through raw AF_PACKET sockets from the far end of its links, on

@@ -28,15 +28,15 @@ const (
 	peerIf = "peer0"
 )
 
-// testbed is one network namespace holding the veth pair natIf-peerIf.
-type testbed struct {
+// vethNS is one network namespace holding the veth pair natIf-peerIf.
+type vethNS struct {
 	ns string
 }
 
-// newTestbed creates a namespace named ngwt-afp-<random> with the veth pair
+// newVethNS creates a namespace named ngwt-afp-<random> with the veth pair
 // up and IPv6 off (no stray router solicitations), deleted in t.Cleanup.
 // It skips the test when not root. It does not enter the namespace.
-func newTestbed(t testing.TB) *testbed {
+func newVethNS(t testing.TB) *vethNS {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: creates network namespaces and AF_PACKET sockets")
@@ -44,7 +44,7 @@ func newTestbed(t testing.TB) *testbed {
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("needs iproute2's ip command")
 	}
-	tb := &testbed{ns: fmt.Sprintf("ngwt-afp-%08x", rand.Uint32())}
+	tb := &vethNS{ns: fmt.Sprintf("ngwt-afp-%08x", rand.Uint32())}
 	ipCmd(t, "netns", "add", tb.ns)
 	t.Cleanup(func() {
 		out, err := exec.Command("ip", "netns", "del", tb.ns).CombinedOutput()
@@ -63,7 +63,7 @@ func newTestbed(t testing.TB) *testbed {
 }
 
 // sysctl writes value to /proc/sys/<key> inside the namespace.
-func (tb *testbed) sysctl(t testing.TB, key, value string) {
+func (tb *vethNS) sysctl(t testing.TB, key, value string) {
 	t.Helper()
 	out, err := exec.Command("ip", "netns", "exec", tb.ns, "sh", "-c",
 		fmt.Sprintf("echo %s > /proc/sys/%s", value, key)).CombinedOutput()
@@ -74,7 +74,7 @@ func (tb *testbed) sysctl(t testing.TB, key, value string) {
 // rest of the goroutine's life: the thread stays locked and is discarded by
 // the runtime when the goroutine ends, so no other goroutine ever runs in
 // the test namespace. Every goroutine that opens sockets must call it.
-func (tb *testbed) enter(t testing.TB) {
+func (tb *vethNS) enter(t testing.TB) {
 	t.Helper()
 	runtime.LockOSThread()
 	fd, err := unix.Open("/run/netns/"+tb.ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
@@ -84,7 +84,7 @@ func (tb *testbed) enter(t testing.TB) {
 }
 
 // ip runs ip -n <ns> args.
-func (tb *testbed) ip(t testing.TB, args ...string) {
+func (tb *vethNS) ip(t testing.TB, args ...string) {
 	t.Helper()
 	ipCmd(t, append([]string{"-n", tb.ns}, args...)...)
 }

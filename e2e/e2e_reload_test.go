@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // TestE2EReloadUnderTraffic applies several reloads to natgw with two
 // workers, on every driver of e2eDrivers, while a TCP transfer and paced

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // TestE2EHostile attacks natgw from the outside (issue 14 items 4 and 7)
 // with frames crafted by the project's writers and sent through raw

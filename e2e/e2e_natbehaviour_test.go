@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // TestE2ENATBehaviour checks natgw's NAT behaviour with third-party tools:
 // coturn's turnutils_natdiscovery against coturn's turnserver (RFC 5780)

@@ -1,0 +1,5 @@
+//go:build dpdk
+
+package e2e
+
+func init() { drivers["dpdk"] = true }
