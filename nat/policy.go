@@ -501,8 +501,12 @@ func (h *PolicyHolder) Load() *Policy { return h.p.Load() }
 // Store publishes a new policy.
 func (h *PolicyHolder) Store(p *Policy) { h.p.Store(p) }
 
-// U32 converts an IPv4 address to its host-order integer (0 for anything
-// else).
+// U32 returns an IPv4 address in the form the packet path and PolicySpec
+// use: its four bytes read big-endian into a uint32, held in host byte
+// order (10.0.0.1 is 0x0a000001, so a prefix is a mask of the high bits).
+// It returns 0, the unspecified address, for an IPv6 or invalid address;
+// callers that may be handed one check Is4 first. AddrFrom is its
+// inverse.
 func U32(a netip.Addr) uint32 {
 	if !a.Is4() {
 		return 0
