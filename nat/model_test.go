@@ -847,7 +847,7 @@ func mBuildTCP(b []byte, g *gpkt) int {
 	if g.wscale >= 0 {
 		data = append([]byte{3, 3, byte(g.wscale), 1}, data...)
 	}
-	n := BuildTCP(b, g.src, g.dst, g.sport, g.dport, g.seq, g.ack, g.flags, g.ttl, data)
+	n := BuildTCP(b, TCPSegment{Src: g.src, Dst: g.dst, SrcPort: g.sport, DstPort: g.dport, Seq: g.seq, Ack: g.ack, Flags: g.flags, TTL: g.ttl, Payload: data})
 	t := TCP(b[IPv4MinLen:n])
 	if g.wscale >= 0 {
 		t[12] = (TCPMinLen + 4) / 4 << 4
@@ -862,7 +862,7 @@ func mBuildTCP(b []byte, g *gpkt) int {
 func mBuild(b []byte, proto uint8, src, dst uint32, sport, dport uint16, flags, icmpType, ttl uint8, payload []byte) int {
 	switch proto {
 	case ProtoTCP:
-		return BuildTCP(b, src, dst, sport, dport, 7777, 1, flags, ttl, payload)
+		return BuildTCP(b, TCPSegment{Src: src, Dst: dst, SrcPort: sport, DstPort: dport, Seq: 7777, Ack: 1, Flags: flags, TTL: ttl, Payload: payload})
 	case ProtoUDP:
 		return BuildUDP(b, src, dst, sport, dport, ttl, payload)
 	}

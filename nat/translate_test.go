@@ -107,7 +107,7 @@ func (p pkt) build(t testing.TB) []byte {
 	var n int
 	switch p.proto {
 	case ProtoTCP:
-		n = BuildTCP(b, p.src, p.dst, p.sport, p.dport, 1000, 0, p.flags, ttl, p.payload)
+		n = BuildTCP(b, TCPSegment{Src: p.src, Dst: p.dst, SrcPort: p.sport, DstPort: p.dport, Seq: 1000, Flags: p.flags, TTL: ttl, Payload: p.payload})
 	case ProtoUDP:
 		n = BuildUDP(b, p.src, p.dst, p.sport, p.dport, ttl, p.payload)
 		if p.zeroUDPCsum {
@@ -767,10 +767,10 @@ func TestResetOnIdle(t *testing.T) {
 			// SYN-ACK from the server acknowledging 1001, then the client's
 			// ACK acknowledging 5001.
 			sa := make([]byte, 128)
-			n := BuildTCP(sa, server, fe1, 80, out.sport, 5000, 1001, TCPFlagSYN|TCPFlagACK, 64, nil)
+			n := BuildTCP(sa, TCPSegment{Src: server, Dst: fe1, SrcPort: 80, DstPort: out.sport, Seq: 5000, Ack: 1001, Flags: TCPFlagSYN | TCPFlagACK, TTL: 64})
 			require.Equal(t, VerdictForward, tr.Inbound(sa[:n], 1000))
 			ack := make([]byte, 128)
-			n = BuildTCP(ack, memberA, server, 41000, 80, 1001, 5001, TCPFlagACK, 64, nil)
+			n = BuildTCP(ack, TCPSegment{Src: memberA, Dst: server, SrcPort: 41000, DstPort: 80, Seq: 1001, Ack: 5001, Flags: TCPFlagACK, TTL: 64})
 			require.Equal(t, VerdictForward, tr.Outbound(ack[:n], 1001))
 
 			// A UDP flow idling out is never reset.
