@@ -8,8 +8,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/natgw/natgw/mgmt/config"
-	"github.com/natgw/natgw/mgmt/config/configtest"
 	"github.com/natgw/natgw/nat"
 )
 
@@ -23,17 +21,16 @@ var (
 // added to the policy and the inside hosts' MACs known.
 func newHairpinGateway(t *testing.T, workers int) *fakeGateway {
 	t.Helper()
-	c := testConfig()
-	c.Instances = []config.Instance{{Private: "10.0.3.7", Public: "198.19.1.50", Inbound: []string{"udp/*"}}}
-	p, err := nat.Compile(configtest.Parse(t, c), nil)
-	require.NoError(t, err)
-	var holder nat.PolicyHolder
-	holder.Store(p)
+	s := testSpec()
+	s.Instances = []nat.InstanceSpec{{Private: instPriv, Public: instPub,
+		Inbound: []nat.PortRule{{Proto: nat.ProtoUDP, Lo: 0, Hi: 0xFFFF}}}}
+	holder := holderOf(compileSpec(t, s, nil))
 	tb := &fakeGateway{in: NewFakePort("in", macIn, workers+1), out: NewFakePort("out", macOut, workers+1)}
 	start := time.Now()
+	var err error
 	tb.rt, err = NewRuntime(RuntimeConfig{
 		Clock:   func() nat.Tick { return nat.Tick(time.Since(start)/time.Millisecond+1) + nat.Tick(tb.skew.Load()) },
-		Workers: workers, Ports: [NumPorts]Port{tb.in, tb.out}, Policy: &holder, FlowCapacity: 4096,
+		Workers: workers, Ports: [NumPorts]Port{tb.in, tb.out}, Policy: holder, FlowCapacity: 4096,
 		Static: []StaticNeighbor{{Addr: gateway, MAC: macGw}, {Addr: instPriv, MAC: macInst}, {Addr: member, MAC: macHost}},
 		Log:    slog.New(slog.DiscardHandler),
 	})

@@ -9,27 +9,25 @@ import (
 	"testing"
 	"time"
 
-	"github.com/natgw/natgw/mgmt/config"
-	"github.com/natgw/natgw/mgmt/config/configtest"
 	"github.com/natgw/natgw/nat"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// queryTestConfig is a small appliance: the example configuration
-// (configtest) with one pool member, 10.0.1.4, with a block of block
-// ports, default SNAT for the rest of 10.0.0.0/16, no instance or deny
-// rule, and no per-host limit (the tests open many flows from a few
-// hosts).
-func queryTestConfig(workers, capacity, block int, udp string) *config.Config {
-	c := configtest.Example()
-	c.Dataplane.Workers, c.Dataplane.FlowCapacity = workers, capacity
-	c.Timeouts.UDP = configtest.Duration(udp)
-	c.Pools[0].Members, c.Pools[0].PortsPerMember = []string{"10.0.1.4"}, block
-	c.DefaultSNAT.Sources = []string{"10.0.0.0/16"}
-	c.Instances, c.Deny = nil, nil
-	c.Limits.HostFlowPercent = 100
-	return c
+// queryTestSpec is a small appliance: one pool member with a block of
+// block ports, default SNAT for the rest of 10.0.0.0/16, UDP flows idle
+// out after udp. The tests open many flows from a few hosts: no per-host
+// limit.
+func queryTestSpec(workers, block int, udp time.Duration) nat.PolicySpec {
+	s := testSpec()
+	s.Timeouts.UDP = nat.TickFromDuration(udp)
+	s.HostFlowPercent = 100
+	feDefault := a4("198.19.1.20")
+	s.Frontends = append(s.Frontends, feDefault)
+	s.Pools[0].Members, s.Pools[0].PortsPerMember = []uint32{member}, block
+	s.DefaultSNAT = &nat.DefaultSNATSpec{Sources: []nat.Prefix{{Addr: a4("10.0.0.0"), Bits: 16}},
+		Frontends: []uint32{feDefault}, PortsPerMember: 1024, Workers: workers}
+	return s
 }
 
 // testClock is a clock the test moves.
@@ -47,10 +45,9 @@ type testRuntime struct {
 	ports  [NumPorts]*FakePort
 }
 
-func newTestRuntime(t testing.TB, workers, capacity, block int, udp string) *testRuntime {
+func newTestRuntime(t testing.TB, workers, capacity, block int, udp time.Duration) *testRuntime {
 	t.Helper()
-	p, err := nat.Compile(configtest.Parse(t, queryTestConfig(workers, capacity, block, udp)), nil)
-	require.NoError(t, err)
+	p := compileSpec(t, queryTestSpec(workers, block, udp), nil)
 	tr := &testRuntime{clock: &testClock{}, policy: &nat.PolicyHolder{}}
 	tr.clock.t.Store(1)
 	tr.policy.Store(p)
@@ -59,6 +56,7 @@ func newTestRuntime(t testing.TB, workers, capacity, block int, udp string) *tes
 		tr.ports[i] = NewFakePort(PortName(uint8(i)), [6]byte{2, 0, 0, 0, 0, byte(i + 1)}, workers+1)
 		ports[i] = tr.ports[i]
 	}
+	var err error
 	tr.Runtime, err = NewRuntime(RuntimeConfig{Workers: workers, Ports: ports, Policy: tr.policy,
 		FlowCapacity: capacity, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Clock: tr.clock.Now})
 	require.NoError(t, err)
@@ -113,7 +111,7 @@ var (
 )
 
 func TestQueries(t *testing.T) {
-	tr := newTestRuntime(t, 2, 4*QueryChunk+100, 8, "4m")
+	tr := newTestRuntime(t, 2, 4*QueryChunk+100, 8, 4*time.Minute)
 	for i := range 8 {
 		tr.addFlow(t, qMember, qServer1, uint16(5000+i), 53)
 		tr.addFlow(t, qMember, qServer2, uint16(5000+i), 53)
@@ -186,7 +184,7 @@ func TestQueries(t *testing.T) {
 // TestQueryChunks checks that a worker serves a query over several polls,
 // QueryChunk flow slots at a time.
 func TestQueryChunks(t *testing.T) {
-	tr := newTestRuntime(t, 1, 3*QueryChunk, 1024, "4m")
+	tr := newTestRuntime(t, 1, 3*QueryChunk, 1024, 4*time.Minute)
 	q := NewMappingQuery(qMember)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -205,7 +203,7 @@ func TestQueryChunks(t *testing.T) {
 // ErrWorkerBusy, is dropped at the worker's next poll, and that the slot
 // then serves the next query.
 func TestQueryDeadline(t *testing.T) {
-	tr := newTestRuntime(t, 1, 1000, 1024, "4m")
+	tr := newTestRuntime(t, 1, 1000, 1024, 4*time.Minute)
 	tr.addFlow(t, qMember, qServer1, 5000, 53)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
@@ -237,7 +235,7 @@ func TestUtilization(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tr := newTestRuntime(t, 1, 1000, 8, "4m")
+			tr := newTestRuntime(t, 1, 1000, 8, 4*time.Minute)
 			w := tr.Workers[0]
 			for i := range tt.flows {
 				tr.addFlow(t, qMember, qServer1, uint16(5000+i), 53)
@@ -298,7 +296,7 @@ func TestPortSet(t *testing.T) {
 // TestServeQueriesNoAllocs checks that serving a query chunk and a scan
 // chunk allocates nothing.
 func TestServeQueriesNoAllocs(t *testing.T) {
-	tr := newTestRuntime(t, 1, 1<<20, 1024, "4m")
+	tr := newTestRuntime(t, 1, 1<<20, 1024, 4*time.Minute)
 	w := tr.Workers[0]
 	for i := range 100 {
 		tr.addFlow(t, qMember, qServer1, uint16(5000+i), 53)
@@ -317,7 +315,7 @@ func BenchmarkServeQueries(b *testing.B) {
 	// case of one poll. The cursor is rewound so a pass never completes;
 	// the snapshot a completed pass publishes (4 small allocations every
 	// UtilizationInterval) is not part of the per-poll cost.
-	tr := newTestRuntime(b, 1, 2*QueryChunk, 1024, "4m")
+	tr := newTestRuntime(b, 1, 2*QueryChunk, 1024, 4*time.Minute)
 	w := tr.Workers[0]
 	for i := range QueryChunk {
 		tr.addFlow(b, qMember, qServer1+uint32(i/512), uint16(5000+i%512), 53)
@@ -347,7 +345,7 @@ func qAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
 // not by the client's limit alone: before, a limit of MaxQueryFlows made
 // every worker's buffer MaxQueryFlows flows long whatever the table held.
 func TestFlowsQueryBuffers(t *testing.T) {
-	tr := newTestRuntime(t, 2, 4*QueryChunk, 8, "4m")
+	tr := newTestRuntime(t, 2, 4*QueryChunk, 8, 4*time.Minute)
 	for i := range 8 {
 		tr.addFlow(t, qMember, qServer1, uint16(5000+i), 53)
 		tr.addFlow(t, qMember, qServer2, uint16(5000+i), 53)
@@ -369,7 +367,7 @@ func TestFlowsQueryBuffers(t *testing.T) {
 		assert.Equal(t, 5, cap(q.Flows), "the limit still bounds the buffer")
 	}
 
-	small := newTestRuntime(t, 1, 100, 8, "4m")
+	small := newTestRuntime(t, 1, 100, 8, 4*time.Minute)
 	for _, q := range small.flowsQueries(0, false, MaxQueryFlows) {
 		assert.Equal(t, 100, cap(q.Flows), "the table's capacity bounds the buffer")
 	}

@@ -8,8 +8,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/natgw/natgw/mgmt/config"
-	"github.com/natgw/natgw/mgmt/config/configtest"
 	"github.com/natgw/natgw/nat"
 )
 
@@ -23,33 +21,32 @@ var (
 	insideAddr  = a4("10.0.0.1")
 )
 
-// sourceCheckConfig is testConfig with two workers, default SNAT for
-// 10.0.0.0/8 (512-port blocks on fe-default) and a routed prefix
-// 10.7.0.0/16 through 10.0.0.254; sourceCheck is inside.source_check.
-func sourceCheckConfig(sourceCheck bool) *config.Config {
-	c := testConfig()
-	c.Dataplane.Workers = 2
-	c.Inside.SourceCheck = &sourceCheck
-	c.Inside.Routed = []config.RoutedPrefix{{Prefix: "10.7.0.0/16", Via: "10.0.0.254"}}
-	c.Frontends = configtest.Example().Frontends
-	c.DefaultSNAT = &config.DefaultSNAT{Sources: []string{"10.0.0.0/8"}, Frontends: []string{"fe-default"}, PortsPerMember: 512}
-	return c
+// sourceCheckSpec is testSpec with two workers, default SNAT for
+// 10.0.0.0/8 and a routed prefix 10.7.0.0/16 through 10.0.0.254; check
+// is inside.source_check.
+func sourceCheckSpec(check bool) nat.PolicySpec {
+	s := testSpec()
+	s.SourceCheck = check
+	s.Routed = []nat.RoutedPrefix{{Prefix: nat.Prefix{Addr: a4("10.7.0.0"), Bits: 16}, Via: routerIn}}
+	feDefault := a4("198.19.1.20")
+	s.Frontends = append(s.Frontends, feDefault)
+	s.DefaultSNAT = &nat.DefaultSNATSpec{Sources: []nat.Prefix{{Addr: a4("10.0.0.0"), Bits: 8}},
+		Frontends: []uint32{feDefault}, PortsPerMember: 512, Workers: 2}
+	return s
 }
 
-// newSourceCheckGateway is a two-worker runtime on fake ports running
-// sourceCheckConfig, with the gateway and the pool member 10.0.1.4 as
+// newSourceCheckTestbed is a two-worker runtime on fake ports running
+// sourceCheckSpec(check), with the gateway and the pool member 10.0.1.4 as
 // static (so confirmed) neighbours.
-func newSourceCheckGateway(t *testing.T, sourceCheck bool) *fakeGateway {
+func newSourceCheckTestbed(t *testing.T, check bool) *fakeGateway {
 	t.Helper()
-	p, err := nat.Compile(configtest.Parse(t, sourceCheckConfig(sourceCheck)), nil)
-	require.NoError(t, err)
-	var holder nat.PolicyHolder
-	holder.Store(p)
+	holder := holderOf(compileSpec(t, sourceCheckSpec(check), nil))
 	tb := &fakeGateway{in: NewFakePort("in", macIn, 3), out: NewFakePort("out", macOut, 3)}
 	start := time.Now()
+	var err error
 	tb.rt, err = NewRuntime(RuntimeConfig{
 		Clock:   func() nat.Tick { return nat.Tick(time.Since(start)/time.Millisecond+1) + nat.Tick(tb.skew.Load()) },
-		Workers: 2, Ports: [NumPorts]Port{tb.in, tb.out}, Policy: &holder, FlowCapacity: 4096,
+		Workers: 2, Ports: [NumPorts]Port{tb.in, tb.out}, Policy: holder, FlowCapacity: 4096,
 		Static: []StaticNeighbor{{Addr: gateway, MAC: macGw}, {Addr: member, MAC: macHost}},
 		Log:    slog.New(slog.DiscardHandler),
 	})
@@ -87,7 +84,7 @@ func ipv4Frames(frames [][]byte) int {
 // another MAC than the one confirmed for it open no flow and take none of
 // its ports (spoofed); the member's own frames beside them work.
 func TestSpoofedPoolMember(t *testing.T) {
-	tb := newSourceCheckGateway(t, true)
+	tb := newSourceCheckTestbed(t, true)
 	for i := range 40 {
 		tb.in.Inject(i%2, udpFrame(t, macIn, macAttacker, member, server, uint16(30000+i), 53, 64))
 	}
@@ -110,7 +107,7 @@ func TestSpoofedPoolMember(t *testing.T) {
 // the same address from another MAC is refused. 63 never-answering
 // spoofed sources take no block.
 func TestDefaultSNATNeedsARP(t *testing.T) {
-	tb := newSourceCheckGateway(t, true)
+	tb := newSourceCheckTestbed(t, true)
 	tb.in.Inject(0, udpFrame(t, macIn, macDflt, dfltHost, server, 5000, 53, 64))
 	for i := range 63 {
 		tb.in.Inject(1, udpFrame(t, macIn, macAttacker, dfltHost+uint32(100+i), server, 5000, 53, 64))
@@ -152,7 +149,7 @@ func TestDefaultSNATNeedsARP(t *testing.T) {
 // a routed prefix is refused; a routed prefix's hosts pass from their
 // router's confirmed MAC and only from it.
 func TestSourcesOutsideTheInside(t *testing.T) {
-	tb := newSourceCheckGateway(t, true)
+	tb := newSourceCheckTestbed(t, true)
 	tb.in.Inject(0, udpFrame(t, macIn, macAttacker, a4("10.8.1.1"), server, 5000, 53, 64))
 	tb.in.Inject(0, udpFrame(t, macIn, macRouter, routedHost, server, 5000, 53, 64))
 	tb.poll()
@@ -172,7 +169,7 @@ func TestSourcesOutsideTheInside(t *testing.T) {
 // TestSourceCheckOffAdmitsAll: with inside.source_check = false the same
 // spoofed frames are translated (what the check prevents).
 func TestSourceCheckOffAdmitsAll(t *testing.T) {
-	tb := newSourceCheckGateway(t, false)
+	tb := newSourceCheckTestbed(t, false)
 	tb.in.Inject(0, udpFrame(t, macIn, macAttacker, member, server, 30000, 53, 64))
 	tb.in.Inject(0, udpFrame(t, macIn, macAttacker, dfltHost+100, server, 5000, 53, 64))
 	tb.poll()
