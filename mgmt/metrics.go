@@ -289,5 +289,8 @@ func newRegistry(s *Server) *prometheus.Registry {
 	reg.MustRegister(newCollector(s),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if s.o.History != nil {
+		reg.MustRegister(newHistoryCollector(s.o.History))
+	}
 	return reg
 }
