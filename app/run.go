@@ -63,6 +63,8 @@ type appliance struct {
 	reloader *mgmt.Reloader
 	// api is the management server (nil when it is not started).
 	api *mgmt.Server
+	// natlog is NAT event logging (app/natlog.go).
+	natlog *natLog
 }
 
 // runAppliance loads the configuration, starts the dataplane and runs until
@@ -135,13 +137,21 @@ func startAppliance(path string, log *slog.Logger) (*appliance, error) {
 		return nil, err
 	}
 	a.rt.Start()
+	if a.natlog, err = startNatLog(c, p, log); err != nil {
+		a.rt.Stop()
+		a.closePorts()
+		return nil, err
+	}
 	source := path
 	if abs, err := filepath.Abs(path); err == nil {
 		source = abs // /v1/status names the file whatever the working directory
 	}
 	a.reloader = mgmt.NewReloader(mgmt.ReloadOptions{
 		Path: source, Policy: &a.policy, Check: restartNeeded, Log: log,
-		Apply: func(p *nat.Policy) { a.rt.Manager.SetStatic(staticNeighbors(p.Config)) },
+		Apply: func(p *nat.Policy) {
+			a.rt.Manager.SetStatic(staticNeighbors(p.Config))
+			a.natlog.apply(p)
+		},
 	})
 	a.api, err = mgmt.NewServer(mgmt.Options{
 		Listen: c.Mgmt.Listen, Token: token, Runtime: a.rt, Ports: a.ports, Policy: &a.policy,
@@ -152,6 +162,7 @@ func startAppliance(path string, log *slog.Logger) (*appliance, error) {
 	}
 	if err != nil {
 		a.rt.Stop()
+		a.natlog.close()
 		a.closePorts()
 		return nil, err
 	}
@@ -232,6 +243,7 @@ func (a *appliance) close() {
 		a.api.Close()
 	}
 	a.rt.Stop()
+	a.natlog.close()
 	a.closePorts()
 	a.log.Info("natgw stopped cleanly")
 }
