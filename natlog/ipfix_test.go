@@ -116,8 +116,8 @@ func TestIPFIXDataMessage(t *testing.T) {
 		0x00, 0x00, 0x00, 0x01,
 		0x01, 0x00, 0x00, 0x36, // set 256, length 54: 4 + 2*25
 	}
-	want = append(want, blockRec(16)...) // port block allocation
-	want = append(want, blockRec(17)...) // port block de-allocation
+	want = append(want, blockRec(16)...)        // port block allocation
+	want = append(want, blockRec(17)...)        // port block de-allocation
 	want = append(want, 0x01, 0x03, 0x00, 0x21) // set 259, length 33: 4 + 29
 	want = append(want, ms...)
 	want = append(want,
