@@ -136,12 +136,11 @@ func startAppliance(path string, log *slog.Logger) (*appliance, error) {
 		a.closePorts()
 		return nil, err
 	}
-	a.rt.Start()
-	if a.natlog, err = startNatLog(c, p, log); err != nil {
-		a.rt.Stop()
+	if a.natlog, err = startNatLog(c, p, a.rt, log); err != nil {
 		a.closePorts()
 		return nil, err
 	}
+	a.rt.Start()
 	source := path
 	if abs, err := filepath.Abs(path); err == nil {
 		source = abs // /v1/status names the file whatever the working directory
@@ -157,6 +156,9 @@ func startAppliance(path string, log *slog.Logger) (*appliance, error) {
 		Listen: c.Mgmt.Listen, Token: token, Runtime: a.rt, Ports: a.ports, Policy: &a.policy,
 		Reloader: a.reloader, Version: version, Driver: c.Dataplane.Driver, Started: a.started, Log: log,
 	})
+	if err == nil {
+		err = a.api.Registry().Register(a.natlog.out)
+	}
 	if err == nil {
 		err = a.api.Start()
 	}

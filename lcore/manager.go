@@ -93,6 +93,10 @@ type Manager struct {
 	MTU [NumPorts]atomic.Int32
 	// Stats are the management core's counters.
 	Stats ManagerStats
+	// OnExhausted, when set (before Run), is called on the management
+	// core for each port exhaustion it logs, with the same rate limit
+	// (NAT event logging's exhaustion events).
+	OnExhausted func(p *nat.Policy, e nat.ExhaustEvent, now time.Time)
 
 	mu       sync.Mutex // guards static (set from the reload path)
 	static   map[uint32][6]byte
@@ -228,7 +232,11 @@ func (m *Manager) drain(now time.Time) int {
 	}
 	pol := m.pol.Load()
 	for _, e := range m.events {
-		e.drain(func(ev nat.ExhaustEvent) { m.exhLog.event(pol, ev, now) })
+		e.drain(func(ev nat.ExhaustEvent) {
+			if m.exhLog.event(pol, ev, now) && m.OnExhausted != nil {
+				m.OnExhausted(pol, ev, now)
+			}
+		})
 	}
 	return work
 }
