@@ -49,6 +49,8 @@ func startNatLog(c *config.Config, p *nat.Policy, rt *lcore.Runtime, log *slog.L
 	n.tracker.Policy(p)
 	n.tracker.Start()
 	rt.Manager.OnExhausted = n.exhausted
+	rt.Manager.OnSession = n.session
+	n.out.WorkerDropped = rt.SessionsDropped
 	go n.watch()
 	return n, nil
 }
@@ -68,6 +70,17 @@ func (n *natLog) apply(p *nat.Policy) {
 func (n *natLog) exhausted(p *nat.Policy, e nat.ExhaustEvent, now time.Time) {
 	n.out.Record(natlog.Record{Time: now, Event: natlog.EventPortsExhausted, Proto: e.Proto,
 		Private: e.Private, Remote: e.Remote, RemotePort: e.RemotePort, Pool: p.PoolName(e.Scope)})
+}
+
+// session exports a worker's session event (on the management core).
+func (n *natLog) session(e *lcore.SessionEvent) {
+	r := natlog.Record{Time: n.rt.WallTime(e.Time), Event: natlog.EventSessionCreate, Proto: e.Proto,
+		Private: e.Priv, PrivatePort: e.PrivPort, Public: e.Pub, PublicPort: e.PubPort,
+		Remote: e.Remote, RemotePort: e.RemotePort}
+	if e.Reason != nat.SessionCreated {
+		r.Event, r.Reason = natlog.EventSessionDelete, natlog.EndReasonOf(e.Reason)
+	}
+	n.out.Record(r)
 }
 
 // watch exports a flow-table-full event when the workers' flow_table_full

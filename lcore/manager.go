@@ -97,6 +97,12 @@ type Manager struct {
 	// core for each port exhaustion it logs, with the same rate limit
 	// (NAT event logging's exhaustion events).
 	OnExhausted func(p *nat.Policy, e nat.ExhaustEvent, now time.Time)
+	// OnSession, when set (before Run), gets the workers' session events
+	// on the management core (session.go); the event is valid only
+	// during the call.
+	OnSession func(e *SessionEvent)
+	// sessions are the workers' session event rings (session.go).
+	sessions []*SessionRing
 
 	mu       sync.Mutex // guards static (set from the reload path)
 	static   map[uint32][6]byte
@@ -238,7 +244,7 @@ func (m *Manager) drain(now time.Time) int {
 			}
 		})
 	}
-	return work
+	return work + m.drainSessions()
 }
 
 // reset sends a RST to each end of an idle TCP flow whose acknowledgement

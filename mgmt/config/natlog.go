@@ -31,6 +31,12 @@ var DefaultNatLogEvents = []string{"blocks"}
 // Has reports whether events lists the event kind name.
 func (n *NatLog) Has(name string) bool { return slices.Contains(n.Events, name) }
 
+// Exports reports whether events of kind name are exported: listed in
+// events, with a collector to send them to.
+func (n *NatLog) Exports(name string) bool {
+	return (len(n.IPFIX) != 0 || n.Syslog != "") && n.Has(name)
+}
+
 // natLog checks [nat_log]: collector addresses and event names.
 func (v *validator) natLog() {
 	n := &v.c.NatLog
