@@ -63,6 +63,8 @@ type appliance struct {
 	reloader *mgmt.Reloader
 	// api is the management server (nil when it is not started).
 	api *mgmt.Server
+	// natlog is NAT event logging (app/natlog.go).
+	natlog *natLog
 }
 
 // runAppliance loads the configuration, starts the dataplane and runs until
@@ -134,6 +136,10 @@ func startAppliance(path string, log *slog.Logger) (*appliance, error) {
 		a.closePorts()
 		return nil, err
 	}
+	if a.natlog, err = startNatLog(c, p, a.rt, log); err != nil {
+		a.closePorts()
+		return nil, err
+	}
 	a.rt.Start()
 	source := path
 	if abs, err := filepath.Abs(path); err == nil {
@@ -141,17 +147,24 @@ func startAppliance(path string, log *slog.Logger) (*appliance, error) {
 	}
 	a.reloader = mgmt.NewReloader(mgmt.ReloadOptions{
 		Path: source, Policy: &a.policy, Check: restartNeeded, Log: log,
-		Apply: func(p *nat.Policy) { a.rt.Manager.SetStatic(staticNeighbors(p.Config)) },
+		Apply: func(p *nat.Policy) {
+			a.rt.Manager.SetStatic(staticNeighbors(p.Config))
+			a.natlog.apply(p)
+		},
 	})
 	a.api, err = mgmt.NewServer(mgmt.Options{
 		Listen: c.Mgmt.Listen, Token: token, Runtime: a.rt, Ports: a.ports, Policy: &a.policy,
 		Reloader: a.reloader, Version: version, Driver: c.Dataplane.Driver, Started: a.started, Log: log,
 	})
 	if err == nil {
+		err = a.api.Registry().Register(a.natlog.out)
+	}
+	if err == nil {
 		err = a.api.Start()
 	}
 	if err != nil {
 		a.rt.Stop()
+		a.natlog.close()
 		a.closePorts()
 		return nil, err
 	}
@@ -232,6 +245,7 @@ func (a *appliance) close() {
 		a.api.Close()
 	}
 	a.rt.Stop()
+	a.natlog.close()
 	a.closePorts()
 	a.log.Info("natgw stopped cleanly")
 }

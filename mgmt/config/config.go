@@ -174,19 +174,3 @@ type Limits struct {
 	// the inside opens.
 	InboundFlowPercent int `toml:"inbound_flow_percent"`
 }
-
-// NatLog is the [nat_log] section: NAT event logging and the attribution
-// history (issue 16).
-type NatLog struct {
-	// History is the path of the attribution history's store (a bbolt
-	// file, created if missing); empty: no history is kept. Changing it
-	// needs a restart.
-	History string `toml:"history"`
-	// Retention is how long the history keeps an ended holding
-	// ("180d", "720h"); a reload changes it.
-	Retention Duration `toml:"retention"`
-	// HistoryMaxSize bounds the history's data in bytes ("1GiB", "500MB",
-	// or a number of bytes); past it the holdings that ended first are
-	// deleted. A reload changes it.
-	HistoryMaxSize ByteSize `toml:"history_max_size"`
-}

@@ -1,6 +1,9 @@
 package config
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Default values, applied by Parse to keys the file leaves out (and by
 // ApplyDefaults to zero values of a Config built in code).
@@ -99,6 +102,9 @@ func (c *Config) applyDefaults(leftOut func(key string, zero bool) bool) {
 	}
 	if leftOut("limits.inbound_flow_percent", c.Limits.InboundFlowPercent == 0) {
 		c.Limits.InboundFlowPercent = DefaultInboundFlowPercent
+	}
+	if leftOut("nat_log.events", c.NatLog.Events == nil) {
+		c.NatLog.Events = slices.Clone(DefaultNatLogEvents)
 	}
 	defaultDuration(&c.NatLog.Retention, DefaultHistoryRetention)
 	if leftOut("nat_log.history_max_size", c.NatLog.HistoryMaxSize == 0) {

@@ -2,69 +2,74 @@ package config
 
 import (
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// The attribution history's keys of [nat_log].
-func TestNatLogHistory(t *testing.T) {
-	t.Run("defaults", func(t *testing.T) {
-		c, err := Parse([]byte(minimal), "t.toml")
+func TestNatLogParse(t *testing.T) {
+	t.Run("left out: blocks, no collector", func(t *testing.T) {
+		c, err := Parse([]byte(minimal), "test.toml")
 		require.NoError(t, err)
-		assert.Equal(t, "", c.NatLog.History)
-		assert.Equal(t, 180*24*time.Hour, c.NatLog.Retention.Duration)
-		assert.Equal(t, ByteSize(1<<30), c.NatLog.HistoryMaxSize)
+		assert.Equal(t, []string{"blocks"}, c.NatLog.Events)
+		assert.Empty(t, c.NatLog.IPFIX)
+		assert.Empty(t, c.NatLog.Syslog)
 	})
-	for _, tc := range []struct {
-		retention, size string
-		wantRet         time.Duration
-		wantSize        ByteSize
-	}{
-		{`"90d"`, `"512MiB"`, 90 * 24 * time.Hour, 512 << 20},
-		{`"1d12h"`, `"500MB"`, 36 * time.Hour, 500_000_000},
-		{`"720h"`, `2097152`, 720 * time.Hour, 2 << 20},
-		{`"3650d"`, `"1TiB"`, 3650 * 24 * time.Hour, 1 << 40},
-		{`"1h"`, `"1048576B"`, time.Hour, 1 << 20},
-	} {
-		t.Run("valid "+tc.retention+" "+tc.size, func(t *testing.T) {
-			c, err := Parse([]byte(minimal+"\n[nat_log]\nhistory = \"/var/lib/natgw/attribution.db\"\nretention = "+tc.retention+"\nhistory_max_size = "+tc.size+"\n"), "t.toml")
-			require.NoError(t, err)
-			assert.Equal(t, "/var/lib/natgw/attribution.db", c.NatLog.History)
-			assert.Equal(t, tc.wantRet, c.NatLog.Retention.Duration)
-			assert.Equal(t, tc.wantSize, c.NatLog.HistoryMaxSize)
-		})
-	}
-	for _, tc := range []struct {
-		name, section, key, msg string
-	}{
-		{"relative path", `history = "attribution.db"`, "nat_log.history", "absolute path"},
-		{"directory", `history = "/var/lib/natgw/"`, "nat_log.history", "absolute path"},
-		{"retention without unit", `retention = 10`, "nat_log.retention", "unit"},
-		{"retention not a duration", `retention = "half a year"`, "nat_log.retention", "not a duration"},
-		{"retention too short", `retention = "10m"`, "nat_log.retention", "1h to 3650d"},
-		{"retention too long", `retention = "3651d"`, "nat_log.retention", "1h to 3650d"},
-		{"retention negative", `retention = "-1h"`, "nat_log.retention", "1h to 3650d"},
-		{"size unit unknown", `history_max_size = "1 furlong"`, "nat_log.history_max_size", "not a size"},
-		{"size fraction", `history_max_size = "1.5GiB"`, "nat_log.history_max_size", "not a size"},
-		{"size too small", `history_max_size = "1KiB"`, "nat_log.history_max_size", "1MiB to 1TiB"},
-		{"size too large", `history_max_size = "2TiB"`, "nat_log.history_max_size", "1MiB to 1TiB"},
-		{"size zero", `history_max_size = 0`, "nat_log.history_max_size", "1MiB to 1TiB"},
-		{"unknown key", `histroy = "/x"`, "nat_log.histroy", `did you mean "history"`},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse([]byte(minimal+"\n[nat_log]\n"+tc.section+"\n"), "t.toml")
-			errs := requireErrors(t, err)
-			assert.Equal(t, tc.key, errs[0].Key, "%v", err)
-			assert.Contains(t, errs[0].Msg, tc.msg)
-		})
-	}
+	t.Run("everything", func(t *testing.T) {
+		c, err := Parse([]byte(minimal+`
+[nat_log]
+ipfix = ["192.0.2.10:4739", "collector.example:2055"]
+syslog = "tcp://192.0.2.11:6514"
+events = ["blocks", "sessions", "exhaustion"]
+`), "test.toml")
+		require.NoError(t, err)
+		assert.Equal(t, []string{"192.0.2.10:4739", "collector.example:2055"}, c.NatLog.IPFIX)
+		assert.Equal(t, "tcp://192.0.2.11:6514", c.NatLog.Syslog)
+		assert.True(t, c.NatLog.Has("sessions"))
+	})
+	t.Run("unknown key and empty events", func(t *testing.T) {
+		_, err := Parse([]byte(minimal+`
+[nat_log]
+ipfx = ["192.0.2.10:4739"]
+events = []
+`), "test.toml")
+		errs := requireErrors(t, err)
+		assert.Equal(t, []string{"nat_log.ipfx", "nat_log.events"}, errs.Keys())
+	})
 }
 
-func TestByteSizeString(t *testing.T) {
-	assert.Equal(t, "1GiB", ByteSize(1<<30).String())
-	assert.Equal(t, "1536MiB", ByteSize(1536<<20).String())
-	assert.Equal(t, "500000KiB", ByteSize(500_000*1024).String())
-	assert.Equal(t, "1000B", ByteSize(1000).String())
+func TestNatLogValidate(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		n    NatLog
+		keys []string
+		msg  string
+	}{
+		{"valid", NatLog{IPFIX: []string{"192.0.2.1:4739", "[2001:db8::1]:4739"}, Syslog: "udp://192.0.2.2:514", Events: []string{"blocks"}}, nil, ""},
+		{"no port", NatLog{IPFIX: []string{"192.0.2.1"}, Events: []string{"blocks"}}, []string{"nat_log.ipfix[0]"}, "not host:port"},
+		{"port 0", NatLog{IPFIX: []string{"192.0.2.1:0"}, Events: []string{"blocks"}}, []string{"nat_log.ipfix[0]"}, "port"},
+		{"port name", NatLog{IPFIX: []string{"192.0.2.1:ipfix"}, Events: []string{"blocks"}}, []string{"nat_log.ipfix[0]"}, "port"},
+		{"no host", NatLog{IPFIX: []string{":4739"}, Events: []string{"blocks"}}, []string{"nat_log.ipfix[0]"}, "no host"},
+		{"twice", NatLog{IPFIX: []string{"192.0.2.1:4739", "192.0.2.1:4739"}, Events: []string{"blocks"}}, []string{"nat_log.ipfix[1]"}, "twice"},
+		{"syslog scheme", NatLog{Syslog: "192.0.2.2:514", Events: []string{"blocks"}}, []string{"nat_log.syslog"}, "udp://host:port"},
+		{"syslog tls", NatLog{Syslog: "tls://192.0.2.2:6514", Events: []string{"blocks"}}, []string{"nat_log.syslog"}, "udp://host:port"},
+		{"syslog port", NatLog{Syslog: "tcp://192.0.2.2:99999", Events: []string{"blocks"}}, []string{"nat_log.syslog"}, "port"},
+		{"event unknown", NatLog{Events: []string{"blocks", "flows"}}, []string{"nat_log.events[1]"}, `"flows": must be one of`},
+		{"event twice", NatLog{Events: []string{"sessions", "sessions"}}, []string{"nat_log.events[1]"}, "twice"},
+		{"events empty", NatLog{Events: []string{}}, []string{"nat_log.events"}, "at least one"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := loadExample(t)
+			c.NatLog = tt.n
+			c.ApplyDefaults() // the history's retention and size bound
+			err := c.Validate()
+			if tt.keys == nil {
+				assert.NoError(t, err)
+				return
+			}
+			errs := requireErrors(t, err)
+			assert.Equal(t, tt.keys, errs.Keys())
+			assert.Contains(t, errs[0].Error(), tt.msg)
+		})
+	}
 }

@@ -676,8 +676,8 @@ func (v *validator) limits() {
 	}
 }
 
-// natLog checks the attribution history's keys of [nat_log].
-func (v *validator) natLog() {
+// natLogHistory checks the attribution history's keys of [nat_log].
+func (v *validator) natLogHistory() {
 	n := &v.c.NatLog
 	if n.History != "" && (!filepath.IsAbs(n.History) || strings.HasSuffix(n.History, "/")) {
 		v.addf("nat_log.history", "%q: write the absolute path of a file, like \"/var/lib/natgw/attribution.db\"", n.History)
