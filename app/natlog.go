@@ -1,10 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
 	"time"
 
+	"github.com/natgw/natgw/attrib"
 	"github.com/natgw/natgw/lcore"
 	"github.com/natgw/natgw/mgmt/config"
 	"github.com/natgw/natgw/nat"
@@ -34,8 +36,9 @@ type natLog struct {
 
 // startNatLog starts NAT event logging for the first configuration c
 // and its policy p, before the runtime starts (it sets the management
-// core's exhaustion hook).
-func startNatLog(c *config.Config, p *nat.Policy, rt *lcore.Runtime, log *slog.Logger) (*natLog, error) {
+// core's exhaustion hook). history, when not nil, is the attribution
+// history: a sink of block events too.
+func startNatLog(c *config.Config, p *nat.Policy, rt *lcore.Runtime, log *slog.Logger, history *attrib.Store) (*natLog, error) {
 	n := &natLog{log: log, rt: rt, capacity: c.Dataplane.FlowCapacity, out: natlog.NewOutput(log),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	n.hostname, _ = os.Hostname()
@@ -45,8 +48,21 @@ func startNatLog(c *config.Config, p *nat.Policy, rt *lcore.Runtime, log *slog.L
 	// The sinks of block events, in delivery order. Each must return
 	// quickly: they run on the tracker's goroutine.
 	sinks := natlog.Fanout{n.out}
+	if history != nil {
+		sinks = append(sinks, history)
+	}
 	n.tracker = natlog.NewTracker(natlog.TrackerOptions{Sink: sinks})
 	n.tracker.Policy(p)
+	if history != nil {
+		// Deliver the start's holdings before the Tracker's goroutine
+		// runs (one Step, on this goroutine, before Start: never both
+		// at once), then let the history close what a crash left open
+		// and this start did not announce again.
+		n.tracker.Step()
+		if err := history.Started(); err != nil {
+			return nil, fmt.Errorf("nat_log.history: %w", err)
+		}
+	}
 	n.tracker.Start()
 	rt.Manager.OnExhausted = n.exhausted
 	rt.Manager.OnSession = n.session

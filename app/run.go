@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/natgw/natgw/attrib"
 	"github.com/natgw/natgw/lcore"
 	"github.com/natgw/natgw/mgmt"
 	"github.com/natgw/natgw/mgmt/config"
@@ -65,6 +66,8 @@ type appliance struct {
 	api *mgmt.Server
 	// natlog is NAT event logging (app/natlog.go).
 	natlog *natLog
+	// history is the attribution history (nil without nat_log.history).
+	history *attrib.Store
 }
 
 // runAppliance loads the configuration, starts the dataplane and runs until
@@ -136,7 +139,12 @@ func startAppliance(path string, log *slog.Logger) (*appliance, error) {
 		a.closePorts()
 		return nil, err
 	}
-	if a.natlog, err = startNatLog(c, p, a.rt, log); err != nil {
+	if a.history, err = openHistory(c, log); err != nil {
+		a.closePorts()
+		return nil, err
+	}
+	if a.natlog, err = startNatLog(c, p, a.rt, log, a.history); err != nil {
+		a.closeHistory()
 		a.closePorts()
 		return nil, err
 	}
@@ -150,11 +158,13 @@ func startAppliance(path string, log *slog.Logger) (*appliance, error) {
 		Apply: func(p *nat.Policy) {
 			a.rt.Manager.SetStatic(staticNeighbors(p.Config))
 			a.natlog.apply(p)
+			a.applyHistory(p.Config)
 		},
 	})
 	a.api, err = mgmt.NewServer(mgmt.Options{
 		Listen: c.Mgmt.Listen, Token: token, Runtime: a.rt, Ports: a.ports, Policy: &a.policy,
 		Reloader: a.reloader, Version: version, Driver: c.Dataplane.Driver, Started: a.started, Log: log,
+		History: a.history,
 	})
 	if err == nil {
 		err = a.api.Registry().Register(a.natlog.out)
@@ -165,6 +175,7 @@ func startAppliance(path string, log *slog.Logger) (*appliance, error) {
 	if err != nil {
 		a.rt.Stop()
 		a.natlog.close()
+		a.closeHistory()
 		a.closePorts()
 		return nil, err
 	}
@@ -207,6 +218,9 @@ func restartNeeded(old, c *config.Config) error {
 	if old.Inside.Port != c.Inside.Port || old.Outside.Port != c.Outside.Port {
 		errs = append(errs, errors.New("inside.port/outside.port: changing a port needs a restart"))
 	}
+	if old.NatLog.History != c.NatLog.History {
+		errs = append(errs, errors.New("nat_log.history: changing the attribution history's path needs a restart"))
+	}
 	if old.Mgmt != c.Mgmt {
 		errs = append(errs, errors.New("mgmt: changing listen, token_file or allow_insecure needs a restart"))
 	}
@@ -246,6 +260,7 @@ func (a *appliance) close() {
 	}
 	a.rt.Stop()
 	a.natlog.close()
+	a.closeHistory() // after natlog: its last events release every block
 	a.closePorts()
 	a.log.Info("natgw stopped cleanly")
 }
