@@ -262,6 +262,28 @@ func TestOverlappingIntervals(t *testing.T) {
 	assert.Equal(t, []string{"10.0.9.9", "10.0.8.8"}, who(t, s, pub, 1500, t0.Add(150*time.Minute)))
 }
 
+// A holding that begins before the ended ones of its range (the clock went
+// back) and goes on: the ended ones' running maximum of ends must take it
+// in, or a walk back from a later time stops before reaching it.
+func TestEarlierOpenHoldingAfterEndedOnes(t *testing.T) {
+	clk := &clock{t: t0}
+	s := openStore(t, filepath.Join(t.TempDir(), "h.db"), clk, Options{})
+	defer s.Close()
+	const pub = "198.19.1.11"
+	for i := range 5 {
+		start := t0.Add(time.Duration(i+1) * time.Minute)
+		private := fmt.Sprintf("10.0.4.%d", i+1)
+		s.Block(ev(natlog.BlockAssigned, natlog.ScopePool, "web", private, pub, 1024, 2047, start, 1))
+		s.Block(ev(natlog.BlockReleased, natlog.ScopePool, "web", private, pub, 1024, 2047, start.Add(30*time.Second), 1))
+	}
+	flush(t, s)
+	assert.Empty(t, who(t, s, pub, 1500, t0.Add(10*time.Hour)))
+	s.Block(ev(natlog.BlockAssigned, natlog.ScopePool, "web", "10.0.4.99", pub, 1024, 2047, t0.Add(30*time.Second), 2))
+	flush(t, s)
+	assert.Equal(t, []string{"10.0.4.99"}, who(t, s, pub, 1500, t0.Add(10*time.Hour)))
+	assert.Equal(t, []string{"10.0.4.99", "10.0.4.3"}, who(t, s, pub, 1500, t0.Add(3*time.Minute+10*time.Second)))
+}
+
 func TestReleaseWithoutAssignmentIsCounted(t *testing.T) {
 	clk := &clock{t: t0}
 	s := openStore(t, filepath.Join(t.TempDir(), "h.db"), clk, Options{})
