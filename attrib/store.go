@@ -119,11 +119,13 @@ type Stats struct {
 	// DataBytes is the file's size less bbolt's free pages, at the last
 	// commit: what the size bound applies to.
 	DataBytes int64
-	// RecordsWritten counts interval records written: opened and closed.
+	// RecordsWritten counts interval records written: opened, closed, or
+	// adopted after a crash.
 	RecordsWritten uint64
 	// WriteErrors counts transactions that failed (their events are lost).
 	WriteErrors uint64
-	// Dropped counts events dropped because the queue was full.
+	// Dropped counts events dropped because the queue was full (or that
+	// came after Close).
 	Dropped uint64
 	// PrunedRetention and PrunedSize count intervals deleted for their age
 	// and for the size bound.
@@ -486,15 +488,19 @@ func (s *Store) apply(batch []message) error {
 	reconciled := s.reconciled
 	s.batchWrote = 0
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		closing := false
 		for _, m := range batch {
 			var err error
-			switch m.kind {
-			case msgEvent:
+			switch {
+			case closing && m.kind == msgEvent:
+				s.dropped.Add(1) // queued after Close: natgw has stopped
+			case m.kind == msgEvent:
 				err = s.applyEvent(tx, m.ev)
-			case msgStarted:
+			case m.kind == msgStarted:
 				err = s.reconcile(tx)
-			case msgClose:
+			case m.kind == msgClose:
 				err = s.closeAll(tx, stamp(s.o.Now()))
+				closing = true
 			}
 			if err != nil {
 				return err

@@ -568,3 +568,36 @@ func kill9Child() {
 	}
 	os.Exit(0)
 }
+
+// Events queued behind Close (natgw stopping) are not recorded: they would
+// open holdings after every holding was closed.
+func TestEventsAfterCloseAreDropped(t *testing.T) {
+	clk := &clock{t: t0}
+	path := filepath.Join(t.TempDir(), "h.db")
+	s := openStore(t, path, clk, Options{})
+	hold := make(chan struct{})
+	s.hold = hold
+	s.Block(ev(natlog.BlockAssigned, natlog.ScopePool, "web", "10.0.1.4", "198.19.1.10", 1024, 2047, t0, 1))
+	for len(s.q) != 0 {
+		time.Sleep(time.Millisecond) // the writer took it and waits on hold
+	}
+	done := make(chan error, 1)
+	s.q <- message{kind: msgClose, done: done}
+	s.q <- message{kind: msgEvent, ev: ev(natlog.BlockAssigned, natlog.ScopePool, "web", "10.0.1.5", "198.19.1.10", 2048, 3071, t0, 1)}
+	clk.Set(t0.Add(time.Hour))
+	close(hold)
+	require.NoError(t, <-done)
+	<-s.stopped
+	s.closed.Store(true)
+	require.NoError(t, s.db.Close())
+	assert.Equal(t, uint64(1), s.Stats().Dropped)
+
+	s = openStore(t, path, clk, Options{})
+	defer s.Close()
+	assert.Equal(t, int64(0), s.Stats().Open)
+	assert.Empty(t, who(t, s, "198.19.1.10", 2500, t0.Add(time.Minute)))
+	hs, err := s.Lookup(ip("198.19.1.10"), 1500, t0.Add(time.Minute))
+	require.NoError(t, err)
+	require.Len(t, hs, 1)
+	assert.Equal(t, ReasonStopped, hs[0].Reason)
+}
