@@ -90,13 +90,7 @@ func (n *natLog) exhausted(p *nat.Policy, e nat.ExhaustEvent, now time.Time) {
 
 // session exports a worker's session event (on the management core).
 func (n *natLog) session(e *lcore.SessionEvent) {
-	r := natlog.Record{Time: n.rt.WallTime(e.Time), Event: natlog.EventSessionCreate, Proto: e.Proto,
-		Private: e.Priv, PrivatePort: e.PrivPort, Public: e.Pub, PublicPort: e.PubPort,
-		Remote: e.Remote, RemotePort: e.RemotePort}
-	if e.Reason != nat.SessionCreated {
-		r.Event, r.Reason = natlog.EventSessionDelete, natlog.EndReasonOf(e.Reason)
-	}
-	n.out.Record(r)
+	n.out.Record(natlog.SessionRecord(e, n.rt.WallTime(e.Time)))
 }
 
 // watch exports a flow-table-full event when the workers' flow_table_full
