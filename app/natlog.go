@@ -60,6 +60,7 @@ func startNatLog(c *config.Config, p *nat.Policy, rt *lcore.Runtime, log *slog.L
 		// and this start did not announce again.
 		n.tracker.Step()
 		if err := history.Started(); err != nil {
+			n.out.Close()
 			return nil, fmt.Errorf("nat_log.history: %w", err)
 		}
 	}
