@@ -9,7 +9,8 @@ package main
 // collectors must have decoded the NAT fields right: private and public
 // endpoints of the flows the clients made, block ranges as the API
 // reports them, the generations, RFC 7011 sequence numbers per
-// collector.
+// collector. It runs on every driver of e2eDrivers, with fresh collectors
+// each.
 
 import (
 	"context"
@@ -133,6 +134,15 @@ func TestE2ENatLog(t *testing.T) {
 		}
 	}
 	tb := newTestbed(t)
+	for _, driver := range e2eDrivers() {
+		t.Run("driver="+driver, func(t *testing.T) { natLogWithCollectors(t, tb, driver) })
+	}
+}
+
+// natLogWithCollectors is TestE2ENatLog on one driver, with collectors of
+// its own: the exporters live on the management side, so the driver must
+// make no difference.
+func natLogWithCollectors(t *testing.T, tb *testbed, driver string) {
 	dir := t.TempDir()
 
 	// The collectors, before natgw, so they see the templates it sends
@@ -164,7 +174,7 @@ input(type="imtcp" address=%q port=%q)
 		return nil
 	}))
 
-	cfg := e2eConfig{Driver: "afpacket", Workers: 2, Members: e2ePoolMembers, TCPClosing: "1s"}
+	cfg := e2eConfig{Driver: driver, Workers: 2, Members: e2ePoolMembers, TCPClosing: "1s"}
 	r := &e2eRun{tb: tb, workers: cfg.Workers, cfg: cfg, config: filepath.Join(dir, "natgw.toml")}
 	writeNatLogConfig(t, r.config, cfg)
 	r.natgw = tb.startNatgw(t, r.config)
