@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -34,6 +35,8 @@ commands:
   mapping IP                             scenario, public address and ports of a private address
   flows [--private IP] [--limit N]       flows, of one private address or all
   reload                                 re-read the configuration file
+  who IP:PORT [--at TIME]                which private address held a public address and port
+                                         (at an RFC 3339 time, default now; nat_log.history)
 --mgmt defaults to $NATGW_MGMT, else ` + defaultMgmtURL + `
 --token-file (mgmt.token_file; every /v1/ request needs it when the appliance has one)
   defaults to $NATGW_TOKEN_FILE; it may also follow the command`
@@ -86,6 +89,8 @@ func cmdCtl(args []string, stdout, stderr io.Writer) int {
 		return c.flows(rest)
 	case "reload":
 		return c.reload(rest)
+	case "who":
+		return c.who(rest)
 	}
 	fmt.Fprintf(stderr, "natgw ctl: unknown command %q\n%s\n", sub, ctlUsage)
 	return exitUsage
@@ -313,5 +318,50 @@ func (c *ctlClient) reload(args []string) int {
 	var r mgmt.ReloadResponse
 	return c.run(http.MethodPost, "/v1/config/reload", &r, func(w io.Writer) {
 		fmt.Fprintf(w, "configuration reloaded: generation %d\n", r.Generation)
+	})
+}
+
+// who asks GET /v1/attribution which private address held a public
+// address and port at a time (issue 16's abuse question).
+func (c *ctlClient) who(args []string) int {
+	var at string
+	pos, ok := c.subFlags("who", args, 1, func(fs *flag.FlagSet) {
+		fs.StringVar(&at, "at", "", "the time of the report, RFC 3339 (\"2026-03-01T03:12:00Z\"); default now")
+	})
+	if !ok {
+		return exitUsage
+	}
+	ap, err := netip.ParseAddrPort(pos[0])
+	if err != nil || !ap.Addr().Is4() {
+		fmt.Fprintf(c.stderr, "natgw ctl who: %q is not a public IPv4 address and port, like 198.19.1.10:2417\n", pos[0])
+		return exitUsage
+	}
+	q := url.Values{}
+	q.Set("public", ap.Addr().String())
+	q.Set("port", strconv.Itoa(int(ap.Port())))
+	if at != "" {
+		q.Set("at", at)
+	}
+	var r mgmt.AttributionResponse
+	return c.run(http.MethodGet, "/v1/attribution?"+q.Encode(), &r, func(w io.Writer) {
+		when := r.At.UTC().Format(time.RFC3339Nano)
+		if len(r.Holders) == 0 {
+			fmt.Fprintf(w, "no private address held %s:%d at %s\n", r.Public, r.Port, when)
+			return
+		}
+		fmt.Fprintf(w, "%s:%d at %s was held by:\n\n", r.Public, r.Port, when)
+		fmt.Fprintln(w, "PRIVATE\tPORTS\tSCOPE\tNAME\tGENERATION\tFROM\tUNTIL")
+		for _, h := range r.Holders {
+			name := h.Name
+			if name == "" {
+				name = "-"
+			}
+			until := "now (" + h.EndReason + ")"
+			if h.End != nil {
+				until = h.End.UTC().Format(time.RFC3339Nano) + " (" + h.EndReason + ")"
+			}
+			fmt.Fprintf(w, "%s\t%d-%d\t%s\t%s\t%d\t%s\t%s\n", h.Private, h.Ports.First, h.Ports.Last,
+				h.Scope, name, h.Generation, h.Start.UTC().Format(time.RFC3339Nano), until)
+		}
 	})
 }

@@ -32,6 +32,9 @@ func TestRestartNeeded(t *testing.T) {
 		{"eal args", func(c *config.Config) { c.Dataplane.EALArgs = append(c.Dataplane.EALArgs, "-n", "4") }, "needs a restart"},
 		{"inside port", func(c *config.Config) { c.Inside.Port = "other" }, "changing a port needs a restart"},
 		{"mgmt listen", func(c *config.Config) { c.Mgmt.Listen = "127.0.0.1:1" }, "mgmt: changing"},
+		{"history path", func(c *config.Config) { c.NatLog.History = "/var/lib/natgw/other.db" }, "nat_log.history: changing"},
+		{"history retention", func(c *config.Config) { c.NatLog.Retention.Duration /= 2 }, ""},
+		{"history size bound", func(c *config.Config) { c.NatLog.HistoryMaxSize *= 2 }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

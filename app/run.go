@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/natgw/natgw/attrib"
 	"github.com/natgw/natgw/lcore"
 	"github.com/natgw/natgw/mgmt"
 	"github.com/natgw/natgw/mgmt/config"
@@ -66,6 +67,10 @@ type appliance struct {
 	reloader *mgmt.Reloader
 	// api is the management server (nil when it is not started).
 	api *mgmt.Server
+	// natlog is NAT event logging (app/natlog.go).
+	natlog *natLog
+	// history is the attribution history (nil without nat_log.history).
+	history *attrib.Store
 }
 
 // runAppliance loads the configuration, starts the dataplane and runs until
@@ -137,6 +142,15 @@ func startAppliance(path string, log *slog.Logger) (*appliance, error) {
 		a.closePorts()
 		return nil, err
 	}
+	if a.history, err = openHistory(c, log); err != nil {
+		a.closePorts()
+		return nil, err
+	}
+	if a.natlog, err = startNatLog(c, p, a.rt, log, a.history); err != nil {
+		a.closeHistory()
+		a.closePorts()
+		return nil, err
+	}
 	a.rt.Start()
 	source := path
 	if abs, err := filepath.Abs(path); err == nil {
@@ -144,17 +158,27 @@ func startAppliance(path string, log *slog.Logger) (*appliance, error) {
 	}
 	a.reloader = mgmt.NewReloader(mgmt.ReloadOptions{
 		Path: source, Policy: &a.policy, Config: c, Check: restartNeeded, Log: log,
-		Apply: func(c *config.Config, _ *nat.Policy) { a.rt.Manager.SetStatic(staticNeighbors(c)) },
+		Apply: func(c *config.Config, p *nat.Policy) {
+			a.rt.Manager.SetStatic(staticNeighbors(c))
+			a.natlog.apply(c, p)
+			a.applyHistory(c)
+		},
 	})
 	a.api, err = mgmt.NewServer(mgmt.Options{
 		Listen: c.Mgmt.Listen, Token: token, Runtime: a.rt, Ports: a.ports, Policy: &a.policy,
 		Reloader: a.reloader, Version: version, Driver: c.Dataplane.Driver, Started: a.started, Log: log,
+		History: a.history,
 	})
+	if err == nil {
+		err = a.api.Registry().Register(a.natlog.out)
+	}
 	if err == nil {
 		err = a.api.Start()
 	}
 	if err != nil {
 		a.rt.Stop()
+		a.natlog.close()
+		a.closeHistory()
 		a.closePorts()
 		return nil, err
 	}
@@ -197,6 +221,9 @@ func restartNeeded(old, c *config.Config) error {
 	if old.Inside.Port != c.Inside.Port || old.Outside.Port != c.Outside.Port {
 		errs = append(errs, errors.New("inside.port/outside.port: changing a port needs a restart"))
 	}
+	if old.NatLog.History != c.NatLog.History {
+		errs = append(errs, errors.New("nat_log.history: changing the attribution history's path needs a restart"))
+	}
 	if old.Mgmt != c.Mgmt {
 		errs = append(errs, errors.New("mgmt: changing listen, token_file or allow_insecure needs a restart"))
 	}
@@ -235,6 +262,8 @@ func (a *appliance) close() {
 		a.api.Close()
 	}
 	a.rt.Stop()
+	a.natlog.close()
+	a.closeHistory() // after natlog: its last events release every block
 	a.closePorts()
 	a.log.Info("natgw stopped cleanly")
 }

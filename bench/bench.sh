@@ -36,6 +36,9 @@
 #                          previous number is restored on exit
 #   NATGW_BENCH_PROFILE    1: CPU profiles of natgw's measured intervals, kept in
 #                          the work directory (go tool pprof WORK/benchharness WORK/natgw-*.pprof)
+#   NATGW_BENCH_SESSION_LOG  1: run each flow count a second time with NAT
+#                          session logging on (IPFIX to a sink on the
+#                          loopback), for the establishment rate with and without
 #   NATGW_BENCH_WORK       work directory (pcaps, raw results, logs) [mktemp -d]
 #   NATGW_BENCH_OUT        report directory [bench/results]
 #   NATGW_BENCH_GOBENCHTIME  go test -benchtime [1s]
@@ -158,6 +161,15 @@ for f in $flows; do
 			tail -n 20 "$work/natgw-$f.log" >&2
 			die "natgw harness failed ($f flows): log in $work/natgw-$f.log"
 		}
+	if [[ "${NATGW_BENCH_SESSION_LOG:-0}" == 1 ]]; then
+		say "natgw: $f flows with NAT session logging on"
+		"$work/benchharness" natgw -dir "$work" -flows "$f" -duration "$duration" -warmup "$warmup" \
+			-cpu "$cpu" -l "$main_lcore" -session-log -o "$work/sessionlog-$f.json" 2>"$work/sessionlog-$f.log" ||
+			{
+				tail -n 20 "$work/sessionlog-$f.log" >&2
+				die "natgw harness failed ($f flows, session logging on): log in $work/sessionlog-$f.log"
+			}
+	fi
 	for dir in out in; do
 		say "testpmd macswap: $dir-$f.pcap"
 		"$work/benchharness" testpmd -pcap "$work/$dir-$f.pcap" -o "$work/testpmd-$dir-$f.json" \

@@ -51,10 +51,12 @@ type exhaustLogger struct {
 	last map[exhaustKey]time.Time
 }
 
-func (l *exhaustLogger) event(p *nat.Policy, e nat.ExhaustEvent, now time.Time) {
+// event logs e unless the same member and destination was logged less
+// than exhaustLogInterval ago; it reports whether it logged.
+func (l *exhaustLogger) event(p *nat.Policy, e nat.ExhaustEvent, now time.Time) bool {
 	k := exhaustKey{e.Private, e.Remote, e.RemotePort, e.Proto}
 	if t, ok := l.last[k]; ok && now.Sub(t) < exhaustLogInterval {
-		return
+		return false
 	}
 	if len(l.last) > 100_000 { // bound the memory of a flood
 		for k, t := range l.last {
@@ -68,4 +70,5 @@ func (l *exhaustLogger) event(p *nat.Policy, e nat.ExhaustEvent, now time.Time) 
 		"member", nat.AddrFrom(e.Private).String(), "pool", p.PoolName(e.Scope),
 		"destination", fmt.Sprintf("%s:%d", nat.AddrFrom(e.Remote), e.RemotePort),
 		"protocol", nat.ProtoName(e.Proto))
+	return true
 }

@@ -93,6 +93,16 @@ type Manager struct {
 	MTU [NumPorts]atomic.Int32
 	// Stats are the management core's counters.
 	Stats ManagerStats
+	// OnExhausted, when set (before Run), is called on the management
+	// core for each port exhaustion it logs, with the same rate limit
+	// (NAT event logging's exhaustion events).
+	OnExhausted func(p *nat.Policy, e nat.ExhaustEvent, now time.Time)
+	// OnSession, when set (before Run), gets the workers' session events
+	// on the management core (session.go); the event is valid only
+	// during the call.
+	OnSession func(e *SessionEvent)
+	// sessions are the workers' session event rings (session.go).
+	sessions []*SessionRing
 
 	mu       sync.Mutex // guards static (set from the reload path)
 	static   map[uint32][6]byte
@@ -228,9 +238,13 @@ func (m *Manager) drain(now time.Time) int {
 	}
 	pol := m.pol.Load()
 	for _, e := range m.events {
-		e.drain(func(ev nat.ExhaustEvent) { m.exhLog.event(pol, ev, now) })
+		e.drain(func(ev nat.ExhaustEvent) {
+			if m.exhLog.event(pol, ev, now) && m.OnExhausted != nil {
+				m.OnExhausted(pol, ev, now)
+			}
+		})
 	}
-	return work
+	return work + m.drainSessions()
 }
 
 // reset sends a RST to each end of an idle TCP flow whose acknowledgement

@@ -115,11 +115,13 @@ func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 		}
 		events := &eventRing{}
 		r.Manager.events = append(r.Manager.events, events)
+		sessions := &SessionRing{}
+		r.Manager.sessions = append(r.Manager.sessions, sessions)
 		wc := WorkerConfig{
 			ID: i, Workers: n, Ports: cfg.Ports, Policy: cfg.Policy, Neigh: neigh, Owner: r.Owner,
 			HandoffOut: hand[i], HandoffIn: in, ToMgmt: toMgmt[i], ExpireNow: &r.Manager.ExpireNow, MTU: &r.Manager.MTU,
 			Clock: clock, FlowCapacity: perWorker, Seed: uint64(time.Now().UnixNano()) + uint64(i),
-			OnExhausted: events.push, Log: cfg.Log,
+			OnExhausted: events.push, Sessions: sessions, Log: cfg.Log,
 		}
 		if len(cfg.WorkerCPUs) != 0 {
 			wc.Pin, wc.CPU = true, cfg.WorkerCPUs[i]

@@ -102,6 +102,9 @@ type WorkerConfig struct {
 	Seed         uint64
 	// OnExhausted is passed to the translator.
 	OnExhausted func(nat.ExhaustEvent)
+	// Sessions, when set, receives the worker's session events while
+	// the policy exports them (session.go).
+	Sessions *SessionRing
 	// Pin, when set, pins the worker's thread to CPU in Run
 	// (dataplane.worker_cpus; see affinity.go).
 	Pin bool
@@ -156,6 +159,9 @@ type Worker struct {
 	pin      bool
 	cpu      int
 	log      *slog.Logger
+	// sessions and sessHook: NAT session events (session.go).
+	sessions *SessionRing
+	sessHook nat.SessionHook
 }
 
 // NewWorker builds a worker; it does not start it.
@@ -180,6 +186,8 @@ func NewWorker(c WorkerConfig) *Worker {
 	}, now)
 	w.frags.init()
 	w.fragPool = NewPacketPool(fragPoolSize, fragBufSize)
+	w.sessions, w.sessHook = c.Sessions, w.sessionHook
+	w.applySessions(c.Policy.Load())
 	return w
 }
 
@@ -227,6 +235,7 @@ func (w *Worker) PollOnce() bool {
 	now := w.clock()
 	if p := w.pol.Load(); p != w.tr.Policy() {
 		w.tr.SetPolicy(p)
+		w.applySessions(p)
 		w.sweeping = true
 	}
 	neigh := w.neigh.Load()

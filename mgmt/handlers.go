@@ -135,6 +135,7 @@ func (s *Server) routes() http.Handler {
 		{"/v1/status", http.MethodGet, s.status},
 		{"/v1/mappings/{ip}", http.MethodGet, s.mapping},
 		{"/v1/flows", http.MethodGet, s.flows},
+		{"/v1/attribution", http.MethodGet, s.attribution},
 		{"/v1/config/reload", http.MethodPost, s.reload},
 	}
 	mux := http.NewServeMux()
@@ -196,7 +197,7 @@ func (s *Server) acquireQuery(w http.ResponseWriter) bool {
 		return true
 	default:
 		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("too many flow and mapping queries in flight (at most %d at once): retry later", MaxConcurrentQueries))
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("too many flow, mapping and attribution queries in flight (at most %d at once): retry later", MaxConcurrentQueries))
 		return false
 	}
 }

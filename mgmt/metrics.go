@@ -70,22 +70,49 @@ var metrics = []Metric{
 	{"natgw_config_reloads_total", "Configuration reloads, by result (ok, error).", []string{"result"}, true},
 }
 
+// optionalMetrics are the families exported only when what they measure
+// is configured: the NAT event log's exporter (natlog's collector, when
+// [nat_log] names a collector) and the attribution history
+// (nat_log.history). They belong to the one list all the same.
+var optionalMetrics = []Metric{
+	{"natgw_natlog_records_total", "NAT event records sent, by format (ipfix, syslog), once per collector.", []string{"format"}, false},
+	{"natgw_natlog_export_errors_total", "NAT event records or messages that could not be sent, by format (a failed send or connection).", []string{"format"}, false},
+	{"natgw_natlog_dropped_total", "NAT events dropped before encoding, by stage: worker (a worker's session event ring was full), exporter (the exporter's queue was full).", []string{"stage"}, false},
+	{"natgw_natlog_history_bytes", "Size of the attribution history's file (nat_log.history).", nil, false},
+	{"natgw_natlog_history_open_intervals", "Holdings the attribution history records as going on.", nil, false},
+	{"natgw_natlog_history_records_written_total", "Holding records the attribution history committed (begun and ended).", nil, false},
+	{"natgw_natlog_history_write_errors_total", "Attribution history transactions that failed (their block events are lost).", nil, false},
+	{"natgw_natlog_history_pruned_total", "Ended holdings deleted from the attribution history, by reason (retention: older than nat_log.retention; size: over nat_log.history_max_size).", []string{"reason"}, false},
+	{"natgw_natlog_history_dropped_total", "Block events the attribution history dropped because its queue was full.", nil, false},
+}
+
+// optionalDesc returns the descriptor of an optional metric of the table.
+func optionalDesc(name string) *prometheus.Desc {
+	for _, m := range optionalMetrics {
+		if m.Name == name {
+			return prometheus.NewDesc(m.Name, m.Help, m.Labels, nil)
+		}
+	}
+	panic("mgmt: metric " + name + " is not in the metrics table")
+}
+
 // Metrics returns the metric families natgw's collector exports (without
 // the Go runtime and process collectors'), in the collector's order.
+// The families exported only when configured follow the others.
 func Metrics() []Metric {
-	out := make([]Metric, len(metrics))
-	for i, m := range metrics {
-		out[i] = m
-		out[i].Labels = slices.Clone(m.Labels)
+	out := make([]Metric, 0, len(metrics)+len(optionalMetrics))
+	for _, m := range append(slices.Clone(metrics), optionalMetrics...) {
+		m.Labels = slices.Clone(m.Labels)
+		out = append(out, m)
 	}
 	return out
 }
 
 // MetricNames returns the names of Metrics.
 func MetricNames() []string {
-	names := make([]string, len(metrics))
-	for i, m := range metrics {
-		names[i] = m.Name
+	var names []string
+	for _, m := range Metrics() {
+		names = append(names, m.Name)
 	}
 	return names
 }
@@ -377,5 +404,8 @@ func newRegistry(s *Server) *prometheus.Registry {
 	reg.MustRegister(newCollector(s),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if s.o.History != nil {
+		reg.MustRegister(newHistoryCollector(s.o.History))
+	}
 	return reg
 }

@@ -2,6 +2,7 @@ package mgmt
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"os"
 	"regexp"
@@ -9,10 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/natgw/natgw/mgmt/config/configtest"
+	"github.com/natgw/natgw/natlog"
 )
 
 func TestMetricsExposition(t *testing.T) {
@@ -26,7 +29,11 @@ func TestMetricsExposition(t *testing.T) {
 			natgw = append(natgw, name)
 		}
 	}
-	assert.ElementsMatch(t, MetricNames(), natgw)
+	var always []string
+	for _, m := range metrics {
+		always = append(always, m.Name)
+	}
+	assert.ElementsMatch(t, always, natgw, "without nat_log, the families always exported")
 	for _, m := range Metrics() {
 		for _, sample := range fams[m.Name].GetMetric() {
 			var labels []string
@@ -263,4 +270,26 @@ func TestMetricsDocumented(t *testing.T) {
 	for _, name := range MetricNames() {
 		assert.True(t, documented[name], "docs/OPERATIONS.md does not describe %s", name)
 	}
+}
+
+// TestNatlogMetricsInTable: the NAT event log's collector (package natlog,
+// which can't import mgmt) exports exactly the table's natlog families.
+func TestNatlogMetricsInTable(t *testing.T) {
+	for _, name := range natlog.MetricNames {
+		assert.Contains(t, MetricNames(), name)
+	}
+	out := natlog.NewOutput(slog.New(slog.DiscardHandler))
+	ch := make(chan *prometheus.Desc, 16)
+	out.Describe(ch)
+	close(ch)
+	var described []string
+	for d := range ch {
+		for _, m := range optionalMetrics {
+			if strings.Contains(d.String(), `"`+m.Name+`"`) {
+				described = append(described, m.Name)
+				assert.Contains(t, d.String(), `help: "`+m.Help+`"`, "natlog's help of %s is the table's", m.Name)
+			}
+		}
+	}
+	assert.ElementsMatch(t, natlog.MetricNames, described)
 }

@@ -39,6 +39,7 @@ func PolicySpec(c *config.Config) (nat.PolicySpec, error) {
 			ICMP:           nat.TickFromDuration(c.Timeouts.ICMP.Duration),
 		},
 		ResetOnIdle:        c.Timeouts.TCPResetOnIdle,
+		SessionEvents:      c.NatLog.Exports("sessions"),
 		HostFlowPercent:    c.Limits.HostFlowPercent,
 		InboundFlowPercent: c.Limits.InboundFlowPercent,
 	}

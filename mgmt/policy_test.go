@@ -156,3 +156,25 @@ func TestReloaderRunningConfig(t *testing.T) {
 	require.Len(t, running, 3)
 	assert.Same(t, first, running[2], "a refused reload leaves the running configuration")
 }
+
+// TestPolicySpecSessionEvents: workers report sessions only when
+// [nat_log] lists them and names a collector to send them to.
+func TestPolicySpecSessionEvents(t *testing.T) {
+	for _, tc := range []struct {
+		natLog config.NatLog
+		want   bool
+	}{
+		{config.NatLog{}, false},
+		{config.NatLog{Events: []string{"blocks", "sessions"}}, false},
+		{config.NatLog{IPFIX: []string{"192.0.2.10:4739"}, Events: []string{"blocks"}}, false},
+		{config.NatLog{IPFIX: []string{"192.0.2.10:4739"}, Events: []string{"blocks", "sessions"}}, true},
+		{config.NatLog{Syslog: "udp://192.0.2.10:514", Events: []string{"sessions"}}, true},
+	} {
+		c, err := config.Load(exampleConfig)
+		require.NoError(t, err)
+		c.NatLog = tc.natLog
+		s, err := PolicySpec(c)
+		require.NoError(t, err)
+		assert.Equal(t, tc.want, s.SessionEvents, "%+v", tc.natLog)
+	}
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/natgw/natgw/attrib"
 	"github.com/natgw/natgw/lcore"
 	"github.com/natgw/natgw/nat"
 )
@@ -42,7 +43,8 @@ const (
 	// the appliance reports ready.
 	ReadyPollAge = time.Second
 	// MaxConcurrentQueries is how many requests that ask the workers
-	// (GET /v1/flows, GET /v1/mappings/{ip}) may run at once; more are
+	// (GET /v1/flows, GET /v1/mappings/{ip}) or the attribution history
+	// (GET /v1/attribution) may run at once; more are
 	// answered 429 at once. Each holds a query per worker, whose buffers
 	// are sized by the worker's table (lcore.QuerySlack).
 	MaxConcurrentQueries = 4
@@ -72,6 +74,9 @@ type Options struct {
 	Log *slog.Logger
 	// QueryTimeout bounds worker queries (DefaultQueryTimeout when 0).
 	QueryTimeout time.Duration
+	// History is the attribution history (nat_log.history), nil when
+	// none is kept: GET /v1/attribution reads it.
+	History *attrib.Store
 }
 
 // Server is natgw's management server.

@@ -1,6 +1,7 @@
 package nat
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"net/netip"
@@ -127,6 +128,8 @@ type Policy struct {
 	Timeouts Timeouts
 	// ResetOnIdle sends RSTs when an established TCP flow idles out.
 	ResetOnIdle bool
+	// SessionEvents asks workers to report flows created and deleted.
+	SessionEvents bool
 	// HostFlowPercent and InboundFlowPercent are [limits]: the flows one
 	// host may have opened, and all flows opened from the outside, as
 	// percentages of a worker's flow table (0 or 100: no limit).
@@ -171,6 +174,7 @@ func Compile(s PolicySpec, prev *Policy) (*Policy, error) {
 		Gen:                1,
 		Timeouts:           s.Timeouts,
 		ResetOnIdle:        s.ResetOnIdle,
+		SessionEvents:      s.SessionEvents,
 		HostFlowPercent:    s.HostFlowPercent,
 		InboundFlowPercent: s.InboundFlowPercent,
 		Gateway:            s.Gateway,
@@ -456,6 +460,17 @@ func (p *Policy) IsPublic(addr uint32) bool {
 
 // DefaultSNAT returns the shared default-SNAT assigner, or nil.
 func (p *Policy) DefaultSNAT() *portalloc.DefaultSNAT { return p.defaultSNAT }
+
+// Instances returns the policy's instances (1:1 mappings) by private
+// address, for the management core (the NAT log's block events).
+func (p *Policy) Instances() []Instance {
+	out := make([]Instance, 0, len(p.instances))
+	for _, in := range p.instances {
+		out = append(out, *in)
+	}
+	slices.SortFunc(out, func(a, b Instance) int { return cmp.Compare(a.Private, b.Private) })
+	return out
+}
 
 // DefaultSNATPortsPerMember returns the size of a default-SNAT block, or
 // 0 when default SNAT is off.

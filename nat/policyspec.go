@@ -25,6 +25,9 @@ type PolicySpec struct {
 	Timeouts Timeouts
 	// ResetOnIdle sends RSTs when an established TCP flow idles out.
 	ResetOnIdle bool
+	// SessionEvents asks workers to report flows created and deleted
+	// (the NAT log's "sessions" events, issue 16).
+	SessionEvents bool
 	// HostFlowPercent and InboundFlowPercent are the [limits] (see
 	// Policy).
 	HostFlowPercent, InboundFlowPercent int

@@ -123,6 +123,7 @@ type Translator struct {
 	pol    *Policy
 	worker int
 	onExh  func(ExhaustEvent)
+	onSess SessionHook // session.go
 	srcChk func(i int, src uint32, newBlock bool) Verdict
 	// base is the index of the current burst chunk's first packet in the
 	// caller's slice (for SourceCheck).
@@ -795,6 +796,9 @@ func (t *Translator) insertOut(pi *pktInfo, m *Mapping, src, dst uint32, now Tic
 	}
 	t.Stats.FlowsActive[ProtoIndex(pi.proto)]++
 	t.Stats.FlowsCreated[ProtoIndex(pi.proto)]++
+	if t.onSess != nil {
+		t.onSess(t.flows.Flow(idx), SessionCreated)
+	}
 	return idx, VerdictForward
 }
 
@@ -833,6 +837,9 @@ func (t *Translator) createIn(pi *pktInfo, now Tick) (uint32, Verdict) {
 	}
 	t.Stats.FlowsCreated[ProtoIndex(pi.proto)]++
 	t.Stats.FlowsActive[ProtoIndex(pi.proto)]++
+	if t.onSess != nil {
+		t.onSess(t.flows.Flow(idx), SessionCreated)
+	}
 	return idx, VerdictForward
 }
 
@@ -947,6 +954,9 @@ func (t *Translator) Expire(now Tick, budget int) (expired int, more bool) {
 // expireOne returns an expiring flow's port and counts it; the flow table
 // calls it before it removes an expired flow.
 func (t *Translator) expireOne(_ uint32, f *Flow, r ExpireReason) {
+	if t.onSess != nil {
+		t.onSess(f, r)
+	}
 	if r == ExpireIdle && f.State == StateTCPEstablished && t.pol.ResetOnIdle {
 		if len(t.resets) < cap(t.resets) {
 			t.resets = append(t.resets, *f)

@@ -25,6 +25,11 @@ import (
 //     that worker adds to it (atomically, so the management core can read
 //     it); the arrays are padded so that no two workers share a cache line.
 //   - idle: the management core's own bookkeeping, indexed by slot.
+//   - changed, changes: when each slot last gained or lost a block
+//     (UnixNano, written just before the CAS that does it) and a count of
+//     such changes, so the management core can notice assignments made
+//     by workers with one atomic load and date them (ScanHoldings). A
+//     worker writes them only when it installs a block, never per flow.
 //
 // Slot states. A slot is empty (the word is 0) until a worker installs an
 // address in it; from then on the slot belongs to that address for the life
@@ -147,6 +152,9 @@ type DefaultSNAT struct {
 
 	flows []workerFlows
 	idle  []idleMark
+
+	changed []atomic.Int64 // per slot: UnixNano of its last block change
+	changes atomic.Uint64  // block installs and frees so far
 }
 
 // NewDefaultSNAT lays out the blocks and returns a DefaultSNAT with every
@@ -184,6 +192,7 @@ func NewDefaultSNAT(cfg DefaultSNATConfig) (*DefaultSNAT, error) {
 		freeNext: make([]atomic.Uint32, len(blocks)),
 		flows:    make([]workerFlows, cfg.Workers),
 		idle:     make([]idleMark, size),
+		changed:  make([]atomic.Int64, size),
 	}
 	// Stack the blocks so that block 0 (first frontend, lowest ports) is on
 	// top: assignment fills the first frontend first.
@@ -272,8 +281,10 @@ func (d *DefaultSNAT) assign(private uint32) (slot, block int, ok bool) {
 					d.addresses.Add(-1)
 					return 0, 0, false
 				}
+				d.changed[i].Store(time.Now().UnixNano())
 				if s.CompareAndSwap(0, packSlot(private, slotActive, b)) {
 					d.assigned.Add(1)
+					d.changes.Add(1)
 					return int(i), b, true
 				}
 				d.push(b)
@@ -295,8 +306,10 @@ func (d *DefaultSNAT) assign(private uint32) (slot, block int, ok bool) {
 				if !ok {
 					return 0, 0, false
 				}
+				d.changed[i].Store(time.Now().UnixNano())
 				if s.CompareAndSwap(w, packSlot(private, slotActive, b)) {
 					d.assigned.Add(1)
+					d.changes.Add(1)
 					return int(i), b, true
 				}
 				d.push(b)
@@ -474,7 +487,9 @@ func (d *DefaultSNAT) Reclaim(now time.Time, idle time.Duration) int {
 			continue
 		}
 		if st == slotDraining {
+			d.changed[i].Store(nowNs)
 			if s.CompareAndSwap(w, packSlot(slotAddress(w), slotFree, 0)) {
+				d.changes.Add(1)
 				d.push(b)
 				d.assigned.Add(-1)
 				freed++
@@ -507,5 +522,49 @@ func (d *DefaultSNAT) Stats() DefaultSNATStats {
 		Assigned:        int(d.assigned.Load()),
 		Addresses:       int(d.addresses.Load()),
 		AddressCapacity: d.addrCap,
+	}
+}
+
+// Holding is one address of a DefaultSNAT as ScanHoldings sees it.
+type Holding struct {
+	// Slot is the address-table slot: an address keeps its slot for the
+	// life of the table, so it identifies the address between scans.
+	Slot int
+	// Private is the address.
+	Private uint32
+	// Index is the number of the block it holds, or -1 when it holds none
+	// (its block was reclaimed).
+	Index int
+	// Block is the block it holds (zero when Index is -1).
+	Block Block
+	// Changed is when the slot last gained or lost a block, UnixNano: the
+	// time of the assignment or reclamation that made it what it is.
+	Changed int64
+}
+
+// Changes returns the number of block assignments and reclamations so
+// far. It only grows; a caller that saw the same value before need not
+// scan again.
+func (d *DefaultSNAT) Changes() uint64 { return d.changes.Load() }
+
+// ScanHoldings calls fn for every address in the table, holding a block
+// or not, in slot order. It reads the table without changing it, so
+// workers go on assigning meanwhile: an address assigned during the scan
+// may or may not be seen, and is seen by the next scan (read Changes
+// before scanning to know when one is due). An address seen with a block
+// held it at the time of the read; Changed is written just before the
+// change it dates, so it is at most the change's time, not later.
+func (d *DefaultSNAT) ScanHoldings(fn func(Holding)) {
+	for i := range d.slots {
+		w := d.slots[i].Load()
+		if w == 0 {
+			continue
+		}
+		h := Holding{Slot: i, Private: slotAddress(w), Index: -1, Changed: d.changed[i].Load()}
+		if st := slotState(w); st == slotActive || st == slotDraining {
+			h.Index = slotBlock(w)
+			h.Block = d.blocks[h.Index]
+		}
+		fn(h)
 	}
 }

@@ -8,9 +8,11 @@
 #   --dry-run   print what would be done and change nothing
 #   --verbose   say what is done, not only what fails
 #
-# coturn and stun-server ship system services; the tests start their own
-# turnserver and stund in a namespace, so the services stay disabled (their
-# /etc/default files say so) and are stopped if they run.
+# coturn, stun-server, nfdump (nfcapd) and rsyslog ship system services;
+# the tests start their own turnserver, stund, nfcapd and rsyslogd in a
+# namespace, so the services are kept from starting at install (a
+# temporary policy-rc.d, when none exists) and stay disabled (their
+# /etc/default files say so, systemd units are disabled) and stopped.
 #
 # Idempotent: packages already installed are left alone and `apt-get update`
 # runs only when something is missing; hugepages are only ever raised to
@@ -31,6 +33,7 @@ readonly PACKAGES=(
 	python3 lua5.3 shellcheck
 	make gcc libc6-dev
 	coturn stun-client stun-server
+	nfdump tshark rsyslog
 )
 # Commands that must work once the packages are in (package: command).
 readonly COMMANDS=(
@@ -40,6 +43,7 @@ readonly COMMANDS=(
 	python3:python3 lua5.3:luac5.3 shellcheck:shellcheck
 	make:make gcc:gcc
 	coturn:turnserver coturn:turnutils_natdiscovery stun-client:stun stun-server:stund
+	nfdump:nfcapd nfdump:nfdump tshark:tshark rsyslog:rsyslogd
 )
 readonly HUGEPAGES="${NATGW_HUGEPAGES:-512}"
 readonly HUGEPAGES_SYSFS=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
@@ -125,7 +129,20 @@ install_packages() {
 			die "apt has no installation candidate for: ${unknown[*]}"
 		fi
 	fi
+	# Services must not start at install (nfcapd, rsyslogd would listen
+	# on the host): invoke-rc.d asks policy-rc.d, and 101 means "not
+	# now". An existing policy (containers ship one) is left alone.
+	local policy=/usr/sbin/policy-rc.d made_policy=0
+	if [[ ! -e "$policy" ]] && ((!dry_run)); then
+		printf '#!/bin/sh\nexit 101\n' >"$policy"
+		chmod 755 "$policy"
+		made_policy=1
+		trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+	fi
 	run_logged apt-get install -y --no-install-recommends "${missing[@]}"
+	if ((made_policy)); then
+		rm -f "$policy"
+	fi
 }
 
 check_commands() {
@@ -151,10 +168,14 @@ check_commands() {
 readonly DAEMONS=(
 	coturn:/etc/default/coturn:TURNSERVER_ENABLED=1
 	stun:/etc/default/stun:START_DAEMON=true
+	nfdump:-:-
+	rsyslog:-:-
 )
 
-# keep_daemons_off keeps the STUN servers' system services off, so only the
-# tests' own turnserver and stund ever run: under SysV init the enabling
+# keep_daemons_off keeps these system services off, so only the tests' own
+# turnserver, stund, nfcapd and rsyslogd ever run (nfdump and rsyslog have
+# no /etc/default switch: "-"; under SysV init nfdump's links are
+# disabled): under SysV init the enabling
 # line of their /etc/default file is commented out (the packages ship it
 # commented out or false); under systemd, where Debian's coturn unit starts
 # on install whatever /etc/default/coturn says, the units are disabled and
@@ -164,8 +185,12 @@ keep_daemons_off() {
 	local entry service file setting
 	for entry in "${DAEMONS[@]}"; do
 		IFS=: read -r service file setting <<<"$entry"
-		if [[ -f "$file" ]] && grep -q "^[[:space:]]*${setting}" "$file"; then
+		if [[ "$file" != - && -f "$file" ]] && grep -q "^[[:space:]]*${setting}" "$file"; then
 			run sed -i "s/^[[:space:]]*${setting%%=*}=/#&/" "$file"
+		fi
+		if [[ "$file" == - && ! -d /run/systemd/system && -x "/etc/init.d/$service" ]] &&
+			compgen -G "/etc/rc[2-5].d/S*$service" >/dev/null; then
+			run_logged update-rc.d "$service" disable
 		fi
 		[[ -d /run/systemd/system ]] || continue
 		if systemctl -q is-enabled "$service" 2>/dev/null || systemctl -q is-active "$service" 2>/dev/null; then

@@ -19,7 +19,9 @@ import (
 	"github.com/natgw/natgw/lcore"
 	"github.com/natgw/natgw/lcore/dpdk"
 	"github.com/natgw/natgw/mgmt"
+	"github.com/natgw/natgw/mgmt/config"
 	"github.com/natgw/natgw/nat"
+	"github.com/natgw/natgw/natlog"
 )
 
 func init() { subcommands["natgw"] = cmdNatgw }
@@ -46,6 +48,8 @@ type natgwOptions struct {
 	CPUProfile bool
 	Seed       uint64
 	Out        string
+	// SessionLog runs with NAT session logging on (sessionlog.go).
+	SessionLog bool
 }
 
 // cmdNatgw is the "natgw" subcommand: one flow count, outbound then
@@ -63,6 +67,7 @@ func cmdNatgw(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&o.CPUProfile, "cpuprofile", false, "write a CPU profile of each measured interval to the work directory")
 	fs.Uint64Var(&o.Seed, "seed", 1, "seed of the pcap's frame order")
 	fs.StringVar(&o.Out, "o", "", "result file (default DIR/natgw-FLOWS.json)")
+	fs.BoolVar(&o.SessionLog, "session-log", false, "export NAT session events (IPFIX to a sink on the loopback) while measuring")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -79,6 +84,10 @@ func cmdNatgw(args []string, stdout, stderr io.Writer) error {
 	}
 	for _, ph := range res.Phases {
 		fmt.Fprintf(stdout, "natgw %d flows %s: %.2f Mpps (drops: %s)\n", res.Flows, ph.Direction, ph.Mpps, formatDrops(ph.Drops))
+	}
+	if sl := res.SessionLog; sl != nil {
+		fmt.Fprintf(stdout, "natgw %d flows session logging: %d records exported, %d dropped by the worker ring, %d by the exporter queue, %d send errors\n",
+			res.Flows, sl.Records, sl.WorkerDropped, sl.QueueDropped, sl.Errors)
 	}
 	if e := res.Establishment; e != nil {
 		fmt.Fprintf(stdout, "natgw %d flows establishment: %s flows/s at least (%.6f s, up to %.6f s of it sampling uncertainty)%s\n", res.Flows, formatRate(e.FlowsPerSecond),
@@ -109,12 +118,24 @@ func runNatgw(o natgwOptions, log *slog.Logger) (natgwRun, error) {
 		"--vdev=" + pcapVdev("net_pcap0", paths.Out, paths.Spare),
 		"--vdev=" + pcapVdev("net_pcap1", paths.In, paths.Spare),
 		"--vdev=net_null0,no-rx=1", "--vdev=net_null1,no-rx=1"}
-	cfg, err := t.config("net_pcap0", "net_null0", ealArgs)
+	text := t.configTOML("net_pcap0", "net_null0", ealArgs)
+	var sl *sessionLog
+	if o.SessionLog {
+		var section string
+		if sl, section, err = startSessionLog(); err != nil {
+			return natgwRun{}, err
+		}
+		text += section
+	}
+	cfg, err := config.Parse([]byte(text), "benchmark configuration")
 	if err != nil {
 		return natgwRun{}, err
 	}
-	if err := os.WriteFile(filepath.Join(o.Dir, fmt.Sprintf("natgw-%d.toml", o.Flows)),
-		[]byte(t.configTOML("net_pcap0", "net_null0", ealArgs)), 0o644); err != nil {
+	name := fmt.Sprintf("natgw-%d.toml", o.Flows)
+	if o.SessionLog {
+		name = fmt.Sprintf("sessionlog-%d.toml", o.Flows)
+	}
+	if err := os.WriteFile(filepath.Join(o.Dir, name), []byte(text), 0o644); err != nil {
 		return natgwRun{}, err
 	}
 	pol, err := mgmt.CompilePolicy(cfg, nil)
@@ -146,7 +167,11 @@ func runNatgw(o natgwOptions, log *slog.Logger) (natgwRun, error) {
 			return natgwRun{}, fmt.Errorf("-cpu %d: %w", o.CPU, err)
 		}
 	}
-	b := &bench{opts: o, log: log, traffic: t}
+	b := &bench{opts: o, log: log, traffic: t, sessionLog: sl}
+	if sl != nil {
+		b.sessionCfg = natlog.ConfigFrom(cfg.NatLog, "benchharness")
+		defer func() { res.SessionLog = sl.result(b.rt) }()
+	}
 	defer b.close()
 	if err := b.start(dcfg, pol, cfg.Dataplane.FlowCapacity, static); err != nil {
 		return res, err
@@ -254,6 +279,10 @@ type bench struct {
 	worker  *workerLoop
 	// clock is the runtime's dataplane clock, which teardown moves.
 	clock *benchClock
+	// sessionLog, when set, exports the session events (-session-log)
+	// with sessionCfg.
+	sessionLog *sessionLog
+	sessionCfg natlog.ExporterConfig
 }
 
 // start brings up EAL, the source and sink devices, the runtime's
@@ -287,6 +316,11 @@ func (b *bench) start(dcfg dpdk.Config, pol *nat.Policy, capacity int, static []
 	})
 	if err != nil {
 		return err
+	}
+	if b.sessionLog != nil {
+		if err := b.sessionLog.wire(b.rt, b.sessionCfg, b.log); err != nil {
+			return err
+		}
 	}
 	b.mgr = make(chan struct{})
 	go func() { defer close(b.mgr); b.rt.Manager.Run() }()

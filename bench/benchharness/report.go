@@ -56,6 +56,26 @@ type natgwRun struct {
 	// Teardown is the connection tear-down rate measured after the
 	// inbound phase (nil in results of older harnesses).
 	Teardown *teardownResult `json:"teardown,omitempty"`
+	// SessionLog is set when the run exported NAT session events
+	// (-session-log): compare its establishment rate with a run without.
+	SessionLog *sessionLogResult `json:"session_log,omitempty"`
+}
+
+// sessionLogResult is what session logging did during a run.
+type sessionLogResult struct {
+	// Collector is the sink's address.
+	Collector string `json:"collector"`
+	// Records is natgw_natlog_records_total{format="ipfix"}.
+	Records uint64 `json:"records"`
+	// WorkerDropped and QueueDropped are natgw_natlog_dropped_total by
+	// stage: events a full worker ring or a full exporter queue dropped.
+	WorkerDropped uint64 `json:"worker_dropped"`
+	QueueDropped  uint64 `json:"queue_dropped"`
+	// Errors is natgw_natlog_export_errors_total{format="ipfix"}.
+	Errors uint64 `json:"errors"`
+	// Datagrams and Bytes are what the sink received.
+	Datagrams uint64 `json:"datagrams"`
+	Bytes     uint64 `json:"bytes"`
 }
 
 // establishResult is the connection establishment rate (RFC 9693): the
@@ -195,9 +215,13 @@ type report struct {
 	Settings   map[string]any  `json:"settings"`
 	Throughput []throughputRow `json:"throughput"`
 	Natgw      []natgwRun      `json:"natgw_runs"`
-	Testpmd    []testpmdResult `json:"testpmd_runs"`
-	GoBench    []goBenchmark   `json:"go_benchmarks"`
-	Notes      []string        `json:"notes,omitempty"`
+	// SessionLogRuns are natgw runs with NAT session logging on
+	// (sessionlog-*.json, benchharness natgw -session-log): their
+	// connection rates are shown beside those of the runs without.
+	SessionLogRuns []natgwRun      `json:"session_log_runs,omitempty"`
+	Testpmd        []testpmdResult `json:"testpmd_runs"`
+	GoBench        []goBenchmark   `json:"go_benchmarks"`
+	Notes          []string        `json:"notes,omitempty"`
 }
 
 // parseGoBench reads `go test -bench` output: "pkg:" lines name the
@@ -371,7 +395,9 @@ func writeMarkdown(w io.Writer, r *report) error {
 			p("- %s\n", n)
 		}
 	}
-	writeConnectionRates(bw, r.Natgw)
+	rates := append(slices.Clone(r.Natgw), r.SessionLogRuns...)
+	slices.SortStableFunc(rates, func(a, b natgwRun) int { return a.Flows - b.Flows })
+	writeConnectionRates(bw, rates)
 	p("\n## Go micro-benchmarks\n\n`go test -run '^$' -bench . -benchmem` of nat and portalloc.\n\n")
 	p("| package | benchmark | ns/op | other metrics | B/op | allocs/op |\n|---|---|---:|---|---:|---:|\n")
 	for _, b := range r.GoBench {
@@ -397,7 +423,11 @@ func writeConnectionRates(w io.Writer, runs []natgwRun) {
 	p("**Tear-down**: RFC 9693's N / (T_N − T_0). With N flows in the table and no traffic, the harness's clock jumps past the UDP idle timeout; T_N runs from the management core publishing the jumped expiry tick until the worker publishes 0 active UDP flows, T_0 is the same jump on the empty table (the fixed overhead). It measures the worker's idle-expiry path (`Translator.Expire`, 256 flows per poll) while polling an idle port.\n\n")
 	p("| flows | establishment flows/s | ≥ 2 M/s | tear-down flows/s | ≥ 2 M/s |\n|---:|---:|---|---:|---|\n")
 	for _, run := range runs {
-		p("| %s | %s | %s | %s | %s |\n", flowsLabel(run.Flows), establishFigure(run.Establishment), establishVerdict(run.Establishment),
+		label := flowsLabel(run.Flows)
+		if run.SessionLog != nil {
+			label += ", session logging on"
+		}
+		p("| %s | %s | %s | %s | %s |\n", label, establishFigure(run.Establishment), establishVerdict(run.Establishment),
 			teardownFigure(run.Teardown), teardownVerdict(run.Teardown))
 	}
 	p("\n")
@@ -409,6 +439,10 @@ func writeConnectionRates(w io.Writer, runs []natgwRun) {
 				p(" **Error**: %s.", e.Error)
 			}
 			p("\n")
+		}
+		if sl := run.SessionLog; sl != nil {
+			p("- %s flows, session logging on (IPFIX to %s): %d records exported in %d datagrams (%d bytes); dropped: %d by the worker ring, %d by the exporter queue; %d send errors.\n",
+				flowsLabel(run.Flows), sl.Collector, sl.Records, sl.Datagrams, sl.Bytes, sl.WorkerDropped, sl.QueueDropped, sl.Errors)
 		}
 		if t := run.Teardown; t != nil {
 			p("- %s flows, tear-down: clock jump %d ms; T_N %.6f s (%d polls), T_0 %.6f s; idle expiries %d of %d.",
@@ -561,6 +595,15 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 		r.Natgw = append(r.Natgw, run)
 	}
 	slices.SortFunc(r.Natgw, func(a, b natgwRun) int { return a.Flows - b.Flows })
+	sessionFiles, _ := filepath.Glob(filepath.Join(*dir, "sessionlog-*.json"))
+	for _, f := range sessionFiles {
+		var run natgwRun
+		if err := readJSON(f, &run); err != nil {
+			return err
+		}
+		r.SessionLogRuns = append(r.SessionLogRuns, run)
+	}
+	slices.SortFunc(r.SessionLogRuns, func(a, b natgwRun) int { return a.Flows - b.Flows })
 	for _, f := range pmdFiles {
 		var t testpmdResult
 		if err := readJSON(f, &t); err != nil {

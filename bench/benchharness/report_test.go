@@ -218,3 +218,18 @@ func TestMedianAndNoise(t *testing.T) {
 		})
 	}
 }
+
+// A run with session logging on is labelled in the connection rates and
+// says what the exporter did.
+func TestConnectionRatesSessionLog(t *testing.T) {
+	var b strings.Builder
+	runs := []natgwRun{
+		{Flows: 1000},
+		{Flows: 1000, SessionLog: &sessionLogResult{Collector: "127.0.0.1:4739", Records: 2000, Datagrams: 40, Bytes: 56000, WorkerDropped: 3}},
+	}
+	writeConnectionRates(&b, runs)
+	out := b.String()
+	assert.Contains(t, out, "| 1K | ")
+	assert.Contains(t, out, "| 1K, session logging on | ")
+	assert.Contains(t, out, "1K flows, session logging on (IPFIX to 127.0.0.1:4739): 2000 records exported in 40 datagrams (56000 bytes); dropped: 3 by the worker ring, 0 by the exporter queue; 0 send errors.")
+}

@@ -19,6 +19,7 @@ type Config struct {
 	Deny        []DenyRule   `toml:"deny"`
 	Mgmt        Mgmt         `toml:"mgmt"`
 	Limits      Limits       `toml:"limits"`
+	NatLog      NatLog       `toml:"nat_log"`
 }
 
 // Dataplane selects the driver and sizes the workers and flow table.

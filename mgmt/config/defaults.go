@@ -1,6 +1,9 @@
 package config
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Default values, applied by Parse to keys the file leaves out (and by
 // ApplyDefaults to zero values of a Config built in code).
@@ -32,6 +35,11 @@ const (
 	// DefaultInboundFlowPercent is limits.inbound_flow_percent: flows
 	// opened from the outside may take at most half of a worker's table.
 	DefaultInboundFlowPercent = 50
+	// DefaultHistoryRetention is nat_log.retention: ended holdings are
+	// kept 180 days.
+	DefaultHistoryRetention = 180 * 24 * time.Hour
+	// DefaultHistoryMaxSize is nat_log.history_max_size: 1 GiB.
+	DefaultHistoryMaxSize ByteSize = 1 << 30
 )
 
 // ApplyDefaults fills in every default of a Config built in code:
@@ -48,6 +56,8 @@ const (
 //	mgmt.listen                   "127.0.0.1:9650"
 //	limits.host_flow_percent      25
 //	limits.inbound_flow_percent   50
+//	nat_log.retention             180d
+//	nat_log.history_max_size      1GiB
 //
 // Here a zero number or empty string counts as left out; a timeout counts
 // as left out when it is zero and Duration.Set is false, so an explicit
@@ -92,6 +102,13 @@ func (c *Config) applyDefaults(leftOut func(key string, zero bool) bool) {
 	}
 	if leftOut("limits.inbound_flow_percent", c.Limits.InboundFlowPercent == 0) {
 		c.Limits.InboundFlowPercent = DefaultInboundFlowPercent
+	}
+	if leftOut("nat_log.events", c.NatLog.Events == nil) {
+		c.NatLog.Events = slices.Clone(DefaultNatLogEvents)
+	}
+	defaultDuration(&c.NatLog.Retention, DefaultHistoryRetention)
+	if leftOut("nat_log.history_max_size", c.NatLog.HistoryMaxSize == 0) {
+		c.NatLog.HistoryMaxSize = DefaultHistoryMaxSize
 	}
 }
 

@@ -4,22 +4,51 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"time"
 
 	"github.com/BurntSushi/toml"
 )
 
-// UnmarshalText parses a Go duration string ("4m", "30s", "1h30m") and marks
-// the duration as set. A bare number has no unit and is refused, so that
-// "10" is never read as ten nanoseconds.
+// UnmarshalText parses a Go duration string ("4m", "30s", "1h30m"), which
+// may begin with a number of days ("180d", "1d12h"), and marks the
+// duration as set. A bare number has no unit and is refused, so that "10"
+// is never read as ten nanoseconds.
 func (d *Duration) UnmarshalText(text []byte) error {
-	v, err := time.ParseDuration(string(text))
+	v, err := parseDuration(string(text))
 	if err != nil {
 		return fmt.Errorf("%q is not a duration: write a number with a unit, like \"30s\", \"4m\" or \"1h\"", text)
 	}
 	d.Duration = v
 	d.Set = true
 	return nil
+}
+
+// maxDays bounds the days of a duration (time.Duration holds 292 years).
+const maxDays = 100_000
+
+// parseDuration is time.ParseDuration with a leading count of days ("d").
+func parseDuration(s string) (time.Duration, error) {
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	if i == 0 || i == len(s) || s[i] != 'd' {
+		return time.ParseDuration(s)
+	}
+	days, err := strconv.Atoi(s[:i])
+	if err != nil || days > maxDays {
+		return 0, fmt.Errorf("%s: too many days", s)
+	}
+	v := time.Duration(days) * 24 * time.Hour
+	if rest := s[i+1:]; rest != "" {
+		r, err := time.ParseDuration(rest)
+		if err != nil || r < 0 {
+			return 0, fmt.Errorf("%s: not a duration after the days", s)
+		}
+		v += r
+	}
+	return v, nil
 }
 
 // MarshalText writes the duration in Go's format ("4m0s"), which

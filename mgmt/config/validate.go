@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -22,6 +23,12 @@ const (
 	MaxFlowCapacity = 100_000_000
 	// MinTimeout is the shortest idle timeout.
 	MinTimeout = time.Second
+	// MinHistoryRetention and MaxHistoryRetention bound nat_log.retention.
+	MinHistoryRetention = time.Hour
+	MaxHistoryRetention = 3650 * 24 * time.Hour
+	// MinHistoryMaxSize and MaxHistoryMaxSize bound nat_log.history_max_size.
+	MinHistoryMaxSize ByteSize = 1 << 20
+	MaxHistoryMaxSize ByteSize = 1 << 40
 	// MaxTimeout is the longest idle timeout: the packet path's millisecond
 	// clock compares times within half its 49-day wrap, and a day is plenty.
 	MaxTimeout = 24 * time.Hour
@@ -53,6 +60,7 @@ func (c *Config) Validate() error {
 	v.denyRules()
 	v.mgmt()
 	v.limits()
+	v.natLog()
 	return v.p.err()
 }
 
@@ -665,5 +673,19 @@ func (v *validator) limits() {
 	}
 	if l.InboundFlowPercent < 1 || l.InboundFlowPercent > 100 {
 		v.addf("limits.inbound_flow_percent", "%d: must be 1 to 100 (percent of a worker's flow table)", l.InboundFlowPercent)
+	}
+}
+
+// natLogHistory checks the attribution history's keys of [nat_log].
+func (v *validator) natLogHistory() {
+	n := &v.c.NatLog
+	if n.History != "" && (!filepath.IsAbs(n.History) || strings.HasSuffix(n.History, "/")) {
+		v.addf("nat_log.history", "%q: write the absolute path of a file, like \"/var/lib/natgw/attribution.db\"", n.History)
+	}
+	if r := n.Retention.Duration; r < MinHistoryRetention || r > MaxHistoryRetention {
+		v.addf("nat_log.retention", "%s: must be 1h to 3650d", r)
+	}
+	if m := n.HistoryMaxSize; m < MinHistoryMaxSize || m > MaxHistoryMaxSize {
+		v.addf("nat_log.history_max_size", "%d bytes: must be 1MiB to 1TiB", int64(m))
 	}
 }

@@ -1,6 +1,7 @@
 package configtest
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -12,7 +13,7 @@ import (
 // TestTextRoundTrip: what Text writes parses back to the same
 // configuration, so a test's struct is what natgw runs.
 func TestTextRoundTrip(t *testing.T) {
-	assert.Equal(t, Example(), Parse(t, Example()), "%s", Text(Example()))
+	assert.Equal(t, withDefaults(Example()), Parse(t, Example()), "%s", Text(Example()))
 
 	c := Example()
 	c.Dataplane.Workers = 2
@@ -21,8 +22,23 @@ func TestTextRoundTrip(t *testing.T) {
 	c.Timeouts.UDP = Duration("2s")
 	c.DefaultSNAT, c.Deny = nil, nil
 	got := Parse(t, c)
-	assert.Equal(t, c, got)
+	assert.Equal(t, withDefaults(c), got)
 	assert.Nil(t, got.DefaultSNAT, "a nil section is left out")
+}
+
+// withDefaults is c as Parse returns it: Example leaves [nat_log] out,
+// and parsing fills in its defaults.
+func withDefaults(c *config.Config) *config.Config {
+	if c.NatLog.Events == nil {
+		c.NatLog.Events = slices.Clone(config.DefaultNatLogEvents)
+	}
+	if !c.NatLog.Retention.Set {
+		c.NatLog.Retention.Duration = config.DefaultHistoryRetention
+	}
+	if c.NatLog.HistoryMaxSize == 0 {
+		c.NatLog.HistoryMaxSize = config.DefaultHistoryMaxSize
+	}
+	return c
 }
 
 // TestExampleIsSpecExample: Example is the SPEC §5 example (testdata's
@@ -56,4 +72,21 @@ func TestParseRefusesInvalid(t *testing.T) {
 	c.Limits.HostFlowPercent = 0
 	_, err := config.Parse(Text(c), "x.toml")
 	assert.ErrorContains(t, err, "limits.host_flow_percent", "a zero is written, not left out")
+}
+
+// TestTextNatLog: a [nat_log] set on the example survives Text and Parse,
+// and an example without one parses to the defaults.
+func TestTextNatLog(t *testing.T) {
+	c := Example()
+	c.NatLog.IPFIX = []string{"127.0.0.1:4739"}
+	c.NatLog.Syslog = "tcp://127.0.0.1:5514"
+	c.NatLog.Events = []string{"blocks", "sessions"}
+	c.NatLog.History = "/var/lib/natgw/history.db"
+	got := Parse(t, c)
+	if !got.NatLog.Exports("sessions") || got.NatLog.History != c.NatLog.History {
+		t.Fatalf("nat_log did not survive: %+v", got.NatLog)
+	}
+	if plain := Parse(t, Example()); plain.NatLog.Exports("blocks") {
+		t.Fatalf("no collector, nothing exported: %+v", plain.NatLog)
+	}
 }
