@@ -73,6 +73,9 @@ type WorkerCounters struct {
 	// Fragmented counts packets cut into fragments at egress, and
 	// Fragments the fragments sent for them (fragmenter.go).
 	Fragmented, Fragments atomic.Uint64
+	// Hot is the worker's hot set: the member and destination pairs
+	// closest to exhaustion (hot.go).
+	Hot HotCounters
 }
 
 // WorkerConfig wires a worker.
@@ -776,6 +779,7 @@ func (w *Worker) publish() {
 	c.RxPackets.Store(w.local.rx)
 	c.Polls.Store(w.local.polls)
 	c.BusyPolls.Store(w.local.busy)
+	c.Hot.store(w.tr.Hot())
 	if gen := uint64(w.tr.Policy().Gen); gen != c.ExhaustedGen.Load() || w.local.polls&1023 == 0 {
 		snap := append([]uint64(nil), s.Exhausted...)
 		c.Exhausted.Store(&snap)
