@@ -1,6 +1,7 @@
 package mgmt
 
 import (
+	"math"
 	"strconv"
 	"sync"
 
@@ -51,6 +52,7 @@ type collector struct {
 	packets, bytes, drops                     *prometheus.Desc
 	flowsActive, flowsCreated, flowsExpired   *prometheus.Desc
 	portsAllocated, snatFlows, utilMax, exhst *prometheus.Desc
+	eta                                       *prometheus.Desc
 	handoff, busy, buffers, frags             *prometheus.Desc
 	fragmented, fragments                     *prometheus.Desc
 	portRx, portTx, portMissed, portLink      *prometheus.Desc
@@ -69,7 +71,8 @@ func newCollector(s *Server) *collector {
 		flowsExpired:   desc("flows_expired_total", "Flows released, by reason (idle, closed, reset, reclaimed) and worker.", "reason", "worker"),
 		portsAllocated: desc("snat_ports_allocated", "SNAT ports preallocated to members (default SNAT: to the addresses holding a block), by pool.", "pool"),
 		snatFlows:      desc("snat_flows", "Flows using a pool's SNAT ports, by pool (from the workers' last utilisation scan, at most a few seconds old).", "pool"),
-		utilMax:        desc("snat_port_utilization_max", "Highest ports used / ports allocated ratio over any member and destination, by pool (from the workers' last utilisation scan).", "pool"),
+		utilMax:        desc("snat_port_utilization_max", "Highest ports used / ports allocated ratio over any member and destination, by pool (the higher of the workers' last utilisation scan and their current hot sets).", "pool"),
+		eta:            desc("snat_exhaustion_eta_seconds", "Smallest estimated time until a member of the pool has no free port towards a destination, from the hot sets' growth over the last 30 s; +Inf when no tracked pair of the pool is growing (see GET /v1/hotspots).", "pool"),
 		exhst:          desc("snat_port_exhaustion_total", "New flows dropped because the member had no free port towards the destination, by pool.", "pool"),
 		handoff:        desc("handoff_packets_total", "Packets a worker handed over to the worker that owns them.", "worker"),
 		fragmented:     desc("fragmented_packets_total", "Packets without DF larger than the egress MTU that a worker cut into fragments after translation (RFC 4787 REQ-13a).", "worker"),
@@ -90,7 +93,7 @@ func newCollector(s *Server) *collector {
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.flowsActive, c.flowsCreated,
-		c.flowsExpired, c.portsAllocated, c.snatFlows, c.utilMax, c.exhst, c.handoff, c.busy, c.buffers,
+		c.flowsExpired, c.portsAllocated, c.snatFlows, c.utilMax, c.exhst, c.eta, c.handoff, c.busy, c.buffers,
 		c.fragmented, c.fragments,
 		c.frags, c.portRx, c.portTx, c.portMissed, c.portLink, c.portMTU, c.generation, c.reloads} {
 		ch <- d
@@ -214,6 +217,7 @@ func (c *collector) collectPools(ch chan<- prometheus.Metric, pol *nat.Policy) {
 			}
 		}
 	}
+	eta, hotUtil := c.s.poolHotspots(pol)
 	for i, n := range names {
 		if i == len(pol.Pools) && !hasDefault {
 			break
@@ -228,7 +232,13 @@ func (c *collector) collectPools(ch chan<- prometheus.Metric, pol *nat.Policy) {
 		st := stats[n]
 		ch <- prometheus.MustNewConstMetric(c.portsAllocated, prometheus.GaugeValue, allocated, n)
 		ch <- prometheus.MustNewConstMetric(c.snatFlows, prometheus.GaugeValue, float64(st.flows), n)
-		ch <- prometheus.MustNewConstMetric(c.utilMax, prometheus.GaugeValue, st.utilMax, n)
+		// The hot sets are current where the scan is up to a pass old.
+		ch <- prometheus.MustNewConstMetric(c.utilMax, prometheus.GaugeValue, max(st.utilMax, hotUtil[n]), n)
+		e, ok := eta[n]
+		if !ok {
+			e = math.Inf(1)
+		}
+		ch <- prometheus.MustNewConstMetric(c.eta, prometheus.GaugeValue, e, n)
 		ch <- prometheus.MustNewConstMetric(c.exhst, prometheus.CounterValue, float64(st.exhausted), n)
 	}
 }
