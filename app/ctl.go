@@ -34,6 +34,8 @@ commands:
   mapping IP                             scenario, public address and ports of a private address
   flows [--private IP] [--limit N]       flows, of one private address or all
   reload                                 re-read the configuration file
+  top [--limit N] [--interval D] [--once] member/destination pairs nearest port exhaustion,
+                                         refreshed in place (--json or --once: print once)
 --mgmt defaults to $NATGW_MGMT, else ` + defaultMgmtURL + `
 --token-file (mgmt.token_file; every /v1/ request needs it when the appliance has one)
   defaults to $NATGW_TOKEN_FILE; it may also follow the command`
@@ -86,6 +88,8 @@ func cmdCtl(args []string, stdout, stderr io.Writer) int {
 		return c.flows(rest)
 	case "reload":
 		return c.reload(rest)
+	case "top":
+		return c.top(rest)
 	}
 	fmt.Fprintf(stderr, "natgw ctl: unknown command %q\n%s\n", sub, ctlUsage)
 	return exitUsage
