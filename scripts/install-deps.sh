@@ -9,7 +9,9 @@
 #
 # coturn and stun-server ship system services; the tests start their own
 # turnserver and stund in a namespace, so the services stay disabled (their
-# /etc/default files say so) and are stopped if they run.
+# /etc/default files say so) and are stopped if they run. prometheus is
+# there for promtool (the alert rules' tests): it is installed with service
+# starts denied and its service is disabled.
 #
 # Idempotent: packages already installed are left alone and `apt-get update`
 # runs only when something is missing; hugepages are only ever raised to
@@ -30,6 +32,7 @@ readonly PACKAGES=(
 	python3 lua5.3 shellcheck
 	make gcc libc6-dev
 	coturn stun-client stun-server
+	prometheus
 )
 # Commands that must work once the packages are in (package: command).
 readonly COMMANDS=(
@@ -39,6 +42,7 @@ readonly COMMANDS=(
 	python3:python3 lua5.3:luac5.3 shellcheck:shellcheck
 	make:make gcc:gcc
 	coturn:turnserver coturn:turnutils_natdiscovery stun-client:stun stun-server:stund
+	prometheus:promtool
 )
 readonly HUGEPAGES="${NATGW_HUGEPAGES:-512}"
 readonly HUGEPAGES_SYSFS=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
@@ -124,7 +128,37 @@ install_packages() {
 			die "apt has no installation candidate for: ${unknown[*]}"
 		fi
 	fi
+	deny_service_starts
 	run_logged apt-get install -y --no-install-recommends "${missing[@]}"
+	allow_service_starts
+}
+
+# Packages whose service must not start when installed (NO_START).
+readonly NO_START=(prometheus)
+readonly POLICY_RC=/usr/sbin/policy-rc.d
+# policy_rc_ours is 1 while a policy-rc.d of ours denies service starts.
+policy_rc_ours=0
+
+# deny_service_starts makes invoke-rc.d and deb-systemd-invoke refuse to
+# start services during the install (exit 101), unless the host has its
+# own policy-rc.d (containers usually deny already); ours is removed after.
+deny_service_starts() {
+	[[ -e "$POLICY_RC" ]] && return 0
+	if ((dry_run)); then
+		printf 'would write %s (exit 101) for the install\n' "$POLICY_RC"
+		return 0
+	fi
+	printf '#!/bin/sh\n# natgw install-deps.sh: no service starts during its install\nexit 101\n' >"$POLICY_RC"
+	chmod 755 "$POLICY_RC"
+	policy_rc_ours=1
+	trap allow_service_starts EXIT
+}
+
+allow_service_starts() {
+	if ((policy_rc_ours)); then
+		rm -f "$POLICY_RC"
+		policy_rc_ours=0
+	fi
 }
 
 check_commands() {
@@ -169,6 +203,15 @@ keep_daemons_off() {
 		[[ -d /run/systemd/system ]] || continue
 		if systemctl -q is-enabled "$service" 2>/dev/null || systemctl -q is-active "$service" 2>/dev/null; then
 			run_logged systemctl disable --now "$service"
+		fi
+	done
+	for service in "${NO_START[@]}"; do
+		if [[ -d /run/systemd/system ]]; then
+			if systemctl -q is-enabled "$service" 2>/dev/null || systemctl -q is-active "$service" 2>/dev/null; then
+				run_logged systemctl disable --now "$service"
+			fi
+		elif [[ -x "/etc/init.d/$service" ]] && compgen -G "/etc/rc[2-5].d/S*$service" >/dev/null; then
+			run_logged update-rc.d "$service" disable
 		fi
 	done
 }
