@@ -52,7 +52,7 @@ func TestE2EHostile(t *testing.T) {
 func (p edgePort) tcpFrame(t *testing.T, dst [6]byte, src, dstIP netip.AddrPort, seq, ack uint32, flags uint8) []byte {
 	t.Helper()
 	b := make([]byte, 256)
-	n := nat.BuildTCP(b[nat.EthernetLen:], nat.U32(src.Addr()), nat.U32(dstIP.Addr()), src.Port(), dstIP.Port(), seq, ack, flags, 64, nil)
+	n := nat.BuildTCP(b[nat.EthernetLen:], nat.TCPSegment{Src: nat.U32(src.Addr()), Dst: nat.U32(dstIP.Addr()), SrcPort: src.Port(), DstPort: dstIP.Port(), Seq: seq, Ack: ack, Flags: flags, TTL: 64})
 	require.NotZero(t, n)
 	nat.WriteEthernet(b, dst, p.peer, nat.EtherTypeIPv4)
 	return b[:nat.EthernetLen+n]

@@ -99,7 +99,7 @@ func startAppliance(path string, log *slog.Logger) (*appliance, error) {
 			return nil, err
 		}
 	}
-	p, err := nat.Compile(c, nil)
+	p, err := mgmt.CompilePolicy(c, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -140,8 +140,8 @@ func startAppliance(path string, log *slog.Logger) (*appliance, error) {
 		source = abs // /v1/status names the file whatever the working directory
 	}
 	a.reloader = mgmt.NewReloader(mgmt.ReloadOptions{
-		Path: source, Policy: &a.policy, Check: restartNeeded, Log: log,
-		Apply: func(p *nat.Policy) { a.rt.Manager.SetStatic(staticNeighbors(p.Config)) },
+		Path: source, Policy: &a.policy, Config: c, Check: restartNeeded, Log: log,
+		Apply: func(c *config.Config, _ *nat.Policy) { a.rt.Manager.SetStatic(staticNeighbors(c)) },
 	})
 	a.api, err = mgmt.NewServer(mgmt.Options{
 		Listen: c.Mgmt.Listen, Token: token, Runtime: a.rt, Ports: a.ports, Policy: &a.policy,

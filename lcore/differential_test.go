@@ -204,13 +204,13 @@ func diffBuild(t *testing.T, f *diffFlow, p diffPkt, pub map[int]uint16) [][]byt
 		if p.seq == 0 {
 			flags = nat.TCPFlagSYN
 		}
-		n = nat.BuildTCP(b, f.priv, f.remote, f.sport, f.dport, uint32(100+p.seq), 1, flags, 64, payload)
+		n = nat.BuildTCP(b, nat.TCPSegment{Src: f.priv, Dst: f.remote, SrcPort: f.sport, DstPort: f.dport, Seq: uint32(100 + p.seq), Ack: 1, Flags: flags, TTL: 64, Payload: payload})
 	case p.in && f.proto == nat.ProtoTCP && p.kind != diffICMPErr:
 		flags := uint8(nat.TCPFlagACK)
 		if p.seq == 0 {
 			flags |= nat.TCPFlagSYN
 		}
-		n = nat.BuildTCP(b, f.remote, fe1, f.dport, pp, uint32(500+p.seq), 101, flags, 64, payload)
+		n = nat.BuildTCP(b, nat.TCPSegment{Src: f.remote, Dst: fe1, SrcPort: f.dport, DstPort: pp, Seq: uint32(500 + p.seq), Ack: 101, Flags: flags, TTL: 64, Payload: payload})
 	case !p.in && f.proto == nat.ProtoICMP:
 		n = nat.BuildICMPEcho(b, f.priv, f.remote, nat.ICMPEchoRequest, f.sport, uint16(p.seq), 64, payload)
 	case p.in && f.proto == nat.ProtoICMP:
@@ -222,7 +222,7 @@ func diffBuild(t *testing.T, f *diffFlow, p diffPkt, pub map[int]uint16) [][]byt
 		q := make([]byte, 256)
 		m := nat.BuildUDP(q, fe1, f.remote, pp, f.dport, 60, []byte("quoted"))
 		if f.proto == nat.ProtoTCP {
-			m = nat.BuildTCP(q, fe1, f.remote, pp, f.dport, 100, 1, nat.TCPFlagACK, 60, []byte("quoted"))
+			m = nat.BuildTCP(q, nat.TCPSegment{Src: fe1, Dst: f.remote, SrcPort: pp, DstPort: f.dport, Seq: 100, Ack: 1, Flags: nat.TCPFlagACK, TTL: 60, Payload: []byte("quoted")})
 		}
 		n = nat.BuildICMPError(b, f.remote, fe1, 3, 3, 0, nat.IPv4(q[:m]), 64)
 	default:

@@ -8,7 +8,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/natgw/natgw/mgmt/config"
 	"github.com/natgw/natgw/nat"
 )
 
@@ -22,18 +21,16 @@ var (
 // to the policy and the inside hosts' MACs known.
 func newHairpinTestbed(t *testing.T, workers int) *testbed {
 	t.Helper()
-	text := testConfig + "\n[[instance]]\nprivate = \"10.0.3.7\"\npublic = \"198.19.1.50\"\ninbound = [\"udp/*\"]\n"
-	c, err := config.Parse([]byte(text), "test.toml")
-	require.NoError(t, err)
-	p, err := nat.Compile(c, nil)
-	require.NoError(t, err)
-	var holder nat.PolicyHolder
-	holder.Store(p)
+	s := testSpec()
+	s.Instances = []nat.InstanceSpec{{Private: instPriv, Public: instPub,
+		Inbound: []nat.PortRule{{Proto: nat.ProtoUDP, Lo: 0, Hi: 0xFFFF}}}}
+	holder := holderOf(compileSpec(t, s, nil))
 	tb := &testbed{in: NewFakePort("in", macIn, workers+1), out: NewFakePort("out", macOut, workers+1)}
 	start := time.Now()
+	var err error
 	tb.rt, err = NewRuntime(RuntimeConfig{
 		Clock:   func() nat.Tick { return nat.Tick(time.Since(start)/time.Millisecond+1) + nat.Tick(tb.skew.Load()) },
-		Workers: workers, Ports: [NumPorts]Port{tb.in, tb.out}, Policy: &holder, FlowCapacity: 4096,
+		Workers: workers, Ports: [NumPorts]Port{tb.in, tb.out}, Policy: holder, FlowCapacity: 4096,
 		Static: []StaticNeighbor{{Addr: gateway, MAC: macGw}, {Addr: instPriv, MAC: macInst}, {Addr: member, MAC: macHost}},
 		Log:    slog.New(slog.DiscardHandler),
 	})

@@ -266,7 +266,7 @@ func (m *Manager) sendRST(port uint8, dstMAC [6]byte, src, dst uint32, sport, dp
 		return
 	}
 	buf := out.Data[:cap(out.Data)]
-	n := nat.BuildTCP(buf[nat.EthernetLen:], src, dst, sport, dport, seq, 0, nat.TCPFlagRST, 64, nil)
+	n := nat.BuildTCP(buf[nat.EthernetLen:], nat.TCPSegment{Src: src, Dst: dst, SrcPort: sport, DstPort: dport, Seq: seq, Flags: nat.TCPFlagRST, TTL: 64})
 	if n == 0 {
 		m.pool.Put(out)
 		return

@@ -350,9 +350,7 @@ func (s *queryState) startScan(pol *nat.Policy, now nat.Tick) {
 	for i, p := range pol.Pools {
 		s.scanSize[i] = p.PortsPerMember
 	}
-	if d := pol.Config; d != nil && d.DefaultSNAT != nil {
-		s.scanSize[n-1] = d.DefaultSNAT.PortsPerMember
-	}
+	s.scanSize[n-1] = pol.DefaultSNATPortsPerMember()
 }
 
 // Flows asks every worker for flows (of private address priv when

@@ -2,7 +2,6 @@ package lcore
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -10,47 +9,26 @@ import (
 	"testing"
 	"time"
 
-	"github.com/natgw/natgw/mgmt/config"
 	"github.com/natgw/natgw/nat"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// queryTestConfig is a small appliance: one pool member with a block of
-// ports_per_member ports, default SNAT for the rest of 10.0.0.0/16.
-const queryTestConfig = `
-[dataplane]
-driver = "afpacket"
-workers = %d
-flow_capacity = %d
-[inside]
-port = "in"
-address = "10.0.0.1/16"
-[outside]
-port = "out"
-address = "198.19.0.2/24"
-gateway = "198.19.0.1"
-[timeouts]
-udp = "%s"
-[[frontend]]
-name = "fe1"
-address = "198.19.1.10"
-[[frontend]]
-name = "fe-default"
-address = "198.19.1.20"
-[[pool]]
-name = "web"
-frontends = ["fe1"]
-members = ["10.0.1.4"]
-ports_per_member = %d
-[default_snat]
-sources = ["10.0.0.0/16"]
-frontends = ["fe-default"]
-ports_per_member = 1024
-# The tests open many flows from a few hosts: no per-host limit.
-[limits]
-host_flow_percent = 100
-`
+// queryTestSpec is a small appliance: one pool member with a block of
+// block ports, default SNAT for the rest of 10.0.0.0/16, UDP flows idle
+// out after udp. The tests open many flows from a few hosts: no per-host
+// limit.
+func queryTestSpec(workers, block int, udp time.Duration) nat.PolicySpec {
+	s := testSpec()
+	s.Timeouts.UDP = nat.TickFromDuration(udp)
+	s.HostFlowPercent = 100
+	feDefault := a4("198.19.1.20")
+	s.Frontends = append(s.Frontends, feDefault)
+	s.Pools[0].Members, s.Pools[0].PortsPerMember = []uint32{member}, block
+	s.DefaultSNAT = &nat.DefaultSNATSpec{Sources: []nat.Prefix{{Addr: a4("10.0.0.0"), Bits: 16}},
+		Frontends: []uint32{feDefault}, PortsPerMember: 1024, Workers: workers}
+	return s
+}
 
 // testClock is a clock the test moves.
 type testClock struct{ t atomic.Uint32 }
@@ -67,12 +45,9 @@ type testRuntime struct {
 	ports  [NumPorts]*FakePort
 }
 
-func newTestRuntime(t testing.TB, workers, capacity, block int, udp string) *testRuntime {
+func newTestRuntime(t testing.TB, workers, capacity, block int, udp time.Duration) *testRuntime {
 	t.Helper()
-	c, err := config.Parse([]byte(fmt.Sprintf(queryTestConfig, workers, capacity, udp, block)), "test")
-	require.NoError(t, err)
-	p, err := nat.Compile(c, nil)
-	require.NoError(t, err)
+	p := compileSpec(t, queryTestSpec(workers, block, udp), nil)
 	tr := &testRuntime{clock: &testClock{}, policy: &nat.PolicyHolder{}}
 	tr.clock.t.Store(1)
 	tr.policy.Store(p)
@@ -81,6 +56,7 @@ func newTestRuntime(t testing.TB, workers, capacity, block int, udp string) *tes
 		tr.ports[i] = NewFakePort(PortName(uint8(i)), [6]byte{2, 0, 0, 0, 0, byte(i + 1)}, workers+1)
 		ports[i] = tr.ports[i]
 	}
+	var err error
 	tr.Runtime, err = NewRuntime(RuntimeConfig{Workers: workers, Ports: ports, Policy: tr.policy,
 		FlowCapacity: capacity, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Clock: tr.clock.Now})
 	require.NoError(t, err)
@@ -135,7 +111,7 @@ var (
 )
 
 func TestQueries(t *testing.T) {
-	tr := newTestRuntime(t, 2, 4*QueryChunk+100, 8, "4m")
+	tr := newTestRuntime(t, 2, 4*QueryChunk+100, 8, 4*time.Minute)
 	for i := range 8 {
 		tr.addFlow(t, qMember, qServer1, uint16(5000+i), 53)
 		tr.addFlow(t, qMember, qServer2, uint16(5000+i), 53)
@@ -208,7 +184,7 @@ func TestQueries(t *testing.T) {
 // TestQueryChunks checks that a worker serves a query over several polls,
 // QueryChunk flow slots at a time.
 func TestQueryChunks(t *testing.T) {
-	tr := newTestRuntime(t, 1, 3*QueryChunk, 1024, "4m")
+	tr := newTestRuntime(t, 1, 3*QueryChunk, 1024, 4*time.Minute)
 	q := NewMappingQuery(qMember)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -227,7 +203,7 @@ func TestQueryChunks(t *testing.T) {
 // ErrWorkerBusy, is dropped at the worker's next poll, and that the slot
 // then serves the next query.
 func TestQueryDeadline(t *testing.T) {
-	tr := newTestRuntime(t, 1, 1000, 1024, "4m")
+	tr := newTestRuntime(t, 1, 1000, 1024, 4*time.Minute)
 	tr.addFlow(t, qMember, qServer1, 5000, 53)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
@@ -259,7 +235,7 @@ func TestUtilization(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tr := newTestRuntime(t, 1, 1000, 8, "4m")
+			tr := newTestRuntime(t, 1, 1000, 8, 4*time.Minute)
 			w := tr.Workers[0]
 			for i := range tt.flows {
 				tr.addFlow(t, qMember, qServer1, uint16(5000+i), 53)
@@ -320,7 +296,7 @@ func TestPortSet(t *testing.T) {
 // TestServeQueriesNoAllocs checks that serving a query chunk and a scan
 // chunk allocates nothing.
 func TestServeQueriesNoAllocs(t *testing.T) {
-	tr := newTestRuntime(t, 1, 1<<20, 1024, "4m")
+	tr := newTestRuntime(t, 1, 1<<20, 1024, 4*time.Minute)
 	w := tr.Workers[0]
 	for i := range 100 {
 		tr.addFlow(t, qMember, qServer1, uint16(5000+i), 53)
@@ -339,7 +315,7 @@ func BenchmarkServeQueries(b *testing.B) {
 	// case of one poll. The cursor is rewound so a pass never completes;
 	// the snapshot a completed pass publishes (4 small allocations every
 	// UtilizationInterval) is not part of the per-poll cost.
-	tr := newTestRuntime(b, 1, 2*QueryChunk, 1024, "4m")
+	tr := newTestRuntime(b, 1, 2*QueryChunk, 1024, 4*time.Minute)
 	w := tr.Workers[0]
 	for i := range QueryChunk {
 		tr.addFlow(b, qMember, qServer1+uint32(i/512), uint16(5000+i%512), 53)
@@ -369,7 +345,7 @@ func qAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
 // not by the client's limit alone: before, a limit of MaxQueryFlows made
 // every worker's buffer MaxQueryFlows flows long whatever the table held.
 func TestFlowsQueryBuffers(t *testing.T) {
-	tr := newTestRuntime(t, 2, 4*QueryChunk, 8, "4m")
+	tr := newTestRuntime(t, 2, 4*QueryChunk, 8, 4*time.Minute)
 	for i := range 8 {
 		tr.addFlow(t, qMember, qServer1, uint16(5000+i), 53)
 		tr.addFlow(t, qMember, qServer2, uint16(5000+i), 53)
@@ -391,7 +367,7 @@ func TestFlowsQueryBuffers(t *testing.T) {
 		assert.Equal(t, 5, cap(q.Flows), "the limit still bounds the buffer")
 	}
 
-	small := newTestRuntime(t, 1, 100, 8, "4m")
+	small := newTestRuntime(t, 1, 100, 8, 4*time.Minute)
 	for _, q := range small.flowsQueries(0, false, MaxQueryFlows) {
 		assert.Equal(t, 100, cap(q.Flows), "the table's capacity bounds the buffer")
 	}

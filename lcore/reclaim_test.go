@@ -24,7 +24,7 @@ func TestIdleReclaimMillion(t *testing.T) {
 		flows = 100_000
 	}
 	const perDest = 512 // of the qMember's 1024 ports
-	tr := newTestRuntime(t, 1, flows+1000, 1024, "2m")
+	tr := newTestRuntime(t, 1, flows+1000, 1024, 2*time.Minute)
 	w := tr.Workers[0]
 	for i := range flows {
 		tr.addFlow(t, qMember, qServer1+uint32(i/perDest), uint16(10000+i%perDest), 53)

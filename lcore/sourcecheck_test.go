@@ -8,7 +8,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/natgw/natgw/mgmt/config"
 	"github.com/natgw/natgw/nat"
 )
 
@@ -22,65 +21,32 @@ var (
 	insideAddr  = a4("10.0.0.1")
 )
 
-// sourceCheckConfig is testConfig with default SNAT for 10.0.0.0/8, a
-// routed prefix 10.7.0.0/16 through 10.0.0.254, and extra lines in
-// [inside].
-func sourceCheckConfig(inside string) string {
-	return `
-[dataplane]
-driver = "afpacket"
-workers = 2
-flow_capacity = 4096
-
-[inside]
-port = "in"
-address = "10.0.0.1/16"
-` + inside + `
-[[inside.routed]]
-prefix = "10.7.0.0/16"
-via = "10.0.0.254"
-
-[outside]
-port = "out"
-address = "198.19.0.2/24"
-gateway = "198.19.0.1"
-
-[[frontend]]
-name = "fe1"
-address = "198.19.1.10"
-
-[[frontend]]
-name = "fe-default"
-address = "198.19.1.20"
-
-[[pool]]
-name = "web"
-frontends = ["fe1"]
-members = ["10.0.1.4", "10.0.1.5"]
-
-[default_snat]
-sources = ["10.0.0.0/8"]
-frontends = ["fe-default"]
-ports_per_member = 512
-`
+// sourceCheckSpec is testSpec with two workers, default SNAT for
+// 10.0.0.0/8 and a routed prefix 10.7.0.0/16 through 10.0.0.254; check
+// is inside.source_check.
+func sourceCheckSpec(check bool) nat.PolicySpec {
+	s := testSpec()
+	s.SourceCheck = check
+	s.Routed = []nat.RoutedPrefix{{Prefix: nat.Prefix{Addr: a4("10.7.0.0"), Bits: 16}, Via: routerIn}}
+	feDefault := a4("198.19.1.20")
+	s.Frontends = append(s.Frontends, feDefault)
+	s.DefaultSNAT = &nat.DefaultSNATSpec{Sources: []nat.Prefix{{Addr: a4("10.0.0.0"), Bits: 8}},
+		Frontends: []uint32{feDefault}, PortsPerMember: 512, Workers: 2}
+	return s
 }
 
 // newSourceCheckTestbed is a two-worker runtime on fake ports running
-// sourceCheckConfig, with the gateway and the pool member 10.0.1.4 as
+// sourceCheckSpec(check), with the gateway and the pool member 10.0.1.4 as
 // static (so confirmed) neighbours.
-func newSourceCheckTestbed(t *testing.T, inside string) *testbed {
+func newSourceCheckTestbed(t *testing.T, check bool) *testbed {
 	t.Helper()
-	c, err := config.Parse([]byte(sourceCheckConfig(inside)), "test.toml")
-	require.NoError(t, err)
-	p, err := nat.Compile(c, nil)
-	require.NoError(t, err)
-	var holder nat.PolicyHolder
-	holder.Store(p)
+	holder := holderOf(compileSpec(t, sourceCheckSpec(check), nil))
 	tb := &testbed{in: NewFakePort("in", macIn, 3), out: NewFakePort("out", macOut, 3)}
 	start := time.Now()
+	var err error
 	tb.rt, err = NewRuntime(RuntimeConfig{
 		Clock:   func() nat.Tick { return nat.Tick(time.Since(start)/time.Millisecond+1) + nat.Tick(tb.skew.Load()) },
-		Workers: 2, Ports: [NumPorts]Port{tb.in, tb.out}, Policy: &holder, FlowCapacity: 4096,
+		Workers: 2, Ports: [NumPorts]Port{tb.in, tb.out}, Policy: holder, FlowCapacity: 4096,
 		Static: []StaticNeighbor{{Addr: gateway, MAC: macGw}, {Addr: member, MAC: macHost}},
 		Log:    slog.New(slog.DiscardHandler),
 	})
@@ -118,7 +84,7 @@ func ipv4Frames(frames [][]byte) int {
 // another MAC than the one confirmed for it open no flow and take none of
 // its ports (spoofed); the member's own frames beside them work.
 func TestSpoofedPoolMember(t *testing.T) {
-	tb := newSourceCheckTestbed(t, "")
+	tb := newSourceCheckTestbed(t, true)
 	for i := range 40 {
 		tb.in.Inject(i%2, udpFrame(t, macIn, macAttacker, member, server, uint16(30000+i), 53, 64))
 	}
@@ -141,7 +107,7 @@ func TestSpoofedPoolMember(t *testing.T) {
 // the same address from another MAC is refused. 63 never-answering
 // spoofed sources take no block.
 func TestDefaultSNATNeedsARP(t *testing.T) {
-	tb := newSourceCheckTestbed(t, "")
+	tb := newSourceCheckTestbed(t, true)
 	tb.in.Inject(0, udpFrame(t, macIn, macDflt, dfltHost, server, 5000, 53, 64))
 	for i := range 63 {
 		tb.in.Inject(1, udpFrame(t, macIn, macAttacker, dfltHost+uint32(100+i), server, 5000, 53, 64))
@@ -183,7 +149,7 @@ func TestDefaultSNATNeedsARP(t *testing.T) {
 // a routed prefix is refused; a routed prefix's hosts pass from their
 // router's confirmed MAC and only from it.
 func TestSourcesOutsideTheInside(t *testing.T) {
-	tb := newSourceCheckTestbed(t, "")
+	tb := newSourceCheckTestbed(t, true)
 	tb.in.Inject(0, udpFrame(t, macIn, macAttacker, a4("10.8.1.1"), server, 5000, 53, 64))
 	tb.in.Inject(0, udpFrame(t, macIn, macRouter, routedHost, server, 5000, 53, 64))
 	tb.poll()
@@ -203,7 +169,7 @@ func TestSourcesOutsideTheInside(t *testing.T) {
 // TestSourceCheckOffAdmitsAll: with inside.source_check = false the same
 // spoofed frames are translated (what the check prevents).
 func TestSourceCheckOffAdmitsAll(t *testing.T) {
-	tb := newSourceCheckTestbed(t, "source_check = false")
+	tb := newSourceCheckTestbed(t, false)
 	tb.in.Inject(0, udpFrame(t, macIn, macAttacker, member, server, 30000, 53, 64))
 	tb.in.Inject(0, udpFrame(t, macIn, macAttacker, dfltHost+100, server, 5000, 53, 64))
 	tb.poll()

@@ -12,34 +12,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/natgw/natgw/mgmt/config"
 	"github.com/natgw/natgw/nat"
 )
-
-const testConfig = `
-[dataplane]
-driver = "afpacket"
-workers = 1
-flow_capacity = 4096
-
-[inside]
-port = "in"
-address = "10.0.0.1/16"
-
-[outside]
-port = "out"
-address = "198.19.0.2/24"
-gateway = "198.19.0.1"
-
-[[frontend]]
-name = "fe1"
-address = "198.19.1.10"
-
-[[pool]]
-name = "web"
-frontends = ["fe1"]
-members = ["10.0.1.4", "10.0.1.5"]
-`
 
 var (
 	macIn   = [6]byte{2, 0, 0, 0, 1, 1}
@@ -95,16 +69,51 @@ func newTestbedClock(t *testing.T, workers int, manual bool) *testbed {
 	return tb
 }
 
-// testHolder holds the policy compiled from testConfig.
-func testHolder(t testing.TB) *nat.PolicyHolder {
+// defaultTimeouts are the configuration's default idle timeouts [S5].
+var defaultTimeouts = nat.Timeouts{
+	TCPEstablished: nat.TickFromDuration(4 * time.Minute),
+	TCPTransitory:  nat.TickFromDuration(30 * time.Second),
+	TCPClosing:     nat.TickFromDuration(10 * time.Second),
+	UDP:            nat.TickFromDuration(4 * time.Minute),
+	ICMP:           nat.TickFromDuration(60 * time.Second),
+}
+
+// testSpec is the test policy: natgw at 10.0.0.1/16 inside and
+// 198.19.0.2/24 outside, one pool "web" of 10.0.1.4 and 10.0.1.5 on the
+// frontend fe1, and the configuration's defaults for the rest.
+func testSpec() nat.PolicySpec {
+	return nat.PolicySpec{
+		Inside:             nat.Prefix{Addr: a4("10.0.0.1"), Bits: 16},
+		Outside:            nat.Prefix{Addr: a4("198.19.0.2"), Bits: 24},
+		Gateway:            gateway,
+		SourceCheck:        true,
+		Timeouts:           defaultTimeouts,
+		HostFlowPercent:    25,
+		InboundFlowPercent: 50,
+		Frontends:          []uint32{fe1},
+		Pools:              []nat.PoolSpec{{Name: "web", Frontends: []uint32{fe1}, Members: []uint32{member, a4("10.0.1.5")}}},
+	}
+}
+
+// compileSpec compiles s against prev and fails the test on an error.
+func compileSpec(t testing.TB, s nat.PolicySpec, prev *nat.Policy) *nat.Policy {
 	t.Helper()
-	c, err := config.Parse([]byte(testConfig), "test.toml")
+	p, err := nat.Compile(s, prev)
 	require.NoError(t, err)
-	p, err := nat.Compile(c, nil)
-	require.NoError(t, err)
+	return p
+}
+
+// holderOf returns a policy holder holding p.
+func holderOf(p *nat.Policy) *nat.PolicyHolder {
 	var holder nat.PolicyHolder
 	holder.Store(p)
 	return &holder
+}
+
+// testHolder holds the policy of testSpec.
+func testHolder(t testing.TB) *nat.PolicyHolder {
+	t.Helper()
+	return holderOf(compileSpec(t, testSpec(), nil))
 }
 
 // poll runs every worker, then the management core, a few rounds.
@@ -809,15 +818,9 @@ func TestGratuitousARP(t *testing.T) {
 	assert.Empty(t, announced(tb.in))
 
 	// A reload adding an instance announces its public address only.
-	c, err := config.Parse([]byte(testConfig+`
-[[instance]]
-private = "10.0.3.7"
-public = "198.19.1.50"
-`), "test.toml")
-	require.NoError(t, err)
-	p, err := nat.Compile(c, m.pol.Load())
-	require.NoError(t, err)
-	m.pol.Store(p)
+	s := testSpec()
+	s.Instances = []nat.InstanceSpec{{Private: a4("10.0.3.7"), Public: a4("198.19.1.50")}}
+	m.pol.Store(compileSpec(t, s, m.pol.Load()))
 	m.maintain(time.Now())
 	assert.Equal(t, []uint32{a4("198.19.1.50")}, announced(tb.out))
 	assert.Empty(t, announced(tb.in))

@@ -20,6 +20,9 @@
 //     (MustNewConstMetric), plus the Go runtime and process collectors.
 //   - Reloader (reload.go): re-reads the configuration file for SIGHUP and
 //     the API alike, serialised, all or nothing.
+//   - CompilePolicy (policy.go): the one path from a config.Config to a
+//     nat.Policy, for start-up and reloads alike: PolicySpec converts the
+//     configuration into nat's plain description, nat.Compile compiles it.
 //
 // # Threading
 //

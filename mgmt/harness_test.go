@@ -124,7 +124,7 @@ func newAppliance(t *testing.T, o applianceOptions) *appliance {
 	require.NoError(t, os.WriteFile(a.path, []byte(configText(o.udp, o.ppm)), 0o600))
 	c, err := config.Load(a.path)
 	require.NoError(t, err)
-	p, err := nat.Compile(c, nil)
+	p, err := CompilePolicy(c, nil)
 	require.NoError(t, err)
 	a.policy.Store(p)
 	a.in = lcore.NewFakePort("fake-in", macIn, 2)
@@ -135,7 +135,7 @@ func newAppliance(t *testing.T, o applianceOptions) *appliance {
 		FlowCapacity: c.Dataplane.FlowCapacity, Log: log, Clock: a.clock.now,
 		Static: staticNeighbors(c)})
 	require.NoError(t, err)
-	rel := NewReloader(ReloadOptions{Path: a.path, Policy: a.policy, Log: log})
+	rel := NewReloader(ReloadOptions{Path: a.path, Policy: a.policy, Config: c, Log: log})
 	a.srv, err = NewServer(Options{Token: o.token, Runtime: a.rt, Ports: ports, Policy: a.policy,
 		Reloader: rel, Version: "test", Driver: "fake", Log: log, QueryTimeout: 10 * time.Second})
 	require.NoError(t, err)

@@ -226,8 +226,8 @@ func (c *collector) collectPools(ch chan<- prometheus.Metric, pol *nat.Policy) {
 		if i < len(pol.Pools) {
 			pi := &pol.Pools[i]
 			allocated = float64(len(pi.Members) * pi.PortsPerMember)
-		} else if pol.Config != nil && pol.Config.DefaultSNAT != nil {
-			allocated = float64(pol.DefaultSNAT().Stats().Assigned * pol.Config.DefaultSNAT.PortsPerMember)
+		} else if d := pol.DefaultSNAT(); d != nil {
+			allocated = float64(d.Stats().Assigned * pol.DefaultSNATPortsPerMember())
 		}
 		st := stats[n]
 		ch <- prometheus.MustNewConstMetric(c.portsAllocated, prometheus.GaugeValue, allocated, n)

@@ -22,13 +22,19 @@ type ReloadOptions struct {
 	Path string
 	// Policy holds the running policy; the Reloader stores new ones.
 	Policy *nat.PolicyHolder
+	// Config is the running configuration, the one Policy's policy was
+	// compiled from (with CompilePolicy); the Reloader replaces it with
+	// each configuration it publishes.
+	Config *config.Config
 	// Check, when set, refuses a new configuration that the running
 	// appliance can't take without a restart (another driver, other
-	// ports...). It gets the running and the new configuration.
+	// ports...). It gets the running and the new configuration; it is
+	// not called while there is no running configuration.
 	Check func(running, next *config.Config) error
-	// Apply, when set, is called after a new policy is published, for the
-	// settings that live outside the policy (static neighbours).
-	Apply func(p *nat.Policy)
+	// Apply, when set, is called after a new policy is published, with
+	// the configuration it was compiled from, for the settings that live
+	// outside the policy (static neighbours).
+	Apply func(c *config.Config, p *nat.Policy)
 	// Log receives one line per reload.
 	Log *slog.Logger
 }
@@ -37,8 +43,11 @@ type ReloadOptions struct {
 // /v1/config/reload). A reload either publishes a complete new policy or
 // changes nothing. It is safe for concurrent use.
 type Reloader struct {
-	o        ReloadOptions
-	mu       sync.Mutex
+	o  ReloadOptions
+	mu sync.Mutex
+	// running is the running configuration (o.Config, then each
+	// configuration published); mu guards it.
+	running  *config.Config
 	ok, fail atomic.Uint64
 }
 
@@ -47,7 +56,7 @@ func NewReloader(o ReloadOptions) *Reloader {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Reloader{o: o}
+	return &Reloader{o: o, running: o.Config}
 }
 
 // Path returns the configuration file the Reloader reads.
@@ -76,23 +85,20 @@ func (r *Reloader) reload() (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
-	old := r.o.Policy.Load()
-	var errs []error
-	if r.o.Check != nil && old != nil && old.Config != nil {
-		if err := r.o.Check(old.Config, c); err != nil {
-			errs = append(errs, err)
+	if r.o.Check != nil && r.running != nil {
+		if err := r.o.Check(r.running, c); err != nil {
+			return 0, err
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return 0, err
-	}
-	p, err := nat.Compile(c, old)
+	old := r.o.Policy.Load()
+	p, err := CompilePolicy(c, old)
 	if err != nil {
 		return 0, err
 	}
 	r.o.Policy.Store(p)
+	r.running = c
 	if r.o.Apply != nil {
-		r.o.Apply(p)
+		r.o.Apply(c, p)
 	}
 	if changed := p.ChangedMembers(old); len(changed) > 0 {
 		r.o.Log.Info("pool blocks changed: flows on reclaimed ports expire", "members", len(changed))

@@ -276,7 +276,7 @@ func TestNATRewriteIncremental(t *testing.T) {
 			return BuildUDP(b, src, remote, sport, 53, 64, payload)
 		}},
 		{name: "tcp", build: func(b []byte, src uint32, sport uint16) int {
-			return BuildTCP(b, src, remote, sport, 443, 1, 2, TCPFlagACK, 64, payload)
+			return BuildTCP(b, TCPSegment{Src: src, Dst: remote, SrcPort: sport, DstPort: 443, Seq: 1, Ack: 2, Flags: TCPFlagACK, TTL: 64, Payload: payload})
 		}},
 	}
 	for _, tt := range tests {
@@ -330,7 +330,7 @@ func TestTransportChecksum(t *testing.T) {
 			return BuildUDP(b, 0x0a000001, 0xc6120001, 1000, 53, 64, []byte("hello"))
 		}},
 		{name: "tcp odd payload", ok: true, build: func(b []byte) int {
-			return BuildTCP(b, 0x0a000001, 0xc6120001, 1000, 80, 7, 9, TCPFlagSYN, 64, []byte("abc"))
+			return BuildTCP(b, TCPSegment{Src: 0x0a000001, Dst: 0xc6120001, SrcPort: 1000, DstPort: 80, Seq: 7, Ack: 9, Flags: TCPFlagSYN, TTL: 64, Payload: []byte("abc")})
 		}},
 		{name: "icmp echo", ok: true, build: func(b []byte) int {
 			return BuildICMPEcho(b, 0x0a000001, 0xc6120001, ICMPEchoRequest, 7, 1, 64, []byte("ping"))

@@ -5,7 +5,9 @@
 // included (SPEC [S1]-[S8]).
 //
 // Which core runs what:
-//   - Compile (policy.go) runs on the management core. A *Policy is
+//   - Compile (policy.go) runs on the management core. It takes a
+//     PolicySpec (policyspec.go), a plain description built by mgmt from
+//     the configuration file, which nat never sees. A *Policy is
 //     immutable once built; workers receive it through an atomic pointer and
 //     pick it up between bursts.
 //   - Everything else runs on exactly one worker lcore: a FlowTable and a

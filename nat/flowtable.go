@@ -268,6 +268,18 @@ func (t *FlowTable) touch(tags *[lookupBurst]uint32, n int, x *flowIndex) {
 }
 
 // findOut probes the out index for k, whose tag is tag.
+//
+// findOut and findIn are twins on purpose: they differ only in the index
+// they probe and in the record fields they compare with the key (private
+// or public address and port). A shared probe loop would take that
+// comparison as a func value or as a method of a type parameter, and both
+// compile to an indirect call: the loop is too big to inline (cost 121,
+// the inliner's budget is 80: go build -gcflags=-m), so a closure is never
+// inlined into it; and generic code is compiled once per GC shape with
+// method calls through a dictionary (a find[K] tried here called
+// K.matches through a register, not inline). That is a call at every tag
+// match, so in every lookup that finds its flow, on the packet path. The
+// twins compare inline, with no call at all.
 func (t *FlowTable) findOut(k *OutKey, tag uint32) uint32 {
 	x := &t.out
 	slots := x.slots[:x.size]
@@ -287,7 +299,8 @@ func (t *FlowTable) findOut(k *OutKey, tag uint32) uint32 {
 	}
 }
 
-// findIn probes the in index for k, whose tag is tag.
+// findIn probes the in index for k, whose tag is tag; see findOut for
+// why the two are not one function.
 func (t *FlowTable) findIn(k *InKey, tag uint32) uint32 {
 	x := &t.in
 	slots := x.slots[:x.size]

@@ -1,7 +1,6 @@
 package nat
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -131,8 +130,10 @@ func TestHairpinOnlyToPublic(t *testing.T) {
 	b = udp(memberA, ip4("198.19.1.99"), 5000, 53).build(t)
 	assert.Equal(t, VerdictForward, tr.Outbound(b, 1000))
 
-	text := baseConfig + "\n[[instance]]\nprivate = \"10.0.3.8\"\npublic = \"198.19.1.99\"\ninbound = [\"udp/53\"]\n"
-	p2 := compileText(t, strings.Replace(text, "{{PPM}}", "1024", 1), tr.Policy())
+	s := testSpec(1024)
+	s.Instances = append(s.Instances, InstanceSpec{Private: ip4("10.0.3.8"), Public: ip4("198.19.1.99"),
+		Inbound: []PortRule{{Proto: ProtoUDP, Lo: 53, Hi: 53}}})
+	p2 := compileSpec(t, s, tr.Policy())
 	tr.SetPolicy(p2)
 	b = udp(memberA, ip4("198.19.1.99"), 5000, 53).build(t)
 	out, in := hairpin(tr, b, 1001)

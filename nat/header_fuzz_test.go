@@ -22,7 +22,7 @@ func hdrSeedCorpus() [][]byte {
 	}
 	add(func(b []byte) int { return BuildUDP(b, 0x0a000104, 0xc6120001, 40000, 53, 64, []byte("seed")) })
 	add(func(b []byte) int {
-		return BuildTCP(b, 0x0a000104, 0xc6120001, 40000, 443, 1, 2, TCPFlagSYN, 64, nil)
+		return BuildTCP(b, TCPSegment{Src: 0x0a000104, Dst: 0xc6120001, SrcPort: 40000, DstPort: 443, Seq: 1, Ack: 2, Flags: TCPFlagSYN, TTL: 64})
 	})
 	add(func(b []byte) int { return BuildICMPEcho(b, 0x0a000104, 0xc6120001, ICMPEchoRequest, 1, 2, 64, nil) })
 	add(func(b []byte) int {

@@ -244,7 +244,7 @@ func TestParseIPv4Embedded(t *testing.T) {
 func TestParseTCP(t *testing.T) {
 	seg := func() []byte {
 		b := make([]byte, 128)
-		n := BuildTCP(b, 0x0a000104, 0xc6120001, 40000, 443, 0x01020304, 0x05060708, TCPFlagSYN|TCPFlagACK, 64, []byte("data"))
+		n := BuildTCP(b, TCPSegment{Src: 0x0a000104, Dst: 0xc6120001, SrcPort: 40000, DstPort: 443, Seq: 0x01020304, Ack: 0x05060708, Flags: TCPFlagSYN | TCPFlagACK, TTL: 64, Payload: []byte("data")})
 		require.NotZero(t, n)
 		return b[IPv4MinLen:n]
 	}
@@ -281,7 +281,7 @@ func TestParseTCP(t *testing.T) {
 
 func TestTCPAccessors(t *testing.T) {
 	b := make([]byte, 128)
-	n := BuildTCP(b, 0x0a000104, 0xc6120001, 40000, 443, 0x01020304, 0x05060708, TCPFlagFIN|TCPFlagACK, 64, []byte("data"))
+	n := BuildTCP(b, TCPSegment{Src: 0x0a000104, Dst: 0xc6120001, SrcPort: 40000, DstPort: 443, Seq: 0x01020304, Ack: 0x05060708, Flags: TCPFlagFIN | TCPFlagACK, TTL: 64, Payload: []byte("data")})
 	require.Equal(t, IPv4MinLen+TCPMinLen+4, n)
 	ip, ok := ParseIPv4(b[:n])
 	require.True(t, ok)

@@ -1,9 +1,7 @@
 package nat
 
 import (
-	"fmt"
 	"math/rand/v2"
-	"strings"
 	"testing"
 	"time"
 
@@ -13,9 +11,9 @@ import (
 
 // limitsPolicy is the test policy with the given [limits].
 func limitsPolicy(t testing.TB, hostPct, inPct int, prev *Policy) *Policy {
-	text := strings.Replace(baseConfig, "{{PPM}}", "0", 1) +
-		fmt.Sprintf("\n[limits]\nhost_flow_percent = %d\ninbound_flow_percent = %d\n", hostPct, inPct)
-	return compileText(t, text, prev)
+	s := testSpec(0)
+	s.HostFlowPercent, s.InboundFlowPercent = hostPct, inPct
+	return compileSpec(t, s, prev)
 }
 
 // outsideHost returns the i-th of many outside addresses.

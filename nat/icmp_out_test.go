@@ -1,7 +1,6 @@
 package nat
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -15,13 +14,10 @@ import (
 // flows and send the error, with its public source, to any destination,
 // a denied one included.
 func TestOutboundICMPErrorsFollowTheirFlow(t *testing.T) {
-	cfg := strings.Replace(baseConfig, "{{PPM}}", "0", 1) + `
-[[deny]]
-destination = "198.18.98.0/24"
-protocol = "icmp"
-ports = "*"
-`
-	p := compileText(t, cfg, nil)
+	s := testSpec(0)
+	s.Deny = append(s.Deny, DenyRule{Destination: Prefix{Addr: ip4("198.18.98.0"), Bits: 24},
+		PortRule: PortRule{Proto: ProtoICMP, Lo: 0, Hi: 0xFFFF}})
+	p := compileSpec(t, s, nil)
 	denied := ip4("198.18.99.1")    // tcp/25 denied, but no ICMP rule
 	noICMP := ip4("198.18.98.5")    // ICMP denied, UDP allowed
 	elsewhere := ip4("203.0.113.9") // no flow of the host

@@ -24,14 +24,15 @@ package nat
 // not translate anything and must be gone once the sweep is done).
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
-	"github.com/natgw/natgw/mgmt/config"
 	"github.com/natgw/natgw/portalloc"
 )
 
@@ -68,16 +69,15 @@ var mDeny = [4]struct {
 	proto uint8
 	lo    uint16
 	hi    uint16
-	text  string
 }{
-	{ip4("198.18.99.0"), 24, ProtoTCP, 25, 25, `destination = "198.18.99.0/24"` + "\nprotocol = \"tcp\"\nports = \"25\""},
-	{ip4("198.18.0.11"), 32, ProtoUDP, 0, 0xFFFF, `destination = "198.18.0.11/32"` + "\nprotocol = \"udp\"\nports = \"*\""},
-	{ip4("198.18.0.10"), 32, 0, 0, 0xFFFF, `destination = "198.18.0.10/32"` + "\nprotocol = \"any\"\nports = \"*\""},
-	{ip4("198.18.0.0"), 16, ProtoICMP, 0, 0xFFFF, `destination = "198.18.0.0/16"` + "\nprotocol = \"icmp\"\nports = \"*\""},
+	{ip4("198.18.99.0"), 24, ProtoTCP, 25, 25},
+	{ip4("198.18.0.11"), 32, ProtoUDP, 0, 0xFFFF},
+	{ip4("198.18.0.10"), 32, 0, 0, 0xFFFF},
+	{ip4("198.18.0.0"), 16, ProtoICMP, 0, 0xFFFF},
 }
 
-// mSpec is the model's own description of a configuration; render turns
-// it into the TOML the translator's policy is compiled from.
+// mSpec is the model's own description of a configuration; policySpec
+// turns it into the description the translator's policy is compiled from.
 type mSpec struct {
 	poolN  int  // members 10.0.1.1 .. 10.0.1.poolN (less the second instance)
 	ppm    int  // pool ports_per_member, 0 = tiers
@@ -91,77 +91,42 @@ type mSpec struct {
 	hostPct, inPct int
 }
 
-// render writes the configuration file of s.
-func (s *mSpec) render() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, `[dataplane]
-driver = "afpacket"
-workers = 1
-flow_capacity = %d
-
-[inside]
-port = "veth-in"
-address = "10.0.0.1/16"
-
-[outside]
-port = "veth-out"
-address = "198.19.0.2/24"
-gateway = "198.19.0.1"
-
-[timeouts]
-tcp_established = "%ds"
-tcp_transitory = "%ds"
-tcp_closing = "%ds"
-udp = "%ds"
-icmp = "%ds"
-
-[[frontend]]
-name = "fe1"
-address = "198.19.1.10"
-
-[[frontend]]
-name = "fe-default"
-address = "198.19.1.20"
-
-[[frontend]]
-name = "fe-default2"
-address = "198.19.1.21"
-
-[[pool]]
-name = "web"
-frontends = ["fe1"]
-ports_per_member = %d
-members = [`, mCapacity, s.to[0], s.to[1], s.to[2], s.to[3], s.to[4], s.ppm)
+// policySpec returns the policy description of s.
+func (s *mSpec) policySpec() PolicySpec {
+	sec := func(n int) Tick { return TickFromDuration(time.Duration(n) * time.Second) }
+	ps := PolicySpec{
+		Inside:      Prefix{Addr: mInside, Bits: 16},
+		Outside:     Prefix{Addr: mOutside, Bits: 24},
+		Gateway:     ip4("198.19.0.1"),
+		SourceCheck: true,
+		Timeouts: Timeouts{TCPEstablished: sec(s.to[0]), TCPTransitory: sec(s.to[1]), TCPClosing: sec(s.to[2]),
+			UDP: sec(s.to[3]), ICMP: sec(s.to[4])},
+		HostFlowPercent:    cmp.Or(s.hostPct, 25),
+		InboundFlowPercent: cmp.Or(s.inPct, 50),
+		Frontends:          []uint32{mFE1, mFEDef[0], mFEDef[1]},
+		Pools:              []PoolSpec{{Name: "web", Frontends: []uint32{mFE1}, PortsPerMember: s.ppm}},
+		Instances: []InstanceSpec{{Private: mInstPriv[0], Public: mInstPub[0], Inbound: []PortRule{
+			{Proto: ProtoTCP, Lo: 22, Hi: 22}, {Proto: ProtoTCP, Lo: 8000, Hi: 8100},
+			{Proto: ProtoUDP, Lo: 0, Hi: 0xFFFF}, {Proto: ProtoICMP, Lo: 0, Hi: 0xFFFF}}}},
+		DefaultSNAT: &DefaultSNATSpec{Sources: []Prefix{{Addr: ip4("10.0.0.0"), Bits: 8}},
+			Frontends: []uint32{mFEDef[s.defFE]}, PortsPerMember: s.defPPM, Workers: 1},
+	}
 	for i := 1; i <= s.poolN; i++ {
 		if i == 2 && s.inst2 {
 			continue
 		}
-		fmt.Fprintf(&b, "\"10.0.1.%d\", ", i)
+		ps.Pools[0].Members = append(ps.Pools[0].Members, ip4("10.0.1.0")+uint32(i))
 	}
-	b.WriteString("]\n\n")
-	b.WriteString("[[instance]]\nprivate = \"10.0.3.7\"\npublic = \"198.19.1.50\"\n" +
-		"inbound = [\"tcp/22\", \"tcp/8000-8100\", \"udp/*\", \"icmp\"]\n\n")
 	if s.inst2 {
-		b.WriteString("[[instance]]\nprivate = \"10.0.1.2\"\npublic = \"198.19.1.51\"\n\n")
+		ps.Instances = append(ps.Instances, InstanceSpec{Private: mInstPriv[1], Public: mInstPub[1]})
 	}
-	fe := [2]string{"fe-default", "fe-default2"}[s.defFE]
-	if s.hostPct != 0 || s.inPct != 0 {
-		b.WriteString("[limits]\n")
-		if s.hostPct != 0 {
-			fmt.Fprintf(&b, "host_flow_percent = %d\n", s.hostPct)
-		}
-		if s.inPct != 0 {
-			fmt.Fprintf(&b, "inbound_flow_percent = %d\n", s.inPct)
-		}
-		b.WriteString("\n")
-	}
-	fmt.Fprintf(&b, "[default_snat]\nsources = [\"10.0.0.0/8\"]\nfrontends = [%q]\nports_per_member = %d\n\n", fe, s.defPPM)
 	for i, on := range s.deny {
-		if on {
-			fmt.Fprintf(&b, "[[deny]]\n%s\n\n", mDeny[i].text)
+		if d := &mDeny[i]; on {
+			ps.Deny = append(ps.Deny, DenyRule{Destination: Prefix{Addr: d.net, Bits: d.bits},
+				PortRule: PortRule{Proto: d.proto, Lo: d.lo, Hi: d.hi}})
 		}
 	}
-	return b.String()
+	return ps
 }
 
 // members returns the pool member count.
@@ -882,7 +847,7 @@ func mBuildTCP(b []byte, g *gpkt) int {
 	if g.wscale >= 0 {
 		data = append([]byte{3, 3, byte(g.wscale), 1}, data...)
 	}
-	n := BuildTCP(b, g.src, g.dst, g.sport, g.dport, g.seq, g.ack, g.flags, g.ttl, data)
+	n := BuildTCP(b, TCPSegment{Src: g.src, Dst: g.dst, SrcPort: g.sport, DstPort: g.dport, Seq: g.seq, Ack: g.ack, Flags: g.flags, TTL: g.ttl, Payload: data})
 	t := TCP(b[IPv4MinLen:n])
 	if g.wscale >= 0 {
 		t[12] = (TCPMinLen + 4) / 4 << 4
@@ -897,7 +862,7 @@ func mBuildTCP(b []byte, g *gpkt) int {
 func mBuild(b []byte, proto uint8, src, dst uint32, sport, dport uint16, flags, icmpType, ttl uint8, payload []byte) int {
 	switch proto {
 	case ProtoTCP:
-		return BuildTCP(b, src, dst, sport, dport, 7777, 1, flags, ttl, payload)
+		return BuildTCP(b, TCPSegment{Src: src, Dst: dst, SrcPort: sport, DstPort: dport, Seq: 7777, Ack: 1, Flags: flags, TTL: ttl, Payload: payload})
 	case ProtoUDP:
 		return BuildUDP(b, src, dst, sport, dport, ttl, payload)
 	}
@@ -1896,12 +1861,7 @@ func (r *mRun) reload() {
 		s.hostPct = pick(rng, []int{0, 1, 2, 3, 100})
 		s.inPct = pick(rng, []int{0, 1, 2, 100})
 	}
-	c, err := config.Parse([]byte(s.render()), "model.toml")
-	if err != nil {
-		r.failf("config: %v\n%s", err, s.render())
-		return
-	}
-	p, err := Compile(c, r.t.Policy())
+	p, err := Compile(s.policySpec(), r.t.Policy())
 	if err != nil {
 		r.failf("compile: %v", err)
 		return
@@ -2128,11 +2088,7 @@ func runModel(seed uint64, steps int, knobs uint8, cov *mCoverage) error {
 	if knobs&2 != 0 {
 		s.poolN = 50
 	}
-	c, err := config.Parse([]byte(s.render()), "model.toml")
-	if err != nil {
-		return err
-	}
-	p, err := Compile(c, nil)
+	p, err := Compile(s.policySpec(), nil)
 	if err != nil {
 		return err
 	}

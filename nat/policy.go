@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sync/atomic"
 
-	"github.com/natgw/natgw/mgmt/config"
 	"github.com/natgw/natgw/portalloc"
 )
 
@@ -74,7 +73,7 @@ type PoolInfo struct {
 // Instance is one compiled instance-level public address.
 type Instance struct {
 	Private, Public uint32
-	inbound         []portRule
+	inbound         []PortRule
 }
 
 // AllowsInbound reports whether an inbound-initiated flow of proto to port
@@ -88,22 +87,17 @@ func (in *Instance) AllowsInbound(proto uint8, port uint16) bool {
 	return false
 }
 
-// portRule matches a protocol (0 = any) and a port range.
-type portRule struct {
-	proto  uint8
-	lo, hi uint16
-}
-
-func (r *portRule) matches(proto uint8, port uint16) bool {
-	if r.proto != 0 && r.proto != proto {
+func (r *PortRule) matches(proto uint8, port uint16) bool {
+	if r.Proto != 0 && r.Proto != proto {
 		return false
 	}
-	return proto == ProtoICMP || (port >= r.lo && port <= r.hi)
+	return proto == ProtoICMP || (port >= r.Lo && port <= r.Hi)
 }
 
+// denyRule is a compiled DenyRule.
 type denyRule struct {
-	net, mask uint32
-	portRule
+	subnet
+	PortRule
 }
 
 type member struct {
@@ -111,15 +105,17 @@ type member struct {
 	block, grace portalloc.Block
 }
 
-type prefix struct{ net, mask uint32 }
+// subnet is a compiled Prefix: an address a matches it when
+// a&mask == net.
+type subnet struct{ net, mask uint32 }
 
-// routedPrefix is an inside network behind a router on the inside link.
-type routedPrefix struct {
-	prefix
+// route is a compiled RoutedPrefix.
+type route struct {
+	subnet
 	via uint32
 }
 
-// Policy is the compiled, immutable form of a configuration: what the
+// Policy is the compiled, immutable form of a PolicySpec: what the
 // workers consult to classify and translate. Build it with Compile on the
 // management core and hand it to workers by atomic pointer. The only
 // mutable state it refers to is the shared default-SNAT assigner, which is
@@ -127,8 +123,6 @@ type routedPrefix struct {
 type Policy struct {
 	// Gen is the configuration generation, starting at 1.
 	Gen uint32
-	// Config is the configuration the policy was compiled from.
-	Config *config.Config
 	// Timeouts are the idle timeouts of [S5] in ticks.
 	Timeouts Timeouts
 	// ResetOnIdle sends RSTs when an established TCP flow idles out.
@@ -148,15 +142,15 @@ type Policy struct {
 	// of every new outbound flow (TranslatorOptions.SourceCheck).
 	SourceCheck bool
 
-	insideNet prefix
-	routed    []routedPrefix
+	insideNet subnet
+	routed    []route
 
 	deny        []denyRule
 	instances   map[uint32]*Instance // by private address
 	publics     map[uint32]*Instance // instance by public address
 	frontends   map[uint32]bool      // every frontend address
 	members     map[uint32]member
-	defaultSrc  []prefix
+	defaultSrc  []subnet
 	defaultSNAT *portalloc.DefaultSNAT
 	defaultCfg  portalloc.DefaultSNATConfig
 }
@@ -166,177 +160,183 @@ func sameDefaultSNAT(a, b portalloc.DefaultSNATConfig) bool {
 		a.Workers == b.Workers && a.Addresses == b.Addresses
 }
 
-// Compile builds the policy of a validated configuration. prev is the
-// running policy or nil; members keep their blocks where they can [S7] and
-// the default-SNAT assignments survive when default_snat is unchanged.
-func Compile(c *config.Config, prev *Policy) (*Policy, error) {
+// Compile builds the policy that s describes. prev is the running policy
+// or nil: the new policy's generation follows prev's, pool members keep
+// their blocks where they can [S7], and the default-SNAT assignments
+// survive when default SNAT is unchanged. Compile runs on the management
+// core; it fails on a description it can't lay out, never on a valid
+// configuration's.
+func Compile(s PolicySpec, prev *Policy) (*Policy, error) {
 	p := &Policy{
 		Gen:                1,
-		Config:             c,
-		ResetOnIdle:        c.Timeouts.TCPResetOnIdle,
-		HostFlowPercent:    c.Limits.HostFlowPercent,
-		InboundFlowPercent: c.Limits.InboundFlowPercent,
-		Timeouts: Timeouts{
-			TCPEstablished: TickFromDuration(c.Timeouts.TCPEstablished.Duration),
-			TCPTransitory:  TickFromDuration(c.Timeouts.TCPTransitory.Duration),
-			TCPClosing:     TickFromDuration(c.Timeouts.TCPClosing.Duration),
-			UDP:            TickFromDuration(c.Timeouts.UDP.Duration),
-			ICMP:           TickFromDuration(c.Timeouts.ICMP.Duration),
-		},
-		instances: make(map[uint32]*Instance),
-		publics:   make(map[uint32]*Instance),
-		frontends: make(map[uint32]bool),
-		members:   make(map[uint32]member),
+		Timeouts:           s.Timeouts,
+		ResetOnIdle:        s.ResetOnIdle,
+		HostFlowPercent:    s.HostFlowPercent,
+		InboundFlowPercent: s.InboundFlowPercent,
+		Gateway:            s.Gateway,
+		SourceCheck:        s.SourceCheck,
 	}
 	if prev != nil {
 		p.Gen = prev.Gen + 1
 	}
+	if err := p.compileAddresses(&s); err != nil {
+		return nil, err
+	}
+	if err := p.compilePools(s.Pools, prev); err != nil {
+		return nil, err
+	}
+	if err := p.compileDefaultSNAT(s.DefaultSNAT, prev); err != nil {
+		return nil, err
+	}
+	if err := p.compileDeny(s.Deny); err != nil {
+		return nil, err
+	}
+	p.compileInstances(s.Instances)
+	return p, nil
+}
+
+// compileAddresses sets natgw's own addresses, its inside routes and the
+// frontend set.
+func (p *Policy) compileAddresses(s *PolicySpec) error {
 	var err error
-	if p.InsidePrefix, err = netip.ParsePrefix(c.Inside.Address); err != nil {
-		return nil, fmt.Errorf("inside.address: %w", err)
+	if p.InsidePrefix, p.insideNet, err = s.Inside.compile(); err != nil {
+		return fmt.Errorf("inside: %w", err)
 	}
-	if p.OutsidePrefix, err = netip.ParsePrefix(c.Outside.Address); err != nil {
-		return nil, fmt.Errorf("outside.address: %w", err)
+	if p.OutsidePrefix, _, err = s.Outside.compile(); err != nil {
+		return fmt.Errorf("outside: %w", err)
 	}
-	p.Inside, p.Outside = U32(p.InsidePrefix.Addr()), U32(p.OutsidePrefix.Addr())
-	p.insideNet = prefixOf(p.InsidePrefix)
-	p.SourceCheck = c.Inside.SourceCheckOn()
-	for i, r := range c.Inside.Routed {
-		pf, err := netip.ParsePrefix(r.Prefix)
+	p.Inside, p.Outside = s.Inside.Addr, s.Outside.Addr
+	for i, r := range s.Routed {
+		_, sn, err := r.Prefix.compile()
 		if err != nil {
-			return nil, fmt.Errorf("inside.routed[%d].prefix: %w", i, err)
+			return fmt.Errorf("routed[%d]: %w", i, err)
 		}
-		via, err := netip.ParseAddr(r.Via)
-		if err != nil {
-			return nil, fmt.Errorf("inside.routed[%d].via: %w", i, err)
-		}
-		p.routed = append(p.routed, routedPrefix{prefix: prefixOf(pf), via: U32(via)})
+		p.routed = append(p.routed, route{subnet: sn, via: r.Via})
 	}
-	gw, err := netip.ParseAddr(c.Outside.Gateway)
-	if err != nil {
-		return nil, fmt.Errorf("outside.gateway: %w", err)
+	p.frontends = make(map[uint32]bool, len(s.Frontends))
+	for _, a := range s.Frontends {
+		p.frontends[a] = true
 	}
-	p.Gateway = U32(gw)
+	return nil
+}
 
-	feAddr := make(map[string]uint32, len(c.Frontends))
-	for i, fe := range c.Frontends {
-		a, err := netip.ParseAddr(fe.Address)
-		if err != nil {
-			return nil, fmt.Errorf("frontend[%d].address: %w", i, err)
-		}
-		feAddr[fe.Name] = U32(a)
-		p.frontends[U32(a)] = true
+// compilePools lays out every pool's blocks, keeping each member's block
+// of prev where it can, and derives the grace blocks (graceFor).
+func (p *Policy) compilePools(pools []PoolSpec, prev *Policy) error {
+	if len(pools) >= int(ScopeDefault) {
+		return fmt.Errorf("pool: %d pools is more than natgw supports", len(pools))
 	}
-	frontendsOf := func(key string, names []string) ([]uint32, []netip.Addr, error) {
-		u := make([]uint32, len(names))
-		a := make([]netip.Addr, len(names))
-		for i, n := range names {
-			v, ok := feAddr[n]
-			if !ok {
-				return nil, nil, fmt.Errorf("%s.frontends: unknown frontend %q", key, n)
-			}
-			u[i], a[i] = v, AddrFrom(v)
-		}
-		return u, a, nil
-	}
-
-	for i := range c.Pools {
-		pc := &c.Pools[i]
-		key := fmt.Sprintf("pool[%d]", i)
-		fes, feAddrs, err := frontendsOf(key, pc.Frontends)
-		if err != nil {
-			return nil, err
-		}
-		addrs, err := pc.MemberAddrs()
-		if err != nil {
-			return nil, fmt.Errorf("%s.members: %w", key, err)
-		}
-		size := pc.PortsPerMember
+	p.members = make(map[uint32]member)
+	for i := range pools {
+		ps := &pools[i]
+		size := ps.PortsPerMember
 		if size == 0 {
-			if size, err = portalloc.TierPorts(len(addrs)); err != nil {
-				return nil, fmt.Errorf("%s.members: %w", key, err)
+			var err error
+			if size, err = portalloc.TierPorts(len(ps.Members)); err != nil {
+				return fmt.Errorf("pool[%d].members: %w", i, err)
 			}
 		}
-		old := make([]portalloc.Block, len(addrs))
-		if prev != nil {
-			for j, a := range addrs {
-				if m, ok := prev.members[U32(a)]; ok {
-					old[j] = m.block
-				}
-			}
+		old := make([]portalloc.Block, len(ps.Members))
+		for j, a := range ps.Members {
+			pm, _ := prev.member(a)
+			old[j] = pm.block
 		}
-		blocks, err := portalloc.LayoutStable(fes, size, old)
+		blocks, err := portalloc.LayoutStable(ps.Frontends, size, old)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", key, err)
+			return fmt.Errorf("pool[%d]: %w", i, err)
 		}
-		for j, a := range addrs {
+		for j, a := range ps.Members {
 			m := member{pool: uint16(i), block: blocks[j]}
-			if prev != nil {
-				if pm, ok := prev.members[U32(a)]; ok {
-					m.grace = graceFor(pm, blocks[j])
-				}
+			if pm, ok := prev.member(a); ok {
+				m.grace = graceFor(pm, blocks[j])
 			}
-			p.members[U32(a)] = m
+			p.members[a] = m
 		}
-		p.Pools = append(p.Pools, PoolInfo{Name: pc.Name, Frontends: feAddrs, Members: addrs, PortsPerMember: size})
+		p.Pools = append(p.Pools, PoolInfo{Name: ps.Name, Frontends: addrsFrom(ps.Frontends),
+			Members: addrsFrom(ps.Members), PortsPerMember: size})
 	}
-	if len(p.Pools) >= int(ScopeDefault) {
-		return nil, fmt.Errorf("pool: %d pools is more than natgw supports", len(p.Pools))
-	}
+	return nil
+}
 
-	for i := range c.Instances {
-		ic := &c.Instances[i]
-		key := fmt.Sprintf("instance[%d]", i)
-		priv, err := netip.ParseAddr(ic.Private)
+// member returns the pool member a of p, which may be nil.
+func (p *Policy) member(a uint32) (member, bool) {
+	if p == nil {
+		return member{}, false
+	}
+	m, ok := p.members[a]
+	return m, ok
+}
+
+// compileDefaultSNAT sets default SNAT up; the assigner of prev, with its
+// assignments, is kept when d describes the same one.
+func (p *Policy) compileDefaultSNAT(d *DefaultSNATSpec, prev *Policy) error {
+	if d == nil {
+		return nil
+	}
+	for i, pf := range d.Sources {
+		_, sn, err := pf.compile()
 		if err != nil {
-			return nil, fmt.Errorf("%s.private: %w", key, err)
+			return fmt.Errorf("default_snat.sources[%d]: %w", i, err)
 		}
-		pub, err := netip.ParseAddr(ic.Public)
-		if err != nil {
-			return nil, fmt.Errorf("%s.public: %w", key, err)
-		}
-		in := &Instance{Private: U32(priv), Public: U32(pub)}
-		for j, s := range ic.Inbound {
-			r, err := config.ParseInbound(s)
-			if err != nil {
-				return nil, fmt.Errorf("%s.inbound[%d]: %w", key, j, err)
-			}
-			in.inbound = append(in.inbound, portRule{proto: uint8(r.Protocol), lo: r.Ports.Lo, hi: r.Ports.Hi})
-		}
+		p.defaultSrc = append(p.defaultSrc, sn)
+	}
+	p.defaultCfg = portalloc.DefaultSNATConfig{Frontends: slices.Clone(d.Frontends),
+		PortsPerMember: d.PortsPerMember, Workers: d.Workers}
+	if prev != nil && prev.defaultSNAT != nil && sameDefaultSNAT(prev.defaultCfg, p.defaultCfg) {
+		p.defaultSNAT = prev.defaultSNAT // assignments survive the reload
+		return nil
+	}
+	var err error
+	if p.defaultSNAT, err = portalloc.NewDefaultSNAT(p.defaultCfg); err != nil {
+		return fmt.Errorf("default_snat: %w", err)
+	}
+	return nil
+}
+
+// compileInstances indexes the instances by private and by public
+// address.
+func (p *Policy) compileInstances(instances []InstanceSpec) {
+	p.instances = make(map[uint32]*Instance, len(instances))
+	p.publics = make(map[uint32]*Instance, len(instances))
+	for _, is := range instances {
+		in := &Instance{Private: is.Private, Public: is.Public, inbound: slices.Clone(is.Inbound)}
 		p.instances[in.Private] = in
 		p.publics[in.Public] = in
 	}
+}
 
-	if d := c.DefaultSNAT; d != nil {
-		for i, s := range d.Sources {
-			pf, err := netip.ParsePrefix(s)
-			if err != nil {
-				return nil, fmt.Errorf("default_snat.sources[%d]: %w", i, err)
-			}
-			p.defaultSrc = append(p.defaultSrc, prefixOf(pf))
-		}
-		fes, _, err := frontendsOf("default_snat", d.Frontends)
+// compileDeny compiles the deny rules.
+func (p *Policy) compileDeny(rules []DenyRule) error {
+	for i, r := range rules {
+		_, sn, err := r.Destination.compile()
 		if err != nil {
-			return nil, err
+			return fmt.Errorf("deny[%d].destination: %w", i, err)
 		}
-		p.defaultCfg = portalloc.DefaultSNATConfig{Frontends: fes, PortsPerMember: d.PortsPerMember, Workers: c.Dataplane.Workers}
-		if prev != nil && prev.defaultSNAT != nil && sameDefaultSNAT(prev.defaultCfg, p.defaultCfg) {
-			p.defaultSNAT = prev.defaultSNAT // assignments survive the reload
-		} else if p.defaultSNAT, err = portalloc.NewDefaultSNAT(p.defaultCfg); err != nil {
-			return nil, fmt.Errorf("default_snat: %w", err)
-		}
+		p.deny = append(p.deny, denyRule{subnet: sn, PortRule: r.PortRule})
 	}
+	return nil
+}
 
-	for i, dc := range c.Deny {
-		r, err := dc.Match()
-		if err != nil {
-			return nil, fmt.Errorf("deny[%d]: %w", i, err)
-		}
-		pf := prefixOf(r.Destination)
-		p.deny = append(p.deny, denyRule{net: pf.net, mask: pf.mask,
-			portRule: portRule{proto: uint8(r.Protocol), lo: r.Ports.Lo, hi: r.Ports.Hi}})
+// compile returns the prefix as a netip.Prefix (host bits kept) and as
+// the subnet it names.
+func (pf Prefix) compile() (netip.Prefix, subnet, error) {
+	if pf.Bits < 0 || pf.Bits > 32 {
+		return netip.Prefix{}, subnet{}, fmt.Errorf("prefix length %d is not between 0 and 32", pf.Bits)
 	}
-	return p, nil
+	var mask uint32
+	if pf.Bits > 0 {
+		mask = ^uint32(0) << (32 - pf.Bits)
+	}
+	return netip.PrefixFrom(AddrFrom(pf.Addr), pf.Bits), subnet{net: pf.Addr & mask, mask: mask}, nil
+}
+
+// addrsFrom converts host-order addresses to netip.Addrs.
+func addrsFrom(u []uint32) []netip.Addr {
+	a := make([]netip.Addr, len(u))
+	for i, v := range u {
+		a[i] = AddrFrom(v)
+	}
+	return a
 }
 
 // graceFor returns the grace block of a member whose block was pm.block,
@@ -457,6 +457,10 @@ func (p *Policy) IsPublic(addr uint32) bool {
 // DefaultSNAT returns the shared default-SNAT assigner, or nil.
 func (p *Policy) DefaultSNAT() *portalloc.DefaultSNAT { return p.defaultSNAT }
 
+// DefaultSNATPortsPerMember returns the size of a default-SNAT block, or
+// 0 when default SNAT is off.
+func (p *Policy) DefaultSNATPortsPerMember() int { return p.defaultCfg.PortsPerMember }
+
 // PoolName returns the metric label of a scope.
 func (p *Policy) PoolName(scope uint16) string {
 	switch {
@@ -497,8 +501,12 @@ func (h *PolicyHolder) Load() *Policy { return h.p.Load() }
 // Store publishes a new policy.
 func (h *PolicyHolder) Store(p *Policy) { h.p.Store(p) }
 
-// U32 converts an IPv4 address to its host-order integer (0 for anything
-// else).
+// U32 returns an IPv4 address in the form the packet path and PolicySpec
+// use: its four bytes read big-endian into a uint32, held in host byte
+// order (10.0.0.1 is 0x0a000001, so a prefix is a mask of the high bits).
+// It returns 0, the unspecified address, for an IPv6 or invalid address;
+// callers that may be handed one check Is4 first. AddrFrom is its
+// inverse.
 func U32(a netip.Addr) uint32 {
 	if !a.Is4() {
 		return 0
@@ -512,13 +520,4 @@ func AddrFrom(v uint32) netip.Addr {
 	var b [4]byte
 	binary.BigEndian.PutUint32(b[:], v)
 	return netip.AddrFrom4(b)
-}
-
-func prefixOf(pf netip.Prefix) prefix {
-	pf = pf.Masked()
-	var mask uint32
-	if bits := pf.Bits(); bits > 0 {
-		mask = ^uint32(0) << (32 - bits)
-	}
-	return prefix{net: U32(pf.Addr()), mask: mask}
 }

@@ -1,9 +1,8 @@
 package nat
 
 import (
-	"fmt"
-	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -14,34 +13,37 @@ import (
 // Regression tests for issue 13: reloads in sequence and in the middle of
 // a burst.
 
-// cfgWith returns the test configuration (blocks of ppm ports) with extra
-// TOML appended and the UDP timeout set to udp.
-func cfgWith(ppm int, udpTimeout, extra string) string {
-	c := strings.Replace(baseConfig, "{{PPM}}", fmt.Sprint(ppm), 1)
-	c = strings.Replace(c, `udp = "4m"`, `udp = "`+udpTimeout+`"`, 1)
-	return c + extra
+// specWith returns the test policy description with blocks of ppm ports
+// and the UDP timeout udp, changed by each of extra in turn.
+func specWith(ppm int, udp time.Duration, extra ...func(*PolicySpec)) PolicySpec {
+	s := testSpec(ppm)
+	s.Timeouts.UDP = TickFromDuration(udp)
+	for _, f := range extra {
+		f(&s)
+	}
+	return s
 }
 
-const denyServer = `
-[[deny]]
-destination = "198.18.0.10/32"
-`
+// denyServer adds a deny rule for all traffic to server.
+func denyServer(s *PolicySpec) {
+	s.Deny = append(s.Deny, DenyRule{Destination: Prefix{Addr: server, Bits: 32}, PortRule: PortRule{Lo: 0, Hi: 0xFFFF}})
+}
 
 // A second reload while a sweep runs restarts the sweep: every flow is
 // checked against the newest policy, including those the sweep had
 // already passed under the previous one.
 func TestSweepRestartsOnReload(t *testing.T) {
-	p1 := compileText(t, cfgWith(0, "4m", ""), nil)
+	p1 := compileSpec(t, specWith(0, 4*time.Minute), nil)
 	tr := newTestTranslator(t, p1, 8192) // 2000 flows of one host: within its 25%
 	for i := range 2000 {
 		require.Equal(t, VerdictForward, tr.Outbound(udp(memberA, server, 10000, uint16(1000+i)).build(t), 1000))
 	}
 	// A reload that changes nothing for these flows, swept half way.
-	p2 := compileText(t, cfgWith(0, "5m", ""), p1)
+	p2 := compileSpec(t, specWith(0, 5*time.Minute), p1)
 	tr.SetPolicy(p2)
 	require.False(t, tr.Sweep(1000))
 	// A reload that denies their destination: every one must go.
-	p3 := compileText(t, cfgWith(0, "5m", denyServer), p2)
+	p3 := compileSpec(t, specWith(0, 5*time.Minute, denyServer), p2)
 	tr.SetPolicy(p3)
 	for !tr.Sweep(1000) {
 	}
@@ -99,8 +101,8 @@ func TestICMPErrorBadChecksumDropped(t *testing.T) {
 // record number the burst's batched lookup found: the record is free, or
 // already another flow's.
 func TestBurstStaleFlowAfterReclaim(t *testing.T) {
-	p1 := compileText(t, cfgWith(0, "4m", ""), nil)
-	p2 := compileText(t, cfgWith(0, "4m", denyServer), p1)
+	p1 := compileSpec(t, specWith(0, 4*time.Minute), nil)
+	p2 := compileSpec(t, specWith(0, 4*time.Minute, denyServer), p1)
 	build := func(ps ...pkt) [][]byte {
 		var bs [][]byte
 		for _, p := range ps {
@@ -153,19 +155,13 @@ func TestBurstStaleFlowAfterReclaim(t *testing.T) {
 // keeps them on every later reload that leaves its block alone (here a
 // timeout change, then an unrelated deny rule).
 func TestGraceSurvivesLaterReloads(t *testing.T) {
-	members := func(n int) string {
-		var m []string
-		for i := range n {
-			m = append(m, fmt.Sprintf("%q", fmt.Sprintf("10.0.4.%d", i+1)))
-		}
-		return strings.Join(m, ", ")
-	}
-	cfg := func(n int, udpTimeout, extra string) string {
-		return strings.Replace(cfgWith(0, udpTimeout, extra),
-			`members = ["10.0.1.4", "10.0.1.5", "10.0.2.0/28"]`, "members = ["+members(n)+"]", 1)
+	cfg := func(n int, udp time.Duration, extra ...func(*PolicySpec)) PolicySpec {
+		s := specWith(0, udp, extra...)
+		s.Pools[0].Members = hostsOf("10.0.4.1", n)
+		return s
 	}
 	m1 := ip4("10.0.4.2")
-	p51 := compileText(t, cfg(51, "4m", ""), nil)
+	p51 := compileSpec(t, cfg(51, 4*time.Minute), nil)
 	tr := newTestTranslator(t, p51, 1<<12)
 	var sent [][]byte
 	for i := range 20 {
@@ -178,17 +174,19 @@ func TestGraceSurvivesLaterReloads(t *testing.T) {
 		for !tr.Sweep(1024) {
 		}
 	}
-	p50 := compileText(t, cfg(50, "4m", ""), p51)
+	p50 := compileSpec(t, cfg(50, 4*time.Minute), p51)
 	before, _ := p51.Classify(m1)
 	after, _ := p50.Classify(m1)
 	require.False(t, after.Block.Contains(before.Block.First), "the member moved to a new block: the test needs grace")
 	reload(p50)
 	require.Equal(t, 20, tr.Flows().Len(), "the step down keeps the flows")
 
-	p50b := compileText(t, cfg(50, "5m", ""), p50)
+	p50b := compileSpec(t, cfg(50, 5*time.Minute), p50)
 	reload(p50b)
 	assert.Equal(t, 20, tr.Flows().Len(), "a timeout change keeps them")
-	p50c := compileText(t, cfg(50, "5m", "\n[[deny]]\ndestination = \"203.0.113.0/24\"\n"), p50b)
+	p50c := compileSpec(t, cfg(50, 5*time.Minute, func(s *PolicySpec) {
+		s.Deny = append(s.Deny, DenyRule{Destination: Prefix{Addr: ip4("203.0.113.0"), Bits: 24}, PortRule: PortRule{Hi: 0xFFFF}})
+	}), p50b)
 	reload(p50c)
 	assert.Equal(t, 20, tr.Flows().Len(), "an unrelated deny rule keeps them")
 	assert.Zero(t, tr.Stats.FlowsExpired[ExpireReclaimed])
@@ -203,8 +201,18 @@ func TestGraceSurvivesLaterReloads(t *testing.T) {
 // on: across a reload that rebuilds the allocator (default_snat changed)
 // and when revalidation moves a flow into or out of default scope.
 func TestDefaultSNATCountsAcrossReloads(t *testing.T) {
-	const fe3 = "\n[[frontend]]\nname = \"fe3\"\naddress = \"198.19.1.30\"\n"
-	p1 := compileText(t, cfgWith(0, "4m", fe3), nil)
+	fe3 := ip4("198.19.1.30")
+	// withFE3 adds the frontend fe3; with defaults, default SNAT takes
+	// its blocks on those frontends.
+	withFE3 := func(defaults ...uint32) PolicySpec {
+		return specWith(0, 4*time.Minute, func(s *PolicySpec) {
+			s.Frontends = append(s.Frontends, fe3)
+			if len(defaults) > 0 {
+				s.DefaultSNAT.Frontends = defaults
+			}
+		})
+	}
+	p1 := compileSpec(t, withFE3(), nil)
 	d1 := p1.DefaultSNAT()
 	tr := newTestTranslator(t, p1, 1024)
 	require.Equal(t, VerdictForward, tr.Outbound(udp(dflt, server, 3000, 53).build(t), 1000))
@@ -213,8 +221,7 @@ func TestDefaultSNATCountsAcrossReloads(t *testing.T) {
 	t.Run("rebuilt allocator", func(t *testing.T) {
 		// A second frontend rebuilds the allocator; the first block is the
 		// same, so the old flow stays after the new flow takes it.
-		c := strings.Replace(cfgWith(0, "4m", fe3), `frontends = ["fe-default"]`, `frontends = ["fe-default", "fe3"]`, 1)
-		p2 := compileText(t, c, p1)
+		p2 := compileSpec(t, withFE3(feDef, fe3), p1)
 		d2 := p2.DefaultSNAT()
 		require.True(t, d1 != d2, "a new allocator")
 		tr.SetPolicy(p2)
@@ -236,8 +243,7 @@ func TestDefaultSNATCountsAcrossReloads(t *testing.T) {
 		require.Equal(t, VerdictForward, tr.Outbound(udp(dflt, server, 3002, 53).build(t), 400_000))
 		old := p1.DefaultSNAT()
 		require.Equal(t, 1, old.Flows(dflt))
-		c := strings.Replace(cfgWith(0, "4m", fe3), `frontends = ["fe-default"]`, `frontends = ["fe3"]`, 1)
-		p3 := compileText(t, c, p1)
+		p3 := compileSpec(t, withFE3(fe3), p1)
 		tr.SetPolicy(p3)
 		for !tr.Sweep(1024) {
 		}
@@ -257,13 +263,13 @@ func TestDefaultSNATCountsAcrossReloads(t *testing.T) {
 			b, ok = d.Assign(dflt)
 		}
 		require.True(t, ok)
-		pool := compileText(t, strings.Replace(cfgWith(0, "4m", fe3), `frontends = ["fe-default"]`, `frontends = ["fe3"]`, 1), p1)
+		pool := compileSpec(t, withFE3(fe3), p1)
 		pool.members[dflt] = member{pool: 0, block: b}
 		tr.SetPolicy(pool)
 		require.Equal(t, VerdictForward, tr.Outbound(udp(dflt, server, 3003, 53).build(t), 500_000))
 		require.Equal(t, 0, d.Flows(dflt), "a pool flow is not counted on the allocator")
 
-		back := compileText(t, strings.Replace(cfgWith(0, "4m", fe3), `frontends = ["fe-default"]`, `frontends = ["fe3"]`, 1), pool)
+		back := compileSpec(t, withFE3(fe3), pool)
 		require.True(t, d == back.DefaultSNAT(), "the same allocator")
 		tr.SetPolicy(back)
 		for !tr.Sweep(1024) {
@@ -271,7 +277,7 @@ func TestDefaultSNATCountsAcrossReloads(t *testing.T) {
 		require.Equal(t, 1, tr.Flows().Len(), "the flow keeps its port in default scope")
 		assert.Equal(t, 1, d.Flows(dflt), "moving into default scope counts it")
 
-		out := compileText(t, strings.Replace(cfgWith(0, "4m", fe3), `frontends = ["fe-default"]`, `frontends = ["fe3"]`, 1), back)
+		out := compileSpec(t, withFE3(fe3), back)
 		out.members[dflt] = member{pool: 0, block: b}
 		tr.SetPolicy(out)
 		for !tr.Sweep(1024) {
@@ -289,14 +295,14 @@ func TestDefaultSNATCountsAcrossReloads(t *testing.T) {
 // worker's table of allocators never overflows, and every flow stays
 // counted on the allocator it releases on.
 func TestDefaultSNATManyAllocators(t *testing.T) {
-	cfg := func(i int) string {
-		return strings.Replace(cfgWith(0, "4m", ""), "ports_per_member = 1024", fmt.Sprintf("ports_per_member = %d", 1024<<(i%2)), 1)
+	cfg := func(i int) PolicySpec {
+		return specWith(0, 4*time.Minute, func(s *PolicySpec) { s.DefaultSNAT.PortsPerMember = 1024 << (i % 2) })
 	}
-	p := compileText(t, cfg(0), nil)
+	p := compileSpec(t, cfg(0), nil)
 	tr := newTestTranslator(t, p, 1024)
 	for i := range maxSNATs + 10 {
 		if i > 0 {
-			p = compileText(t, cfg(i), p)
+			p = compileSpec(t, cfg(i), p)
 			tr.SetPolicy(p)
 		}
 		require.Equal(t, VerdictForward, tr.Outbound(udp(dflt, server, 3000, uint16(1000+i)).build(t), 1000), "reload %d", i)

@@ -1,7 +1,6 @@
 package nat
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -75,12 +74,12 @@ func TestSourceCheckOnNewFlowsOnly(t *testing.T) {
 	assert.Equal(t, "spoofed", DropSpoofed.String())
 }
 
-// TestSourceCheckOff: with inside.source_check = false the check is not
-// asked.
+// TestSourceCheckOff: with the source check off (inside.source_check =
+// false) the check is not asked.
 func TestSourceCheckOff(t *testing.T) {
-	text := strings.Replace(strings.Replace(baseConfig, "{{PPM}}", "1024", 1),
-		`address = "10.0.0.1/16"`, "address = \"10.0.0.1/16\"\nsource_check = false", 1)
-	p := compileText(t, text, nil)
+	s := testSpec(1024)
+	s.SourceCheck = false
+	p := compileSpec(t, s, nil)
 	require.False(t, p.SourceCheck)
 	called := false
 	tr := NewTranslator(p, TranslatorOptions{FlowCapacity: 64, SourceCheck: func(int, uint32, bool) Verdict {
@@ -94,9 +93,9 @@ func TestSourceCheckOff(t *testing.T) {
 // TestInsideNextHop: on-link sources are their own next hop, routed
 // prefixes name their router, anything else is no inside host.
 func TestInsideNextHop(t *testing.T) {
-	text := strings.Replace(strings.Replace(baseConfig, "{{PPM}}", "1024", 1),
-		`address = "10.0.0.1/16"`, "address = \"10.0.0.1/16\"\nrouted = [{prefix = \"10.7.0.0/16\", via = \"10.0.0.254\"}]", 1)
-	p := compileText(t, text, nil)
+	s := testSpec(1024)
+	s.Routed = []RoutedPrefix{{Prefix: Prefix{Addr: ip4("10.7.0.0"), Bits: 16}, Via: ip4("10.0.0.254")}}
+	p := compileSpec(t, s, nil)
 	for _, tt := range []struct {
 		src, hop string
 		ok       bool

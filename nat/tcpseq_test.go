@@ -13,7 +13,7 @@ import (
 func seg(t testing.TB, src, dst uint32, sport, dport uint16, seq, ack uint32, flags uint8, win uint16, opts []byte) []byte {
 	t.Helper()
 	b := make([]byte, 128)
-	n := BuildTCP(b, src, dst, sport, dport, seq, ack, flags, 64, opts)
+	n := BuildTCP(b, TCPSegment{Src: src, Dst: dst, SrcPort: sport, DstPort: dport, Seq: seq, Ack: ack, Flags: flags, TTL: 64, Payload: opts})
 	require.NotZero(t, n)
 	tc := TCP(IPv4(b[:n]).Payload())
 	ck := tc.Checksum()

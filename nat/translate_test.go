@@ -4,69 +4,12 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/natgw/natgw/mgmt/config"
 )
-
-// baseConfig is the test configuration: the SPEC §5 example with the
-// test addresses of SPEC §8.
-const baseConfig = `
-[dataplane]
-driver = "afpacket"
-workers = 1
-flow_capacity = 100000
-
-[inside]
-port = "veth-in"
-address = "10.0.0.1/16"
-
-[outside]
-port = "veth-out"
-address = "198.19.0.2/24"
-gateway = "198.19.0.1"
-
-[timeouts]
-tcp_established = "4m"
-tcp_transitory = "30s"
-tcp_closing = "10s"
-udp = "4m"
-icmp = "60s"
-
-[[frontend]]
-name = "fe1"
-address = "198.19.1.10"
-
-[[frontend]]
-name = "fe-default"
-address = "198.19.1.20"
-
-[[pool]]
-name = "web"
-frontends = ["fe1"]
-members = ["10.0.1.4", "10.0.1.5", "10.0.2.0/28"]
-ports_per_member = {{PPM}}
-
-[[instance]]
-private = "10.0.3.7"
-public = "198.19.1.50"
-inbound = ["tcp/22", "tcp/8000-8100", "udp/*", "icmp"]
-
-[default_snat]
-sources = ["10.0.0.0/8"]
-frontends = ["fe-default"]
-ports_per_member = 1024
-
-[[deny]]
-destination = "198.18.99.0/24"
-protocol = "tcp"
-ports = "25"
-`
 
 var (
 	memberA  = ip4("10.0.1.4")
@@ -83,17 +26,58 @@ var (
 
 func ip4(s string) uint32 { return U32(netip.MustParseAddr(s)) }
 
-func compileText(t testing.TB, text string, prev *Policy) *Policy {
+// testSpec is the test policy: the SPEC §5 example with the test
+// addresses of SPEC §8 and pool blocks of ppm ports (0: the tier's), with
+// the configuration's defaults where the example leaves a key out (the
+// timeouts, [limits], inside.source_check). mgmt's TestPolicySpecExample
+// checks that the example's TOML converts to this.
+func testSpec(ppm int) PolicySpec {
+	return PolicySpec{
+		Inside:      Prefix{Addr: ip4("10.0.0.1"), Bits: 16},
+		Outside:     Prefix{Addr: ip4("198.19.0.2"), Bits: 24},
+		Gateway:     ip4("198.19.0.1"),
+		SourceCheck: true,
+		Timeouts: Timeouts{
+			TCPEstablished: TickFromDuration(4 * time.Minute),
+			TCPTransitory:  TickFromDuration(30 * time.Second),
+			TCPClosing:     TickFromDuration(10 * time.Second),
+			UDP:            TickFromDuration(4 * time.Minute),
+			ICMP:           TickFromDuration(60 * time.Second),
+		},
+		HostFlowPercent:    25,
+		InboundFlowPercent: 50,
+		Frontends:          []uint32{fe1, feDef},
+		Pools: []PoolSpec{{Name: "web", Frontends: []uint32{fe1},
+			Members: append([]uint32{memberA, memberB}, hostsOf("10.0.2.0", 16)...), PortsPerMember: ppm}},
+		Instances: []InstanceSpec{{Private: instPriv, Public: instPub, Inbound: []PortRule{
+			{Proto: ProtoTCP, Lo: 22, Hi: 22}, {Proto: ProtoTCP, Lo: 8000, Hi: 8100},
+			{Proto: ProtoUDP, Lo: 0, Hi: 0xFFFF}, {Proto: ProtoICMP, Lo: 0, Hi: 0xFFFF}}}},
+		DefaultSNAT: &DefaultSNATSpec{Sources: []Prefix{{Addr: ip4("10.0.0.0"), Bits: 8}},
+			Frontends: []uint32{feDef}, PortsPerMember: 1024, Workers: 1},
+		Deny: []DenyRule{{Destination: Prefix{Addr: ip4("198.18.99.0"), Bits: 24},
+			PortRule: PortRule{Proto: ProtoTCP, Lo: 25, Hi: 25}}},
+	}
+}
+
+// hostsOf returns the n consecutive addresses from first.
+func hostsOf(first string, n int) []uint32 {
+	out := make([]uint32, n)
+	for i := range out {
+		out[i] = ip4(first) + uint32(i)
+	}
+	return out
+}
+
+// compileSpec compiles s against prev and fails the test on an error.
+func compileSpec(t testing.TB, s PolicySpec, prev *Policy) *Policy {
 	t.Helper()
-	c, err := config.Parse([]byte(text), "test.toml")
-	require.NoError(t, err)
-	p, err := Compile(c, prev)
+	p, err := Compile(s, prev)
 	require.NoError(t, err)
 	return p
 }
 
 func testPolicy(t testing.TB, ppm int) *Policy {
-	return compileText(t, strings.Replace(baseConfig, "{{PPM}}", fmt.Sprint(ppm), 1), nil)
+	return compileSpec(t, testSpec(ppm), nil)
 }
 
 func newTestTranslator(t testing.TB, p *Policy, capacity int) *Translator {
@@ -123,7 +107,7 @@ func (p pkt) build(t testing.TB) []byte {
 	var n int
 	switch p.proto {
 	case ProtoTCP:
-		n = BuildTCP(b, p.src, p.dst, p.sport, p.dport, 1000, 0, p.flags, ttl, p.payload)
+		n = BuildTCP(b, TCPSegment{Src: p.src, Dst: p.dst, SrcPort: p.sport, DstPort: p.dport, Seq: 1000, Flags: p.flags, TTL: ttl, Payload: p.payload})
 	case ProtoUDP:
 		n = BuildUDP(b, p.src, p.dst, p.sport, p.dport, ttl, p.payload)
 		if p.zeroUDPCsum {
@@ -550,27 +534,15 @@ func TestRelease(t *testing.T) {
 // [S7]: a 51st member halves every block; flows on reclaimed ports expire,
 // the rest survive; members whose block is unchanged keep all flows.
 func TestReloadReclaims(t *testing.T) {
-	members := func(n int) string {
-		var m []string
-		for i := 0; i < n; i++ {
-			m = append(m, fmt.Sprintf("%q", netip.AddrFrom4([4]byte{10, 0, 4, byte(i + 1)}).String()))
-		}
-		return strings.Join(m, ", ")
+	cfg := func(n int) PolicySpec {
+		s := testSpec(0)
+		s.Pools[0].Members = hostsOf("10.0.4.1", n)
+		fe2 := ip4("198.19.1.11")
+		s.Frontends = append(s.Frontends, fe2)
+		s.Pools = append(s.Pools, PoolSpec{Name: "other", Frontends: []uint32{fe2}, Members: []uint32{memberA}})
+		return s
 	}
-	cfg := func(n int) string {
-		return strings.Replace(strings.Replace(baseConfig, "{{PPM}}", "0", 1),
-			`members = ["10.0.1.4", "10.0.1.5", "10.0.2.0/28"]`, "members = ["+members(n)+"]", 1) + `
-[[frontend]]
-name = "fe2"
-address = "198.19.1.11"
-
-[[pool]]
-name = "other"
-frontends = ["fe2"]
-members = ["10.0.1.4"]
-`
-	}
-	p50 := compileText(t, cfg(50), nil)
+	p50 := compileSpec(t, cfg(50), nil)
 	tr := newTestTranslator(t, p50, 1<<16)
 	m0 := ip4("10.0.4.1")
 	before, _ := p50.Classify(m0)
@@ -590,7 +562,7 @@ members = ["10.0.1.4"]
 	require.Equal(t, VerdictForward, tr.Outbound(udp(memberA, server, 20000, 53).build(t), 1000))
 	require.NotZero(t, lost)
 
-	p51 := compileText(t, cfg(51), p50)
+	p51 := compileSpec(t, cfg(51), p50)
 	assert.Equal(t, []netip.Addr(nil), filterAddr(p51.ChangedMembers(p50), "10.0.1.4"), "the other pool's member is unchanged")
 	assert.Len(t, p51.ChangedMembers(p50), 50, "every member of the grown pool changed block")
 	after, _ := p51.Classify(m0)
@@ -607,7 +579,7 @@ members = ["10.0.1.4"]
 	assert.Equal(t, uint64(lost), tr.Stats.FlowsExpired[ExpireReclaimed], "no further reclaims")
 
 	// A pool that shrinks back grows blocks; existing flows are untouched.
-	p50b := compileText(t, cfg(50), p51)
+	p50b := compileSpec(t, cfg(50), p51)
 	tr.SetPolicy(p50b)
 	for !tr.Sweep(4096) {
 	}
@@ -786,21 +758,19 @@ func TestTimeoutsFromConfig(t *testing.T) {
 func TestResetOnIdle(t *testing.T) {
 	for _, enabled := range []bool{false, true} {
 		t.Run(fmt.Sprint("enabled=", enabled), func(t *testing.T) {
-			text := strings.Replace(baseConfig, "{{PPM}}", "0", 1)
-			if enabled {
-				text = strings.Replace(text, "[timeouts]", "[timeouts]\ntcp_reset_on_idle = true", 1)
-			}
-			tr := newTestTranslator(t, compileText(t, text, nil), 1024)
+			s := testSpec(0)
+			s.ResetOnIdle = enabled
+			tr := newTestTranslator(t, compileSpec(t, s, nil), 1024)
 			syn := pkt{proto: ProtoTCP, src: memberA, dst: server, sport: 41000, dport: 80, flags: TCPFlagSYN}.build(t)
 			require.Equal(t, VerdictForward, tr.Outbound(syn, 1000))
 			out := parsed(t, syn)
 			// SYN-ACK from the server acknowledging 1001, then the client's
 			// ACK acknowledging 5001.
 			sa := make([]byte, 128)
-			n := BuildTCP(sa, server, fe1, 80, out.sport, 5000, 1001, TCPFlagSYN|TCPFlagACK, 64, nil)
+			n := BuildTCP(sa, TCPSegment{Src: server, Dst: fe1, SrcPort: 80, DstPort: out.sport, Seq: 5000, Ack: 1001, Flags: TCPFlagSYN | TCPFlagACK, TTL: 64})
 			require.Equal(t, VerdictForward, tr.Inbound(sa[:n], 1000))
 			ack := make([]byte, 128)
-			n = BuildTCP(ack, memberA, server, 41000, 80, 1001, 5001, TCPFlagACK, 64, nil)
+			n = BuildTCP(ack, TCPSegment{Src: memberA, Dst: server, SrcPort: 41000, DstPort: 80, Seq: 1001, Ack: 5001, Flags: TCPFlagACK, TTL: 64})
 			require.Equal(t, VerdictForward, tr.Outbound(ack[:n], 1001))
 
 			// A UDP flow idling out is never reset.

@@ -119,29 +119,47 @@ func BuildUDP(b []byte, src, dst uint32, sport, dport uint16, ttl uint8, payload
 	return n
 }
 
-// BuildTCP writes an IPv4 packet (20-byte header, DF set, ID 0) carrying a
-// TCP segment into b, both checksums valid, and returns its length, or 0
-// when it does not fit in b. The TCP header has no options, window 65535
-// and urgent pointer 0. payload may already sit in b: it is moved before
-// the headers are written.
-func BuildTCP(b []byte, src, dst uint32, sport, dport uint16, seq, ack uint32, flags uint8, ttl uint8, payload []byte) int {
-	n := buildLength(b, IPv4MinLen+TCPMinLen, payload)
+// TCPSegment is what BuildTCP writes: a TCP segment and the addresses of
+// the IPv4 packet that carries it.
+type TCPSegment struct {
+	// Src and Dst are the addresses, host byte order.
+	Src, Dst uint32
+	// SrcPort and DstPort are the ports.
+	SrcPort, DstPort uint16
+	// Seq and Ack are the sequence and acknowledgement numbers.
+	Seq, Ack uint32
+	// Flags are the TCP flags (TCPFlagSYN|TCPFlagACK...).
+	Flags uint8
+	// TTL is the IPv4 time to live.
+	TTL uint8
+	// Payload is the segment's data; it may already sit in the buffer
+	// BuildTCP writes to.
+	Payload []byte
+}
+
+// BuildTCP writes an IPv4 packet (20-byte header, DF set, ID 0) carrying
+// the TCP segment s into b, both checksums valid, and returns its length,
+// or 0 when it does not fit in b. The TCP header has no options, window
+// 65535 and urgent pointer 0. s.Payload may already sit in b: it is moved
+// before the headers are written.
+func BuildTCP(b []byte, s TCPSegment) int {
+	n := buildLength(b, IPv4MinLen+TCPMinLen, s.Payload)
 	if n == 0 {
 		return 0
 	}
-	copy(b[IPv4MinLen+TCPMinLen:n], payload)
-	writeIPv4Header(b, &IPv4Fields{TotalLen: uint16(n), DontFragment: true, TTL: ttl, Protocol: ProtoTCP, Src: src, Dst: dst})
+	copy(b[IPv4MinLen+TCPMinLen:n], s.Payload)
+	writeIPv4Header(b, &IPv4Fields{TotalLen: uint16(n), DontFragment: true, TTL: s.TTL, Protocol: ProtoTCP, Src: s.Src, Dst: s.Dst})
 	t := b[IPv4MinLen:n]
-	binary.BigEndian.PutUint16(t[tcpSrcPortOff:], sport)
-	binary.BigEndian.PutUint16(t[tcpDstPortOff:], dport)
-	binary.BigEndian.PutUint32(t[tcpSeqOff:], seq)
-	binary.BigEndian.PutUint32(t[tcpAckOff:], ack)
+	binary.BigEndian.PutUint16(t[tcpSrcPortOff:], s.SrcPort)
+	binary.BigEndian.PutUint16(t[tcpDstPortOff:], s.DstPort)
+	binary.BigEndian.PutUint32(t[tcpSeqOff:], s.Seq)
+	binary.BigEndian.PutUint32(t[tcpAckOff:], s.Ack)
 	t[tcpDataOffOff] = (TCPMinLen / 4) << 4
-	t[tcpFlagsOff] = flags
+	t[tcpFlagsOff] = s.Flags
 	binary.BigEndian.PutUint16(t[tcpWindowOff:], tcpBuildWindow)
 	binary.BigEndian.PutUint16(t[tcpChecksumOff:], 0)
 	binary.BigEndian.PutUint16(t[tcpUrgentOff:], 0)
-	binary.BigEndian.PutUint16(t[tcpChecksumOff:], Fold(Sum(t, PseudoHeaderSum(src, dst, ProtoTCP, uint16(len(t))))))
+	binary.BigEndian.PutUint16(t[tcpChecksumOff:], Fold(Sum(t, PseudoHeaderSum(s.Src, s.Dst, ProtoTCP, uint16(len(t))))))
 	return n
 }
 

@@ -99,7 +99,7 @@ func TestBuildRoundTrip(t *testing.T) {
 			assert.Equal(t, UDPLen, u.Length())
 		}},
 		{name: "tcp odd payload", payload: 33, build: func(b, p []byte) int {
-			return BuildTCP(b, src, dst, 40000, 443, 0xfffffff0, 0x10, TCPFlagPSH|TCPFlagACK, 64, p)
+			return BuildTCP(b, TCPSegment{Src: src, Dst: dst, SrcPort: 40000, DstPort: 443, Seq: 0xfffffff0, Ack: 0x10, Flags: TCPFlagPSH | TCPFlagACK, TTL: 64, Payload: p})
 		}, check: func(t *testing.T, ip IPv4, p []byte) {
 			tcp, ok := ParseTCP(ip.Payload())
 			require.True(t, ok)
@@ -111,7 +111,7 @@ func TestBuildRoundTrip(t *testing.T) {
 			assert.Equal(t, p, []byte(tcp.Payload()))
 		}},
 		{name: "tcp rst", payload: 0, build: func(b, p []byte) int {
-			return BuildTCP(b, src, dst, 1025, 80, 1, 0, TCPFlagRST, 64, p)
+			return BuildTCP(b, TCPSegment{Src: src, Dst: dst, SrcPort: 1025, DstPort: 80, Seq: 1, Flags: TCPFlagRST, TTL: 64, Payload: p})
 		}, check: func(t *testing.T, ip IPv4, p []byte) {
 			tcp, ok := ParseTCP(ip.Payload())
 			require.True(t, ok)
@@ -169,7 +169,9 @@ func TestBuildTooLarge(t *testing.T) {
 		hdr   int
 	}{
 		{name: "udp", hdr: IPv4MinLen + UDPLen, build: func(n int) int { return BuildUDP(b, 1, 2, 3, 4, 64, big[:n]) }},
-		{name: "tcp", hdr: IPv4MinLen + TCPMinLen, build: func(n int) int { return BuildTCP(b, 1, 2, 3, 4, 5, 6, TCPFlagACK, 64, big[:n]) }},
+		{name: "tcp", hdr: IPv4MinLen + TCPMinLen, build: func(n int) int {
+			return BuildTCP(b, TCPSegment{Src: 1, Dst: 2, SrcPort: 3, DstPort: 4, Seq: 5, Ack: 6, Flags: TCPFlagACK, TTL: 64, Payload: big[:n]})
+		}},
 		{name: "icmp echo", hdr: IPv4MinLen + ICMPHeaderLen, build: func(n int) int {
 			return BuildICMPEcho(b, 1, 2, ICMPEchoRequest, 3, 4, 64, big[:n])
 		}},
@@ -251,7 +253,7 @@ func TestBuildICMPErrorInPlace(t *testing.T) {
 	// and the error is written over it, at the same place.
 	const router, host = 0xc6130002, 0x0a000104
 	frame := make([]byte, 2048)
-	n := BuildTCP(frame[EthernetLen:], host, 0xc6120001, 40000, 443, 1, 2, TCPFlagACK, 1, writePayload(1000))
+	n := BuildTCP(frame[EthernetLen:], TCPSegment{Src: host, Dst: 0xc6120001, SrcPort: 40000, DstPort: 443, Seq: 1, Ack: 2, Flags: TCPFlagACK, TTL: 1, Payload: writePayload(1000)})
 	require.NotZero(t, n)
 	orig, ok := ParseIPv4(frame[EthernetLen : EthernetLen+n])
 	require.True(t, ok)
@@ -287,7 +289,9 @@ func TestBuildNoAllocs(t *testing.T) {
 		{name: "WriteARP", fn: func() { sink += WriteARP(b, ARPReply, [6]byte{1}, 1, [6]byte{2}, 2) }},
 		{name: "WriteIPv4", fn: func() { sink += len(WriteIPv4(b, IPv4Fields{TotalLen: 40, TTL: 64, Protocol: ProtoTCP})) }},
 		{name: "BuildUDP", fn: func() { sink += BuildUDP(b, 1, 2, 3, 4, 64, payload) }},
-		{name: "BuildTCP", fn: func() { sink += BuildTCP(b, 1, 2, 3, 4, 5, 6, TCPFlagRST, 64, payload) }},
+		{name: "BuildTCP", fn: func() {
+			sink += BuildTCP(b, TCPSegment{Src: 1, Dst: 2, SrcPort: 3, DstPort: 4, Seq: 5, Ack: 6, Flags: TCPFlagRST, TTL: 64, Payload: payload})
+		}},
 		{name: "BuildICMPEcho", fn: func() { sink += BuildICMPEcho(b, 1, 2, ICMPEchoReply, 3, 4, 64, payload) }},
 		{name: "BuildICMPError", fn: func() { sink += BuildICMPError(b, 1, 2, ICMPDestUnreachable, ICMPCodeFragNeeded, 1400, orig, 64) }},
 	}

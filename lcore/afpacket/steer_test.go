@@ -142,7 +142,7 @@ func TestSteeringProgramIsTheOwner(t *testing.T) {
 				proto := []uint8{nat.ProtoTCP, nat.ProtoUDP, nat.ProtoICMP}[i%3]
 				switch proto {
 				case nat.ProtoTCP:
-					n = nat.BuildTCP(b[nat.EthernetLen:], src, dst, sport, dport, 1, 0, nat.TCPFlagSYN, 64, nil)
+					n = nat.BuildTCP(b[nat.EthernetLen:], nat.TCPSegment{Src: src, Dst: dst, SrcPort: sport, DstPort: dport, Seq: 1, Flags: nat.TCPFlagSYN, TTL: 64})
 				case nat.ProtoUDP:
 					n = nat.BuildUDP(b[nat.EthernetLen:], src, dst, sport, dport, 64, []byte("x"))
 				default:

@@ -18,6 +18,7 @@ import (
 
 	"github.com/natgw/natgw/lcore"
 	"github.com/natgw/natgw/lcore/dpdk"
+	"github.com/natgw/natgw/mgmt"
 	"github.com/natgw/natgw/nat"
 )
 
@@ -116,7 +117,7 @@ func runNatgw(o natgwOptions, log *slog.Logger) (natgwRun, error) {
 		[]byte(t.configTOML("net_pcap0", "net_null0", ealArgs)), 0o644); err != nil {
 		return natgwRun{}, err
 	}
-	pol, err := nat.Compile(cfg, nil)
+	pol, err := mgmt.CompilePolicy(cfg, nil)
 	if err != nil {
 		return natgwRun{}, err
 	}

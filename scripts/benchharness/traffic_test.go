@@ -6,6 +6,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/natgw/natgw/mgmt"
 	"github.com/natgw/natgw/nat"
 )
 
@@ -80,7 +81,7 @@ func TestTrafficThroughTranslator(t *testing.T) {
 	require.NoError(t, err)
 	cfg, err := tr.config("net_pcap0", "net_null0", []string{"-l", "0"})
 	require.NoError(t, err)
-	pol, err := nat.Compile(cfg, nil)
+	pol, err := mgmt.CompilePolicy(cfg, nil)
 	require.NoError(t, err)
 	require.Len(t, pol.Pools, 1)
 	static, err := staticNeighbors(cfg)
