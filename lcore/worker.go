@@ -76,6 +76,10 @@ type WorkerCounters struct {
 	// Hot is the worker's hot set: the member and destination pairs
 	// closest to exhaustion (hot.go).
 	Hot HotCounters
+	// Rejects counts refused flows handed to the management core to be
+	// answered (on_exhaustion = "reject", reject.go); RejectsLimited
+	// those the worker's rate limit left unanswered.
+	Rejects, RejectsLimited atomic.Uint64
 }
 
 // WorkerConfig wires a worker.
@@ -159,6 +163,8 @@ type Worker struct {
 	pin      bool
 	cpu      int
 	log      *slog.Logger
+
+	rej rejectState // on_exhaustion = "reject" (reject.go)
 }
 
 // NewWorker builds a worker; it does not start it.
@@ -503,6 +509,8 @@ func (w *Worker) translate(port uint8, neigh *Neighbors, now nat.Tick) {
 			p.Flags |= MsgTimeExceeded
 			w.toMgmt.Push(p)
 			w.free(p)
+		case nat.DropPortExhausted:
+			w.rejectExhausted(p, l3s[i], port, now)
 		default:
 			w.free(p)
 		}
@@ -780,6 +788,7 @@ func (w *Worker) publish() {
 	c.Polls.Store(w.local.polls)
 	c.BusyPolls.Store(w.local.busy)
 	c.Hot.store(w.tr.Hot())
+	w.publishRejects()
 	if gen := uint64(w.tr.Policy().Gen); gen != c.ExhaustedGen.Load() || w.local.polls&1023 == 0 {
 		snap := append([]uint64(nil), s.Exhausted...)
 		c.Exhausted.Store(&snap)

@@ -52,7 +52,7 @@ type collector struct {
 	packets, bytes, drops                     *prometheus.Desc
 	flowsActive, flowsCreated, flowsExpired   *prometheus.Desc
 	portsAllocated, snatFlows, utilMax, exhst *prometheus.Desc
-	eta                                       *prometheus.Desc
+	eta, rejects                              *prometheus.Desc
 	handoff, busy, buffers, frags             *prometheus.Desc
 	fragmented, fragments                     *prometheus.Desc
 	portRx, portTx, portMissed, portLink      *prometheus.Desc
@@ -73,6 +73,7 @@ func newCollector(s *Server) *collector {
 		snatFlows:      desc("snat_flows", "Flows using a pool's SNAT ports, by pool (from the workers' last utilisation scan, at most a few seconds old).", "pool"),
 		utilMax:        desc("snat_port_utilization_max", "Highest ports used / ports allocated ratio over any member and destination, by pool (the higher of the workers' last utilisation scan and their current hot sets).", "pool"),
 		eta:            desc("snat_exhaustion_eta_seconds", "Smallest estimated time until a member of the pool has no free port towards a destination, from the hot sets' growth over the last 30 s; +Inf when no tracked pair of the pool is growing (see GET /v1/hotspots).", "pool"),
+		rejects:        desc("snat_exhaustion_rejects_total", "New flows refused for lack of a port in pools with on_exhaustion = \"reject\", by result (sent: handed to the management core to be answered with a RST or ICMP administratively prohibited; rate_limited: left unanswered by the worker's limit) and worker.", "result", "worker"),
 		exhst:          desc("snat_port_exhaustion_total", "New flows dropped because the member had no free port towards the destination, by pool.", "pool"),
 		handoff:        desc("handoff_packets_total", "Packets a worker handed over to the worker that owns them.", "worker"),
 		fragmented:     desc("fragmented_packets_total", "Packets without DF larger than the egress MTU that a worker cut into fragments after translation (RFC 4787 REQ-13a).", "worker"),
@@ -93,7 +94,7 @@ func newCollector(s *Server) *collector {
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.flowsActive, c.flowsCreated,
-		c.flowsExpired, c.portsAllocated, c.snatFlows, c.utilMax, c.exhst, c.eta, c.handoff, c.busy, c.buffers,
+		c.flowsExpired, c.portsAllocated, c.snatFlows, c.utilMax, c.exhst, c.eta, c.rejects, c.handoff, c.busy, c.buffers,
 		c.fragmented, c.fragments,
 		c.frags, c.portRx, c.portTx, c.portMissed, c.portLink, c.portMTU, c.generation, c.reloads} {
 		ch <- d
@@ -131,6 +132,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 				counter(c.flowsExpired, wc.FlowsExpired[r].Load(), r.String(), id)
 			}
 			counter(c.handoff, wc.HandoffPackets.Load(), id)
+			counter(c.rejects, wc.Rejects.Load(), "sent", id)
+			counter(c.rejects, wc.RejectsLimited.Load(), "rate_limited", id)
 			counter(c.fragmented, wc.Fragmented.Load(), id)
 			counter(c.fragments, wc.Fragments.Load(), id)
 			for e, name := range lcore.FragCounterNames {
