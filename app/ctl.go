@@ -37,6 +37,8 @@ commands:
   reload                                 re-read the configuration file
   who IP:PORT [--at TIME]                which private address held a public address and port
                                          (at an RFC 3339 time, default now; nat_log.history)
+  top [--limit N] [--interval D] [--once] member/destination pairs nearest port exhaustion,
+                                         refreshed in place (--json or --once: print once)
 --mgmt defaults to $NATGW_MGMT, else ` + defaultMgmtURL + `
 --token-file (mgmt.token_file; every /v1/ request needs it when the appliance has one)
   defaults to $NATGW_TOKEN_FILE; it may also follow the command`
@@ -91,6 +93,8 @@ func cmdCtl(args []string, stdout, stderr io.Writer) int {
 		return c.reload(rest)
 	case "who":
 		return c.who(rest)
+	case "top":
+		return c.top(rest)
 	}
 	fmt.Fprintf(stderr, "natgw ctl: unknown command %q\n%s\n", sub, ctlUsage)
 	return exitUsage

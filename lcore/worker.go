@@ -73,6 +73,13 @@ type WorkerCounters struct {
 	// Fragmented counts packets cut into fragments at egress, and
 	// Fragments the fragments sent for them (fragmenter.go).
 	Fragmented, Fragments atomic.Uint64
+	// Hot is the worker's hot set: the member and destination pairs
+	// closest to exhaustion (hot.go).
+	Hot HotCounters
+	// Rejects counts refused flows handed to the management core to be
+	// answered (on_exhaustion = "reject", reject.go); RejectsLimited
+	// those the worker's rate limit left unanswered.
+	Rejects, RejectsLimited atomic.Uint64
 }
 
 // WorkerConfig wires a worker.
@@ -162,6 +169,8 @@ type Worker struct {
 	// sessions and sessHook: NAT session events (session.go).
 	sessions *SessionRing
 	sessHook nat.SessionHook
+
+	rej rejectState // on_exhaustion = "reject" (reject.go)
 }
 
 // NewWorker builds a worker; it does not start it.
@@ -495,6 +504,8 @@ func (w *Worker) translate(port uint8, neigh *Neighbors, now nat.Tick) {
 			p.Flags |= MsgTimeExceeded
 			w.toMgmt.Push(p)
 			w.free(p)
+		case nat.DropPortExhausted:
+			w.rejectExhausted(p, l3s[i], port, now)
 		default:
 			w.free(p)
 		}
@@ -771,6 +782,8 @@ func (w *Worker) publish() {
 	c.RxPackets.Store(w.local.rx)
 	c.Polls.Store(w.local.polls)
 	c.BusyPolls.Store(w.local.busy)
+	c.Hot.store(w.tr.Hot())
+	w.publishRejects()
 	if gen := uint64(w.tr.Policy().Gen); gen != c.ExhaustedGen.Load() || w.local.polls&1023 == 0 {
 		snap := append([]uint64(nil), s.Exhausted...)
 		c.Exhausted.Store(&snap)

@@ -136,6 +136,7 @@ func (s *Server) routes() http.Handler {
 		{"/v1/mappings/{ip}", http.MethodGet, s.mapping},
 		{"/v1/flows", http.MethodGet, s.flows},
 		{"/v1/attribution", http.MethodGet, s.attribution},
+		{"/v1/hotspots", http.MethodGet, s.hotspots},
 		{"/v1/config/reload", http.MethodPost, s.reload},
 	}
 	mux := http.NewServeMux()

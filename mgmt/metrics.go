@@ -1,6 +1,7 @@
 package mgmt
 
 import (
+	"math"
 	"slices"
 	"strconv"
 	"sync"
@@ -53,8 +54,10 @@ var metrics = []Metric{
 	{"natgw_flows_expired_total", "Flows released, by reason (idle, closed, reset, reclaimed) and worker.", []string{"reason", "worker"}, true},
 	{"natgw_snat_ports_allocated", "SNAT ports preallocated to members (default SNAT: to the addresses holding a block), by pool.", []string{"pool"}, true},
 	{"natgw_snat_flows", "Flows using a pool's SNAT ports, by pool (from the workers' last utilisation scan, at most a few seconds old).", []string{"pool"}, true},
-	{"natgw_snat_port_utilization_max", "Highest ports used / ports allocated ratio over any member and destination, by pool (from the workers' last utilisation scan).", []string{"pool"}, true},
+	{"natgw_snat_port_utilization_max", "Highest ports used / ports allocated ratio over any member and destination, by pool (the higher of the workers' last utilisation scan and their current hot sets).", []string{"pool"}, true},
 	{"natgw_snat_port_exhaustion_total", "New flows dropped because the member had no free port towards the destination, by pool.", []string{"pool"}, true},
+	{"natgw_snat_exhaustion_eta_seconds", "Smallest estimated time until a member of the pool has no free port towards a destination, from the hot sets' growth over the last 30 s; +Inf when no tracked pair of the pool is growing (see GET /v1/hotspots).", []string{"pool"}, false},
+	{"natgw_snat_exhaustion_rejects_total", "New flows refused for lack of a port in pools with on_exhaustion = \"reject\", by result (sent: handed to the management core to be answered with a RST or ICMP administratively prohibited; rate_limited: left unanswered by the worker's limit) and worker.", []string{"result", "worker"}, false},
 	{"natgw_handoff_packets_total", "Packets a worker handed over to the worker that owns them.", []string{"worker"}, true},
 	{"natgw_fragmented_packets_total", "Packets without DF larger than the egress MTU that a worker cut into fragments after translation (RFC 4787 REQ-13a).", []string{"worker"}, false},
 	{"natgw_fragments_sent_total", "Fragments a worker sent for the packets it cut.", []string{"worker"}, false},
@@ -155,6 +158,7 @@ type collector struct {
 	packets, bytes, drops                     *prometheus.Desc
 	flowsActive, flowsCreated, flowsExpired   *prometheus.Desc
 	portsAllocated, snatFlows, utilMax, exhst *prometheus.Desc
+	eta, rejects                              *prometheus.Desc
 	handoff, busy, buffers, frags             *prometheus.Desc
 	fragmented, fragments                     *prometheus.Desc
 	portRx, portTx, portMissed, portLink      *prometheus.Desc
@@ -189,6 +193,8 @@ func newCollector(s *Server) *collector {
 	c.snatFlows = desc("natgw_snat_flows")
 	c.utilMax = desc("natgw_snat_port_utilization_max")
 	c.exhst = desc("natgw_snat_port_exhaustion_total")
+	c.eta = desc("natgw_snat_exhaustion_eta_seconds")
+	c.rejects = desc("natgw_snat_exhaustion_rejects_total")
 	c.handoff = desc("natgw_handoff_packets_total")
 	c.fragmented = desc("natgw_fragmented_packets_total")
 	c.fragments = desc("natgw_fragments_sent_total")
@@ -243,6 +249,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 				counter(c.flowsExpired, wc.FlowsExpired[r].Load(), r.String(), id)
 			}
 			counter(c.handoff, wc.HandoffPackets.Load(), id)
+			counter(c.rejects, wc.Rejects.Load(), "sent", id)
+			counter(c.rejects, wc.RejectsLimited.Load(), "rate_limited", id)
 			counter(c.fragmented, wc.Fragmented.Load(), id)
 			counter(c.fragments, wc.Fragments.Load(), id)
 			for e, name := range lcore.FragCounterNames {
@@ -329,6 +337,7 @@ func (c *collector) collectPools(ch chan<- prometheus.Metric, pol *nat.Policy) {
 			}
 		}
 	}
+	eta, hotUtil := c.s.poolHotspots(pol)
 	for i, n := range names {
 		if i == len(pol.Pools) && !hasDefault {
 			break
@@ -343,7 +352,13 @@ func (c *collector) collectPools(ch chan<- prometheus.Metric, pol *nat.Policy) {
 		st := stats[n]
 		ch <- prometheus.MustNewConstMetric(c.portsAllocated, prometheus.GaugeValue, allocated, n)
 		ch <- prometheus.MustNewConstMetric(c.snatFlows, prometheus.GaugeValue, float64(st.flows), n)
-		ch <- prometheus.MustNewConstMetric(c.utilMax, prometheus.GaugeValue, st.utilMax, n)
+		// The hot sets are current where the scan is up to a pass old.
+		ch <- prometheus.MustNewConstMetric(c.utilMax, prometheus.GaugeValue, max(st.utilMax, hotUtil[n]), n)
+		e, ok := eta[n]
+		if !ok {
+			e = math.Inf(1)
+		}
+		ch <- prometheus.MustNewConstMetric(c.eta, prometheus.GaugeValue, e, n)
 		ch <- prometheus.MustNewConstMetric(c.exhst, prometheus.CounterValue, float64(st.exhausted), n)
 	}
 }

@@ -110,7 +110,8 @@ func specPools(pools []config.Pool, fe map[string]uint32) ([]nat.PoolSpec, error
 			return nil, fmt.Errorf("%s.members: %w", key, err)
 		}
 		ps := nat.PoolSpec{Name: pc.Name, Frontends: fes, PortsPerMember: pc.PortsPerMember,
-			Members: make([]uint32, len(members))}
+			Members:            make([]uint32, len(members)),
+			RejectOnExhaustion: pc.OnExhaustion == config.OnExhaustionReject}
 		for j, a := range members {
 			ps.Members[j] = nat.U32(a)
 		}

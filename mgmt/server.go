@@ -85,6 +85,7 @@ type Server struct {
 	reg     *prometheus.Registry
 	handler http.Handler
 	history policyHistory
+	hot     hotTracker // hotspots.go
 
 	busyMu   sync.Mutex
 	busyPrev []busySample
@@ -221,6 +222,7 @@ func (s *Server) Maintain(now time.Time) {
 	pol := s.o.Policy.Load()
 	s.history.note(pol)
 	s.sampleBusy()
+	s.hot.sample(now, s.o.Runtime)
 	if now.Sub(s.lastReclaim) >= ReclaimInterval {
 		s.lastReclaim = now
 		if d := pol.DefaultSNAT(); d != nil {

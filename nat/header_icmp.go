@@ -40,6 +40,10 @@ const (
 	// ICMPCodeFragNeeded is the destination-unreachable code for
 	// "fragmentation needed and DF set"; the next-hop MTU is in MTU.
 	ICMPCodeFragNeeded = 4
+	// ICMPCodeAdminProhibited is the destination-unreachable code for
+	// "communication administratively prohibited" (RFC 1812), natgw's
+	// answer to a flow refused for lack of a port (on_exhaustion).
+	ICMPCodeAdminProhibited = 13
 	// ICMPCodeTTLExceeded is the time-exceeded code for a TTL that reached
 	// zero in transit.
 	ICMPCodeTTLExceeded = 0

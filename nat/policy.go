@@ -69,6 +69,8 @@ type PoolInfo struct {
 	Frontends      []netip.Addr
 	Members        []netip.Addr
 	PortsPerMember int
+	// RejectOnExhaustion is PoolSpec.RejectOnExhaustion.
+	RejectOnExhaustion bool
 }
 
 // Instance is one compiled instance-level public address.
@@ -257,7 +259,7 @@ func (p *Policy) compilePools(pools []PoolSpec, prev *Policy) error {
 			p.members[a] = m
 		}
 		p.Pools = append(p.Pools, PoolInfo{Name: ps.Name, Frontends: addrsFrom(ps.Frontends),
-			Members: addrsFrom(ps.Members), PortsPerMember: size})
+			Members: addrsFrom(ps.Members), PortsPerMember: size, RejectOnExhaustion: ps.RejectOnExhaustion})
 	}
 	return nil
 }
@@ -475,6 +477,13 @@ func (p *Policy) Instances() []Instance {
 // DefaultSNATPortsPerMember returns the size of a default-SNAT block, or
 // 0 when default SNAT is off.
 func (p *Policy) DefaultSNATPortsPerMember() int { return p.defaultCfg.PortsPerMember }
+
+// RejectsOnExhaustion reports whether new flows of scope (a pool index)
+// are refused with a RST or an ICMP error rather than dropped when their
+// member has no free port (on_exhaustion = "reject").
+func (p *Policy) RejectsOnExhaustion(scope uint16) bool {
+	return int(scope) < len(p.Pools) && p.Pools[scope].RejectOnExhaustion
+}
 
 // PoolName returns the metric label of a scope.
 func (p *Policy) PoolName(scope uint16) string {

@@ -71,6 +71,11 @@ type PoolSpec struct {
 	// PortsPerMember is the block size; 0 means the tier table's size for
 	// the pool's member count.
 	PortsPerMember int
+	// RejectOnExhaustion refuses a member's new flow at once when it has
+	// no free port towards the destination (on_exhaustion = "reject"):
+	// the worker asks for a TCP RST or an ICMP administratively
+	// prohibited. Otherwise the flow is dropped silently.
+	RejectOnExhaustion bool
 }
 
 // InstanceSpec is one instance: Private owns Public 1:1 [S1], and the

@@ -119,6 +119,7 @@ type TranslatorOptions struct {
 type Translator struct {
 	flows  *FlowTable
 	usage  *portalloc.Usage
+	hot    portalloc.Hot // pairs closest to exhaustion, on create/release only
 	rand   portalloc.Rand
 	pol    *Policy
 	worker int
@@ -190,6 +191,10 @@ func (t *Translator) Flows() *FlowTable { return t.flows }
 
 // Usage returns the per-destination port usage counts.
 func (t *Translator) Usage() *portalloc.Usage { return t.usage }
+
+// Hot returns the (member, destination) pairs closest to exhaustion,
+// updated on flow creation and release only (portalloc.Hot).
+func (t *Translator) Hot() *portalloc.Hot { return &t.hot }
 
 // MemoryBytes returns the memory the translator holds for flows: the flow
 // table, the per-destination usage counts and the per-host flow counts.
@@ -785,11 +790,13 @@ func (t *Translator) insertOut(pi *pktInfo, m *Mapping, src, dst uint32, now Tic
 		return 0, DropFlowTableFull
 	}
 	if m.Scenario != ScenarioInstance {
-		if _, ok := t.usage.Inc(uk); !ok {
+		n, ok := t.usage.Inc(uk)
+		if !ok {
 			t.flows.Remove(idx)
 			t.unadmit(src, false)
 			return 0, DropFlowTableFull
 		}
+		t.hot.Created(uk, n, m.Block.Size(), m.Scope)
 	}
 	if f.snat != 0 {
 		t.snats[f.snat].flows++
@@ -908,16 +915,19 @@ func (t *Translator) revalidate(idx uint32, f *Flow) bool {
 	// don't.
 	uk := portalloc.Key{Private: f.Priv, Remote: f.Remote, RemotePort: f.RemotePort, Proto: f.Proto}
 	if keep && f.Scope == ScopeInstance && m.Scope != ScopeInstance {
-		if _, ok := t.usage.Inc(uk); !ok {
+		n, ok := t.usage.Inc(uk)
+		if !ok {
 			if acquired {
 				p.defaultSNAT.Release(t.worker, f.Priv)
 			}
 			keep = false
+		} else {
+			t.hot.Created(uk, n, m.Block.Size(), m.Scope)
 		}
 	}
 	if keep {
 		if m.Scope == ScopeInstance && f.Scope != ScopeInstance {
-			t.usage.Dec(uk)
+			t.hot.Released(uk, t.usage.Dec(uk))
 		}
 		if acquired || m.Scope != ScopeDefault {
 			t.releaseSNAT(f) // off the allocator that counted it, if any
@@ -965,7 +975,8 @@ func (t *Translator) expireOne(_ uint32, f *Flow, r ExpireReason) {
 		}
 	}
 	if f.Scope != ScopeInstance {
-		t.usage.Dec(portalloc.Key{Private: f.Priv, Remote: f.Remote, RemotePort: f.RemotePort, Proto: f.Proto})
+		uk := portalloc.Key{Private: f.Priv, Remote: f.Remote, RemotePort: f.RemotePort, Proto: f.Proto}
+		t.hot.Released(uk, t.usage.Dec(uk))
 	}
 	t.releaseSNAT(f) // on the allocator that counted it
 	if f.Flags&flagInbound != 0 {

@@ -13,6 +13,8 @@
 # namespace, so the services are kept from starting at install (a
 # temporary policy-rc.d, when none exists) and stay disabled (their
 # /etc/default files say so, systemd units are disabled) and stopped.
+# prometheus is there for promtool (the alert rules' tests) and is kept
+# off the same way.
 #
 # Idempotent: packages already installed are left alone and `apt-get update`
 # runs only when something is missing; hugepages are only ever raised to
@@ -33,7 +35,7 @@ readonly PACKAGES=(
 	python3 lua5.3 shellcheck
 	make gcc libc6-dev
 	coturn stun-client stun-server
-	nfdump tshark rsyslog
+	nfdump tshark rsyslog prometheus
 )
 # Commands that must work once the packages are in (package: command).
 readonly COMMANDS=(
@@ -43,7 +45,7 @@ readonly COMMANDS=(
 	python3:python3 lua5.3:luac5.3 shellcheck:shellcheck
 	make:make gcc:gcc
 	coturn:turnserver coturn:turnutils_natdiscovery stun-client:stun stun-server:stund
-	nfdump:nfcapd nfdump:nfdump tshark:tshark rsyslog:rsyslogd
+	nfdump:nfcapd nfdump:nfdump tshark:tshark rsyslog:rsyslogd prometheus:promtool
 )
 readonly HUGEPAGES="${NATGW_HUGEPAGES:-512}"
 readonly HUGEPAGES_SYSFS=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
@@ -64,7 +66,7 @@ say() {
 }
 
 usage() {
-	sed -n '2,21s/^# \{0,1\}//p' "$0"
+	sed -n '2,24s/^# \{0,1\}//p' "$0"
 }
 
 # run executes its arguments, or only prints them with --dry-run.
@@ -170,11 +172,13 @@ readonly DAEMONS=(
 	stun:/etc/default/stun:START_DAEMON=true
 	nfdump:-:-
 	rsyslog:-:-
+	prometheus:-:-
 )
 
 # keep_daemons_off keeps these system services off, so only the tests' own
-# turnserver, stund, nfcapd and rsyslogd ever run (nfdump and rsyslog have
-# no /etc/default switch: "-"; under SysV init nfdump's links are
+# turnserver, stund, nfcapd and rsyslogd ever run, and no prometheus
+# (nfdump, rsyslog and prometheus have no /etc/default switch: "-";
+# under SysV init their links are
 # disabled): under SysV init the enabling
 # line of their /etc/default file is commented out (the packages ship it
 # commented out or false); under systemd, where Debian's coturn unit starts

@@ -115,7 +115,18 @@ type Pool struct {
 	// PortsPerMember overrides the tier table when non-zero (a multiple of 8,
 	// at least 8).
 	PortsPerMember int `toml:"ports_per_member"`
+	// OnExhaustion says what a member's new flow gets when it has no free
+	// port towards its destination: "drop" (the default, silence) or
+	// "reject" (a TCP RST for a SYN, ICMP administratively prohibited
+	// otherwise, rate-limited; issue 18).
+	OnExhaustion string `toml:"on_exhaustion,omitempty"`
 }
+
+// OnExhaustion values.
+const (
+	OnExhaustionDrop   = "drop"
+	OnExhaustionReject = "reject"
+)
 
 // Instance gives one private address a whole public address (1:1) [S1].
 type Instance struct {

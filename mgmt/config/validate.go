@@ -468,6 +468,11 @@ func (v *validator) pools() {
 			v.addf(key+".members", "%s has %d member addresses: a pool has at most %d [S3]", label, total, portalloc.MaxPoolMembers)
 			continue
 		}
+		switch pool.OnExhaustion {
+		case "", OnExhaustionDrop, OnExhaustionReject:
+		default:
+			v.addf(key+".on_exhaustion", "%q: use %q or %q", pool.OnExhaustion, OnExhaustionDrop, OnExhaustionReject)
+		}
 		size := tierPorts
 		if pool.PortsPerMember != 0 {
 			size = pool.PortsPerMember
