@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/natgw/natgw/mgmt/config"
+	"github.com/natgw/natgw/natlog"
 )
 
 // This file checks the deployment material of issue 7: the example
@@ -503,10 +504,11 @@ func promqlMetrics(expr string) []string {
 	return names
 }
 
-// allowedMetric reports whether name is a SPEC §7 metric: natgw's own, or
-// from the Go runtime and process collectors; up is allowed when upOK.
+// allowedMetric reports whether name is a SPEC §7 metric: natgw's own
+// (NAT event logging's included), or from the Go runtime and process
+// collectors; up is allowed when upOK.
 func allowedMetric(name string, upOK bool) bool {
-	return slices.Contains(specMetrics, name) || strings.HasPrefix(name, "go_") ||
+	return slices.Contains(specMetrics, name) || slices.Contains(natlog.MetricNames, name) || strings.HasPrefix(name, "go_") ||
 		strings.HasPrefix(name, "process_") || (upOK && name == "up")
 }
 
