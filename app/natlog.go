@@ -68,8 +68,9 @@ func (n *natLog) apply(p *nat.Policy) {
 
 // exhausted exports a port exhaustion the management core logged.
 func (n *natLog) exhausted(p *nat.Policy, e nat.ExhaustEvent, now time.Time) {
+	m, _ := p.Classify(e.Private) // the public address whose ports ran out
 	n.out.Record(natlog.Record{Time: now, Event: natlog.EventPortsExhausted, Proto: e.Proto,
-		Private: e.Private, Remote: e.Remote, RemotePort: e.RemotePort, Pool: p.PoolName(e.Scope)})
+		Private: e.Private, Public: m.Block.Public, Remote: e.Remote, RemotePort: e.RemotePort, Pool: p.PoolName(e.Scope)})
 }
 
 // session exports a worker's session event (on the management core).
