@@ -168,7 +168,8 @@ func runNatgw(o natgwOptions, log *slog.Logger) (natgwRun, error) {
 	}
 	b := &bench{opts: o, log: log, traffic: t, sessionLog: sl}
 	if sl != nil {
-		b.sessionCfg = natlog.ConfigFrom(cfg.NatLog, "benchharness")
+		b.sessionCfg = natlog.ExporterConfig{IPFIX: cfg.NatLog.IPFIX, Hostname: "benchharness",
+			Events: natlog.Events{Blocks: true, Sessions: true}}
 		defer func() { res.SessionLog = sl.result(b.rt) }()
 	}
 	defer b.close()
