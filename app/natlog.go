@@ -39,10 +39,9 @@ func startNatLog(c *config.Config, p *nat.Policy, rt *lcore.Runtime, log *slog.L
 	n := &natLog{log: log, rt: rt, capacity: c.Dataplane.FlowCapacity, out: natlog.NewOutput(log),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	n.hostname, _ = os.Hostname()
-	if err := n.out.Apply(exporterConfig(c.NatLog, n.hostname)); err != nil {
+	if err := n.out.Apply(natlog.ConfigFrom(c.NatLog, n.hostname)); err != nil {
 		return nil, err
 	}
-	rt.SetSessionLog(c.NatLog.Exports("sessions"))
 	// The sinks of block events, in delivery order. Each must return
 	// quickly: they run on the tracker's goroutine.
 	sinks := natlog.Fanout{n.out}
@@ -56,24 +55,15 @@ func startNatLog(c *config.Config, p *nat.Policy, rt *lcore.Runtime, log *slog.L
 	return n, nil
 }
 
-// exporterConfig converts [nat_log] to the exporters' configuration.
-func exporterConfig(n config.NatLog, hostname string) natlog.ExporterConfig {
-	return natlog.ExporterConfig{
-		IPFIX: n.IPFIX, Syslog: n.Syslog, Hostname: hostname,
-		Events: natlog.Events{Blocks: n.Has("blocks"), Sessions: n.Has("sessions"), Exhaustion: n.Has("exhaustion")},
-	}
-}
-
-// apply is called after a reload published p, compiled from c.
-func (n *natLog) apply(c *config.Config, p *nat.Policy) {
+// apply is called after a reload published p.
+func (n *natLog) apply(p *nat.Policy) {
 	if n == nil {
 		return
 	}
 	n.tracker.Policy(p)
-	if err := n.out.Apply(exporterConfig(c.NatLog, n.hostname)); err != nil {
+	if err := n.out.Apply(natlog.ConfigFrom(p.Config.NatLog, n.hostname)); err != nil {
 		n.log.Error("nat_log: the new collectors can't be used; the running ones are kept", "error", err)
 	}
-	n.rt.SetSessionLog(c.NatLog.Exports("sessions"))
 }
 
 // exhausted exports a port exhaustion the management core logged.

@@ -149,7 +149,7 @@ func startAppliance(path string, log *slog.Logger) (*appliance, error) {
 		Path: source, Policy: &a.policy, Check: restartNeeded, Log: log,
 		Apply: func(p *nat.Policy) {
 			a.rt.Manager.SetStatic(staticNeighbors(p.Config))
-			a.natlog.apply(p.Config, p)
+			a.natlog.apply(p)
 		},
 	})
 	a.api, err = mgmt.NewServer(mgmt.Options{

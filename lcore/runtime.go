@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/natgw/natgw/nat"
@@ -45,9 +44,7 @@ type Runtime struct {
 	Owner   *Owner
 	cfg     RuntimeConfig
 	start   time.Time
-	// sessionLog is the session logging switch (session.go).
-	sessionLog atomic.Bool
-	wg         sync.WaitGroup
+	wg      sync.WaitGroup
 }
 
 // handoffFrames is the number of frames the handoff rings into one worker
@@ -124,7 +121,7 @@ func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 			ID: i, Workers: n, Ports: cfg.Ports, Policy: cfg.Policy, Neigh: neigh, Owner: r.Owner,
 			HandoffOut: hand[i], HandoffIn: in, ToMgmt: toMgmt[i], ExpireNow: &r.Manager.ExpireNow, MTU: &r.Manager.MTU,
 			Clock: clock, FlowCapacity: perWorker, Seed: uint64(time.Now().UnixNano()) + uint64(i),
-			OnExhausted: events.push, Sessions: sessions, SessionLog: &r.sessionLog, Log: cfg.Log,
+			OnExhausted: events.push, Sessions: sessions, Log: cfg.Log,
 		}
 		if len(cfg.WorkerCPUs) != 0 {
 			wc.Pin, wc.CPU = true, cfg.WorkerCPUs[i]

@@ -12,10 +12,9 @@ import (
 // the translator's session hook copies the flow's endpoints into the
 // worker's SessionRing, a bounded SPSC ring; the management core drains
 // it. A full ring drops the event and counts it; the worker never waits
-// and never allocates. The hook is set only while session logging is on
-// (Runtime.SetSessionLog, which the management side calls from its
-// configuration; each worker looks at the switch once per poll):
-// otherwise a flow costs the translator one nil test.
+// and never allocates. The hook is set only while the running policy's
+// [nat_log] exports sessions: otherwise a flow costs the translator one
+// nil test.
 
 // SessionRingSize is the number of events a worker's ring holds: at a
 // million new flows a second (two events each), 4 ms of them, several of
@@ -85,20 +84,15 @@ func (w *Worker) sessionHook(f *nat.Flow, reason nat.ExpireReason) {
 	w.sessions.Push(&e)
 }
 
-// applySessions sets or clears the translator's session hook (on the
-// worker, when the session log switch moved).
-func (w *Worker) applySessions(on bool) {
-	w.sessOn = on
-	if on && w.sessions != nil {
+// applySessions sets or clears the translator's session hook for
+// policy p (on the worker, when it takes a new policy).
+func (w *Worker) applySessions(p *nat.Policy) {
+	if w.sessions != nil && p != nil && p.Config != nil && p.Config.NatLog.Exports("sessions") {
 		w.tr.SetSessionHook(w.sessHook)
 	} else {
 		w.tr.SetSessionHook(nil)
 	}
 }
-
-// SetSessionLog turns session logging on or off: workers report the
-// flows they create and release from their next poll on.
-func (r *Runtime) SetSessionLog(on bool) { r.sessionLog.Store(on) }
 
 // sessionDrainMax bounds the events the management core takes from one
 // worker's ring per loop.

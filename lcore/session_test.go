@@ -1,23 +1,50 @@
 package lcore
 
 import (
+	"fmt"
+	"io"
+	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/natgw/natgw/mgmt/config"
 	"github.com/natgw/natgw/nat"
 )
 
-// newSessionRuntime is a runtime (not started) of one worker with
-// session logging on.
-func newSessionRuntime(t testing.TB) *testRuntime {
+const sessionsOn = `
+[nat_log]
+ipfix = ["192.0.2.10:4739"]
+events = ["blocks", "sessions"]
+`
+
+// newSessionRuntime is newTestRuntime with extra configuration text.
+func newSessionRuntime(t testing.TB, extra string) *testRuntime {
 	t.Helper()
-	tr := newTestRuntime(t, 1, 1000, 1024, "4m")
-	tr.SetSessionLog(true)
-	tr.Workers[0].PollOnce() // the worker sees the switch
+	tr := &testRuntime{clock: &testClock{}, policy: &nat.PolicyHolder{}}
+	tr.clock.t.Store(1)
+	tr.policy.Store(compileSession(t, extra, nil))
+	var ports [NumPorts]Port
+	for i := range ports {
+		tr.ports[i] = NewFakePort(PortName(uint8(i)), [6]byte{2, 0, 0, 0, 0, byte(i + 1)}, 2)
+		ports[i] = tr.ports[i]
+	}
+	var err error
+	tr.Runtime, err = NewRuntime(RuntimeConfig{Workers: 1, Ports: ports, Policy: tr.policy,
+		FlowCapacity: 1000, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Clock: tr.clock.Now})
+	require.NoError(t, err)
 	return tr
+}
+
+func compileSession(t testing.TB, extra string, prev *nat.Policy) *nat.Policy {
+	t.Helper()
+	c, err := config.Parse([]byte(fmt.Sprintf(queryTestConfig, 1, 1000, "4m", 8)+extra), "test")
+	require.NoError(t, err)
+	p, err := nat.Compile(c, prev)
+	require.NoError(t, err)
+	return p
 }
 
 // drained returns the session events waiting in the rings.
@@ -29,7 +56,7 @@ func drained(tr *testRuntime) []SessionEvent {
 }
 
 func TestSessionEvents(t *testing.T) {
-	tr := newSessionRuntime(t)
+	tr := newSessionRuntime(t, sessionsOn)
 	tr.clock.Advance(5 * time.Second)
 	tr.addFlow(t, qMember, qServer1, 5000, 53)
 	got := drained(tr)
@@ -58,21 +85,28 @@ func TestSessionEvents(t *testing.T) {
 	assert.Equal(t, e, del)
 }
 
-// Session logging is off until switched on, and the switch reaches the
-// worker at its next poll, both ways.
-func TestSessionEventsFollowTheSwitch(t *testing.T) {
-	tr := newTestRuntime(t, 1, 1000, 1024, "4m")
+// Without sessions in [nat_log] (or without a collector) the worker
+// reports nothing; a reload turns it on and off on the worker.
+func TestSessionEventsFollowReloads(t *testing.T) {
+	tr := newSessionRuntime(t, "")
 	tr.addFlow(t, qMember, qServer1, 5000, 53)
 	assert.Empty(t, drained(tr), "off by default")
 
-	tr.SetSessionLog(true)
+	p2 := compileSession(t, "[nat_log]\nevents = [\"sessions\"]\n", tr.policy.Load())
+	tr.policy.Store(p2)
 	tr.Workers[0].PollOnce()
 	tr.addFlow(t, qMember, qServer1, 5001, 53)
-	assert.Len(t, drained(tr), 1, "on")
+	assert.Empty(t, drained(tr), "sessions listed but no collector: off")
 
-	tr.SetSessionLog(false)
+	p3 := compileSession(t, sessionsOn, p2)
+	tr.policy.Store(p3)
 	tr.Workers[0].PollOnce()
 	tr.addFlow(t, qMember, qServer1, 5002, 53)
+	assert.Len(t, drained(tr), 1, "on after the reload")
+
+	tr.policy.Store(compileSession(t, "", p3))
+	tr.Workers[0].PollOnce()
+	tr.addFlow(t, qMember, qServer1, 5003, 53)
 	assert.Empty(t, drained(tr), "off again")
 }
 
@@ -98,7 +132,7 @@ func TestSessionRingFull(t *testing.T) {
 
 // Session events cost the worker no allocation, ring full or not.
 func TestSessionEventsNoAllocs(t *testing.T) {
-	tr := newSessionRuntime(t)
+	tr := newSessionRuntime(t, sessionsOn)
 	w := tr.Workers[0]
 	var buf [64]byte
 	sport := uint16(10000)
@@ -117,7 +151,7 @@ func TestSessionEventsNoAllocs(t *testing.T) {
 // The exhaustion hook gets what the exhaustion log logs, with its rate
 // limit: once per member and destination per 10 s.
 func TestOnExhaustedRateLimited(t *testing.T) {
-	tr := newSessionRuntime(t)
+	tr := newSessionRuntime(t, sessionsOn)
 	var got []nat.ExhaustEvent
 	tr.Manager.OnExhausted = func(p *nat.Policy, e nat.ExhaustEvent, now time.Time) {
 		assert.Same(t, tr.policy.Load(), p)

@@ -103,9 +103,8 @@ type WorkerConfig struct {
 	// OnExhausted is passed to the translator.
 	OnExhausted func(nat.ExhaustEvent)
 	// Sessions, when set, receives the worker's session events while
-	// SessionLog is on (session.go).
-	Sessions   *SessionRing
-	SessionLog *atomic.Bool
+	// the policy exports them (session.go).
+	Sessions *SessionRing
 	// Pin, when set, pins the worker's thread to CPU in Run
 	// (dataplane.worker_cpus; see affinity.go).
 	Pin bool
@@ -160,12 +159,9 @@ type Worker struct {
 	pin      bool
 	cpu      int
 	log      *slog.Logger
-	// NAT session events (session.go): the ring, the hook, the switch
-	// and whether the hook is set.
+	// sessions and sessHook: NAT session events (session.go).
 	sessions *SessionRing
 	sessHook nat.SessionHook
-	sessLog  *atomic.Bool
-	sessOn   bool
 }
 
 // NewWorker builds a worker; it does not start it.
@@ -190,8 +186,8 @@ func NewWorker(c WorkerConfig) *Worker {
 	}, now)
 	w.frags.init()
 	w.fragPool = NewPacketPool(fragPoolSize, fragBufSize)
-	w.sessions, w.sessHook, w.sessLog = c.Sessions, w.sessionHook, c.SessionLog
-	w.applySessions(w.sessLog != nil && w.sessLog.Load())
+	w.sessions, w.sessHook = c.Sessions, w.sessionHook
+	w.applySessions(c.Policy.Load())
 	return w
 }
 
@@ -239,10 +235,8 @@ func (w *Worker) PollOnce() bool {
 	now := w.clock()
 	if p := w.pol.Load(); p != w.tr.Policy() {
 		w.tr.SetPolicy(p)
+		w.applySessions(p)
 		w.sweeping = true
-	}
-	if w.sessLog != nil && w.sessLog.Load() != w.sessOn {
-		w.applySessions(!w.sessOn)
 	}
 	neigh := w.neigh.Load()
 	if w.mtuSrc != nil {

@@ -2,6 +2,7 @@ package natlog
 
 import (
 	"cmp"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -207,9 +208,14 @@ func (t *Tracker) applyPolicy(pub publication) {
 			}
 		}
 	}
-	for _, pub := range p.PublicAddrs() {
-		if in, ok := p.InstanceByPublic(pub); ok {
-			now[holdKey{ScopeInstance, "", in.Private, in.Public, 0, 0xFFFF}] = true
+	if p.Config != nil {
+		for _, in := range p.Config.Instances {
+			priv, err1 := netip.ParseAddr(in.Private)
+			pub, err2 := netip.ParseAddr(in.Public)
+			if err1 != nil || err2 != nil {
+				continue // Compile refused such a policy
+			}
+			now[holdKey{ScopeInstance, "", nat.U32(priv), nat.U32(pub), 0, 0xFFFF}] = true
 		}
 	}
 	for k := range t.held {

@@ -7,10 +7,20 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/natgw/natgw/mgmt/config"
 )
 
 // processID is the syslog PROCID.
 var processID = os.Getpid()
+
+// ConfigFrom converts [nat_log] to an exporter configuration.
+func ConfigFrom(n config.NatLog, hostname string) ExporterConfig {
+	return ExporterConfig{
+		IPFIX: n.IPFIX, Syslog: n.Syslog, Hostname: hostname,
+		Events: Events{Blocks: n.Has("blocks"), Sessions: n.Has("sessions"), Exhaustion: n.Has("exhaustion")},
+	}
+}
 
 // Output is NAT event logging's front on the management core: it holds
 // the running Exporter (none when no collector is configured), replaces

@@ -168,8 +168,7 @@ func runNatgw(o natgwOptions, log *slog.Logger) (natgwRun, error) {
 	}
 	b := &bench{opts: o, log: log, traffic: t, sessionLog: sl}
 	if sl != nil {
-		b.sessionCfg = natlog.ExporterConfig{IPFIX: cfg.NatLog.IPFIX, Hostname: "benchharness",
-			Events: natlog.Events{Blocks: true, Sessions: true}}
+		b.sessionCfg = natlog.ConfigFrom(cfg.NatLog, "benchharness")
 		defer func() { res.SessionLog = sl.result(b.rt) }()
 	}
 	defer b.close()

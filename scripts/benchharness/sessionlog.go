@@ -66,7 +66,6 @@ func (s *sessionLog) wire(rt *lcore.Runtime, cfg natlog.ExporterConfig, log *slo
 	}
 	rt.Manager.OnSession = func(e *lcore.SessionEvent) { s.out.Record(natlog.SessionRecord(e, rt.WallTime(e.Time))) }
 	s.out.WorkerDropped = rt.SessionsDropped
-	rt.SetSessionLog(true)
 	return nil
 }
 
