@@ -85,8 +85,9 @@ func (n *natLog) apply(c *config.Config, p *nat.Policy) {
 
 // exhausted exports a port exhaustion the management core logged.
 func (n *natLog) exhausted(p *nat.Policy, e nat.ExhaustEvent, now time.Time) {
+	m, _ := p.Classify(e.Private) // the public address whose ports ran out
 	n.out.Record(natlog.Record{Time: now, Event: natlog.EventPortsExhausted, Proto: e.Proto,
-		Private: e.Private, Remote: e.Remote, RemotePort: e.RemotePort, Pool: p.PoolName(e.Scope)})
+		Private: e.Private, Public: m.Block.Public, Remote: e.Remote, RemotePort: e.RemotePort, Pool: p.PoolName(e.Scope)})
 }
 
 // session exports a worker's session event (on the management core).
@@ -100,24 +101,39 @@ func (n *natLog) watch() {
 	defer close(n.done)
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	var seen uint64
-	var last time.Time
+	var w tableFullWatch
 	for {
 		select {
 		case <-n.stop:
 			return
 		case now := <-t.C:
 			var full uint64
-			for _, w := range n.rt.Workers {
-				full += w.Counters.Verdicts[nat.DropFlowTableFull].Load()
+			for _, wk := range n.rt.Workers {
+				full += wk.Counters.Verdicts[nat.DropFlowTableFull].Load()
 			}
-			if full > seen && now.Sub(last) >= tableFullInterval {
-				last = now
+			if w.check(now, full) {
 				n.out.Record(natlog.Record{Time: now, Event: natlog.EventQuotaExceeded, MaxEntries: uint32(n.capacity)})
 			}
-			seen = full
 		}
 	}
+}
+
+// tableFullWatch decides when flow_table_full drops make an event.
+type tableFullWatch struct {
+	seen uint64
+	last time.Time
+}
+
+// check takes the flow_table_full count at now and reports whether it
+// grew since the last check and no event was sent in tableFullInterval.
+func (w *tableFullWatch) check(now time.Time, full uint64) bool {
+	grew := full > w.seen
+	w.seen = full
+	if !grew || (!w.last.IsZero() && now.Sub(w.last) < tableFullInterval) {
+		return false
+	}
+	w.last = now
+	return true
 }
 
 // close releases every block (natgw translates no more), sends what is

@@ -144,3 +144,30 @@ func TestSessionEventsNoAllocs(t *testing.T) {
 	assert.Positive(t, tr.SessionsDropped(), "the ring filled up: drops counted")
 	assert.Len(t, drained(tr), SessionRingSize)
 }
+
+// The exhaustion hook gets what the exhaustion log logs, with its rate
+// limit: once per member and destination per 10 s.
+func TestOnExhaustedRateLimited(t *testing.T) {
+	tr := newSessionRuntime(t, sessionsOn)
+	var got []nat.ExhaustEvent
+	tr.Manager.OnExhausted = func(p *nat.Policy, e nat.ExhaustEvent, now time.Time) {
+		assert.Same(t, tr.policy.Load(), p)
+		got = append(got, e)
+	}
+	e1 := nat.ExhaustEvent{Private: qMember, Remote: qServer1, RemotePort: 53, Proto: nat.ProtoUDP}
+	e2 := e1
+	e2.Remote = qServer2
+	now := time.Unix(1_700_000_000, 0)
+	for range 3 {
+		tr.Manager.events[0].push(e1)
+	}
+	tr.Manager.events[0].push(e2)
+	tr.Manager.drain(now)
+	assert.Equal(t, []nat.ExhaustEvent{e1, e2}, got, "one per member and destination")
+	tr.Manager.events[0].push(e1)
+	tr.Manager.drain(now.Add(5 * time.Second))
+	assert.Len(t, got, 2, "within 10 s: not again")
+	tr.Manager.events[0].push(e1)
+	tr.Manager.drain(now.Add(11 * time.Second))
+	assert.Len(t, got, 3, "after 10 s: again")
+}

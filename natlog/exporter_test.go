@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -220,4 +221,38 @@ func TestOutputApply(t *testing.T) {
 	o.Close()
 	assert.Equal(t, Events{}, o.Events())
 	assert.Equal(t, uint64(2), o.Counters.Records[FormatIPFIX].Load())
+}
+
+func TestOutputMetrics(t *testing.T) {
+	o := NewOutput(nil)
+	o.Counters.Records[FormatIPFIX].Add(7)
+	o.Counters.Records[FormatSyslog].Add(3)
+	o.Counters.Errors[FormatSyslog].Add(2)
+	o.Counters.QueueDropped.Add(5)
+	o.WorkerDropped = func() uint64 { return 11 }
+	reg := prometheus.NewRegistry()
+	require.NoError(t, reg.Register(o))
+	fams, err := reg.Gather()
+	require.NoError(t, err)
+	got := map[string]float64{}
+	var names []string
+	for _, f := range fams {
+		names = append(names, f.GetName())
+		for _, m := range f.GetMetric() {
+			key := f.GetName()
+			for _, l := range m.GetLabel() {
+				key += "," + l.GetName() + "=" + l.GetValue()
+			}
+			got[key] = m.GetCounter().GetValue()
+		}
+	}
+	assert.ElementsMatch(t, MetricNames, names)
+	assert.Equal(t, map[string]float64{
+		"natgw_natlog_records_total,format=ipfix":        7,
+		"natgw_natlog_records_total,format=syslog":       3,
+		"natgw_natlog_export_errors_total,format=ipfix":  0,
+		"natgw_natlog_export_errors_total,format=syslog": 2,
+		"natgw_natlog_dropped_total,stage=worker":        11,
+		"natgw_natlog_dropped_total,stage=exporter":      5,
+	}, got)
 }

@@ -80,8 +80,8 @@ var templates = []struct {
 		{iePostNAPTSourceTransportPort, 2}, {ieDestinationIPv4Address, 4}, {ieDestinationTransportPort, 2},
 		{ieFlowEndReason, 1}}},
 	{templateExhausted, []field{{ieObservationTimeMilliseconds, 8}, {ieNATEvent, 1}, {ieProtocolIdentifier, 1},
-		{ieSourceIPv4Address, 4}, {ieDestinationIPv4Address, 4}, {ieDestinationTransportPort, 2},
-		{ieNATPoolName, variableLength}}},
+		{ieSourceIPv4Address, 4}, {iePostNATSourceIPv4Address, 4}, {ieDestinationIPv4Address, 4},
+		{ieDestinationTransportPort, 2}, {ieNATPoolName, variableLength}}},
 	{templateQuota, []field{{ieObservationTimeMilliseconds, 8}, {ieNATEvent, 1}, {ieNATQuotaExceededEvent, 4},
 		{ieMaxSessionEntries, 4}}},
 }
@@ -188,6 +188,7 @@ func appendRecord(b []byte, r *Record) []byte {
 	case templateExhausted:
 		b = append(b, r.Proto)
 		b = binary.BigEndian.AppendUint32(b, r.Private)
+		b = binary.BigEndian.AppendUint32(b, r.Public)
 		b = binary.BigEndian.AppendUint32(b, r.Remote)
 		b = binary.BigEndian.AppendUint16(b, r.RemotePort)
 		b = appendString(b, r.Pool)

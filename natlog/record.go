@@ -106,7 +106,8 @@ func (r EndReason) Name() string {
 //   - bindings (14, 15): Private, Public, Generation;
 //   - sessions (4, 5): Proto, Private, PrivatePort, Public, PublicPort,
 //     Remote, RemotePort, and Reason for a delete;
-//   - ports exhausted (12): Proto, Private, Remote, RemotePort, Pool;
+//   - ports exhausted (12): Proto, Private, Public (the address whose
+//     ports ran out), Remote, RemotePort, Pool;
 //   - quota exceeded (13): MaxEntries.
 type Record struct {
 	Time        time.Time

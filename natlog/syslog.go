@@ -105,6 +105,7 @@ func AppendSyslog(b []byte, h SyslogHeader, r *Record) []byte {
 	case templateExhausted:
 		b = appendParam(b, "proto", nat.ProtoName(r.Proto))
 		addr("private", r.Private)
+		addr("public", r.Public)
 		addr("remote", r.Remote)
 		num("remotePort", uint64(r.RemotePort))
 		b = appendParam(b, "pool", r.Pool)
