@@ -19,6 +19,8 @@ type Config struct {
 	Deny        []DenyRule   `toml:"deny"`
 	Mgmt        Mgmt         `toml:"mgmt"`
 	Limits      Limits       `toml:"limits"`
+	// BGP announces the node to its routers (nil: no [bgp] section).
+	BGP *BGP `toml:"bgp"`
 }
 
 // Dataplane selects the driver and sizes the workers and flow table.

@@ -93,6 +93,7 @@ func (c *Config) applyDefaults(leftOut func(key string, zero bool) bool) {
 	if leftOut("limits.inbound_flow_percent", c.Limits.InboundFlowPercent == 0) {
 		c.Limits.InboundFlowPercent = DefaultInboundFlowPercent
 	}
+	c.BGP.applyDefaults()
 }
 
 // defaultDuration sets d to v unless the file or the caller set it.

@@ -53,6 +53,7 @@ func (c *Config) Validate() error {
 	v.denyRules()
 	v.mgmt()
 	v.limits()
+	v.bgp()
 	return v.p.err()
 }
 
