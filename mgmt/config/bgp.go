@@ -21,12 +21,10 @@ type BGP struct {
 	// left out).
 	RouterID string `toml:"router_id"`
 	// SourceAddress is the host address the sessions come from (a kernel
-	// address on the management network).
+	// address on the management network). natgw connects to its peers
+	// and does not listen: a router accepts its sessions with a neighbor
+	// statement or a listen range.
 	SourceAddress string `toml:"source_address"`
-	// ListenPort, when not 0, makes natgw also accept sessions on
-	// SourceAddress at that port; 0 (the default): natgw only connects to
-	// its peers (routers with a listen range accept them).
-	ListenPort int `toml:"listen_port"`
 	// HoldTime is the BGP hold time offered to the peers (3s to 65535s,
 	// default 9s); KeepaliveInterval defaults to a third of it.
 	HoldTime          Duration `toml:"hold_time"`
@@ -151,9 +149,6 @@ func (v *validator) bgp() {
 		if _, err := ParseIPv4(b.RouterID); err != nil {
 			v.add("bgp.router_id", err.Error())
 		}
-	}
-	if b.ListenPort < 0 || b.ListenPort > 65535 {
-		v.addf("bgp.listen_port", "%d: must be 0 (don't listen) to 65535", b.ListenPort)
 	}
 	ht := b.HoldTime.Duration
 	if ht < MinBGPHoldTime || ht > MaxBGPHoldTime || ht%time.Second != 0 {

@@ -84,7 +84,6 @@ func TestBGPValidate(t *testing.T) {
 		{"no source", func(b *BGP) { b.SourceAddress = "" }, []string{"bgp.source_address"}, "missing"},
 		{"source is a dataplane address", func(b *BGP) { b.SourceAddress = "198.19.0.2" }, []string{"bgp.source_address"}, "management network"},
 		{"bad router id", func(b *BGP) { b.RouterID = "router" }, []string{"bgp.router_id"}, ""},
-		{"listen port", func(b *BGP) { b.ListenPort = 70000 }, []string{"bgp.listen_port"}, "65535"},
 		{"hold time too short", func(b *BGP) { b.HoldTime.Duration = time.Second }, []string{"bgp.hold_time"}, "whole seconds"},
 		{"hold time fraction", func(b *BGP) { b.HoldTime.Duration = 3500 * time.Millisecond }, []string{"bgp.hold_time"}, "whole seconds"},
 		{"keepalive too long", func(b *BGP) { b.KeepaliveInterval.Duration = 2 * time.Second }, []string{"bgp.keepalive_interval"}, "third"},
