@@ -72,6 +72,12 @@ type Options struct {
 	Log *slog.Logger
 	// QueryTimeout bounds worker queries (DefaultQueryTimeout when 0).
 	QueryTimeout time.Duration
+	// BGPStatus, when set, gives the "bgp" part of /v1/status (natgw
+	// behind ECMP announced by BGP).
+	BGPStatus func() any
+	// Drain, when set, starts draining the node (POST /v1/drain): it
+	// withdraws its routes and exits once its flows ended.
+	Drain func() error
 }
 
 // Server is natgw's management server.
@@ -133,6 +139,10 @@ func ReadToken(path string) (string, error) {
 	}
 	return tok, nil
 }
+
+// NotReady returns why natgw is not ready (what /readyz answers), or
+// nothing when it is.
+func (s *Server) NotReady() []string { return s.notReady() }
 
 // Handler returns the HTTP handler of the API (for tests and embedding).
 func (s *Server) Handler() http.Handler { return s.handler }
