@@ -9,10 +9,10 @@ BUILD_TAGS ?= $(shell pkg-config --exists libdpdk 2>/dev/null && echo dpdk)
 # The race detector runs on the packages of the dataplane and management
 # code; the end-to-end and testbed tests (app, scripts) run without it.
 # Between them they cover ./... .
-RACE_PKGS  := ./portalloc/... ./nat/... ./mgmt/... ./lcore/...
+RACE_PKGS  := ./portalloc/... ./nat/... ./mgmt/... ./lcore/... ./bgp/...
 OTHER_PKGS := ./app/... ./scripts/...
 
-.PHONY: all build test test-unit deps lint bench pgo demo clean
+.PHONY: all build test test-unit deps lint bench pgo demo demo-cluster clean
 
 all: build
 
@@ -42,6 +42,11 @@ test-unit: lint
 # demo runs natgw between network namespaces with real traffic (root).
 demo: deps
 	scripts/demo.sh
+
+# demo-cluster runs two natgw nodes behind ECMP, announced by BGP to two FRR
+# routers, and shows spread, failure, recovery and drain (root).
+demo-cluster: deps
+	scripts/demo-cluster.sh
 
 # bench runs the benchmark of SPEC §9 (root, DPDK; scripts/bench.sh): the Go
 # micro-benchmarks of nat and portalloc, natgw's DPDK throughput harness

@@ -7,6 +7,8 @@
 #   --dry-run   print what would be done and change nothing
 #   --verbose   say what is done, not only what fails
 #
+# frr (the cluster testbed's routers) ships a system service that stays
+# disabled: the testbed starts its own zebra and bgpd per namespace.
 # coturn and stun-server ship system services; the tests start their own
 # turnserver and stund in a namespace, so the services stay disabled (their
 # /etc/default files say so) and are stopped if they run.
@@ -30,6 +32,7 @@ readonly PACKAGES=(
 	python3 lua5.3 shellcheck
 	make gcc libc6-dev
 	coturn stun-client stun-server
+	frr
 )
 # Commands that must work once the packages are in (package: command).
 readonly COMMANDS=(
@@ -39,6 +42,7 @@ readonly COMMANDS=(
 	python3:python3 lua5.3:luac5.3 shellcheck:shellcheck
 	make:make gcc:gcc
 	coturn:turnserver coturn:turnutils_natdiscovery stun-client:stun stun-server:stund
+	frr:vtysh
 )
 readonly HUGEPAGES="${NATGW_HUGEPAGES:-512}"
 readonly HUGEPAGES_SYSFS=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
@@ -173,6 +177,22 @@ keep_daemons_off() {
 	done
 }
 
+# keep_frr_off keeps FRR's system service off: the cluster testbed
+# (scripts/testbed-cluster.sh) starts zebra and bgpd in its own router
+# namespaces with their own configuration. Under systemd the unit is
+# disabled and stopped; under SysV init its boot links are disabled.
+# Processes are never killed by name.
+keep_frr_off() {
+	if [[ -d /run/systemd/system ]]; then
+		if systemctl -q is-enabled frr 2>/dev/null || systemctl -q is-active frr 2>/dev/null; then
+			run_logged systemctl disable --now frr
+		fi
+	elif [[ -x /etc/init.d/frr ]] && command -v update-rc.d >/dev/null 2>&1 &&
+		compgen -G '/etc/rc[2-5].d/S*frr' >/dev/null; then
+		run_logged update-rc.d frr disable
+	fi
+}
+
 reserve_hugepages() {
 	[[ "$HUGEPAGES" =~ ^[0-9]+$ ]] || die "NATGW_HUGEPAGES must be a number, got '$HUGEPAGES'"
 	[[ -w "$HUGEPAGES_SYSFS" || $dry_run -eq 1 ]] || die "$HUGEPAGES_SYSFS is not writable (no 2 MB hugepage support?)"
@@ -224,6 +244,7 @@ main() {
 	install_packages
 	check_commands
 	keep_daemons_off
+	keep_frr_off
 	reserve_hugepages
 	mount_hugetlbfs
 }

@@ -340,13 +340,17 @@ routers_start() {
 		# FRR drops to its own user (the package's frr, in frrvty).
 		chown -R frr:frr "$dir"
 		nsx "$r" "${FRR}/zebra" -d -u frr -g frr -f "${dir}/zebra.conf" -i "${dir}/zebra.pid" \
-			-z "${dir}/zserv.api" --vty_socket "${dir}/vty" -A 127.0.0.1 -P 0 9>&-
+			-z "${dir}/zserv.api" --vty_socket "${dir}/vty" -A 127.0.0.1 -P 0 \
+			</dev/null >>"${dir}/zebra.out" 2>&1 9>&-
 		for ((i = 0; i < 100; i++)); do
 			[[ -S "${dir}/zserv.api" ]] && break
 			sleep 0.05
 		done
+		# The daemons must not keep the caller's stdout open (a pipe would
+		# never end).
 		nsx "$r" "${FRR}/bgpd" -d -u frr -g frr -f "${dir}/bgpd.conf" -i "${dir}/bgpd.pid" \
-			-z "${dir}/zserv.api" --vty_socket "${dir}/vty" -A 127.0.0.1 -P 0 9>&-
+			-z "${dir}/zserv.api" --vty_socket "${dir}/vty" -A 127.0.0.1 -P 0 \
+			</dev/null >>"${dir}/bgpd.out" 2>&1 9>&-
 	done
 	for r in ir or; do
 		for ((i = 0; i < 100; i++)); do
