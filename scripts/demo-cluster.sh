@@ -33,8 +33,7 @@ inside_route() { "$TB" exec ir ip route show default; }
 spread() {
 	local n="$1" i
 	for ((i = 0; i < n; i++)); do
-		"$TB" exec in curl -s -m 2 --interface "10.2.0.1$((i % 8))" http://198.18.0.10:8080/ || true
-		echo
+		"$TB" exec in curl -s -m 2 --interface "10.2.0.1$((i % 8))" http://198.18.0.10:8080/ || echo failed
 	done | cut -d: -f1 | sort | uniq -c | sed 's/^/   /'
 }
 

@@ -150,7 +150,7 @@ teardown() {
 	done
 	# Only our own files.
 	rm -rf "${STATE_DIR}/frr"
-	rm -f "${STATE_DIR}"/{node-a.toml,node-b.toml,echoserver,echoserver.log,iperf3.log,iperf3.out}
+	rm -f "${STATE_DIR}"/{node-a.toml,node-b.toml,natgw-a.log,natgw-b.log,echoserver,echoserver.log,iperf3.log,iperf3.out}
 	rmdir "$STATE_DIR" 2>/dev/null || true
 }
 
@@ -270,9 +270,6 @@ via = "10.1.0.1"
 port = "out"
 address = "198.19.0.1${id}/24"
 gateway = "198.19.0.1"
-
-[timeouts]
-tcp_closing = "2s"
 
 [[frontend]]
 name = "fe-${node}"
