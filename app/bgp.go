@@ -74,12 +74,17 @@ func (a *appliance) stopBGP() {
 }
 
 // bgpHealth says why the node must not be announced: what /readyz
-// checks (ports up, workers polling), the gateway resolved, and its
-// addresses announced by gratuitous ARP on both ports.
+// checks (ports up, workers polling), the gateway and the inside routers
+// of routed prefixes resolved (the source check drops a routed host's
+// packets until ARP confirmed its router), and its addresses announced by
+// gratuitous ARP on both ports.
 func (a *appliance) bgpHealth() []string {
 	reasons := a.api.NotReady()
 	if !a.rt.Manager.GatewayResolved() {
 		reasons = append(reasons, "outside gateway not resolved")
+	}
+	if !a.rt.Manager.InsideRoutersResolved() {
+		reasons = append(reasons, "inside routers of [[inside.routed]] not confirmed by ARP yet")
 	}
 	if !a.rt.Manager.AddressesAnnounced(lcore.PortInside) {
 		reasons = append(reasons, "inside address not announced by gratuitous ARP yet")

@@ -412,6 +412,18 @@ func (m *Manager) announce() {
 // Safe from any goroutine.
 func (m *Manager) AddressesAnnounced(port uint8) bool { return m.garpDone[port].Load() }
 
+// InsideRoutersResolved reports whether ARP confirmed every router of
+// the [[inside.routed]] prefixes. Safe from any goroutine.
+func (m *Manager) InsideRoutersResolved() bool {
+	n := m.neigh.Load()
+	for _, via := range m.pol.Load().RoutedVias() {
+		if _, confirmed, ok := n.Binding(via); !ok || !confirmed {
+			return false
+		}
+	}
+	return true
+}
+
 // GatewayResolved reports whether the outside gateway's MAC is known to
 // the workers. Safe from any goroutine.
 func (m *Manager) GatewayResolved() bool {
@@ -513,6 +525,13 @@ func (m *Manager) maintain(now time.Time) {
 	gw := m.pol.Load().Gateway
 	if e, ok := m.table[gw]; !ok || now.Sub(e.updated) > neighborRefresh {
 		m.resolve(gw, now)
+	}
+	// The routers of routed prefixes too, before their hosts' first
+	// packets need them (the source check wants them confirmed).
+	for _, via := range m.pol.Load().RoutedVias() {
+		if e, ok := m.table[via]; !ok || e.gleaned || now.Sub(e.updated) > neighborRefresh {
+			m.resolve(via, now)
+		}
 	}
 	changed := false
 	for addr, e := range m.table {
