@@ -11,10 +11,10 @@ BUILD_TAGS ?= $(shell pkg-config --exists libdpdk 2>/dev/null && echo dpdk)
 # and deployment tests (app, e2e, scripts, bench, deploy) run without it.
 # Between them they cover ./... . The end-to-end suite (e2e, about 15
 # minutes) sets the 25-minute -timeout of the second test line.
-RACE_PKGS  := ./portalloc/... ./nat/... ./mgmt/... ./lcore/... ./natlog/... ./attrib/...
+RACE_PKGS  := ./portalloc/... ./nat/... ./mgmt/... ./lcore/... ./natlog/... ./attrib/... ./bgp/...
 OTHER_PKGS := ./app/... ./e2e/... ./scripts/... ./bench/... ./deploy/...
 
-.PHONY: all build test test-unit deps lint bench pgo demo clean
+.PHONY: all build test test-unit deps lint bench pgo demo demo-cluster clean
 
 all: build
 
@@ -61,6 +61,11 @@ test-unit: lint
 # demo runs natgw between network namespaces with real traffic (root).
 demo: deps
 	scripts/demo.sh
+
+# demo-cluster runs two natgw nodes behind ECMP, announced by BGP to two FRR
+# routers, and shows spread, failure, recovery and drain (root).
+demo-cluster: deps
+	scripts/demo-cluster.sh
 
 # bench runs the benchmark of SPEC §9 (root, DPDK; bench/bench.sh): the Go
 # micro-benchmarks of nat and portalloc, natgw's DPDK throughput harness

@@ -17,6 +17,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/natgw/natgw/bgp"
 	"github.com/natgw/natgw/mgmt"
 )
 
@@ -39,6 +40,7 @@ commands:
                                          (at an RFC 3339 time, default now; nat_log.history)
   top [--limit N] [--interval D] [--once] member/destination pairs nearest port exhaustion,
                                          refreshed in place (--json or --once: print once)
+  drain                                  withdraw this node's routes ([bgp]), let its flows end, exit
 --mgmt defaults to $NATGW_MGMT, else ` + defaultMgmtURL + `
 --token-file (mgmt.token_file; every /v1/ request needs it when the appliance has one)
   defaults to $NATGW_TOKEN_FILE; it may also follow the command`
@@ -95,6 +97,8 @@ func cmdCtl(args []string, stdout, stderr io.Writer) int {
 		return c.who(rest)
 	case "top":
 		return c.top(rest)
+	case "drain":
+		return c.drain(rest)
 	}
 	fmt.Fprintf(stderr, "natgw ctl: unknown command %q\n%s\n", sub, ctlUsage)
 	return exitUsage
@@ -255,6 +259,7 @@ func (c *ctlClient) status(args []string) int {
 		for _, wk := range st.Workers {
 			fmt.Fprintf(w, "%d\t%d\t%d\t%d\t%.1f%%\n", wk.ID, wk.Flows, wk.Packets, wk.RxPackets, wk.BusyRatio*100)
 		}
+		showBGP(w, st.BGP)
 	})
 }
 
@@ -368,4 +373,43 @@ func (c *ctlClient) who(args []string) int {
 				h.Scope, name, h.Generation, h.Start.UTC().Format(time.RFC3339Nano), until)
 		}
 	})
+}
+func (c *ctlClient) drain(args []string) int {
+	if _, ok := c.subFlags("drain", args, 0, nil); !ok {
+		return exitUsage
+	}
+	var r map[string]string
+	return c.run(http.MethodPost, "/v1/drain", &r, func(w io.Writer) {
+		fmt.Fprintln(w, "draining: inside routes withdrawn; natgw exits once its flows ended or bgp.drain_deadline passed")
+	})
+}
+
+// showBGP prints the bgp part of the status, if any.
+func showBGP(w io.Writer, v any) {
+	if v == nil {
+		return
+	}
+	b, err := json.Marshal(v)
+	var st bgp.Status
+	if err != nil || json.Unmarshal(b, &st) != nil {
+		return
+	}
+	state := "ready"
+	if !st.Ready {
+		state = "not ready: " + strings.Join(st.NotReady, "; ")
+	}
+	if st.Draining != "" {
+		state += ", draining (" + st.Draining + ")"
+	}
+	fmt.Fprintf(w, "\nBGP\t%s\n", state)
+	fmt.Fprintln(w, "PEER\tSIDE\tADDRESS\tAS\tSTATE\tFLAPS")
+	for _, p := range st.Peers {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%d\n", p.Name, p.Side, p.Address, p.AS, p.State, p.Flaps)
+	}
+	for _, side := range []string{"inside", "outside"} {
+		fmt.Fprintf(w, "announced %s\t%s\n", side, strings.Join(st.Announced[side], ", "))
+	}
+	if st.LastWithdrawal != "" {
+		fmt.Fprintf(w, "last withdrawal\t%s at %s\n", st.LastWithdrawal, st.LastWithdrawalAt.Format(time.RFC3339))
+	}
 }

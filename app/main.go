@@ -40,8 +40,9 @@ func commands() []command {
 	return []command{
 		{"run", "run --config FILE", "run the appliance in the foreground", cmdRun},
 		{"validate", "validate --config FILE", "check a configuration file", cmdValidate},
+		{"cluster-check", "cluster-check FILE FILE...", "check the configurations of nodes behind ECMP together", cmdClusterCheck},
 		{"version", "version", "print the version", cmdVersion},
-		{"ctl", "ctl [--mgmt URL] [--json] [--token-file F] status | mapping IP | flows [--private IP] [--limit N] | reload", "query a running appliance", cmdCtl},
+		{"ctl", "ctl [--mgmt URL] [--json] [--token-file F] status | mapping IP | flows [--private IP] [--limit N] | reload | drain", "query a running appliance", cmdCtl},
 		{"help", "help", "print this help", cmdHelp},
 	}
 }

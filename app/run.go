@@ -11,6 +11,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -43,12 +46,15 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	if err := runAppliance(ctx, *path, log, hup); err != nil {
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	defer signal.Stop(term)
+	if err := runAppliance(ctx, *path, log, hup, term); err != nil {
 		log.Error("natgw stopped", "error", err)
 		return exitFail
 	}
@@ -71,11 +77,18 @@ type appliance struct {
 	natlog *natLog
 	// history is the attribution history (nil without nat_log.history).
 	history *attrib.Store
+	// bgp announces the node ([bgp]; nil without it). drained is closed
+	// when a drain is done.
+	bgp       atomic.Pointer[bgpNode]
+	drained   chan struct{}
+	drainOnce sync.Once
 }
 
 // runAppliance loads the configuration, starts the dataplane and runs until
-// ctx is done; a value on reload re-reads the configuration.
-func runAppliance(ctx context.Context, path string, log *slog.Logger, reload <-chan os.Signal) error {
+// ctx is done; a value on reload re-reads the configuration. A value on
+// term stops it, or drains the node first when bgp.drain_on_sigterm is
+// set (a second one stops it at once).
+func runAppliance(ctx context.Context, path string, log *slog.Logger, reload, term <-chan os.Signal) error {
 	a, err := startAppliance(path, log)
 	if err != nil {
 		return err
@@ -90,6 +103,18 @@ func runAppliance(ctx context.Context, path string, log *slog.Logger, reload <-c
 			return nil
 		case <-reload:
 			a.reload() // the reloader logs the outcome
+		case <-term:
+			if n := a.bgp.Load(); n != nil && n.conf.DrainOnSIGTERM && !a.draining() {
+				log.Info("SIGTERM: draining (bgp.drain_on_sigterm); a second SIGTERM stops at once")
+				if err := a.startDrain(); err == nil {
+					continue
+				}
+			}
+			log.Info("stopping")
+			return nil
+		case <-a.drained:
+			log.Info("drained: stopping")
+			return nil
 		case <-stats.C:
 			a.logStats()
 		}
@@ -111,7 +136,7 @@ func startAppliance(path string, log *slog.Logger) (*appliance, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &appliance{path: path, log: log, started: time.Now()}
+	a := &appliance{path: path, log: log, started: time.Now(), drained: make(chan struct{})}
 	a.policy.Store(p)
 	open, ok := drivers[c.Dataplane.Driver]
 	if !ok {
@@ -164,16 +189,25 @@ func startAppliance(path string, log *slog.Logger) (*appliance, error) {
 			a.applyHistory(c)
 		},
 	})
-	a.api, err = mgmt.NewServer(mgmt.Options{
+	opts := mgmt.Options{
 		Listen: c.Mgmt.Listen, Token: token, Runtime: a.rt, Ports: a.ports, Policy: &a.policy,
 		Reloader: a.reloader, Version: version, Driver: c.Dataplane.Driver, Started: a.started, Log: log,
 		History: a.history,
-	})
+	}
+	if c.BGP != nil {
+		opts.BGPStatus, opts.Drain = a.bgpStatus, a.startDrain
+	}
+	a.api, err = mgmt.NewServer(opts)
 	if err == nil {
 		err = a.api.Registry().Register(a.natlog.out)
 	}
 	if err == nil {
 		err = a.api.Start()
+	}
+	if err == nil && c.BGP != nil {
+		if err = a.startBGP(c); err != nil {
+			a.api.Close()
+		}
 	}
 	if err != nil {
 		a.rt.Stop()
@@ -227,6 +261,9 @@ func restartNeeded(old, c *config.Config) error {
 	if old.Mgmt != c.Mgmt {
 		errs = append(errs, errors.New("mgmt: changing listen, token_file or allow_insecure needs a restart"))
 	}
+	if !reflect.DeepEqual(old.BGP, c.BGP) {
+		errs = append(errs, errors.New("bgp: changing [bgp] needs a restart"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -258,6 +295,7 @@ func (a *appliance) logStats() {
 }
 
 func (a *appliance) close() {
+	a.stopBGP() // routes go before the dataplane does
 	if a.api != nil {
 		a.api.Close()
 	}
@@ -282,4 +320,10 @@ func driverNames() []string {
 		names = append(names, n)
 	}
 	return names
+}
+
+// draining reports whether a drain was started.
+func (a *appliance) draining() bool {
+	n := a.bgp.Load()
+	return n != nil && n.ann.Status().Draining != ""
 }

@@ -126,6 +126,9 @@ type Manager struct {
 	linkUp       [NumPorts]bool
 	announced    [NumPorts]map[uint32]bool
 	announcedPol [NumPorts]*nat.Policy
+	// garpDone says a port's addresses were all announced since its
+	// link last came up (read by AddressesAnnounced).
+	garpDone [NumPorts]atomic.Bool
 }
 
 // NewManager returns the management loop for a runtime.
@@ -391,6 +394,9 @@ func (m *Manager) announce() {
 	pol := m.pol.Load()
 	for port := uint8(0); port < NumPorts; port++ {
 		up := m.ports[port].LinkUp()
+		if up && !m.linkUp[port] || !up {
+			m.garpDone[port].Store(false)
+		}
 		if up && !m.linkUp[port] {
 			m.announced[port] = nil
 		}
@@ -415,7 +421,34 @@ func (m *Manager) announce() {
 			m.announced[port][a] = true
 		}
 		m.announcedPol[port] = pol
+		m.garpDone[port].Store(true)
 	}
+}
+
+// AddressesAnnounced reports whether natgw has announced its addresses on
+// port with gratuitous ARP since the port's link last came up. A node
+// behind ECMP is announced by BGP only after that: without it a router
+// that knew another MAC for an address never sends the node traffic.
+// Safe from any goroutine.
+func (m *Manager) AddressesAnnounced(port uint8) bool { return m.garpDone[port].Load() }
+
+// InsideRoutersResolved reports whether ARP confirmed every router of
+// the [[inside.routed]] prefixes. Safe from any goroutine.
+func (m *Manager) InsideRoutersResolved() bool {
+	n := m.neigh.Load()
+	for _, via := range m.pol.Load().RoutedVias() {
+		if _, confirmed, ok := n.Binding(via); !ok || !confirmed {
+			return false
+		}
+	}
+	return true
+}
+
+// GatewayResolved reports whether the outside gateway's MAC is known to
+// the workers. Safe from any goroutine.
+func (m *Manager) GatewayResolved() bool {
+	_, ok := m.neigh.Load().GatewayMAC()
+	return ok
 }
 
 // gratuitous sends a gratuitous ARP request for addr (sender and target
@@ -512,6 +545,13 @@ func (m *Manager) maintain(now time.Time) {
 	gw := m.pol.Load().Gateway
 	if e, ok := m.table[gw]; !ok || now.Sub(e.updated) > neighborRefresh {
 		m.resolve(gw, now)
+	}
+	// The routers of routed prefixes too, before their hosts' first
+	// packets need them (the source check wants them confirmed).
+	for _, via := range m.pol.Load().RoutedVias() {
+		if e, ok := m.table[via]; !ok || e.gleaned || now.Sub(e.updated) > neighborRefresh {
+			m.resolve(via, now)
+		}
 	}
 	changed := false
 	for addr, e := range m.table {

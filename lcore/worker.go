@@ -553,6 +553,11 @@ func (w *Worker) forward(p *Packet, l3 []byte, egress uint8, neigh *Neighbors) {
 		next = neigh.Gateway
 		mac, ok = neigh.GatewayMAC()
 	} else {
+		// A host of a routed prefix ([[inside.routed]]) is reached
+		// through its router; an on-link host directly.
+		if hop, routed := w.tr.Policy().InsideNextHop(next); routed {
+			next = hop
+		}
 		mac, ok = neigh.Lookup(next)
 	}
 	if !ok {

@@ -42,6 +42,8 @@ type StatusResponse struct {
 	ConfigSource     string         `json:"config_source"`
 	Ports            []PortStatus   `json:"ports"`
 	Workers          []WorkerStatus `json:"workers"`
+	// BGP is the announcement state when [bgp] is configured.
+	BGP any `json:"bgp,omitempty"`
 }
 
 // PortStatus is one port in StatusResponse.
@@ -138,6 +140,7 @@ func (s *Server) routes() http.Handler {
 		{"/v1/attribution", http.MethodGet, s.attribution},
 		{"/v1/hotspots", http.MethodGet, s.hotspots},
 		{"/v1/config/reload", http.MethodPost, s.reload},
+		{"/v1/drain", http.MethodPost, s.drain},
 	}
 	mux := http.NewServeMux()
 	for _, rt := range table {
@@ -307,6 +310,9 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	if s.o.Reloader != nil {
 		resp.ConfigSource = s.o.Reloader.Path()
 	}
+	if s.o.BGPStatus != nil {
+		resp.BGP = s.o.BGPStatus()
+	}
 	for i, p := range s.o.Ports {
 		if p == nil {
 			continue
@@ -474,4 +480,19 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, ReloadResponse{Generation: gen})
+}
+
+// drain starts draining the node (natgw ctl drain): 202 when it started
+// (or was already under way), 409 when the node has nothing to drain
+// from ([bgp] is not configured).
+func (s *Server) drain(w http.ResponseWriter, r *http.Request) {
+	if s.o.Drain == nil {
+		writeError(w, http.StatusConflict, "drain needs [bgp]: without it no router sends this node traffic by announcement, so there is nothing to withdraw")
+		return
+	}
+	if err := s.o.Drain(); err != nil {
+		writeError(w, http.StatusConflict, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"status": "draining"})
 }

@@ -75,8 +75,8 @@ var metrics = []Metric{
 
 // optionalMetrics are the families exported only when what they measure
 // is configured: the NAT event log's exporter (natlog's collector, when
-// [nat_log] names a collector) and the attribution history
-// (nat_log.history). They belong to the one list all the same.
+// [nat_log] names a collector), the attribution history
+// (nat_log.history) and the BGP announcer (bgp's collector, with [bgp]). They belong to the one list all the same.
 var optionalMetrics = []Metric{
 	{"natgw_natlog_records_total", "NAT event records sent, by format (ipfix, syslog), once per collector.", []string{"format"}, false},
 	{"natgw_natlog_export_errors_total", "NAT event records or messages that could not be sent, by format (a failed send or connection).", []string{"format"}, false},
@@ -87,6 +87,13 @@ var optionalMetrics = []Metric{
 	{"natgw_natlog_history_write_errors_total", "Attribution history transactions that failed (their block events are lost).", nil, false},
 	{"natgw_natlog_history_pruned_total", "Ended holdings deleted from the attribution history, by reason (retention: older than nat_log.retention; size: over nat_log.history_max_size).", []string{"reason"}, false},
 	{"natgw_natlog_history_dropped_total", "Block events the attribution history dropped because its queue was full.", nil, false},
+	{"natgw_bgp_peer_established", "1 while the BGP session with the peer is established.", []string{"side", "peer"}, false},
+	{"natgw_bgp_peer_flaps_total", "Times the BGP session with the peer went down.", []string{"side", "peer"}, false},
+	{"natgw_bgp_routes_announced", "Routes announced to the side's peers.", []string{"side"}, false},
+	{"natgw_bgp_announcements_total", "Times the side's routes were announced after being withdrawn (or at start).", []string{"side"}, false},
+	{"natgw_bgp_withdrawals_total", "Times the side's routes were withdrawn, by reason (not_ready, drain, shutdown, error).", []string{"side", "reason"}, false},
+	{"natgw_bgp_ready", "1 while the node is ready to carry traffic (what decides the announcement).", nil, false},
+	{"natgw_bgp_draining", "1 while the node drains or has drained.", nil, false},
 }
 
 // optionalDesc returns the descriptor of an optional metric of the table.

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/natgw/natgw/bgp"
 	"github.com/natgw/natgw/mgmt/config/configtest"
 	"github.com/natgw/natgw/natlog"
 )
@@ -292,4 +293,23 @@ func TestNatlogMetricsInTable(t *testing.T) {
 		}
 	}
 	assert.ElementsMatch(t, natlog.MetricNames, described)
+}
+
+// TestBGPMetricsInTable: the BGP announcer's collector (package bgp)
+// exports exactly the table's bgp families, with the table's help.
+func TestBGPMetricsInTable(t *testing.T) {
+	a := bgp.NewAnnouncer(bgp.AnnouncerOptions{})
+	ch := make(chan *prometheus.Desc, 16)
+	a.Collector().Describe(ch)
+	close(ch)
+	var described []string
+	for d := range ch {
+		for _, m := range optionalMetrics {
+			if strings.Contains(d.String(), `"`+m.Name+`"`) {
+				described = append(described, m.Name)
+				assert.Contains(t, d.String(), `help: "`+m.Help+`"`, "bgp's help of %s is the table's", m.Name)
+			}
+		}
+	}
+	assert.ElementsMatch(t, bgp.MetricNames, described)
 }

@@ -77,6 +77,12 @@ type Options struct {
 	// History is the attribution history (nat_log.history), nil when
 	// none is kept: GET /v1/attribution reads it.
 	History *attrib.Store
+	// BGPStatus, when set, gives the "bgp" part of /v1/status (natgw
+	// behind ECMP announced by BGP).
+	BGPStatus func() any
+	// Drain, when set, starts draining the node (POST /v1/drain): it
+	// withdraws its routes and exits once its flows ended.
+	Drain func() error
 }
 
 // Server is natgw's management server.
@@ -139,6 +145,10 @@ func ReadToken(path string) (string, error) {
 	}
 	return tok, nil
 }
+
+// NotReady returns why natgw is not ready (what /readyz answers), or
+// nothing when it is.
+func (s *Server) NotReady() []string { return s.notReady() }
 
 // Handler returns the HTTP handler of the API (for tests and embedding).
 func (s *Server) Handler() http.Handler { return s.handler }

@@ -15,6 +15,8 @@
 # /etc/default files say so, systemd units are disabled) and stopped.
 # prometheus is there for promtool (the alert rules' tests) and is kept
 # off the same way.
+# frr (the cluster testbed's routers) is kept off the same way: the
+# testbed starts its own zebra and bgpd per namespace.
 #
 # Idempotent: packages already installed are left alone and `apt-get update`
 # runs only when something is missing; hugepages are only ever raised to
@@ -35,7 +37,7 @@ readonly PACKAGES=(
 	python3 lua5.3 shellcheck
 	make gcc libc6-dev
 	coturn stun-client stun-server
-	nfdump tshark rsyslog prometheus
+	nfdump tshark rsyslog prometheus frr
 )
 # Commands that must work once the packages are in (package: command).
 readonly COMMANDS=(
@@ -45,7 +47,7 @@ readonly COMMANDS=(
 	python3:python3 lua5.3:luac5.3 shellcheck:shellcheck
 	make:make gcc:gcc
 	coturn:turnserver coturn:turnutils_natdiscovery stun-client:stun stun-server:stund
-	nfdump:nfcapd nfdump:nfdump tshark:tshark rsyslog:rsyslogd prometheus:promtool
+	nfdump:nfcapd nfdump:nfdump tshark:tshark rsyslog:rsyslogd prometheus:promtool frr:vtysh
 )
 readonly HUGEPAGES="${NATGW_HUGEPAGES:-512}"
 readonly HUGEPAGES_SYSFS=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
@@ -66,7 +68,7 @@ say() {
 }
 
 usage() {
-	sed -n '2,24s/^# \{0,1\}//p' "$0"
+	sed -n '2,26s/^# \{0,1\}//p' "$0"
 }
 
 # run executes its arguments, or only prints them with --dry-run.
@@ -203,6 +205,22 @@ keep_daemons_off() {
 	done
 }
 
+# keep_frr_off keeps FRR's system service off: the cluster testbed
+# (scripts/testbed-cluster.sh) starts zebra and bgpd in its own router
+# namespaces with their own configuration. Under systemd the unit is
+# disabled and stopped; under SysV init its boot links are disabled.
+# Processes are never killed by name.
+keep_frr_off() {
+	if [[ -d /run/systemd/system ]]; then
+		if systemctl -q is-enabled frr 2>/dev/null || systemctl -q is-active frr 2>/dev/null; then
+			run_logged systemctl disable --now frr
+		fi
+	elif [[ -x /etc/init.d/frr ]] && command -v update-rc.d >/dev/null 2>&1 &&
+		compgen -G '/etc/rc[2-5].d/S*frr' >/dev/null; then
+		run_logged update-rc.d frr disable
+	fi
+}
+
 reserve_hugepages() {
 	[[ "$HUGEPAGES" =~ ^[0-9]+$ ]] || die "NATGW_HUGEPAGES must be a number, got '$HUGEPAGES'"
 	[[ -w "$HUGEPAGES_SYSFS" || $dry_run -eq 1 ]] || die "$HUGEPAGES_SYSFS is not writable (no 2 MB hugepage support?)"
@@ -254,6 +272,7 @@ main() {
 	install_packages
 	check_commands
 	keep_daemons_off
+	keep_frr_off
 	reserve_hugepages
 	mount_hugetlbfs
 }

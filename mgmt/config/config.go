@@ -20,6 +20,8 @@ type Config struct {
 	Mgmt        Mgmt         `toml:"mgmt"`
 	Limits      Limits       `toml:"limits"`
 	NatLog      NatLog       `toml:"nat_log"`
+	// BGP announces the node to its routers (nil: no [bgp] section).
+	BGP *BGP `toml:"bgp"`
 }
 
 // Dataplane selects the driver and sizes the workers and flow table.

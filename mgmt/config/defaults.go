@@ -110,6 +110,7 @@ func (c *Config) applyDefaults(leftOut func(key string, zero bool) bool) {
 	if leftOut("nat_log.history_max_size", c.NatLog.HistoryMaxSize == 0) {
 		c.NatLog.HistoryMaxSize = DefaultHistoryMaxSize
 	}
+	c.BGP.applyDefaults()
 }
 
 // defaultDuration sets d to v unless the file or the caller set it.

@@ -61,6 +61,7 @@ func (c *Config) Validate() error {
 	v.mgmt()
 	v.limits()
 	v.natLog()
+	v.bgp()
 	return v.p.err()
 }
 
