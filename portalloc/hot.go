@@ -47,6 +47,25 @@ type Hot struct {
 	min     int // index of the entry with the lowest ratio (n > 0)
 	serial  uint32
 	version uint64
+	// filter has hotBit of every entry's key set: a key whose bit is
+	// clear is not in the set, so most releases and creations, of pairs
+	// far from exhaustion, don't scan the entries.
+	filter uint64
+}
+
+// hotBit is a key's bit in Hot.filter.
+func hotBit(k Key) uint64 {
+	h := (uint64(k.Private)<<32 | uint64(k.Remote)) ^ uint64(k.RemotePort)<<8 ^ uint64(k.Proto)
+	h *= 0x9E3779B97F4A7C15
+	return 1 << (h >> 58)
+}
+
+// refilter recomputes the filter after an entry left the set.
+func (h *Hot) refilter() {
+	h.filter = 0
+	for i := 0; i < h.n; i++ {
+		h.filter |= hotBit(h.e[i].Key)
+	}
 }
 
 // lower reports whether ratio a.InUse/a.Size is below inUse/size.
@@ -55,6 +74,9 @@ func lower(a *HotEntry, inUse, size uint32) bool {
 }
 
 func (h *Hot) find(k Key) int {
+	if h.filter&hotBit(k) == 0 {
+		return -1
+	}
 	for i := 0; i < h.n; i++ {
 		if h.e[i].Key == k {
 			return i
@@ -85,10 +107,12 @@ func (h *Hot) Created(k Key, n, size int, scope uint16) {
 		h.n++
 		h.serial++
 		h.e[i] = HotEntry{Key: k, Serial: h.serial}
+		h.filter |= hotBit(k)
 	case lower(&h.e[h.min], inUse, sz):
 		i = h.min
 		h.serial++
 		h.e[i] = HotEntry{Key: k, Serial: h.serial}
+		h.refilter()
 	default:
 		return
 	}
@@ -111,6 +135,7 @@ func (h *Hot) Released(k Key, n int) {
 		h.n--
 		h.e[i] = h.e[h.n]
 		h.e[h.n] = HotEntry{}
+		h.refilter()
 		h.findMin()
 		return
 	}

@@ -116,10 +116,29 @@ func TestHotModel(t *testing.T) {
 		} else if u.Count(k) > 0 {
 			h.Released(k, u.Dec(k))
 		}
+		var filter uint64
 		for _, e := range h.Entries() {
 			require.Equal(t, u.Count(e.Key), int(e.InUse), "step %d", step)
 			require.NotZero(t, e.InUse)
+			filter |= hotBit(e.Key)
 		}
+		require.Equal(t, filter, h.filter, "step %d: the filter is the entries' bits", step)
+	}
+}
+
+// BenchmarkHotReleaseCold is the common release: a pair not in the set.
+func BenchmarkHotReleaseCold(b *testing.B) {
+	var h Hot
+	for i := range HotK {
+		h.Created(hotKey(i), 90, 100, 0)
+	}
+	cold := make([]Key, 256)
+	for i := range cold {
+		cold[i] = hotKey(1000 + i)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		h.Released(cold[i&255], 1)
 	}
 }
 
