@@ -623,7 +623,7 @@ type dashboardPanel struct {
 
 // TestGrafanaDashboard checks that the dashboard is valid JSON, that every
 // query uses metric names natgw exports only, and that every metric of
-// SPEC §7 is on it.
+// SPEC §7, and the NAT log's and BGP's main ones, are on it.
 func TestGrafanaDashboard(t *testing.T) {
 	var d struct {
 		Title       string           `json:"title"`
@@ -669,6 +669,16 @@ func TestGrafanaDashboard(t *testing.T) {
 	}
 	t.Run("every SPEC §7 metric is shown", func(t *testing.T) {
 		for _, m := range mgmt.SpecMetricNames() {
+			assert.True(t, used[m], "no panel shows %s", m)
+		}
+	})
+	// Issue 16 and 17: the NAT event log and BGP, exported only when
+	// configured, have panels too.
+	t.Run("the NAT log and BGP metrics are shown", func(t *testing.T) {
+		for _, m := range []string{
+			"natgw_natlog_records_total", "natgw_natlog_export_errors_total", "natgw_natlog_dropped_total",
+			"natgw_natlog_history_bytes", "natgw_bgp_peer_established", "natgw_bgp_routes_announced",
+		} {
 			assert.True(t, used[m], "no panel shows %s", m)
 		}
 	})
