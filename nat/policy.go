@@ -545,3 +545,35 @@ func AddrFrom(v uint32) netip.Addr {
 	binary.BigEndian.PutUint32(b[:], v)
 	return netip.AddrFrom4(b)
 }
+
+// Keeps reports whether flow f, created under an older policy, would stay
+// under p [S7]: its private address still maps to the address the flow
+// uses, its public port lies in the member's block or grace, and no deny
+// rule now blocks its destination. It changes nothing, so the management
+// core may ask it of a candidate policy that was never published (natgw
+// plan); the sweep and the lazy re-validation on the packet path decide
+// with the same function (Translator.revalidate), so a plan and the
+// reload that follows it cannot disagree on a flow.
+//
+// Two later checks of revalidate can still reclaim a flow Keeps keeps,
+// both for reasons a plan cannot see: a default-SNAT flow counted on
+// another allocator whose address gets no block from the running one
+// (when default_snat changed, Classify finds no block until new traffic
+// takes one, so Keeps already says no), and an instance flow moving into
+// a pool when the worker's port usage table is full.
+func (p *Policy) Keeps(f *Flow) bool {
+	_, keep := p.keeps(f)
+	return keep
+}
+
+// keeps is Keeps, also returning the mapping the flow's private address
+// has under p.
+func (p *Policy) keeps(f *Flow) (Mapping, bool) {
+	m, v := p.Classify(f.Priv)
+	keep := v == VerdictForward && m.Block.Public == f.Pub &&
+		(m.Block.Contains(f.PubPort) || (m.Grace.Public == f.Pub && m.Grace.Contains(f.PubPort)))
+	if keep && f.Flags&flagInbound == 0 && p.Denied(f.Remote, f.Proto, f.RemotePort) {
+		keep = false
+	}
+	return m, keep
+}
