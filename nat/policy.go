@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"net/netip"
 	"slices"
 	"sync/atomic"
@@ -502,16 +503,10 @@ func (p *Policy) PoolName(scope uint16) string {
 // p, members that left included: their flows on ports outside the new block
 // are reclaimed [S7]. Members whose block is unchanged keep all their flows.
 func (p *Policy) ChangedMembers(old *Policy) []netip.Addr {
-	if old == nil {
-		return nil
-	}
 	var changed []netip.Addr
-	for a, om := range old.members {
-		if nm, ok := p.members[a]; !ok || nm.block != om.block {
-			changed = append(changed, AddrFrom(a))
-		}
+	for _, c := range p.MemberChanges(old) {
+		changed = append(changed, c.Member)
 	}
-	slices.SortFunc(changed, netip.Addr.Compare)
 	return changed
 }
 
@@ -576,4 +571,52 @@ func (p *Policy) keeps(f *Flow) (Mapping, bool) {
 		keep = false
 	}
 	return m, keep
+}
+
+// MemberChange is a pool member of a running policy whose block a new
+// policy changes (natgw plan).
+type MemberChange struct {
+	// Member is the member's private address.
+	Member netip.Addr
+	// OldPool and NewPool name its pool in the running and the new
+	// policy; NewPool is empty when it is no pool member any more.
+	OldPool, NewPool string
+	// Old and New are its blocks; New is the zero Block when it left.
+	Old, New portalloc.Block
+	// Grace is the part of Old its existing flows keep (graceFor).
+	Grace portalloc.Block
+}
+
+// MemberChanges lists, sorted by address, the pool members of old whose
+// block p changes, members that left included: their flows on ports
+// outside the new block and its grace are reclaimed [S7]. It is
+// ChangedMembers with the blocks.
+func (p *Policy) MemberChanges(old *Policy) []MemberChange {
+	if old == nil {
+		return nil
+	}
+	var out []MemberChange
+	for a, om := range old.members {
+		nm, ok := p.members[a]
+		if ok && nm.block == om.block {
+			continue
+		}
+		c := MemberChange{Member: AddrFrom(a), OldPool: old.PoolName(om.pool), Old: om.block}
+		if ok {
+			c.NewPool, c.New, c.Grace = p.PoolName(nm.pool), nm.block, nm.grace
+		}
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b MemberChange) int { return a.Member.Compare(b.Member) })
+	return out
+}
+
+// DefaultSources returns the default-SNAT source prefixes (none when
+// default SNAT is off).
+func (p *Policy) DefaultSources() []netip.Prefix {
+	out := make([]netip.Prefix, len(p.defaultSrc))
+	for i, s := range p.defaultSrc {
+		out[i] = netip.PrefixFrom(AddrFrom(s.net), bits.OnesCount32(s.mask))
+	}
+	return out
 }
