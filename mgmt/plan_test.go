@@ -29,8 +29,12 @@ func planConfig(mutate ...func(*config.Config)) string {
 
 // members18 gives pool web 18 members (the 1024-port tier), members66 66
 // (past 50: the 512-port tier).
-func members18(c *config.Config) { c.Pools[0].Members = []string{"10.0.1.4", "10.0.1.5", "10.0.2.0/28"} }
-func members66(c *config.Config) { c.Pools[0].Members = []string{"10.0.1.4", "10.0.1.5", "10.0.4.0/26"} }
+func members18(c *config.Config) {
+	c.Pools[0].Members = []string{"10.0.1.4", "10.0.1.5", "10.0.2.0/28"}
+}
+func members66(c *config.Config) {
+	c.Pools[0].Members = []string{"10.0.1.4", "10.0.1.5", "10.0.4.0/26"}
+}
 
 // moveToAPI moves 10.0.1.4 from pool web to a new pool api on its own
 // frontend.
