@@ -36,8 +36,8 @@ commands:
   mapping IP                             scenario, public address and ports of a private address
   flows [--private IP] [--limit N]       flows, of one private address or all
   reload [--yes]                         re-read the configuration file; on a terminal, show
-                                         its plan (natgw plan) and ask first; --yes, or stdin
-                                         not a terminal (scripts): reload at once, as before
+                                         its plan (natgw plan) and ask first; --yes, --json, or
+                                         stdin not a terminal (scripts): reload at once, as before
   who IP:PORT [--at TIME]                which private address held a public address and port
                                          (at an RFC 3339 time, default now; nat_log.history)
   top [--limit N] [--interval D] [--once] member/destination pairs nearest port exhaustion,
