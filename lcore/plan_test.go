@@ -88,3 +88,20 @@ func TestPlanQuery(t *testing.T) {
 	_, err = tr.plan(t, base, candidate)
 	assert.ErrorIs(t, err, ErrPolicyChanged)
 }
+
+// TestPlanQueryNoAllocs: serving a plan query costs the worker no
+// allocation (the sample buffers are the query's own).
+func TestPlanQueryNoAllocs(t *testing.T) {
+	tr := newTestRuntime(t, 1, 1<<20, 1024, 4*time.Minute)
+	w := tr.Workers[0]
+	for i := range 100 {
+		tr.addFlow(t, qMember, qServer1, uint16(5000+i), 53)
+	}
+	w.PollOnce() // runs the policy, starts a scan pass (allocates its buffers)
+	base := tr.policy.Load()
+	q := NewPlanQuery(base, compileSpec(t, queryTestSpec(1, 512, 4*time.Minute), base))
+	require.True(t, w.qs.slot.CompareAndSwap(nil, q))
+	assert.Zero(t, testing.AllocsPerRun(50, func() { w.serveQueries(tr.clock.Now()) }), "plan query chunk")
+	assert.Equal(t, 100, q.Count)
+	assert.Positive(t, q.Reclaimed[0])
+}
