@@ -35,7 +35,9 @@ commands:
   status                                 ports, workers and configuration
   mapping IP                             scenario, public address and ports of a private address
   flows [--private IP] [--limit N]       flows, of one private address or all
-  reload                                 re-read the configuration file
+  reload [--yes]                         re-read the configuration file; on a terminal, show
+                                         its plan (natgw plan) and ask first; --yes, --json, or
+                                         stdin not a terminal (scripts): reload at once, as before
   who IP:PORT [--at TIME]                which private address held a public address and port
                                          (at an RFC 3339 time, default now; nat_log.history)
   top [--limit N] [--interval D] [--once] member/destination pairs nearest port exhaustion,
@@ -52,8 +54,10 @@ type ctlClient struct {
 	// tokenFile holds the bearer token sent with every request.
 	tokenFile string
 	timeout   time.Duration
-	stdout    io.Writer
-	stderr    io.Writer
+	// body, when not nil, is sent with the request (natgw plan).
+	body   []byte
+	stdout io.Writer
+	stderr io.Writer
 }
 
 // cmdCtl runs "natgw ctl".
@@ -156,7 +160,11 @@ func (c *ctlClient) subFlags(name string, args []string, positional int, define 
 func (c *ctlClient) call(method, path, token string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
+	var reqBody io.Reader
+	if c.body != nil {
+		reqBody = bytes.NewReader(c.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, reqBody)
 	if err != nil {
 		return nil, err
 	}
@@ -317,16 +325,6 @@ func (c *ctlClient) flows(args []string) int {
 			fmt.Fprintf(w, "; the limit, raise it with --limit")
 		}
 		fmt.Fprintln(w, ")")
-	})
-}
-
-func (c *ctlClient) reload(args []string) int {
-	if _, ok := c.subFlags("reload", args, 0, nil); !ok {
-		return exitUsage
-	}
-	var r mgmt.ReloadResponse
-	return c.run(http.MethodPost, "/v1/config/reload", &r, func(w io.Writer) {
-		fmt.Fprintf(w, "configuration reloaded: generation %d\n", r.Generation)
 	})
 }
 

@@ -40,9 +40,10 @@ func commands() []command {
 	return []command{
 		{"run", "run --config FILE", "run the appliance in the foreground", cmdRun},
 		{"validate", "validate --config FILE", "check a configuration file", cmdValidate},
+		{"plan", "plan --config FILE [--mgmt URL] [--json]", "what loading FILE would do to the running appliance (applies nothing)", cmdPlan},
 		{"cluster-check", "cluster-check FILE FILE...", "check the configurations of nodes behind ECMP together", cmdClusterCheck},
 		{"version", "version", "print the version", cmdVersion},
-		{"ctl", "ctl [--mgmt URL] [--json] [--token-file F] status | mapping IP | flows [--private IP] [--limit N] | reload | drain", "query a running appliance", cmdCtl},
+		{"ctl", "ctl [--mgmt URL] [--json] [--token-file F] status | mapping IP | flows [--private IP] [--limit N] | reload [--yes] | drain", "query a running appliance", cmdCtl},
 		{"help", "help", "print this help", cmdHelp},
 	}
 }

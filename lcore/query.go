@@ -71,7 +71,15 @@ const (
 	// QueryMapping counts the flows of one private address and marks the
 	// public ports they hold.
 	QueryMapping
+	// QueryPlan counts, by scope of the running policy, the live flows a
+	// candidate policy would reclaim (nat.Policy.Keeps), with a sample
+	// of each (natgw plan).
+	QueryPlan
 )
+
+// PlanSamples is the number of flows of each scope a plan query keeps as
+// a sample of those it counts.
+const PlanSamples = 5
 
 // FlowInfo is one flow as a query reports it: a copy of the record, with
 // its idle time and owning worker.
@@ -137,6 +145,21 @@ type Query struct {
 	// (QueryMapping).
 	Ports *PortSet
 
+	// Base is the running policy a plan query was built against and
+	// Candidate the policy it asks about (QueryPlan).
+	Base, Candidate *nat.Policy
+	// Reclaimed counts the flows Candidate would reclaim, by PlanScope of
+	// Base; Samples holds up to PlanSamples of them per scope (QueryPlan).
+	Reclaimed []int
+	Samples   [][]FlowInfo
+	// Sweeping counts the flows of older generations than Base met by a
+	// plan query: a reload's sweep is still deciding them, so they are
+	// not counted in Reclaimed (QueryPlan).
+	Sweeping int
+	// Stale is set when the worker's running policy was not Base (a
+	// reload happened): the plan query's counts are not valid.
+	Stale bool
+
 	cursor    uint32
 	cancelled atomic.Bool
 	done      chan struct{}
@@ -155,6 +178,31 @@ func NewFlowsQuery(priv uint32, hasPriv bool, limit int) *Query {
 func NewMappingQuery(priv uint32) *Query {
 	return &Query{Kind: QueryMapping, Private: priv, HasPrivate: true,
 		Ports: new(PortSet), done: make(chan struct{})}
+}
+
+// NewPlanQuery returns a query counting the flows that candidate would
+// reclaim from a worker running base, by PlanScope of base.
+func NewPlanQuery(base, candidate *nat.Policy) *Query {
+	n := len(base.Pools) + 2
+	q := &Query{Kind: QueryPlan, Base: base, Candidate: candidate,
+		Reclaimed: make([]int, n), Samples: make([][]FlowInfo, n), done: make(chan struct{})}
+	for i := range q.Samples {
+		q.Samples[i] = make([]FlowInfo, 0, PlanSamples)
+	}
+	return q
+}
+
+// PlanScope returns the index a plan query counts a flow of scope under
+// in a policy of pools pools: the pool index, pools for default SNAT,
+// pools+1 for instances (and any scope out of range).
+func PlanScope(scope uint16, pools int) int {
+	switch {
+	case scope == nat.ScopeDefault:
+		return pools
+	case int(scope) < pools:
+		return int(scope)
+	}
+	return pools + 1
 }
 
 // Done is closed when the worker has finished the query.
@@ -259,6 +307,9 @@ func (w *Worker) serveQueries(now nat.Tick) {
 // stepQuery examines the next chunk of flow slots for q and reports
 // whether q is complete.
 func (w *Worker) stepQuery(q *Query, now nat.Tick) bool {
+	if q.Kind == QueryPlan {
+		return w.stepPlan(q, now)
+	}
 	ft := w.tr.Flows()
 	c := uint32(ft.Capacity())
 	end := min(q.cursor+QueryChunk, c)
@@ -283,6 +334,48 @@ func (w *Worker) stepQuery(q *Query, now nat.Tick) bool {
 			if len(q.Flows) == cap(q.Flows) {
 				return true
 			}
+		}
+	}
+	q.cursor = end
+	return end >= c
+}
+
+// stepPlan examines the next chunk of flow slots for plan query q and
+// reports whether q is complete. It only reads the flows: Keeps changes
+// nothing.
+func (w *Worker) stepPlan(q *Query, now nat.Tick) bool {
+	if w.tr.Policy() != q.Base {
+		q.Stale = true
+		return true
+	}
+	ft := w.tr.Flows()
+	c := uint32(ft.Capacity())
+	end := min(q.cursor+QueryChunk, c)
+	pools := len(q.Base.Pools)
+	for i := q.cursor + 1; i <= end; i++ {
+		f := ft.Flow(i)
+		if f.State == nat.StateFree {
+			continue
+		}
+		if f.Gen != q.Base.Gen {
+			q.Sweeping++
+			continue
+		}
+		q.Count++
+		if q.Candidate.Keeps(f) {
+			continue
+		}
+		k := PlanScope(f.Scope, pools)
+		q.Reclaimed[k]++
+		if len(q.Samples[k]) < cap(q.Samples[k]) {
+			idle := now - f.LastSeen
+			if int32(idle) < 0 {
+				idle = 0
+			}
+			q.Samples[k] = append(q.Samples[k], FlowInfo{Proto: f.Proto, State: f.State,
+				Private: f.Priv, Public: f.Pub, Remote: f.Remote,
+				PrivatePort: f.PrivPort, PublicPort: f.PubPort, RemotePort: f.RemotePort,
+				Idle: idle, Worker: w.id})
 		}
 	}
 	q.cursor = end
@@ -406,6 +499,56 @@ func (r *Runtime) MappingUsage(ctx context.Context, priv uint32) (flows, portsIn
 		ports.Union(q.Ports)
 	}
 	return flows, ports.Len(), nil
+}
+
+// Plan is what a candidate policy would reclaim from the workers' live
+// flows, summed over the workers (Runtime.Plan).
+type Plan struct {
+	// Flows is the number of live flows examined.
+	Flows int
+	// Reclaimed counts, by PlanScope of the running policy, the flows the
+	// candidate would reclaim; Samples holds up to PlanSamples of each.
+	Reclaimed []int
+	Samples   [][]FlowInfo
+	// Sweeping counts flows a previous reload's sweep had not decided
+	// yet; they are not counted (wait and plan again for an exact count).
+	Sweeping int
+}
+
+// ErrPolicyChanged is returned by Runtime.Plan when a reload published
+// another policy while the workers were counting.
+var ErrPolicyChanged = errors.New("the running configuration changed while the workers were counting: plan again")
+
+// Plan asks every worker which of its live flows candidate would
+// reclaim if it replaced base, the running policy [S7]. It changes
+// nothing. The workers decide with nat.Policy.Keeps, the function their
+// sweep uses after a reload.
+func (r *Runtime) Plan(ctx context.Context, base, candidate *nat.Policy) (*Plan, error) {
+	qs := make([]*Query, len(r.Workers))
+	for i := range qs {
+		qs[i] = NewPlanQuery(base, candidate)
+	}
+	if err := r.queryAll(ctx, qs); err != nil {
+		return nil, err
+	}
+	n := len(base.Pools) + 2
+	out := &Plan{Reclaimed: make([]int, n), Samples: make([][]FlowInfo, n)}
+	for _, q := range qs {
+		if q.Stale {
+			return nil, ErrPolicyChanged
+		}
+		out.Flows += q.Count
+		out.Sweeping += q.Sweeping
+		for k := range n {
+			out.Reclaimed[k] += q.Reclaimed[k]
+			for _, f := range q.Samples[k] {
+				if len(out.Samples[k]) < PlanSamples {
+					out.Samples[k] = append(out.Samples[k], f)
+				}
+			}
+		}
+	}
+	return out, nil
 }
 
 // queryAll hands qs[i] to worker i and waits for them all.

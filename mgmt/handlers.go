@@ -1,6 +1,7 @@
 package mgmt
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -140,6 +141,7 @@ func (s *Server) routes() http.Handler {
 		{"/v1/attribution", http.MethodGet, s.attribution},
 		{"/v1/hotspots", http.MethodGet, s.hotspots},
 		{"/v1/config/reload", http.MethodPost, s.reload},
+		{"/v1/config/plan", http.MethodPost, s.plan},
 		{"/v1/drain", http.MethodPost, s.drain},
 	}
 	mux := http.NewServeMux()
@@ -168,7 +170,8 @@ func (s *Server) endpoint(rt route) http.HandlerFunc {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
 				writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", MaxBodyBytes))
@@ -177,6 +180,9 @@ func (s *Server) endpoint(rt route) http.HandlerFunc {
 			writeError(w, http.StatusBadRequest, "reading the request body: "+err.Error())
 			return
 		}
+		// The handler may read the body (POST /v1/config/plan); it is
+		// read here so its size limit answers alike everywhere.
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		rt.handler(w, r)
 	}
 }

@@ -106,6 +106,35 @@ func (r *Reloader) reload() (uint32, error) {
 	return p.Gen, nil
 }
 
+// Candidate parses, checks and compiles a candidate configuration
+// against the running policy, like a reload, and publishes nothing: data
+// is a configuration file's content, or nil for the configuration file
+// the Reloader reads (what the next reload would apply). It returns the
+// running policy, the candidate policy and its configuration, or every
+// problem found (natgw plan).
+func (r *Reloader) Candidate(data []byte) (running, next *nat.Policy, c *config.Config, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if data == nil {
+		c, err = config.Load(r.o.Path)
+	} else {
+		c, err = config.Parse(data, "candidate")
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if r.o.Check != nil && r.running != nil {
+		if err := r.o.Check(r.running, c); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	running = r.o.Policy.Load()
+	if next, err = CompilePolicy(c, running); err != nil {
+		return nil, nil, nil, err
+	}
+	return running, next, c, nil
+}
+
 // Results returns the number of successful and failed reloads so far.
 func (r *Reloader) Results() (ok, failed uint64) { return r.ok.Load(), r.fail.Load() }
 

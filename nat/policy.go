@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"net/netip"
 	"slices"
 	"sync/atomic"
@@ -502,16 +503,10 @@ func (p *Policy) PoolName(scope uint16) string {
 // p, members that left included: their flows on ports outside the new block
 // are reclaimed [S7]. Members whose block is unchanged keep all their flows.
 func (p *Policy) ChangedMembers(old *Policy) []netip.Addr {
-	if old == nil {
-		return nil
-	}
 	var changed []netip.Addr
-	for a, om := range old.members {
-		if nm, ok := p.members[a]; !ok || nm.block != om.block {
-			changed = append(changed, AddrFrom(a))
-		}
+	for _, c := range p.MemberChanges(old) {
+		changed = append(changed, c.Member)
 	}
-	slices.SortFunc(changed, netip.Addr.Compare)
 	return changed
 }
 
@@ -544,4 +539,84 @@ func AddrFrom(v uint32) netip.Addr {
 	var b [4]byte
 	binary.BigEndian.PutUint32(b[:], v)
 	return netip.AddrFrom4(b)
+}
+
+// Keeps reports whether flow f, created under an older policy, would stay
+// under p [S7]: its private address still maps to the address the flow
+// uses, its public port lies in the member's block or grace, and no deny
+// rule now blocks its destination. It changes nothing, so the management
+// core may ask it of a candidate policy that was never published (natgw
+// plan); the sweep and the lazy re-validation on the packet path decide
+// with the same function (Translator.revalidate), so a plan and the
+// reload that follows it cannot disagree on a flow.
+//
+// Two later checks of revalidate can still reclaim a flow Keeps keeps,
+// both for reasons a plan cannot see: a default-SNAT flow counted on
+// another allocator whose address gets no block from the running one
+// (when default_snat changed, Classify finds no block until new traffic
+// takes one, so Keeps already says no), and an instance flow moving into
+// a pool when the worker's port usage table is full.
+func (p *Policy) Keeps(f *Flow) bool {
+	_, keep := p.keeps(f)
+	return keep
+}
+
+// keeps is Keeps, also returning the mapping the flow's private address
+// has under p.
+func (p *Policy) keeps(f *Flow) (Mapping, bool) {
+	m, v := p.Classify(f.Priv)
+	keep := v == VerdictForward && m.Block.Public == f.Pub &&
+		(m.Block.Contains(f.PubPort) || (m.Grace.Public == f.Pub && m.Grace.Contains(f.PubPort)))
+	if keep && f.Flags&flagInbound == 0 && p.Denied(f.Remote, f.Proto, f.RemotePort) {
+		keep = false
+	}
+	return m, keep
+}
+
+// MemberChange is a pool member of a running policy whose block a new
+// policy changes (natgw plan).
+type MemberChange struct {
+	// Member is the member's private address.
+	Member netip.Addr
+	// OldPool and NewPool name its pool in the running and the new
+	// policy; NewPool is empty when it is no pool member any more.
+	OldPool, NewPool string
+	// Old and New are its blocks; New is the zero Block when it left.
+	Old, New portalloc.Block
+	// Grace is the part of Old its existing flows keep (graceFor).
+	Grace portalloc.Block
+}
+
+// MemberChanges lists, sorted by address, the pool members of old whose
+// block p changes, members that left included: their flows on ports
+// outside the new block and its grace are reclaimed [S7]. It is
+// ChangedMembers with the blocks.
+func (p *Policy) MemberChanges(old *Policy) []MemberChange {
+	if old == nil {
+		return nil
+	}
+	var out []MemberChange
+	for a, om := range old.members {
+		nm, ok := p.members[a]
+		if ok && nm.block == om.block {
+			continue
+		}
+		c := MemberChange{Member: AddrFrom(a), OldPool: old.PoolName(om.pool), Old: om.block}
+		if ok {
+			c.NewPool, c.New, c.Grace = p.PoolName(nm.pool), nm.block, nm.grace
+		}
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b MemberChange) int { return a.Member.Compare(b.Member) })
+	return out
+}
+
+// DefaultSources returns the default-SNAT source prefixes (none when
+// default SNAT is off).
+func (p *Policy) DefaultSources() []netip.Prefix {
+	out := make([]netip.Prefix, len(p.defaultSrc))
+	for i, s := range p.defaultSrc {
+		out[i] = netip.PrefixFrom(AddrFrom(s.net), bits.OnesCount32(s.mask))
+	}
+	return out
 }

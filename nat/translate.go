@@ -895,12 +895,7 @@ func (t *Translator) current(idx uint32) uint32 {
 // reclaimed otherwise [S7]. It reports whether the flow stays.
 func (t *Translator) revalidate(idx uint32, f *Flow) bool {
 	p := t.pol
-	m, v := p.Classify(f.Priv)
-	keep := v == VerdictForward && m.Block.Public == f.Pub &&
-		(m.Block.Contains(f.PubPort) || (m.Grace.Public == f.Pub && m.Grace.Contains(f.PubPort)))
-	if keep && f.Flags&flagInbound == 0 && p.Denied(f.Remote, f.Proto, f.RemotePort) {
-		keep = false
-	}
+	m, keep := p.keeps(f)
 	// A flow kept in default scope is counted on the running allocator,
 	// which must still give its address the flow's block.
 	acquired := false

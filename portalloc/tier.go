@@ -125,3 +125,22 @@ func Layout(frontends []uint32, count, size int) ([]Block, error) {
 	}
 	return blocks, nil
 }
+
+// NextTier returns, for a pool of members members whose blocks follow the
+// tier table, the most members its tier holds and the block size of the
+// tier after it. ok is false when members is out of the table's range;
+// next is 0 at the last tier, where maxMembers is MaxPoolMembers.
+func NextTier(members int) (maxMembers, next int, ok bool) {
+	if members < 1 {
+		return 0, 0, false
+	}
+	for i, t := range tiers {
+		if members <= t.maxMembers {
+			if i+1 < len(tiers) {
+				next = tiers[i+1].ports
+			}
+			return t.maxMembers, next, true
+		}
+	}
+	return 0, 0, false
+}

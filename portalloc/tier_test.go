@@ -207,3 +207,23 @@ func TestShortfallErrorDoesNotPanic(t *testing.T) {
 		})
 	}
 }
+
+func TestNextTier(t *testing.T) {
+	for _, tc := range []struct {
+		members, max, next int
+		ok                 bool
+	}{
+		{0, 0, 0, false}, {1, 50, 512, true}, {50, 50, 512, true}, {51, 100, 256, true},
+		{800, 800, 32, true}, {801, 1000, 0, true}, {1000, 1000, 0, true}, {1001, 0, 0, false},
+	} {
+		m, n, ok := NextTier(tc.members)
+		if m != tc.max || n != tc.next || ok != tc.ok {
+			t.Errorf("NextTier(%d) = %d, %d, %v; want %d, %d, %v", tc.members, m, n, ok, tc.max, tc.next, tc.ok)
+		}
+		if ok {
+			if p, _ := TierPorts(tc.members); p <= n {
+				t.Errorf("NextTier(%d): next tier %d is not smaller than %d", tc.members, n, p)
+			}
+		}
+	}
+}
