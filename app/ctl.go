@@ -60,12 +60,9 @@ type ctlClient struct {
 	stderr io.Writer
 }
 
-// cmdCtl runs "natgw ctl".
-func cmdCtl(args []string, stdout, stderr io.Writer) int {
-	c := &ctlClient{stdout: stdout, stderr: stderr}
-	fs := flag.NewFlagSet("ctl", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, ctlUsage) }
+// flags declares the API client's flags on fs (natgw ctl and natgw
+// plan): --mgmt, --json, --timeout, --token-file.
+func (c *ctlClient) flags(fs *flag.FlagSet) {
 	base := os.Getenv("NATGW_MGMT")
 	if base == "" {
 		base = defaultMgmtURL
@@ -74,6 +71,15 @@ func cmdCtl(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&c.json, "json", false, "print the API's JSON")
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "request timeout")
 	fs.StringVar(&c.tokenFile, "token-file", os.Getenv("NATGW_TOKEN_FILE"), "file holding the bearer token (mgmt.token_file)")
+}
+
+// cmdCtl runs "natgw ctl".
+func cmdCtl(args []string, stdout, stderr io.Writer) int {
+	c := &ctlClient{stdout: stdout, stderr: stderr}
+	fs := flag.NewFlagSet("ctl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintln(stderr, ctlUsage) }
+	c.flags(fs)
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -43,15 +42,8 @@ func cmdPlan(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("natgw plan", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprintln(stderr, planUsage) }
-	base := os.Getenv("NATGW_MGMT")
-	if base == "" {
-		base = defaultMgmtURL
-	}
 	path := fs.String("config", "", "the candidate configuration `FILE`")
-	fs.StringVar(&c.base, "mgmt", base, "management API URL")
-	fs.BoolVar(&c.json, "json", false, "print the API's JSON")
-	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "request timeout")
-	fs.StringVar(&c.tokenFile, "token-file", os.Getenv("NATGW_TOKEN_FILE"), "file holding the bearer token (mgmt.token_file)")
+	c.flags(fs)
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
