@@ -64,10 +64,10 @@ type ManagerStats struct {
 	ARPReplies, ARPRequests, ICMPErrors, ICMPRateLimited, Resolves atomic.Uint64
 	// Resets counts RSTs sent for idle TCP flows (tcp_reset_on_idle).
 	Resets atomic.Uint64
-	// RejectResets and RejectICMP count the answers to flows refused for
-	// lack of a port (on_exhaustion = "reject"): RSTs, and ICMP
-	// administratively prohibited (also counted in ICMPErrors).
-	RejectResets, RejectICMP atomic.Uint64
+	// RejectICMP counts the ICMP administratively prohibited answers to
+	// flows refused for lack of a port (on_exhaustion = "reject"; also
+	// counted in ICMPErrors). The workers send the RSTs for SYNs.
+	RejectICMP atomic.Uint64
 	// ARPIgnored counts ARP frames natgw did not learn from because they
 	// were not addressed to it (natgw_drops_total{reason="arp_ignored"}).
 	ARPIgnored atomic.Uint64

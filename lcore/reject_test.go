@@ -64,7 +64,23 @@ func TestRejectOnExhaustion(t *testing.T) {
 		w.publish()
 		assert.Equal(t, uint64(1), w.Counters.Verdicts[nat.DropPortExhausted].Load(), "still a port_exhausted drop")
 		assert.Equal(t, uint64(1), w.Counters.Rejects.Load())
-		assert.Equal(t, uint64(1), tb.rt.Manager.Stats.RejectResets.Load())
+	})
+	t.Run("the worker resets the SYN in the poll that received it", func(t *testing.T) {
+		// Without the management core: the RST leaves with the
+		// worker's own transmit burst (on DPDK the management loop
+		// is one more thread to be scheduled on the way).
+		tb := rejectBed(t, true)
+		fill(t, tb)
+		w := tb.rt.Workers[0]
+		tb.in.Inject(0, synFrame(t, 31000))
+		w.PollOnce()
+		back := tb.in.Sent()
+		require.Len(t, back, 1, "the RST is sent by the worker's poll")
+		_, ip := parseFrame(t, back[0])
+		tcp, ok := nat.ParseTCP(ip.Payload())
+		require.True(t, ok)
+		assert.Equal(t, uint8(nat.TCPFlagRST|nat.TCPFlagACK), tcp.Flags())
+		assert.Zero(t, w.toMgmt.Len(), "nothing for the management core")
 	})
 	t.Run("UDP gets ICMP administratively prohibited", func(t *testing.T) {
 		tb := rejectBed(t, true)

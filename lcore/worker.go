@@ -76,9 +76,10 @@ type WorkerCounters struct {
 	// Hot is the worker's hot set: the member and destination pairs
 	// closest to exhaustion (hot.go).
 	Hot HotCounters
-	// Rejects counts refused flows handed to the management core to be
-	// answered (on_exhaustion = "reject", reject.go); RejectsLimited
-	// those the worker's rate limit left unanswered.
+	// Rejects counts refused flows answered (on_exhaustion = "reject",
+	// reject.go): SYNs reset by the worker, other packets handed to the
+	// management core for an ICMP error; RejectsLimited those the
+	// worker's rate limit left unanswered.
 	Rejects, RejectsLimited atomic.Uint64
 }
 
