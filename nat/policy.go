@@ -72,6 +72,9 @@ type PoolInfo struct {
 	PortsPerMember int
 	// RejectOnExhaustion is PoolSpec.RejectOnExhaustion.
 	RejectOnExhaustion bool
+	// Mapping and Filtering are PoolSpec.Mapping and PoolSpec.Filtering.
+	Mapping   MappingMode
+	Filtering FilteringMode
 }
 
 // Instance is one compiled instance-level public address.
@@ -159,6 +162,11 @@ type Policy struct {
 	defaultSrc  []subnet
 	defaultSNAT *portalloc.DefaultSNAT
 	defaultCfg  portalloc.DefaultSNATConfig
+	// defaultMapping and defaultFiltering are default SNAT's mapping
+	// behaviour; eim says some scope maps endpoint independently (eim.go).
+	defaultMapping   MappingMode
+	defaultFiltering FilteringMode
+	eim              bool
 }
 
 func sameDefaultSNAT(a, b portalloc.DefaultSNATConfig) bool {
@@ -260,7 +268,9 @@ func (p *Policy) compilePools(pools []PoolSpec, prev *Policy) error {
 			p.members[a] = m
 		}
 		p.Pools = append(p.Pools, PoolInfo{Name: ps.Name, Frontends: addrsFrom(ps.Frontends),
-			Members: addrsFrom(ps.Members), PortsPerMember: size, RejectOnExhaustion: ps.RejectOnExhaustion})
+			Members: addrsFrom(ps.Members), PortsPerMember: size, RejectOnExhaustion: ps.RejectOnExhaustion,
+			Mapping: ps.Mapping, Filtering: ps.Filtering})
+		p.eim = p.eim || ps.Mapping == MappingEndpointIndependent
 	}
 	return nil
 }
@@ -287,6 +297,8 @@ func (p *Policy) compileDefaultSNAT(d *DefaultSNATSpec, prev *Policy) error {
 		}
 		p.defaultSrc = append(p.defaultSrc, sn)
 	}
+	p.defaultMapping, p.defaultFiltering = d.Mapping, d.Filtering
+	p.eim = p.eim || d.Mapping == MappingEndpointIndependent
 	p.defaultCfg = portalloc.DefaultSNATConfig{Frontends: slices.Clone(d.Frontends),
 		PortsPerMember: d.PortsPerMember, Workers: d.Workers}
 	if prev != nil && prev.defaultSNAT != nil && sameDefaultSNAT(prev.defaultCfg, p.defaultCfg) {
@@ -568,6 +580,11 @@ func (p *Policy) keeps(f *Flow) (Mapping, bool) {
 	keep := v == VerdictForward && m.Block.Public == f.Pub &&
 		(m.Block.Contains(f.PubPort) || (m.Grace.Public == f.Pub && m.Grace.Contains(f.PubPort)))
 	if keep && f.Flags&flagInbound == 0 && p.Denied(f.Remote, f.Proto, f.RemotePort) {
+		keep = false
+	}
+	// A flow holds an endpoint-independent mapping exactly when its
+	// scope maps so: a reload that changes the mode reclaims (eim.go).
+	if keep && (f.Flags&flagEIM != 0) != (eimProto(f.Proto) && p.eimScope(m.Scope)) {
 		keep = false
 	}
 	return m, keep
