@@ -95,6 +95,94 @@ func (p *Policy) Behaviour(scope uint16) (MappingMode, FilteringMode) {
 	return MappingAddressPortDependent, FilteringAddressPortDependent
 }
 
+// addEIMPublics records public addresses of an endpoint-independent
+// scope.
+func (p *Policy) addEIMPublics(pubs []uint32) {
+	p.eim = true
+	if p.eimPubs == nil {
+		p.eimPubs = make(map[uint32]bool)
+	}
+	for _, a := range pubs {
+		p.eimPubs[a] = true
+	}
+}
+
+// EIMOwner returns the worker, of workers, that owns the
+// endpoint-independent mapping of a private endpoint, and with it every
+// flow of that endpoint (docs/DESIGN.md, "Mapping behaviours").
+func EIMOwner(proto uint8, priv uint32, port uint16, workers int) int {
+	if workers <= 1 {
+		return 0
+	}
+	h := (uint64(priv)<<32 | uint64(port)<<8 | uint64(proto)) * hashMul0
+	h ^= h >> 31
+	h *= hashMul2
+	return int((h >> 32) * uint64(workers) >> 32)
+}
+
+// PortOwner returns the worker, of workers, that maps public port port
+// endpoint independently: a worker gives its mappings only ports it owns,
+// so an inbound packet that matched no flow finds the mapping through its
+// destination port.
+func PortOwner(port uint16, workers int) int {
+	if workers <= 1 {
+		return 0
+	}
+	return int(port) % workers
+}
+
+// HandoffOwner returns the worker a packet the translator gave
+// VerdictHandoff goes to: l3 is the untouched packet from the IPv4
+// header, dir DirOut for packets from the inside; a later fragment
+// (fragPorts) carries its datagram's ports sport and dport. It is the
+// worker the translator found, computed again from the packet.
+func HandoffOwner(l3 []byte, dir int, fragPorts bool, sport, dport uint16, workers int) int {
+	ip, ok := ParseIPv4Embedded(l3)
+	if !ok {
+		return 0
+	}
+	proto := ip.Protocol()
+	if !fragPorts {
+		var kind TransportKind
+		kind, sport, dport = ReadTransport(proto, ip.Payload())
+		if kind == TransportICMPError {
+			emb, ok := ParseIPv4Embedded(ICMP(ip.Payload()).Payload())
+			if !ok {
+				return 0
+			}
+			_, es, ed := ReadTransport(emb.Protocol(), emb.Payload())
+			if dir == DirIn { // the quote went out: its source is ours
+				return PortOwner(es, workers)
+			}
+			return EIMOwner(emb.Protocol(), emb.Dst(), ed, workers)
+		}
+	}
+	if dir == DirIn {
+		return PortOwner(dport, workers)
+	}
+	return EIMOwner(proto, ip.Src(), sport, workers)
+}
+
+// handoffOut reports whether a packet from private endpoint
+// (proto, priv, port) that matched no flow here belongs to another
+// worker's endpoint-independent mapping.
+func (t *Translator) handoffOut(proto uint8, priv uint32, port uint16) bool {
+	if t.workers <= 1 || !t.pol.eim || !eimProto(proto) {
+		return false
+	}
+	m, v := t.pol.Classify(priv)
+	return v == VerdictForward && m.Scenario != ScenarioInstance && t.pol.eimScope(m.Scope) &&
+		EIMOwner(proto, priv, port, t.workers) != t.worker
+}
+
+// handoffIn reports whether a packet from the outside to public endpoint
+// (proto, pub, port) that matched no flow here may belong to another
+// worker's endpoint-independent mapping.
+func (t *Translator) handoffIn(proto uint8, pub uint32, port uint16) bool {
+	return t.workers > 1 && t.pol.eim && eimProto(proto) && t.pol.eimPubs[pub] &&
+		PortOwner(port, t.workers) != t.worker
+}
+
 // HasEIM reports whether some scope of the policy maps endpoint
 // independently.
 func (p *Policy) HasEIM() bool { return p.eim }
@@ -372,7 +460,8 @@ func (t *Translator) eimPort(pi *pktInfo, m *Mapping, src, dst uint32) (uint16, 
 		return me.pubPort, i, VerdictForward
 	}
 	used := func(port uint16) bool {
-		return e.byPublic(pi.proto, pub, port) != 0 || t.portUsed(pub, port, dst, pi.dport, pi.proto)
+		return PortOwner(port, t.workers) != t.worker || e.byPublic(pi.proto, pub, port) != 0 ||
+			t.portUsed(pub, port, dst, pi.dport, pi.proto)
 	}
 	var port uint16
 	var ok bool
@@ -434,10 +523,16 @@ func (t *Translator) eimReleaseFlow(f *Flow) {
 // endpoint-independent mapping whose filtering admits the packet's source.
 // ok is false when no mapping holds the endpoint (the caller goes on).
 func (t *Translator) eimInbound(pi *pktInfo, now Tick) (idx uint32, v Verdict, ok bool) {
-	if t.eim == nil || t.eim.n == 0 || pi.kind != kindPorts {
+	if t.eim == nil || pi.kind != kindPorts {
 		return 0, 0, false
 	}
 	pub, remote := pi.ip.Dst(), pi.ip.Src()
+	if t.handoffIn(pi.proto, pub, pi.dport) {
+		return 0, VerdictHandoff, true
+	}
+	if t.eim.n == 0 {
+		return 0, 0, false
+	}
 	i := t.eim.byPublic(pi.proto, pub, pi.dport)
 	if i == 0 {
 		return 0, 0, false

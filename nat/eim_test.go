@@ -275,3 +275,84 @@ func TestEIMNoAllocs(t *testing.T) {
 	})
 	assert.Zero(t, allocs)
 }
+
+// With several workers, a packet that misses on a worker other than its
+// mapping's owner gets VerdictHandoff, untouched, and HandoffOwner names
+// the owner; the owner translates it. Outbound, inbound, ICMP errors
+// about the flow both ways, and later fragments.
+func TestEIMHandoff(t *testing.T) {
+	const workers = 2
+	p := compileSpec(t, eimSpec(0, FilteringEndpointIndependent), nil)
+	var trs [workers]*Translator
+	for i := range trs {
+		trs[i] = NewTranslator(p, TranslatorOptions{Worker: i, Workers: workers, FlowCapacity: 1024, Seed: uint64(i + 1)}, 1000)
+	}
+	own := EIMOwner(ProtoUDP, memberA, 40000, workers)
+	other := trs[1-own]
+	// send gives b to the other worker, checks the handoff, then to the
+	// owner, and returns the owner's verdict.
+	send := func(t *testing.T, b []byte, dir int, frag bool, sport, dport uint16) Verdict {
+		t.Helper()
+		before := append([]byte(nil), b...)
+		var v Verdict
+		switch {
+		case frag && dir == DirOut:
+			v = other.OutboundFragment(b, sport, dport, 1000)
+		case frag:
+			v = other.InboundFragment(b, sport, dport, 1000)
+		case dir == DirOut:
+			v = other.Outbound(b, 1000)
+		default:
+			v = other.Inbound(b, 1000)
+		}
+		require.Equal(t, VerdictHandoff, v)
+		require.Equal(t, before, b, "untouched")
+		require.Equal(t, own, HandoffOwner(b, dir, frag, sport, dport, workers))
+		switch {
+		case frag && dir == DirOut:
+			return trs[own].OutboundFragment(b, sport, dport, 1000)
+		case frag:
+			return trs[own].InboundFragment(b, sport, dport, 1000)
+		case dir == DirOut:
+			return trs[own].Outbound(b, 1000)
+		}
+		return trs[own].Inbound(b, 1000)
+	}
+	out := udp(memberA, server, 40000, 3478).build(t)
+	require.Equal(t, VerdictForward, send(t, out, DirOut, false, 0, 0))
+	v := parsed(t, out)
+	pub, port := v.ip.Src(), v.sport
+	assert.Equal(t, own, PortOwner(port, workers))
+	in := udp(server2, pub, 9, port).build(t)
+	require.Equal(t, VerdictForward, send(t, in, DirIn, false, 0, 0), "a stranger, let in on the owner")
+
+	// An ICMP error from the outside about the outbound flow.
+	sent := udp(pub, server, port, 3478).build(t)
+	b := make([]byte, 256)
+	n := BuildICMPError(b, router, pub, ICMPDestUnreachable, 3, 0, IPv4(sent), 64)
+	require.Equal(t, VerdictForward, send(t, b[:n], DirIn, false, 0, 0))
+	// And one from the member about the inbound flow.
+	got := udp(server2, memberA, 9, 40000).build(t)
+	n = BuildICMPError(b, memberA, server2, ICMPDestUnreachable, 3, 0, IPv4(got), 64)
+	require.Equal(t, VerdictForward, send(t, b[:n], DirOut, false, 0, 0))
+
+	// A later fragment each way, with its datagram's ports.
+	frag := udp(memberA, server, 40000, 3478).build(t)
+	laterFragment(frag)
+	require.Equal(t, VerdictForward, send(t, frag, DirOut, true, 40000, 3478))
+	frag = udp(server, pub, 3478, port).build(t)
+	laterFragment(frag)
+	require.Equal(t, VerdictForward, send(t, frag, DirIn, true, 3478, port))
+
+	assert.Zero(t, other.Flows().Len())
+	assert.Equal(t, 2, trs[own].Flows().Len())
+}
+
+// laterFragment makes a packet a later fragment (offset 16 bytes): the
+// translator reads no ports from it.
+func laterFragment(b []byte) {
+	ip := IPv4(b)
+	ip[6], ip[7] = 0, 2
+	ip.SetChecksum(0)
+	ip.SetChecksum(ip.ComputeChecksum())
+}

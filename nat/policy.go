@@ -167,6 +167,10 @@ type Policy struct {
 	defaultMapping   MappingMode
 	defaultFiltering FilteringMode
 	eim              bool
+	// eimPubs are the public addresses of endpoint-independent scopes:
+	// an inbound miss to one of them may belong to another worker's
+	// mapping (eim.go).
+	eimPubs map[uint32]bool
 }
 
 func sameDefaultSNAT(a, b portalloc.DefaultSNATConfig) bool {
@@ -270,7 +274,9 @@ func (p *Policy) compilePools(pools []PoolSpec, prev *Policy) error {
 		p.Pools = append(p.Pools, PoolInfo{Name: ps.Name, Frontends: addrsFrom(ps.Frontends),
 			Members: addrsFrom(ps.Members), PortsPerMember: size, RejectOnExhaustion: ps.RejectOnExhaustion,
 			Mapping: ps.Mapping, Filtering: ps.Filtering})
-		p.eim = p.eim || ps.Mapping == MappingEndpointIndependent
+		if ps.Mapping == MappingEndpointIndependent {
+			p.addEIMPublics(ps.Frontends)
+		}
 	}
 	return nil
 }
@@ -298,7 +304,9 @@ func (p *Policy) compileDefaultSNAT(d *DefaultSNATSpec, prev *Policy) error {
 		p.defaultSrc = append(p.defaultSrc, sn)
 	}
 	p.defaultMapping, p.defaultFiltering = d.Mapping, d.Filtering
-	p.eim = p.eim || d.Mapping == MappingEndpointIndependent
+	if d.Mapping == MappingEndpointIndependent {
+		p.addEIMPublics(d.Frontends)
+	}
 	p.defaultCfg = portalloc.DefaultSNATConfig{Frontends: slices.Clone(d.Frontends),
 		PortsPerMember: d.PortsPerMember, Workers: d.Workers}
 	if prev != nil && prev.defaultSNAT != nil && sameDefaultSNAT(prev.defaultCfg, p.defaultCfg) {

@@ -105,6 +105,9 @@ type TranslatorOptions struct {
 	// OnExhausted, when set, is called (on the worker) for each new flow
 	// refused for lack of a port. It must not block.
 	OnExhausted func(ExhaustEvent)
+	// Workers is the number of workers; endpoint-independent mappings
+	// are owned by one of them (eim.go). 0 means 1.
+	Workers int
 	// MappingCapacity bounds the endpoint-independent mappings (and the
 	// mapping-remote address pairs of their flows); 0 means the flow
 	// capacity, which the mappings can never outgrow (eim.go).
@@ -121,15 +124,16 @@ type TranslatorOptions struct {
 
 // Translator translates the packets of one worker.
 type Translator struct {
-	flows  *FlowTable
-	usage  *portalloc.Usage
-	hot    portalloc.Hot // pairs closest to exhaustion, on create/release only
-	rand   portalloc.Rand
-	pol    *Policy
-	worker int
-	onExh  func(ExhaustEvent)
-	onSess SessionHook // session.go
-	srcChk func(i int, src uint32, newBlock bool) Verdict
+	flows   *FlowTable
+	usage   *portalloc.Usage
+	hot     portalloc.Hot // pairs closest to exhaustion, on create/release only
+	rand    portalloc.Rand
+	pol     *Policy
+	worker  int
+	workers int
+	onExh   func(ExhaustEvent)
+	onSess  SessionHook // session.go
+	srcChk  func(i int, src uint32, newBlock bool) Verdict
 	// base is the index of the current burst chunk's first packet in the
 	// caller's slice (for SourceCheck).
 	base   int
@@ -182,14 +186,15 @@ const maxResets = 256
 // given capacity, running policy p.
 func NewTranslator(p *Policy, opts TranslatorOptions, now Tick) *Translator {
 	t := &Translator{
-		flows:  NewFlowTable(opts.FlowCapacity, p.Timeouts, now),
-		usage:  portalloc.NewUsage(opts.FlowCapacity),
-		rand:   portalloc.NewRand(opts.Seed),
-		worker: opts.Worker,
-		onExh:  opts.OnExhausted,
-		srcChk: opts.SourceCheck,
-		resets: make([]Flow, 0, maxResets),
-		eimCap: opts.MappingCapacity,
+		flows:   NewFlowTable(opts.FlowCapacity, p.Timeouts, now),
+		usage:   portalloc.NewUsage(opts.FlowCapacity),
+		rand:    portalloc.NewRand(opts.Seed),
+		worker:  opts.Worker,
+		workers: max(1, opts.Workers),
+		onExh:   opts.OnExhausted,
+		srcChk:  opts.SourceCheck,
+		resets:  make([]Flow, 0, maxResets),
+		eimCap:  opts.MappingCapacity,
 	}
 	t.hosts = newHostCounts(t.flows.Capacity())
 	t.SetPolicy(p)
@@ -734,6 +739,10 @@ func (t *Translator) createOut(pi *pktInfo, now Tick) (uint32, Verdict) {
 	m, v := p.Classify(src)
 	if v != VerdictForward {
 		return 0, v
+	}
+	if t.workers > 1 && m.Scenario != ScenarioInstance && p.eim && eimProto(pi.proto) && p.eimScope(m.Scope) &&
+		EIMOwner(pi.proto, src, pi.sport, t.workers) != t.worker {
+		return 0, VerdictHandoff // another worker's mapping
 	}
 	if t.srcChk != nil && p.SourceCheck {
 		newBlock := m.Scenario == ScenarioDefault && m.Block.Public == 0
