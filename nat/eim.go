@@ -564,18 +564,21 @@ func (t *Translator) eimInbound(pi *pktInfo, now Tick) (idx uint32, v Verdict, o
 	if p.IsPublic(remote) {
 		f.Flags |= flagHairpin // opened by a hairpinned packet: so are its replies
 	}
+	if m.Block.Public != pub || !(m.Block.Contains(pi.dport) || (m.Grace.Public == pub && m.Grace.Contains(pi.dport))) {
+		return 0, DropNoFlow, true // the mapping's port is no more the member's
+	}
 	if m.Scenario == ScenarioDefault {
+		// Classify looked the block up without assigning one: a packet
+		// from the outside never makes the assigner give a block. Acquire
+		// pins the block the source holds for the new flow.
 		b, ok := p.defaultSNAT.Acquire(t.worker, me.priv)
-		if !ok || b.Public != pub {
+		if !ok || b != m.Block {
 			if ok {
 				p.defaultSNAT.Release(t.worker, me.priv)
 			}
 			return 0, DropNoFlow, true
 		}
-		m.Block = b
 		f.snat = t.snatCur
-	} else if m.Block.Public != pub || !(m.Block.Contains(pi.dport) || (m.Grace.Public == pub && m.Grace.Contains(pi.dport))) {
-		return 0, DropNoFlow, true // the mapping's port is no more the member's
 	}
 	idx, v = t.insertFlow(&f, &m, i, true, now)
 	if v != VerdictForward && f.snat != 0 {
