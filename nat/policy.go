@@ -563,8 +563,9 @@ func AddrFrom(v uint32) netip.Addr {
 
 // Keeps reports whether flow f, created under an older policy, would stay
 // under p [S7]: its private address still maps to the address the flow
-// uses, its public port lies in the member's block or grace, and no deny
-// rule now blocks its destination. It changes nothing, so the management
+// uses, its public port lies in the member's block or grace, no deny
+// rule now blocks its destination, and it holds an endpoint-independent
+// mapping exactly when its scope now maps so (eim.go). It changes nothing, so the management
 // core may ask it of a candidate policy that was never published (natgw
 // plan); the sweep and the lazy re-validation on the packet path decide
 // with the same function (Translator.revalidate), so a plan and the
