@@ -62,14 +62,14 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 // port towards each destination.
 func mappingCapacity(c *config.Config) []string {
 	var lines []string
-	say := func(scope string, ports int, filtering string) {
+	say := func(scope, who string, ports int, filtering string) {
 		if filtering == "" {
 			filtering = config.FilteringAddressPortDependent
 		}
-		l := fmt.Sprintf("%s: endpoint-independent mapping, %s filtering: a member maps at most %d private endpoints (protocol, address, port) at once, whatever the destinations; address-and-port-dependent mapping would give it %d ports towards each destination",
-			scope, filtering, ports, ports)
+		l := fmt.Sprintf("%s: endpoint-independent mapping, %s filtering: a %s maps at most %d private endpoints (protocol, address, port) at once, whatever the destinations; address-and-port-dependent mapping would give it %d ports towards each destination",
+			scope, filtering, who, ports, ports)
 		if w := c.Dataplane.Workers; w > 1 {
-			l += fmt.Sprintf(". With %d workers each endpoint's mapping lives on one worker (a hash of the endpoint) and takes a port of that worker's share: at most %d endpoints of a member on each worker", w, ports/w)
+			l += fmt.Sprintf(". With %d workers each endpoint's mapping lives on one worker (a hash of the endpoint) and takes a port of that worker's share: at most %d endpoints of a %s on each worker", w, ports/w, who)
 		}
 		lines = append(lines, l)
 	}
@@ -87,10 +87,10 @@ func mappingCapacity(c *config.Config) []string {
 				continue
 			}
 		}
-		say(fmt.Sprintf("pool %q", p.Name), ports, p.Filtering)
+		say(fmt.Sprintf("pool %q", p.Name), "member", ports, p.Filtering)
 	}
 	if d := c.DefaultSNAT; d != nil && config.EndpointIndependent(d.Mapping) {
-		say("default_snat", cmp.Or(d.PortsPerMember, config.DefaultSNATPortsPerMember), d.Filtering)
+		say("default_snat", "source", cmp.Or(d.PortsPerMember, config.DefaultSNATPortsPerMember), d.Filtering)
 	}
 	return lines
 }

@@ -24,7 +24,7 @@ func TestValidateMappingCapacity(t *testing.T) {
 	require.Len(t, lines, 3, stdout.String())
 	assert.Equal(t, path+": ok", lines[0])
 	assert.Equal(t, `pool "web": endpoint-independent mapping, address-dependent filtering: a member maps at most 64 private endpoints (protocol, address, port) at once, whatever the destinations; address-and-port-dependent mapping would give it 64 ports towards each destination. With 2 workers each endpoint's mapping lives on one worker (a hash of the endpoint) and takes a port of that worker's share: at most 32 endpoints of a member on each worker`, lines[1])
-	assert.Contains(t, lines[2], "default_snat: endpoint-independent mapping, address-and-port-dependent filtering: a member maps at most 1024 private endpoints")
+	assert.Contains(t, lines[2], "default_snat: endpoint-independent mapping, address-and-port-dependent filtering: a source maps at most 1024 private endpoints")
 
 	// The default modes add nothing.
 	stdout.Reset()

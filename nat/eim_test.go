@@ -356,3 +356,39 @@ func laterFragment(b []byte) {
 	ip.SetChecksum(0)
 	ip.SetChecksum(ip.ComputeChecksum())
 }
+
+// Hairpinning with endpoint-independent mapping, as the STUN tools test
+// it (e2e TestE2ENATBehaviour): a socket's packet to its own public
+// endpoint comes back to it under every filtering (it travels on one
+// flow whose remote is that endpoint); a second socket's packet to it
+// passes endpoint-independent filtering only, until the first socket has
+// sent to natgw's public address (then address-dependent filtering lets
+// that address in too, like any other).
+func TestEIMHairpin(t *testing.T) {
+	for _, tc := range []struct {
+		mode   FilteringMode
+		second Verdict
+	}{
+		{FilteringAddressPortDependent, DropNoFlow},
+		{FilteringAddressDependent, DropNoFlow},
+		{FilteringEndpointIndependent, VerdictForward},
+	} {
+		t.Run(tc.mode.String(), func(t *testing.T) {
+			tr := newTestTranslator(t, compileSpec(t, eimSpec(0, tc.mode), nil), 1024)
+			pub, port := outPort(t, tr, udp(memberA, server, 40000, 3478), 1000)
+			// The second socket first: once the first socket has sent
+			// to its own public address, address-dependent filtering
+			// lets in anything from that address.
+			out, in := hairpin(tr, udp(memberA, pub, 40001, port).build(t), 1000)
+			require.Equal(t, VerdictHairpin, out)
+			assert.Equal(t, tc.second, in, "from a second socket")
+
+			self := udp(memberA, pub, 40000, port).build(t)
+			out, in = hairpin(tr, self, 1000)
+			require.Equal(t, VerdictHairpin, out)
+			assert.Equal(t, VerdictForward, in, "to itself")
+			v := parsed(t, self)
+			assert.Equal(t, [4]any{pub, port, memberA, uint16(40000)}, [4]any{v.ip.Src(), v.sport, v.ip.Dst(), v.dport})
+		})
+	}
+}
