@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 
 	"github.com/natgw/natgw/mgmt/config"
+	"github.com/natgw/natgw/portalloc"
 )
 
 // cmdValidate implements "natgw validate --config FILE": it prints
@@ -33,7 +35,8 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return exitUsage
 	}
-	if _, err := config.Load(*path); err != nil {
+	c, err := config.Load(*path)
+	if err != nil {
 		var errs config.Errors
 		if errors.As(err, &errs) {
 			for _, e := range errs {
@@ -45,5 +48,49 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *path)
+	for _, l := range mappingCapacity(c) {
+		fmt.Fprintln(stdout, l)
+	}
 	return exitOK
+}
+
+// mappingCapacity describes the capacity trade-off of every
+// endpoint-independent pool and of default SNAT when it maps so
+// (docs/OPERATIONS.md, "Mapping behaviours"): a member maps at most as
+// many private endpoints at once as its block has ports, whatever the
+// destinations, where address-and-port-dependent mapping reuses every
+// port towards each destination.
+func mappingCapacity(c *config.Config) []string {
+	var lines []string
+	say := func(scope, who string, ports int, filtering string) {
+		if filtering == "" {
+			filtering = config.FilteringAddressPortDependent
+		}
+		l := fmt.Sprintf("%s: endpoint-independent mapping, %s filtering: a %s maps at most %d private endpoints (protocol, address, port) at once, whatever the destinations; address-and-port-dependent mapping would give it %d ports towards each destination",
+			scope, filtering, who, ports, ports)
+		if w := c.Dataplane.Workers; w > 1 {
+			l += fmt.Sprintf(". With %d workers each endpoint's mapping lives on one worker (a hash of the endpoint) and takes a port of that worker's share: at most %d endpoints of a %s on each worker", w, ports/w, who)
+		}
+		lines = append(lines, l)
+	}
+	for _, p := range c.Pools {
+		if !config.EndpointIndependent(p.Mapping) {
+			continue
+		}
+		ports := p.PortsPerMember
+		if ports == 0 {
+			members, err := p.MemberAddrs()
+			if err != nil {
+				continue
+			}
+			if ports, err = portalloc.TierPorts(len(members)); err != nil {
+				continue
+			}
+		}
+		say(fmt.Sprintf("pool %q", p.Name), "member", ports, p.Filtering)
+	}
+	if d := c.DefaultSNAT; d != nil && config.EndpointIndependent(d.Mapping) {
+		say("default_snat", "source", cmp.Or(d.PortsPerMember, config.DefaultSNATPortsPerMember), d.Filtering)
+	}
+	return lines
 }

@@ -5,7 +5,8 @@ package e2e
 // and the stun client against stund (RFC 3489), both servers in the
 // server namespace on two of its addresses (198.18.0.10 and .11, SPEC
 // §8), the clients on a pool member and on a default-SNAT host of the
-// inside namespace, through natgw on every driver of e2eDrivers.
+// inside namespace, through natgw (two workers) on every driver of
+// e2eDrivers, in every mapping behaviour (natModes, issue 19).
 
 import (
 	"context"
@@ -50,21 +51,61 @@ func TestE2ENATBehaviour(t *testing.T) {
 		{"default-SNAT host", "10.0.9.9"},
 	}
 	for _, driver := range e2eDrivers() {
-		t.Run("driver="+driver, func(t *testing.T) {
-			r := tb.startRun(t, e2eConfig{Driver: driver, Workers: 2, Members: e2ePoolMembers})
-			for _, src := range sources {
-				t.Run(src.name+" natdiscovery", func(t *testing.T) {
-					require.True(t, r.natgw.alive(), "natgw is not running: %v", r.natgw.waitErr)
-					natDiscovery(t, tb, src.addr)
-				})
-				t.Run(src.name+" stun", func(t *testing.T) {
-					require.True(t, r.natgw.alive(), "natgw is not running: %v", r.natgw.waitErr)
-					stunClient(t, tb, src.addr)
-				})
-			}
-			t.Run("SIGTERM stops natgw cleanly", r.stopCleanly)
-		})
+		for _, mode := range natModes {
+			t.Run("driver="+driver+"/"+mode.name, func(t *testing.T) {
+				r := tb.startRun(t, e2eConfig{Driver: driver, Workers: 2, Members: e2ePoolMembers,
+					Mapping: mode.mapping, Filtering: mode.filtering})
+				for _, src := range sources {
+					t.Run(src.name+" natdiscovery", func(t *testing.T) {
+						require.True(t, r.natgw.alive(), "natgw is not running: %v", r.natgw.waitErr)
+						natDiscovery(t, tb, src.addr, mode)
+					})
+					t.Run(src.name+" stun", func(t *testing.T) {
+						require.True(t, r.natgw.alive(), "natgw is not running: %v", r.natgw.waitErr)
+						stunClient(t, tb, src.addr, mode)
+					})
+				}
+				t.Run("SIGTERM stops natgw cleanly", r.stopCleanly)
+			})
+		}
 	}
+}
+
+// natMode is a mapping behaviour of the pool and default SNAT (issue 19)
+// and what the tools must report for it.
+type natMode struct {
+	name               string
+	mapping, filtering string // configuration values, empty: default
+	// mappingVerdict and filteringVerdict are turnutils_natdiscovery's
+	// ("NAT with ... Mapping!"), stunVerdict the stun client's.
+	mappingVerdict, filteringVerdict, stunVerdict string
+	// hairpin: turnutils_natdiscovery's hairpinning test succeeds. A
+	// second socket of the client sends to the first's public endpoint:
+	// natgw hairpins it (RFC 4787 REQ-9) and filters it like a packet
+	// from the outside, from the second socket's public endpoint, which
+	// only endpoint-independent filtering lets in (the first mapping has
+	// no flow with natgw's own address).
+	hairpin bool
+	// stunHairpin: the stun client's hairpin test succeeds. It sends from
+	// the first socket to that socket's own public endpoint: with an
+	// endpoint-independent mapping the hairpinned packet comes from that
+	// same public endpoint, the remote of the very flow it travels on, so
+	// every filtering lets it back in; with an address-and-port-dependent
+	// one it comes from another port and is filtered.
+	stunHairpin bool
+}
+
+// natModes are the modes checked: the default (the seed's semantics) and
+// endpoint-independent mapping with each filtering.
+var natModes = []natMode{
+	{"address-and-port-dependent", "", "",
+		"Address and Port Dependent Mapping", "Address and Port Dependent Filtering", "Primary: Dependent Mapping", false, false},
+	{"EIM with APDF", "endpoint-independent", "address-and-port-dependent",
+		"Endpoint Independent Mapping", "Address and Port Dependent Filtering", "Primary: Independent Mapping, Port Dependent Filter", false, true},
+	{"EIM with ADF", "endpoint-independent", "address-dependent",
+		"Endpoint Independent Mapping", "Address Dependent Filtering", "Primary: Independent Mapping, Address Dependent Filter", false, true},
+	{"EIM with EIF", "endpoint-independent", "endpoint-independent",
+		"Endpoint Independent Mapping", "Endpoint Independent Filtering", "Primary: Independent Mapping, Independent Filter", true, true},
 }
 
 // startSTUNServers runs turnserver (STUN only, no authentication, RFC 5780
@@ -111,14 +152,14 @@ func (tb *testbed) startSTUNServers(t *testing.T) {
 
 // natDiscovery runs turnutils_natdiscovery's mapping, filtering and
 // hairpinning discovery from src against turnserver and checks natgw's
-// behaviour: address-and-port-dependent mapping and filtering (the seed's
-// semantics; RFC 4787 REQ-1 and REQ-8 allow both), and no hairpinned
-// request: the tool's hairpinning test sends from a second socket of src
-// to the first socket's public endpoint, which has a flow only towards
-// the STUN server; natgw hairpins (RFC 4787 REQ-9) but filters hairpinned
-// packets like packets from the outside (see hairpinPoolToPool), so
-// that request is dropped as no_flow.
-func natDiscovery(t *testing.T, tb *testbed, src string) {
+// behaviour is mode's: its mapping and filtering, and whether the
+// hairpinned request arrives. The tool's hairpinning test sends from a
+// second socket of src to the first socket's public endpoint, which has
+// flows only towards the STUN server; natgw hairpins (RFC 4787 REQ-9)
+// and filters hairpinned packets like packets from the outside (see
+// hairpinPoolToPool), so the request arrives with endpoint-independent
+// filtering only, and is dropped as no_flow otherwise.
+func natDiscovery(t *testing.T, tb *testbed, src string, mode natMode) {
 	var out string
 	var err error
 	// A lost datagram can make the tool miss a response: up to 3 runs.
@@ -131,10 +172,14 @@ func natDiscovery(t *testing.T, tb *testbed, src string) {
 	}
 	t.Logf("turnutils_natdiscovery from %s:\n%s", src, verdictLines(out))
 	require.NoError(t, err, out)
-	assert.Contains(t, out, "NAT with Address and Port Dependent Mapping!", out)
-	assert.Contains(t, out, "NAT with Address and Port Dependent Filtering!", out)
+	assert.Contains(t, out, "NAT with "+mode.mappingVerdict+"!", out)
+	assert.Contains(t, out, "NAT with "+mode.filteringVerdict+"!", out)
 	assert.NotContains(t, out, "No NAT!", out)
-	assert.NotContains(t, out, "Received a request (maybe a successful hairpinning)", out)
+	if mode.hairpin {
+		assert.Contains(t, out, "Received a request (maybe a successful hairpinning)", out)
+	} else {
+		assert.NotContains(t, out, "Received a request (maybe a successful hairpinning)", out)
+	}
 	// Every reflexive address is a public address of natgw, never src.
 	assert.NotContains(t, out, "reflexive addr: "+src+":", out)
 	want := e2eDefaultPublic
@@ -145,11 +190,11 @@ func natDiscovery(t *testing.T, tb *testbed, src string) {
 }
 
 // stunClient runs the stun client (RFC 3489 classic tests) from src
-// against stund and checks its verdict: a NAT with address-and-port-
-// dependent mapping is what RFC 3489 calls symmetric ("Dependent
-// Mapping"), and no hairpin: the client sends from a second socket to the
-// first one's public endpoint, filtered like the outside.
-func stunClient(t *testing.T, tb *testbed, src string) {
+// against stund and checks its verdict is mode's: a NAT with address-and-
+// port-dependent mapping is what RFC 3489 calls symmetric ("Dependent
+// Mapping"), endpoint-independent mapping is "Independent Mapping" with
+// the filter; and the hairpin (natMode.stunHairpin).
+func stunClient(t *testing.T, tb *testbed, src string, mode natMode) {
 	var out string
 	var err error
 	for range 3 {
@@ -164,8 +209,12 @@ func stunClient(t *testing.T, tb *testbed, src string) {
 	if err != nil && !errors.As(err, &exit) {
 		require.NoError(t, err, out)
 	}
-	assert.Contains(t, out, "Primary: Dependent Mapping", out)
-	assert.Contains(t, out, ", no hairpin", out)
+	assert.Contains(t, out, mode.stunVerdict+",", out)
+	if mode.stunHairpin {
+		assert.Contains(t, out, ", will hairpin", out)
+	} else {
+		assert.Contains(t, out, ", no hairpin", out)
+	}
 	assert.Contains(t, out, "is nat  = 1", out)
 }
 

@@ -63,6 +63,9 @@ type e2eConfig struct {
 	// HostFlowPercent and InboundFlowPercent are [limits]; 0 keeps the
 	// default (25 and 50).
 	HostFlowPercent, InboundFlowPercent int
+	// Mapping and Filtering are the mapping behaviour of the pool and of
+	// default SNAT (issue 19); empty keeps the default.
+	Mapping, Filtering string
 }
 
 // config returns the testbed's configuration (like scripts/demo.toml):
@@ -90,6 +93,10 @@ func (c e2eConfig) config() *config.Config {
 		}
 	}
 	x.Pools[0].Members, x.Pools[0].PortsPerMember = c.Members, c.PortsPerMember
+	x.Pools[0].Mapping, x.Pools[0].Filtering = c.Mapping, c.Filtering
+	if x.DefaultSNAT != nil {
+		x.DefaultSNAT.Mapping, x.DefaultSNAT.Filtering = c.Mapping, c.Filtering
+	}
 	x.Deny = nil
 	for _, a := range append([]string{"198.18.0.12"}, c.DenyTCP...) {
 		x.Deny = append(x.Deny, config.DenyRule{Destination: a + "/32", Protocol: "tcp", Ports: "*"})

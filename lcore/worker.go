@@ -191,7 +191,7 @@ func NewWorker(c WorkerConfig) *Worker {
 		w.mtu[p] = c.Ports[p].MTU()
 	}
 	w.tr = nat.NewTranslator(c.Policy.Load(), nat.TranslatorOptions{
-		Worker: c.ID, FlowCapacity: c.FlowCapacity, Seed: c.Seed, OnExhausted: c.OnExhausted,
+		Worker: c.ID, Workers: c.Workers, FlowCapacity: c.FlowCapacity, Seed: c.Seed, OnExhausted: c.OnExhausted,
 		SourceCheck: w.checkSource,
 	}, now)
 	w.frags.init()
@@ -493,6 +493,8 @@ func (w *Worker) translate(port uint8, neigh *Neighbors, now nat.Tick) {
 			w.forward(p, l3s[i], egress, neigh)
 		case nat.VerdictHairpin:
 			w.hairpin(p, l3s[i])
+		case nat.VerdictHandoff:
+			w.handoff(p, l3s[i], port)
 		case nat.VerdictLocal:
 			if p.Flags&FlagHairpin != 0 {
 				// For natgw itself, from the inside through a
@@ -631,6 +633,30 @@ func (w *Worker) hairpin(p *Packet, l3 []byte) {
 	p.Port = PortOutside
 	p.Flags = p.Flags&^FlagOwned | FlagHairpin
 	w.classify(p)
+}
+
+// handoff hands a packet the translator left untouched to the worker that
+// owns its endpoint-independent mapping (nat.HandoffOwner; docs/DESIGN.md,
+// "Mapping behaviours"): a packet of such a flow arrives at the owner of
+// its remote endpoint, misses there, and is translated by the mapping's
+// owner, which always finds itself the owner.
+func (w *Worker) handoff(p *Packet, l3 []byte, port uint8) {
+	dir := nat.DirOut
+	if port == PortOutside {
+		dir = nat.DirIn
+	}
+	owner := nat.HandoffOwner(l3, dir, p.Flags&FlagFragPorts != 0, p.FragSport, p.FragDport, w.workers)
+	if owner == w.id || owner >= len(w.handOut) || w.handOut[owner] == nil {
+		w.drop(p, nat.DropNoFlow) // never: the translator found another owner
+		return
+	}
+	p.Flags |= FlagOwned
+	if !w.handOut[owner].Push(p) {
+		w.drops[nat.DropHandoffFull]++
+	} else {
+		w.local.handoff++
+	}
+	w.free(p)
 }
 
 // answerLocal answers echo requests to natgw's own addresses in place; other

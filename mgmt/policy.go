@@ -112,6 +112,7 @@ func specPools(pools []config.Pool, fe map[string]uint32) ([]nat.PoolSpec, error
 		ps := nat.PoolSpec{Name: pc.Name, Frontends: fes, PortsPerMember: pc.PortsPerMember,
 			Members:            make([]uint32, len(members)),
 			RejectOnExhaustion: pc.OnExhaustion == config.OnExhaustionReject}
+		ps.Mapping, ps.Filtering = specBehaviour(pc.Mapping, pc.Filtering)
 		for j, a := range members {
 			ps.Members[j] = nat.U32(a)
 		}
@@ -150,6 +151,7 @@ func specDefaultSNAT(d *config.DefaultSNAT, fe map[string]uint32, workers int) (
 		return nil, nil
 	}
 	out := &nat.DefaultSNATSpec{PortsPerMember: d.PortsPerMember, Workers: workers}
+	out.Mapping, out.Filtering = specBehaviour(d.Mapping, d.Filtering)
 	for i, text := range d.Sources {
 		pf, err := specPrefix(text)
 		if err != nil {
@@ -215,4 +217,20 @@ func specAddr(text string) (uint32, error) {
 		return 0, fmt.Errorf("%s is not an IPv4 address", text)
 	}
 	return nat.U32(a), nil
+}
+
+// specBehaviour converts validated mapping and filtering keys.
+func specBehaviour(mapping, filtering string) (nat.MappingMode, nat.FilteringMode) {
+	m := nat.MappingAddressPortDependent
+	if config.EndpointIndependent(mapping) {
+		m = nat.MappingEndpointIndependent
+	}
+	f := nat.FilteringAddressPortDependent
+	switch filtering {
+	case config.FilteringAddressDependent:
+		f = nat.FilteringAddressDependent
+	case config.FilteringEndpointIndependent:
+		f = nat.FilteringEndpointIndependent
+	}
+	return m, f
 }

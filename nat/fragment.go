@@ -58,6 +58,9 @@ func (t *Translator) fragment(pkt []byte, sport, dport uint16, dir int, now Tick
 		idx = t.flows.LookupIn(&k)
 	}
 	if idx = t.current(idx); idx == 0 {
+		if (dir == DirIn && t.handoffIn(proto, ip.Dst(), dport)) || (dir == DirOut && t.handoffOut(proto, ip.Src(), sport)) {
+			return VerdictHandoff // another worker's mapping (eim.go)
+		}
 		return DropFragment
 	}
 	f := t.flows.Flow(idx)

@@ -72,6 +72,9 @@ func (t *Translator) icmpError(pi *pktInfo, dir int) Verdict {
 		idx = t.flows.LookupOut(&k)
 	}
 	if idx = t.current(idx); idx == 0 {
+		if (dir == DirIn && t.handoffIn(proto, emb.Src(), sport)) || (dir == DirOut && t.handoffOut(proto, emb.Dst(), dport)) {
+			return VerdictHandoff // about another worker's mapping (eim.go)
+		}
 		return DropNoFlow
 	}
 	f := t.flows.Flow(idx)

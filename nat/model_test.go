@@ -89,6 +89,10 @@ type mSpec struct {
 	// hostPct and inPct are [limits] host_flow_percent and
 	// inbound_flow_percent (0: left out, the defaults 25 and 50).
 	hostPct, inPct int
+	// eim: the pool and default SNAT map endpoint independently, with
+	// filtering filt[0] (pool) and filt[1] (default SNAT) (issue 19).
+	eim  bool
+	filt [2]FilteringMode
 }
 
 // policySpec returns the policy description of s.
@@ -110,6 +114,10 @@ func (s *mSpec) policySpec() PolicySpec {
 			{Proto: ProtoUDP, Lo: 0, Hi: 0xFFFF}, {Proto: ProtoICMP, Lo: 0, Hi: 0xFFFF}}}},
 		DefaultSNAT: &DefaultSNATSpec{Sources: []Prefix{{Addr: ip4("10.0.0.0"), Bits: 8}},
 			Frontends: []uint32{mFEDef[s.defFE]}, PortsPerMember: s.defPPM, Workers: 1},
+	}
+	if s.eim {
+		ps.Pools[0].Mapping, ps.Pools[0].Filtering = MappingEndpointIndependent, s.filt[0]
+		ps.DefaultSNAT.Mapping, ps.DefaultSNAT.Filtering = MappingEndpointIndependent, s.filt[1]
 	}
 	for i := 1; i <= s.poolN; i++ {
 		if i == 2 && s.inst2 {
@@ -294,6 +302,9 @@ type mFlow struct {
 	ackPriv, ackRemote uint32
 	winPriv, winRemote uint16
 	wsPriv, wsRemote   uint8
+	// eim: the flow holds its private endpoint's endpoint-independent
+	// mapping (issue 19).
+	eim bool
 }
 
 // inKey is the flow's public 5-tuple.
@@ -338,6 +349,10 @@ type mCoverage struct {
 	IdleExpiries      uint64
 	Sweeps            uint64 // sweeps run to completion
 	Bursts, Fragments uint64
+	// Issue 19: new flows that joined an existing endpoint-independent
+	// mapping, inbound flows filtering opened, inbound packets to a
+	// mapping it kept out.
+	EIMJoined, EIMOpened, EIMFiltered uint64
 }
 
 // bury remembers a flow that left, for the generator (runModel forgets
@@ -451,6 +466,91 @@ func (r *mRun) limited(host uint32, inbound bool, got Verdict) (Verdict, bool) {
 // destination.
 func (m *model) portTaken(pub uint32, port uint16, remote uint32, rport uint16, proto uint8) bool {
 	return m.byIn(InKey{Pub: pub, Remote: remote, PubPort: port, RemotePort: rport, Proto: proto}) != nil
+}
+
+// eimFor reports whether a new flow of scenario kind and protocol proto
+// holds an endpoint-independent mapping (issue 19).
+func (s *mSpec) eimFor(kind Scenario, proto uint8) bool {
+	return s.eim && (kind == ScenarioPool || kind == ScenarioDefault) && (proto == ProtoTCP || proto == ProtoUDP)
+}
+
+// mappingOf returns the public endpoint of a private endpoint's
+// endpoint-independent mapping: sure when a live flow that is not pending
+// holds it (the translator has it), held when any flow does (a reclaimed
+// or pending one may or may not still hold it).
+func (m *model) mappingOf(proto uint8, priv uint32, port uint16) (pub uint32, pubPort uint16, sure, held bool) {
+	for i, set := range []map[OutKey]*mFlow{m.flows, m.zombies} {
+		for _, f := range set {
+			if f.eim && f.key.Proto == proto && f.key.Priv == priv && f.key.PrivPort == port {
+				pub, pubPort, held = f.pub, f.pubPort, true
+				sure = sure || (i == 0 && !f.pending)
+			}
+		}
+	}
+	return pub, pubPort, sure, held
+}
+
+// mappingAt returns a flow of the endpoint-independent mapping that holds
+// public endpoint pub:port (sure and held as for mappingOf), and whether
+// some flow of it has remote address remote: surely (live, not pending)
+// and maybe.
+func (m *model) mappingAt(proto uint8, pub uint32, port uint16, remote uint32) (of *mFlow, sure, held, remoteSure, remoteAny bool) {
+	for i, set := range []map[OutKey]*mFlow{m.flows, m.zombies} {
+		for _, f := range set {
+			if !f.eim || f.key.Proto != proto || f.pub != pub || f.pubPort != port {
+				continue
+			}
+			certain := i == 0 && !f.pending
+			if of == nil || certain {
+				of = f
+			}
+			held = true
+			sure = sure || certain
+			if f.key.Remote == remote {
+				remoteAny = true
+				remoteSure = remoteSure || certain
+			}
+		}
+	}
+	return of, sure, held, remoteSure, remoteAny
+}
+
+// eimFree counts the ports of blk a new endpoint-independent mapping may
+// take towards remote:rport: no flow's mapping holds them, and no flow
+// (least) or no live flow that is not pending (most) uses them towards
+// that destination.
+func (m *model) eimFree(blk portalloc.Block, proto uint8, remote uint32, rport uint16) (least, most int) {
+	held := map[uint16]bool{}
+	takenAll := map[uint16]bool{}
+	takenSure := map[uint16]bool{}
+	for i, set := range []map[OutKey]*mFlow{m.flows, m.zombies} {
+		for _, f := range set {
+			if f.pub != blk.Public || !blk.Contains(f.pubPort) || f.key.Proto != proto {
+				continue
+			}
+			if f.eim {
+				held[f.pubPort] = true
+			}
+			if f.key.Remote == remote && f.key.RemotePort == rport {
+				takenAll[f.pubPort] = true
+				if i == 0 && !f.pending {
+					takenSure[f.pubPort] = true
+				}
+			}
+		}
+	}
+	for p := int(blk.First); p <= int(blk.Last); p++ {
+		if held[uint16(p)] {
+			continue
+		}
+		if !takenAll[uint16(p)] {
+			least++
+		}
+		if !takenSure[uint16(p)] {
+			most++
+		}
+	}
+	return least, most
 }
 
 // tcp is the TCP tracking of [S5]: RST closes; FINs both ways close; a
@@ -1098,6 +1198,40 @@ func (r *mRun) predict(g *gpkt, got Verdict, out []byte) (Verdict, *mFlow, *mFlo
 	if got == DropPortExhausted && (all >= blk.Size() || freeAll == 0) {
 		return got, nil, nil
 	}
+	// Issue 19: an endpoint-independent mapping's port, or a port no
+	// mapping holds for a new one.
+	var mport uint16
+	var mapped bool
+	if s.eimFor(nf.kind, g.proto) {
+		nf.eim = true
+		mpub, mp, msure, mheld := m.mappingOf(g.proto, g.src, g.sport)
+		if mheld {
+			pm, _ := m.pol.Classify(g.src)
+			grace := pm.Grace
+			if nf.kind == ScenarioDefault {
+				grace = portalloc.Block{}
+			}
+			valid := mpub == blk.Public && (blk.Contains(mp) || grace.Public == mpub && grace.Contains(mp))
+			if msure && !valid {
+				return DropPortExhausted, nil, nil
+			}
+			taken := m.byIn(InKey{Pub: mpub, Remote: g.dst, PubPort: mp, RemotePort: rport, Proto: g.proto}) != nil ||
+				m.zombieIn(InKey{Pub: mpub, Remote: g.dst, PubPort: mp, RemotePort: rport, Proto: g.proto}) != nil
+			if got == DropPortExhausted && (!msure || !valid || taken) {
+				return got, nil, nil
+			}
+			mport, mapped = mp, msure
+			m.cov.EIMJoined += uint64(b2i(msure && got == VerdictForward))
+		} else {
+			least, most := m.eimFree(blk, g.proto, g.dst, rport)
+			if most == 0 {
+				return DropPortExhausted, nil, nil
+			}
+			if got == DropPortExhausted && least == 0 {
+				return got, nil, nil
+			}
+		}
+	}
 	// The limits, once the port is chosen.
 	if v, ok := r.limited(g.src, false, got); ok {
 		return v, nil, nil
@@ -1106,9 +1240,19 @@ func (r *mRun) predict(g *gpkt, got Verdict, out []byte) (Verdict, *mFlow, *mFlo
 		return VerdictForward, nil, nil
 	}
 	pub, port := IPv4(out).Src(), portOf(g, out, true)
-	if pub != blk.Public || !blk.Contains(port) {
+	if mapped && port != mport {
+		r.failf("new flow %v got %s:%d, its endpoint-independent mapping is on port %d", key, AddrFrom(pub), port, mport)
+		return got, nil, nil
+	}
+	if pub != blk.Public || !blk.Contains(port) && !(mapped && port == mport) {
 		r.failf("new flow %v got %s:%d, outside its block %v [S2]", key, AddrFrom(pub), port, blk)
 		return got, nil, nil
+	}
+	if nf.eim && !mapped {
+		if of, sure, _, _, _ := m.mappingAt(g.proto, pub, port, 0); sure && (of.key.Priv != g.src || of.key.PrivPort != g.sport) {
+			r.failf("new flow %v got %s:%d, the mapping of %s:%d", key, AddrFrom(pub), port, AddrFrom(of.key.Priv), of.key.PrivPort)
+			return got, nil, nil
+		}
 	}
 	// The port probe re-validated a pending flow holding the port.
 	if o := m.byIn(InKey{Pub: pub, Remote: g.dst, PubPort: port, RemotePort: rport, Proto: g.proto}); o != nil && o.pending {
@@ -1160,6 +1304,11 @@ func (r *mRun) predictIn(g *gpkt, got Verdict) (Verdict, *mFlow, *mFlow) {
 		}
 		return VerdictForward, f, nil
 	}
+	if s.eim && !g.echo() {
+		if v, nf, ok := r.predictEIMIn(g, got, rport, pport); ok {
+			return v, nil, nf
+		}
+	}
 	priv, ok := s.instanceByPublic(g.dst)
 	if !ok || !s.allowsInbound(priv, g.proto, pport) {
 		return DropNoFlow, nil, nil
@@ -1181,6 +1330,70 @@ func (r *mRun) predictIn(g *gpkt, got Verdict) (Verdict, *mFlow, *mFlow) {
 	nf := &mFlow{key: OutKey{Priv: priv, Remote: g.src, PrivPort: pport, RemotePort: rport, Proto: g.proto},
 		pub: g.dst, pubPort: pport, inbound: true, kind: ScenarioInstance}
 	return VerdictForward, nil, nf
+}
+
+// predictEIMIn is predictIn for a packet from the outside that matched no
+// flow, to the public endpoint of an endpoint-independent mapping: its
+// scope's filtering decides whether it opens a flow (issue 19). ok is
+// false when no mapping holds the endpoint.
+func (r *mRun) predictEIMIn(g *gpkt, got Verdict, rport, pport uint16) (Verdict, *mFlow, bool) {
+	m, s := r.m, &r.m.spec
+	of, sure, held, remoteSure, remoteAny := m.mappingAt(g.proto, g.dst, pport, g.src)
+	if !held {
+		return 0, nil, false
+	}
+	kind := s.classify(of.key.Priv)
+	if kind != ScenarioPool && kind != ScenarioDefault {
+		return DropNoFlow, nil, true
+	}
+	filt := s.filt[0]
+	if kind == ScenarioDefault {
+		filt = s.filt[1]
+	}
+	passSure, passAny := true, true
+	switch filt {
+	case FilteringAddressPortDependent:
+		passSure, passAny = false, false
+	case FilteringAddressDependent:
+		passSure, passAny = remoteSure, remoteAny
+	}
+	if !passAny {
+		m.cov.EIMFiltered++
+		return DropNoFlow, nil, true
+	}
+	if g.proto == ProtoTCP && g.flags&(TCPFlagSYN|TCPFlagACK|TCPFlagRST) != TCPFlagSYN {
+		return DropNoFlow, nil, true
+	}
+	certain := sure && passSure
+	if !certain && got == DropNoFlow {
+		return got, nil, true // the mapping or the address may be gone already
+	}
+	if s.martian(g.src) {
+		return DropMartian, nil, true
+	}
+	var blk, grace portalloc.Block
+	nf := &mFlow{key: OutKey{Priv: of.key.Priv, Remote: g.src, PrivPort: of.key.PrivPort, RemotePort: rport, Proto: g.proto},
+		pub: g.dst, pubPort: pport, inbound: true, kind: kind, eim: true}
+	if kind == ScenarioDefault {
+		d := m.pol.DefaultSNAT()
+		nf.alloc = d
+		b, ok := d.Lookup(of.key.Priv)
+		if !ok {
+			return DropNoFlow, nil, true
+		}
+		blk = b
+	} else {
+		pm, _ := m.pol.Classify(of.key.Priv)
+		blk, grace = pm.Block, pm.Grace
+	}
+	if blk.Public != g.dst || !(blk.Contains(pport) || grace.Public == g.dst && grace.Contains(pport)) {
+		return DropNoFlow, nil, true
+	}
+	if v, ok := r.limited(g.src, true, got); ok {
+		return v, nil, true
+	}
+	m.cov.EIMOpened++
+	return VerdictForward, nf, true
 }
 
 // predictError is [S8] for ICMP errors: matched through the quote.
@@ -1624,7 +1837,27 @@ func (r *mRun) genIn() *gpkt {
 	fs := slices.DeleteFunc(r.m.sortedFlows(), func(f *mFlow) bool { return r.m.spec.isPublic(f.key.Remote) })
 	var of *mFlow // the flow g belongs to, when picked from one
 	x := rng.IntN(100)
+	if r.m.spec.eim && rng.IntN(3) == 0 {
+		// Issue 19: to the public endpoint of a mapping, from a remote
+		// endpoint it may or may not have a flow with.
+		var mapped []*mFlow
+		for _, f := range fs {
+			if f.eim {
+				mapped = append(mapped, f)
+			}
+		}
+		if len(mapped) > 0 {
+			f := pick(rng, mapped)
+			g.proto, g.dst, g.dport = f.key.Proto, f.pub, f.pubPort
+			g.src, g.sport = pick(rng, mRemotes), pick(rng, mRemotePorts)
+			if rng.IntN(3) == 0 {
+				g.src = f.key.Remote
+			}
+			x = -1 // built below
+		}
+	}
 	switch {
+	case x < 0:
 	case x < 55 && len(fs) > 0:
 		f := pick(rng, fs)
 		of = f
@@ -1861,6 +2094,9 @@ func (r *mRun) reload() {
 		s.hostPct = pick(rng, []int{0, 1, 2, 3, 100})
 		s.inPct = pick(rng, []int{0, 1, 2, 100})
 	}
+	if s.eim && rng.IntN(3) == 0 { // a filtering change keeps every flow
+		s.filt[rng.IntN(2)] = FilteringMode(rng.IntN(3))
+	}
 	p, err := Compile(s.policySpec(), r.t.Policy())
 	if err != nil {
 		r.failf("compile: %v", err)
@@ -1870,8 +2106,8 @@ func (r *mRun) reload() {
 	r.m.cov.Reloads++
 	r.sweeping = true
 	r.m.reload(s, p)
-	r.logf("reload gen %d: pool %d ppm %d inst2 %v defPPM %d defFE %d deny %v timeouts %v limits %d%%/%d%%",
-		p.Gen, s.poolN, s.ppm, s.inst2, s.defPPM, s.defFE, s.deny, s.to, s.hostPct, s.inPct)
+	r.logf("reload gen %d: pool %d ppm %d inst2 %v defPPM %d defFE %d deny %v timeouts %v limits %d%%/%d%% eim %v %v",
+		p.Gen, s.poolN, s.ppm, s.inst2, s.defPPM, s.defFE, s.deny, s.to, s.hostPct, s.inPct, s.eim, s.filt)
 	r.checkLayout()
 	r.reconcile()
 }
@@ -2032,7 +2268,48 @@ func (r *mRun) reconcile() {
 		r.failf("verdict counters %v packets %v, the model's %v %v", st.Verdicts, st.Packets, m.verdicts, m.packets)
 		return
 	}
+	r.checkMappings()
 	r.checkDefaultSNAT()
+}
+
+// checkMappings checks the translator's endpoint-independent mappings
+// against the flows that hold them (issue 19): one per private endpoint
+// of such flows, on their public endpoint, and none without a flow.
+func (r *mRun) checkMappings() {
+	type endpoint struct {
+		proto uint8
+		priv  uint32
+		port  uint16
+	}
+	want := map[endpoint][2]uint32{}
+	for _, set := range []map[OutKey]*mFlow{r.m.flows, r.m.zombies} {
+		for _, f := range set {
+			if !f.eim {
+				continue
+			}
+			e := endpoint{f.key.Proto, f.key.Priv, f.key.PrivPort}
+			pe := [2]uint32{f.pub, uint32(f.pubPort)}
+			if o, ok := want[e]; ok && o != pe {
+				r.failf("private endpoint %v has flows on %s:%d and %s:%d", e, AddrFrom(o[0]), o[1], AddrFrom(pe[0]), pe[1])
+				return
+			}
+			want[e] = pe
+			if _, ok := set[f.key]; !ok {
+				continue
+			}
+		}
+	}
+	if got := r.t.Mappings(); got != len(want) {
+		r.failf("translator holds %d mappings, the flows hold %d", got, len(want))
+		return
+	}
+	for e, pe := range want {
+		pub, port, ok := r.t.MappingOf(e.proto, e.priv, e.port)
+		if !ok || pub != pe[0] || uint32(port) != pe[1] {
+			r.failf("mapping of %v is %s:%d (%v), its flows' %s:%d", e, AddrFrom(pub), port, ok, AddrFrom(pe[0]), pe[1])
+			return
+		}
+	}
 }
 
 // checkDefaultSNAT checks the default-SNAT assigner against the flows it
@@ -2080,8 +2357,18 @@ func (r *mRun) checkDefaultSNAT() {
 // runModel runs one random sequence of steps and returns the first
 // discrepancy, with the trace of the operations before it.
 func runModel(seed uint64, steps int, knobs uint8, cov *mCoverage) error {
+	return runModelSpec(seed, steps, knobs, false, cov)
+}
+
+// runModelSpec is runModel; with eim the pool and default SNAT map
+// endpoint independently, with filtering drawn from the seed (issue 19).
+func runModelSpec(seed uint64, steps int, knobs uint8, eim bool, cov *mCoverage) error {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	s := mSpec{poolN: 3, defPPM: 1024, to: [5]int{240, 30, 10, 60, 60}}
+	if eim {
+		s.eim = true
+		s.filt = [2]FilteringMode{FilteringMode(seed % 3), FilteringMode(seed / 3 % 3)}
+	}
 	if knobs&1 != 0 {
 		s.ppm = 8
 	}
@@ -2157,6 +2444,24 @@ func TestTranslatorModel(t *testing.T) {
 	for seed := range uint64(seeds) {
 		knobs := uint8(seed * 37)
 		if err := runModel(seed+1, steps, knobs, &cov); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("coverage: %+v", cov)
+}
+
+// TestTranslatorModelEIM is TestTranslatorModel with endpoint-independent
+// mapping for the pool and default SNAT, every filtering for each, and
+// reloads that change the filtering (issue 19).
+func TestTranslatorModelEIM(t *testing.T) {
+	seeds, steps := 27, 400
+	if testing.Short() || raceEnabled {
+		seeds, steps = 9, 200
+	}
+	var cov mCoverage
+	for seed := range uint64(seeds) {
+		knobs := uint8(seed * 37)
+		if err := runModelSpec(seed, steps, knobs, true, &cov); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -72,6 +72,9 @@ type PoolInfo struct {
 	PortsPerMember int
 	// RejectOnExhaustion is PoolSpec.RejectOnExhaustion.
 	RejectOnExhaustion bool
+	// Mapping and Filtering are PoolSpec.Mapping and PoolSpec.Filtering.
+	Mapping   MappingMode
+	Filtering FilteringMode
 }
 
 // Instance is one compiled instance-level public address.
@@ -159,6 +162,15 @@ type Policy struct {
 	defaultSrc  []subnet
 	defaultSNAT *portalloc.DefaultSNAT
 	defaultCfg  portalloc.DefaultSNATConfig
+	// defaultMapping and defaultFiltering are default SNAT's mapping
+	// behaviour; eim says some scope maps endpoint independently (eim.go).
+	defaultMapping   MappingMode
+	defaultFiltering FilteringMode
+	eim              bool
+	// eimPubs are the public addresses of endpoint-independent scopes:
+	// an inbound miss to one of them may belong to another worker's
+	// mapping (eim.go).
+	eimPubs map[uint32]bool
 }
 
 func sameDefaultSNAT(a, b portalloc.DefaultSNATConfig) bool {
@@ -260,7 +272,11 @@ func (p *Policy) compilePools(pools []PoolSpec, prev *Policy) error {
 			p.members[a] = m
 		}
 		p.Pools = append(p.Pools, PoolInfo{Name: ps.Name, Frontends: addrsFrom(ps.Frontends),
-			Members: addrsFrom(ps.Members), PortsPerMember: size, RejectOnExhaustion: ps.RejectOnExhaustion})
+			Members: addrsFrom(ps.Members), PortsPerMember: size, RejectOnExhaustion: ps.RejectOnExhaustion,
+			Mapping: ps.Mapping, Filtering: ps.Filtering})
+		if ps.Mapping == MappingEndpointIndependent {
+			p.addEIMPublics(ps.Frontends)
+		}
 	}
 	return nil
 }
@@ -286,6 +302,10 @@ func (p *Policy) compileDefaultSNAT(d *DefaultSNATSpec, prev *Policy) error {
 			return fmt.Errorf("default_snat.sources[%d]: %w", i, err)
 		}
 		p.defaultSrc = append(p.defaultSrc, sn)
+	}
+	p.defaultMapping, p.defaultFiltering = d.Mapping, d.Filtering
+	if d.Mapping == MappingEndpointIndependent {
+		p.addEIMPublics(d.Frontends)
 	}
 	p.defaultCfg = portalloc.DefaultSNATConfig{Frontends: slices.Clone(d.Frontends),
 		PortsPerMember: d.PortsPerMember, Workers: d.Workers}
@@ -543,8 +563,9 @@ func AddrFrom(v uint32) netip.Addr {
 
 // Keeps reports whether flow f, created under an older policy, would stay
 // under p [S7]: its private address still maps to the address the flow
-// uses, its public port lies in the member's block or grace, and no deny
-// rule now blocks its destination. It changes nothing, so the management
+// uses, its public port lies in the member's block or grace, no deny
+// rule now blocks its destination, and it holds an endpoint-independent
+// mapping exactly when its scope now maps so (eim.go). It changes nothing, so the management
 // core may ask it of a candidate policy that was never published (natgw
 // plan); the sweep and the lazy re-validation on the packet path decide
 // with the same function (Translator.revalidate), so a plan and the
@@ -568,6 +589,11 @@ func (p *Policy) keeps(f *Flow) (Mapping, bool) {
 	keep := v == VerdictForward && m.Block.Public == f.Pub &&
 		(m.Block.Contains(f.PubPort) || (m.Grace.Public == f.Pub && m.Grace.Contains(f.PubPort)))
 	if keep && f.Flags&flagInbound == 0 && p.Denied(f.Remote, f.Proto, f.RemotePort) {
+		keep = false
+	}
+	// A flow holds an endpoint-independent mapping exactly when its
+	// scope maps so: a reload that changes the mode reclaims (eim.go).
+	if keep && (f.Flags&flagEIM != 0) != (eimProto(f.Proto) && p.eimScope(m.Scope)) {
 		keep = false
 	}
 	return m, keep

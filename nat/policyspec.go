@@ -76,6 +76,11 @@ type PoolSpec struct {
 	// the worker asks for a TCP RST or an ICMP administratively
 	// prohibited. Otherwise the flow is dropped silently.
 	RejectOnExhaustion bool
+	// Mapping and Filtering are the pool's mapping behaviour (RFC 4787
+	// REQ-1, REQ-8; eim.go); the zero values are address-and-port
+	// dependent.
+	Mapping   MappingMode
+	Filtering FilteringMode
 }
 
 // InstanceSpec is one instance: Private owns Public 1:1 [S1], and the
@@ -111,4 +116,8 @@ type DefaultSNATSpec struct {
 	// Workers is the number of worker cores that report flows to the
 	// shared assigner.
 	Workers int
+	// Mapping and Filtering are default SNAT's mapping behaviour, as for
+	// a pool (PoolSpec).
+	Mapping   MappingMode
+	Filtering FilteringMode
 }

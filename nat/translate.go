@@ -105,6 +105,13 @@ type TranslatorOptions struct {
 	// OnExhausted, when set, is called (on the worker) for each new flow
 	// refused for lack of a port. It must not block.
 	OnExhausted func(ExhaustEvent)
+	// Workers is the number of workers; endpoint-independent mappings
+	// are owned by one of them (eim.go). 0 means 1.
+	Workers int
+	// MappingCapacity bounds the endpoint-independent mappings (and the
+	// mapping-remote address pairs of their flows); 0 means the flow
+	// capacity, which the mappings can never outgrow (eim.go).
+	MappingCapacity int
 	// SourceCheck, when set, is asked about every new outbound flow the
 	// policy would admit, before it takes a port or a default-SNAT block:
 	// i is the packet's index in the slice given to OutboundBurst (0 for
@@ -117,15 +124,16 @@ type TranslatorOptions struct {
 
 // Translator translates the packets of one worker.
 type Translator struct {
-	flows  *FlowTable
-	usage  *portalloc.Usage
-	hot    portalloc.Hot // pairs closest to exhaustion, on create/release only
-	rand   portalloc.Rand
-	pol    *Policy
-	worker int
-	onExh  func(ExhaustEvent)
-	onSess SessionHook // session.go
-	srcChk func(i int, src uint32, newBlock bool) Verdict
+	flows   *FlowTable
+	usage   *portalloc.Usage
+	hot     portalloc.Hot // pairs closest to exhaustion, on create/release only
+	rand    portalloc.Rand
+	pol     *Policy
+	worker  int
+	workers int
+	onExh   func(ExhaustEvent)
+	onSess  SessionHook // session.go
+	srcChk  func(i int, src uint32, newBlock bool) Verdict
 	// base is the index of the current burst chunk's first packet in the
 	// caller's slice (for SourceCheck).
 	base   int
@@ -142,6 +150,11 @@ type Translator struct {
 	hosts   hostCounts
 	inbound int
 	limits  hostLimits
+	// eim holds the endpoint-independent mappings, allocated with the
+	// first policy that has such a scope (eim.go); eimCap is its
+	// capacity (0: the flow capacity).
+	eim    *eimTable
+	eimCap int
 	// Stats are the worker's counters (see Stats).
 	Stats Stats
 
@@ -173,13 +186,15 @@ const maxResets = 256
 // given capacity, running policy p.
 func NewTranslator(p *Policy, opts TranslatorOptions, now Tick) *Translator {
 	t := &Translator{
-		flows:  NewFlowTable(opts.FlowCapacity, p.Timeouts, now),
-		usage:  portalloc.NewUsage(opts.FlowCapacity),
-		rand:   portalloc.NewRand(opts.Seed),
-		worker: opts.Worker,
-		onExh:  opts.OnExhausted,
-		srcChk: opts.SourceCheck,
-		resets: make([]Flow, 0, maxResets),
+		flows:   NewFlowTable(opts.FlowCapacity, p.Timeouts, now),
+		usage:   portalloc.NewUsage(opts.FlowCapacity),
+		rand:    portalloc.NewRand(opts.Seed),
+		worker:  opts.Worker,
+		workers: max(1, opts.Workers),
+		onExh:   opts.OnExhausted,
+		srcChk:  opts.SourceCheck,
+		resets:  make([]Flow, 0, maxResets),
+		eimCap:  opts.MappingCapacity,
 	}
 	t.hosts = newHostCounts(t.flows.Capacity())
 	t.SetPolicy(p)
@@ -199,7 +214,7 @@ func (t *Translator) Hot() *portalloc.Hot { return &t.hot }
 // MemoryBytes returns the memory the translator holds for flows: the flow
 // table, the per-destination usage counts and the per-host flow counts.
 func (t *Translator) MemoryBytes() int {
-	return t.flows.MemoryBytes() + t.usage.MemoryBytes() + t.hosts.memoryBytes()
+	return t.flows.MemoryBytes() + t.usage.MemoryBytes() + t.hosts.memoryBytes() + t.eim.memoryBytes()
 }
 
 // Policy returns the policy the translator runs.
@@ -231,6 +246,7 @@ func (t *Translator) SetPolicy(p *Policy) {
 	}
 	t.Stats.Exhausted = exh
 	t.useSNAT(p.defaultSNAT)
+	t.useEIM(p)
 }
 
 // useSNAT makes d the allocator new default-SNAT flows are counted on.
@@ -724,6 +740,10 @@ func (t *Translator) createOut(pi *pktInfo, now Tick) (uint32, Verdict) {
 	if v != VerdictForward {
 		return 0, v
 	}
+	if t.workers > 1 && m.Scenario != ScenarioInstance && p.eim && eimProto(pi.proto) && p.eimScope(m.Scope) &&
+		EIMOwner(pi.proto, src, pi.sport, t.workers) != t.worker {
+		return 0, VerdictHandoff // another worker's mapping
+	}
 	if t.srcChk != nil && p.SourceCheck {
 		newBlock := m.Scenario == ScenarioDefault && m.Block.Public == 0
 		if v := t.srcChk(t.base+int(pi.pos), src, newBlock); v != VerdictForward {
@@ -759,6 +779,7 @@ func (t *Translator) insertOut(pi *pktInfo, m *Mapping, src, dst uint32, now Tic
 		f.snat = t.snatCur // counted by the caller's Acquire
 	}
 	uk := portalloc.Key{Private: src, Remote: dst, RemotePort: pi.dport, Proto: pi.proto}
+	var mi uint32 // the endpoint-independent mapping the flow joins, 0: a new one
 	if m.Scenario == ScenarioInstance {
 		f.PubPort = pi.sport // 1:1: the private 5-tuple is already unique
 	} else {
@@ -766,43 +787,72 @@ func (t *Translator) insertOut(pi *pktInfo, m *Mapping, src, dst uint32, now Tic
 			t.exhausted(pi, src, dst, m.Scope)
 			return 0, DropPortExhausted
 		}
-		pub := m.Block.Public
-		used := func(port uint16) bool { return t.portUsed(pub, port, dst, pi.dport, pi.proto) }
-		var port uint16
-		var ok bool
-		if pi.hinted {
-			port, ok = portalloc.PickFrom(m.Block, pi.hint, &t.rand, used)
+		if t.eim != nil && eimProto(pi.proto) && t.pol.eimScope(m.Scope) {
+			port, i, v := t.eimPort(pi, m, src, dst)
+			if v != VerdictForward {
+				t.exhausted(pi, src, dst, m.Scope)
+				return 0, v
+			}
+			f.PubPort, f.Flags, mi = port, f.Flags|flagEIM, i
 		} else {
-			port, ok = portalloc.Pick(m.Block, &t.rand, used)
+			pub := m.Block.Public
+			used := func(port uint16) bool { return t.portUsed(pub, port, dst, pi.dport, pi.proto) }
+			var port uint16
+			var ok bool
+			if pi.hinted {
+				port, ok = portalloc.PickFrom(m.Block, pi.hint, &t.rand, used)
+			} else {
+				port, ok = portalloc.Pick(m.Block, &t.rand, used)
+			}
+			if !ok {
+				t.exhausted(pi, src, dst, m.Scope)
+				return 0, DropPortExhausted
+			}
+			f.PubPort = port
 		}
-		if !ok {
-			t.exhausted(pi, src, dst, m.Scope)
-			return 0, DropPortExhausted
-		}
-		f.PubPort = port
 	}
-	if v := t.admit(src, false); v != VerdictForward {
+	return t.insertFlow(&f, m, mi, false, now)
+}
+
+// insertFlow admits, inserts and counts a new flow of mapping m: an
+// outbound one, or (inbound) one an endpoint-independent mapping's
+// filtering opened. A flow with flagEIM joins mapping mi (0: creates it).
+func (t *Translator) insertFlow(f *Flow, m *Mapping, mi uint32, inbound bool, now Tick) (uint32, Verdict) {
+	host := f.Priv
+	if inbound {
+		host = f.Remote
+	}
+	if v := t.admit(host, inbound); v != VerdictForward {
 		return 0, v
 	}
-	idx, ok := t.flows.Insert(&f, now)
-	if !ok {
-		t.unadmit(src, false)
-		return 0, DropFlowTableFull
-	}
-	if m.Scenario != ScenarioInstance {
-		n, ok := t.usage.Inc(uk)
-		if !ok {
-			t.flows.Remove(idx)
-			t.unadmit(src, false)
+	if f.Flags&flagEIM != 0 {
+		if mi = t.eimReserve(f, mi); mi == 0 {
+			t.unadmit(host, inbound)
 			return 0, DropFlowTableFull
 		}
-		t.hot.Created(uk, n, m.Block.Size(), m.Scope)
+	}
+	idx, ok := t.flows.Insert(f, now)
+	if ok && m.Scenario != ScenarioInstance {
+		uk := portalloc.Key{Private: f.Priv, Remote: f.Remote, RemotePort: f.RemotePort, Proto: f.Proto}
+		var n int
+		if n, ok = t.usage.Inc(uk); ok {
+			t.hot.Created(uk, n, m.Block.Size(), m.Scope)
+		} else {
+			t.flows.Remove(idx)
+		}
+	}
+	if !ok {
+		if f.Flags&flagEIM != 0 {
+			t.eimRelease(mi, f.Remote)
+		}
+		t.unadmit(host, inbound)
+		return 0, DropFlowTableFull
 	}
 	if f.snat != 0 {
 		t.snats[f.snat].flows++
 	}
-	t.Stats.FlowsActive[ProtoIndex(pi.proto)]++
-	t.Stats.FlowsCreated[ProtoIndex(pi.proto)]++
+	t.Stats.FlowsActive[ProtoIndex(f.Proto)]++
+	t.Stats.FlowsCreated[ProtoIndex(f.Proto)]++
 	if t.onSess != nil {
 		t.onSess(t.flows.Flow(idx), SessionCreated)
 	}
@@ -812,6 +862,9 @@ func (t *Translator) insertOut(pi *pktInfo, m *Mapping, src, dst uint32, now Tic
 // createIn opens a flow for an inbound connection an instance's rules
 // allow [S6]; anything else unsolicited is dropped.
 func (t *Translator) createIn(pi *pktInfo, now Tick) (uint32, Verdict) {
+	if idx, v, ok := t.eimInbound(pi, now); ok {
+		return idx, v
+	}
 	in, ok := t.pol.InstanceByPublic(pi.ip.Dst())
 	if !ok || !in.AllowsInbound(pi.proto, pi.dport) {
 		return 0, DropNoFlow
@@ -974,6 +1027,9 @@ func (t *Translator) expireOne(_ uint32, f *Flow, r ExpireReason) {
 		t.hot.Released(uk, t.usage.Dec(uk))
 	}
 	t.releaseSNAT(f) // on the allocator that counted it
+	if f.Flags&flagEIM != 0 {
+		t.eimReleaseFlow(f)
+	}
 	if f.Flags&flagInbound != 0 {
 		t.unadmit(f.Remote, true)
 	} else {

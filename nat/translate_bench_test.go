@@ -15,7 +15,12 @@ const benchPktLen = 46
 // benchFlows opens n UDP flows from pool members to many destinations and
 // returns the pristine outbound packets and their replies, in random order.
 func benchFlows(b *testing.B, n int) (*Translator, []byte, []byte) {
-	p := testPolicy(b, 0)
+	return benchFlowsOf(b, n, testSpec(0))
+}
+
+// benchFlowsOf is benchFlows under policy s.
+func benchFlowsOf(b *testing.B, n int, s PolicySpec) (*Translator, []byte, []byte) {
+	p := compileSpec(b, s, nil)
 	tr := NewTranslator(p, TranslatorOptions{FlowCapacity: n + n/8, Seed: 42}, 1000)
 	outs := make([]byte, n*benchPktLen)
 	ins := make([]byte, n*benchPktLen)

@@ -18,6 +18,11 @@ const (
 	// runtime translates it inbound, as if it came from the outside, and
 	// sends it to the inside host that mapping belongs to.
 	VerdictHairpin
+	// VerdictHandoff: the packet matched no flow here and belongs to an
+	// endpoint-independent mapping another worker owns (eim.go,
+	// HandoffOwner); it is untouched, and the runtime hands it to that
+	// worker.
+	VerdictHandoff
 	DropDenied
 	DropNoScenario
 	DropPortExhausted
@@ -70,6 +75,7 @@ var verdictNames = [NumVerdicts]string{
 	VerdictForward:    "forward",
 	VerdictLocal:      "local",
 	VerdictHairpin:    "hairpin",
+	VerdictHandoff:    "handoff",
 	DropDenied:        "denied",
 	DropNoScenario:    "no_scenario",
 	DropPortExhausted: "port_exhausted",

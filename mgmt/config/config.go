@@ -122,6 +122,11 @@ type Pool struct {
 	// "reject" (a TCP RST for a SYN, ICMP administratively prohibited
 	// otherwise, rate-limited; issue 18).
 	OnExhaustion string `toml:"on_exhaustion,omitempty"`
+	// Mapping and Filtering are the pool's mapping behaviour (RFC 4787
+	// REQ-1, REQ-8; behaviour.go): Mapping* and Filtering* values, empty
+	// for the default, address-and-port dependent.
+	Mapping   string `toml:"mapping,omitempty"`
+	Filtering string `toml:"filtering,omitempty"`
 }
 
 // OnExhaustion values.
@@ -145,6 +150,10 @@ type DefaultSNAT struct {
 	Sources        []string `toml:"sources"`
 	Frontends      []string `toml:"frontends"`
 	PortsPerMember int      `toml:"ports_per_member"`
+	// Mapping and Filtering are default SNAT's mapping behaviour, as for
+	// a pool.
+	Mapping   string `toml:"mapping,omitempty"`
+	Filtering string `toml:"filtering,omitempty"`
 }
 
 // DenyRule blocks outbound traffic to a destination [S1].

@@ -443,6 +443,7 @@ func (v *validator) pools() {
 			}
 		}
 		frontends, frontendsOK := v.scenarioFrontends(key+".frontends", pool.Frontends, label+" ("+key+")")
+		v.behaviour(key, pool.Mapping, pool.Filtering)
 
 		if len(pool.Members) == 0 {
 			v.add(key+".members", `no members: list private addresses or prefixes, like ["10.0.1.4", "10.0.2.0/28"]`)
@@ -597,6 +598,7 @@ func (v *validator) defaultSNAT() {
 		}
 	}
 	v.scenarioFrontends("default_snat.frontends", d.Frontends, "default SNAT (default_snat)")
+	v.behaviour("default_snat", d.Mapping, d.Filtering)
 	if err := portalloc.CheckBlockSize(d.PortsPerMember); err != nil {
 		msg := err.Error()
 		if d.PortsPerMember == 0 {
