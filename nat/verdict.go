@@ -18,6 +18,12 @@ const (
 	// runtime translates it inbound, as if it came from the outside, and
 	// sends it to the inside host that mapping belongs to.
 	VerdictHairpin
+	// VerdictRedirect: the packet, from the inside, matched no flow while
+	// the translator redirects new flows (SetRedirect: the node is
+	// draining, issue 17): it was not translated, its IP header is
+	// untouched; the runtime sends it to a cluster peer, which translates
+	// it as its own new flow.
+	VerdictRedirect
 	DropDenied
 	DropNoScenario
 	DropPortExhausted
@@ -70,6 +76,7 @@ var verdictNames = [NumVerdicts]string{
 	VerdictForward:    "forward",
 	VerdictLocal:      "local",
 	VerdictHairpin:    "hairpin",
+	VerdictRedirect:   "redirect",
 	DropDenied:        "denied",
 	DropNoScenario:    "no_scenario",
 	DropPortExhausted: "port_exhausted",
