@@ -95,6 +95,10 @@ type Manager struct {
 	// the link (pollMTU); workers load it once per poll as the egress
 	// MTU of packets leaving by that port.
 	MTU [NumPorts]atomic.Int32
+	// Redirect is the node's drain switch: while true, workers send new
+	// outbound flows to a cluster peer (redirect.go). Any goroutine may
+	// set it.
+	Redirect atomic.Bool
 	// Stats are the management core's counters.
 	Stats ManagerStats
 	// OnExhausted, when set (before Run), is called on the management
@@ -444,6 +448,20 @@ func (m *Manager) InsideRoutersResolved() bool {
 	return true
 }
 
+// ClusterPeersResolved returns how many of the cluster peers
+// (bgp.cluster_peers) ARP confirmed: a drain redirects new flows to them.
+// Safe from any goroutine.
+func (m *Manager) ClusterPeersResolved() int {
+	n := m.neigh.Load()
+	k := 0
+	for _, peer := range m.pol.Load().ClusterPeers {
+		if _, confirmed, ok := n.Binding(peer); ok && confirmed {
+			k++
+		}
+	}
+	return k
+}
+
 // GatewayResolved reports whether the outside gateway's MAC is known to
 // the workers. Safe from any goroutine.
 func (m *Manager) GatewayResolved() bool {
@@ -551,6 +569,12 @@ func (m *Manager) maintain(now time.Time) {
 	for _, via := range m.pol.Load().RoutedVias() {
 		if e, ok := m.table[via]; !ok || e.gleaned || now.Sub(e.updated) > neighborRefresh {
 			m.resolve(via, now)
+		}
+	}
+	// And the cluster peers, which a drain redirects new flows to.
+	for _, peer := range m.pol.Load().ClusterPeers {
+		if e, ok := m.table[peer]; !ok || e.gleaned || now.Sub(e.updated) > neighborRefresh {
+			m.resolve(peer, now)
 		}
 	}
 	changed := false
