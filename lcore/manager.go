@@ -448,6 +448,33 @@ func (m *Manager) InsideRoutersResolved() bool {
 	return true
 }
 
+// peerSilence is how long a cluster peer may leave natgw's ARP requests
+// unanswered during a drain before natgw stops redirecting flows to it.
+const peerSilence = 3 * time.Second
+
+// maintainPeers resolves the cluster peers, which a drain redirects new
+// flows to, and reports whether it forgot one. While the node drains
+// (Redirect) it asks them every second and forgets a peer silent for
+// peerSilence, so flows are not redirected to a dead node (with no peer
+// left the workers translate new flows themselves); otherwise it
+// refreshes them like the inside routers.
+func (m *Manager) maintainPeers(now time.Time) bool {
+	draining, forgot := m.Redirect.Load(), false
+	for _, peer := range m.pol.Load().ClusterPeers {
+		e, ok := m.table[peer]
+		switch {
+		case draining && ok && !e.static && now.Sub(e.updated) > peerSilence:
+			m.log.Warn("drain: cluster peer stopped answering ARP: no longer redirecting to it", "peer", nat.AddrFrom(peer))
+			delete(m.table, peer)
+			forgot = true
+			m.resolve(peer, now)
+		case draining, !ok || e.gleaned || now.Sub(e.updated) > neighborRefresh:
+			m.resolve(peer, now)
+		}
+	}
+	return forgot
+}
+
 // ClusterPeersResolved returns how many of the cluster peers
 // (bgp.cluster_peers) ARP confirmed: a drain redirects new flows to them.
 // Safe from any goroutine.
@@ -571,12 +598,6 @@ func (m *Manager) maintain(now time.Time) {
 			m.resolve(via, now)
 		}
 	}
-	// And the cluster peers, which a drain redirects new flows to.
-	for _, peer := range m.pol.Load().ClusterPeers {
-		if e, ok := m.table[peer]; !ok || e.gleaned || now.Sub(e.updated) > neighborRefresh {
-			m.resolve(peer, now)
-		}
-	}
 	changed := false
 	for addr, e := range m.table {
 		if e.static {
@@ -596,6 +617,7 @@ func (m *Manager) maintain(now time.Time) {
 			delete(m.asked, addr)
 		}
 	}
+	changed = m.maintainPeers(now) || changed
 	if changed || m.neigh.Load().Gateway != gw {
 		m.publish()
 	}

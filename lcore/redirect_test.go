@@ -192,3 +192,34 @@ func TestRedirectNoAllocs(t *testing.T) {
 	w.publish()
 	assert.Greater(t, w.Counters.Verdicts[nat.VerdictRedirect].Load(), uint64(200), "the loop redirected packets")
 }
+
+// TestDrainForgetsSilentPeer: while the node drains, natgw asks its
+// peers every second; a peer silent for peerSilence is forgotten, so new
+// flows are translated here (counted as no peer) instead of being sent
+// to a dead node.
+func TestDrainForgetsSilentPeer(t *testing.T) {
+	tb := newClusterTestbed(t, 1, []uint32{peer1})
+	m := tb.rt.Manager
+	t0 := time.Now()
+	m.maintain(t0)
+	require.Contains(t, arpRequestsFor(tb.in.Sent()), peer1)
+	tb.in.Inject(0, arpFrame(macIn, macPeer1, nat.ARPReply, macPeer1, peer1, macIn, insideAddr))
+	tb.poll()
+	require.Equal(t, 1, m.ClusterPeersResolved(), "the peer answered")
+
+	m.Redirect.Store(true)
+	m.maintain(t0.Add(1100 * time.Millisecond))
+	assert.Contains(t, arpRequestsFor(tb.in.Sent()), peer1, "draining: the peer is asked every second")
+	tb.in.Inject(0, udpFrame(t, macIn, macHost, member, server, 40000, 53, 64))
+	tb.poll()
+	assert.Equal(t, 1, ipv4Frames(tb.in.Sent()), "redirected to the peer")
+
+	m.maintain(t0.Add(4 * time.Second))
+	assert.Zero(t, m.ClusterPeersResolved(), "silent for 3 s: forgotten")
+	tb.in.Inject(0, udpFrame(t, macIn, macHost, member, server, 40001, 53, 64))
+	tb.poll()
+	assert.Equal(t, 1, ipv4Frames(tb.out.Sent()), "translated here")
+	w := tb.rt.Workers[0]
+	w.publish()
+	assert.Equal(t, uint64(1), w.Counters.RedirectNoPeer.Load())
+}
