@@ -133,6 +133,9 @@ type Manager struct {
 	// garpDone says a port's addresses were all announced since its
 	// link last came up (read by AddressesAnnounced).
 	garpDone [NumPorts]atomic.Bool
+	// drainSeen is when maintainPeers first saw Redirect set (zero while
+	// it is not).
+	drainSeen time.Time
 }
 
 // NewManager returns the management loop for a runtime.
@@ -457,13 +460,21 @@ const peerSilence = 3 * time.Second
 // (Redirect) it asks them every second and forgets a peer silent for
 // peerSilence, so flows are not redirected to a dead node (with no peer
 // left the workers translate new flows themselves); otherwise it
-// refreshes them like the inside routers.
+// refreshes them like the inside routers. Silence counts from the
+// drain's start at the earliest: before it, peers were asked only every
+// neighborRefresh.
 func (m *Manager) maintainPeers(now time.Time) bool {
 	draining, forgot := m.Redirect.Load(), false
+	switch {
+	case !draining:
+		m.drainSeen = time.Time{}
+	case m.drainSeen.IsZero():
+		m.drainSeen = now
+	}
 	for _, peer := range m.pol.Load().ClusterPeers {
 		e, ok := m.table[peer]
 		switch {
-		case draining && ok && !e.static && now.Sub(e.updated) > peerSilence:
+		case draining && ok && !e.static && now.Sub(e.updated) > peerSilence && now.Sub(m.drainSeen) > peerSilence:
 			m.log.Warn("drain: cluster peer stopped answering ARP: no longer redirecting to it", "peer", nat.AddrFrom(peer))
 			delete(m.table, peer)
 			forgot = true

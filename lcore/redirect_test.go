@@ -196,7 +196,8 @@ func TestRedirectNoAllocs(t *testing.T) {
 // TestDrainForgetsSilentPeer: while the node drains, natgw asks its
 // peers every second; a peer silent for peerSilence is forgotten, so new
 // flows are translated here (counted as no peer) instead of being sent
-// to a dead node.
+// to a dead node. Silence counts from the drain's start: a peer last
+// heard of long before it (peers are refreshed every 30 s) is kept.
 func TestDrainForgetsSilentPeer(t *testing.T) {
 	tb := newClusterTestbed(t, 1, []uint32{peer1})
 	m := tb.rt.Manager
@@ -207,15 +208,20 @@ func TestDrainForgetsSilentPeer(t *testing.T) {
 	tb.poll()
 	require.Equal(t, 1, m.ClusterPeersResolved(), "the peer answered")
 
+	// The drain starts 20 s after the peer was last heard of.
+	t1 := t0.Add(20 * time.Second)
 	m.Redirect.Store(true)
-	m.maintain(t0.Add(1100 * time.Millisecond))
+	m.maintain(t1)
+	assert.Equal(t, 1, m.ClusterPeersResolved(), "a peer heard of before the drain is kept at its start")
+	assert.Contains(t, arpRequestsFor(tb.in.Sent()), peer1, "draining: the peer is asked")
+	m.maintain(t1.Add(1100 * time.Millisecond))
 	assert.Contains(t, arpRequestsFor(tb.in.Sent()), peer1, "draining: the peer is asked every second")
 	tb.in.Inject(0, udpFrame(t, macIn, macHost, member, server, 40000, 53, 64))
 	tb.poll()
 	assert.Equal(t, 1, ipv4Frames(tb.in.Sent()), "redirected to the peer")
 
-	m.maintain(t0.Add(4 * time.Second))
-	assert.Zero(t, m.ClusterPeersResolved(), "silent for 3 s: forgotten")
+	m.maintain(t1.Add(3500 * time.Millisecond))
+	assert.Zero(t, m.ClusterPeersResolved(), "silent for 3 s of the drain: forgotten")
 	tb.in.Inject(0, udpFrame(t, macIn, macHost, member, server, 40001, 53, 64))
 	tb.poll()
 	assert.Equal(t, 1, ipv4Frames(tb.out.Sent()), "translated here")
