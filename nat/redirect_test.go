@@ -93,3 +93,20 @@ func TestRedirectNoAllocs(t *testing.T) {
 	assert.Zero(t, allocs)
 	assert.Equal(t, VerdictRedirect, verdicts[0])
 }
+
+// TestRedirectLaterFragments: a later fragment whose datagram has no flow
+// follows its redirected first fragment while redirecting, and is dropped
+// as before otherwise.
+func TestRedirectLaterFragments(t *testing.T) {
+	answer := true
+	var asked []OutKey
+	tr := redirectTranslator(t, &answer, &asked)
+	frag := udp(memberA, server, 4001, 53).build(t)
+	assert.Equal(t, DropFragment, tr.OutboundFragment(bytes.Clone(frag), 4001, 53, 1000))
+	assert.Empty(t, asked)
+	tr.SetRedirect(true)
+	assert.Equal(t, VerdictRedirect, tr.OutboundFragment(frag, 4001, 53, 1000))
+	require.Len(t, asked, 1)
+	assert.Equal(t, OutKey{Priv: memberA, Remote: server, PrivPort: 4001, RemotePort: 53, Proto: ProtoUDP}, asked[0])
+	assert.Zero(t, tr.Flows().Len())
+}
