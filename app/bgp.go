@@ -45,6 +45,7 @@ func (a *appliance) startBGP(c *config.Config) error {
 	ann := bgp.NewAnnouncer(bgp.AnnouncerOptions{
 		Speaker: sp, Health: a.bgpHealth, Routes: a.bgpRoutes, Flows: a.activeFlows,
 		HoldDown: b.HoldDown.Duration, DrainDeadline: b.DrainDeadline.Duration, Log: a.log,
+		Redirect: a.startRedirect,
 	})
 	if err := a.api.Registry().Register(ann.Collector()); err != nil {
 		sp.Close()
@@ -127,6 +128,23 @@ func (a *appliance) activeFlows() uint64 {
 		}
 	}
 	return n
+}
+
+// startRedirect starts the dataplane's redirection of new flows to the
+// cluster peers (bgp.cluster_peers) when a drain starts, if ARP resolved
+// one of them; it reports whether it did.
+func (a *appliance) startRedirect() bool {
+	n := a.bgp.Load()
+	if n == nil || len(n.conf.ClusterPeers) == 0 {
+		return false
+	}
+	if k := a.rt.Manager.ClusterPeersResolved(); k == 0 {
+		a.log.Warn("drain: no cluster peer resolved by ARP: withdrawing the inside route first, the node's flows move with it",
+			"cluster_peers", n.conf.ClusterPeers)
+		return false
+	}
+	a.rt.Manager.Redirect.Store(true)
+	return true
 }
 
 // startDrain starts draining (natgw ctl drain, SIGTERM with

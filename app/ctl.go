@@ -42,7 +42,7 @@ commands:
                                          (at an RFC 3339 time, default now; nat_log.history)
   top [--limit N] [--interval D] [--once] member/destination pairs nearest port exhaustion,
                                          refreshed in place (--json or --once: print once)
-  drain                                  withdraw this node's routes ([bgp]), let its flows end, exit
+  drain                                  move new flows off this node ([bgp]), let its flows end, withdraw, exit
 --mgmt defaults to $NATGW_MGMT, else ` + defaultMgmtURL + `
 --token-file (mgmt.token_file; every /v1/ request needs it when the appliance has one)
   defaults to $NATGW_TOKEN_FILE; it may also follow the command`
@@ -384,7 +384,8 @@ func (c *ctlClient) drain(args []string) int {
 	}
 	var r map[string]string
 	return c.run(http.MethodPost, "/v1/drain", &r, func(w io.Writer) {
-		fmt.Fprintln(w, "draining: inside routes withdrawn; natgw exits once its flows ended or bgp.drain_deadline passed")
+		fmt.Fprintln(w, "draining: new flows leave this node (redirected to a cluster peer with bgp.cluster_peers, else the inside routes are withdrawn);")
+		fmt.Fprintln(w, "natgw exits once its flows ended or bgp.drain_deadline passed (see ctl status)")
 	})
 }
 

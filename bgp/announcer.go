@@ -26,6 +26,11 @@ const (
 // DefaultCheckInterval is how often the announcer asks the node's health.
 const DefaultCheckInterval = 100 * time.Millisecond
 
+// DefaultDrainSettle is how long a redirecting drain keeps the node
+// working after it withdrew its inside routes, while the inside routers
+// take the withdrawal in (AnnouncerOptions.DrainSettle).
+const DefaultDrainSettle = time.Second
+
 // AnnouncerOptions configure an Announcer.
 type AnnouncerOptions struct {
 	// Speaker carries the announcements.
@@ -44,6 +49,17 @@ type AnnouncerOptions struct {
 	HoldDown time.Duration
 	// DrainDeadline bounds how long a drain waits for flows to end.
 	DrainDeadline time.Duration
+	// Redirect, when set, is called when a drain starts: it starts the
+	// dataplane's redirection of new flows to the cluster's other nodes
+	// and reports whether it did (a peer is resolved). Then the inside
+	// routes stay announced while the node's own flows end, and are
+	// withdrawn last; otherwise the drain withdraws them first.
+	Redirect func() bool
+	// DrainSettle is how long a redirecting drain waits between
+	// withdrawing the inside routes and the outside routes, while the
+	// inside routers stop sending the node packets (DefaultDrainSettle
+	// when 0).
+	DrainSettle time.Duration
 	// CheckInterval is how often Run checks (DefaultCheckInterval when 0).
 	CheckInterval time.Duration
 	// Log receives announcements and withdrawals.
@@ -53,7 +69,14 @@ type AnnouncerOptions struct {
 // Drain phases.
 const (
 	drainNone = iota
+	// drainWaiting: inside routes withdrawn, the node's flows ending.
 	drainWaiting
+	// drainRedirecting: routes kept, new flows redirected to the
+	// cluster peers, the node's flows ending.
+	drainRedirecting
+	// drainSettling: a redirecting drain withdrew its inside routes and
+	// waits DrainSettle before the outside routes.
+	drainSettling
 	drainDone
 )
 
@@ -74,6 +97,7 @@ type Announcer struct {
 	lastAt     time.Time
 	drain      int
 	drainStart time.Time
+	settleAt   time.Time // drainSettling: when the inside routes went
 	drainDone  chan struct{}
 	// counters for the metrics
 	announcements [NumSides]uint64
@@ -92,6 +116,9 @@ func NewAnnouncer(o AnnouncerOptions) *Announcer {
 	}
 	if o.CheckInterval <= 0 {
 		o.CheckInterval = DefaultCheckInterval
+	}
+	if o.DrainSettle <= 0 {
+		o.DrainSettle = DefaultDrainSettle
 	}
 	if o.Flows == nil {
 		o.Flows = func() uint64 { return 0 }
@@ -154,6 +181,23 @@ func (a *Announcer) Step(now time.Time) {
 			close(a.drainDone)
 		}
 		return
+	case drainRedirecting:
+		flows := a.o.Flows()
+		if flows == 0 || now.Sub(a.drainStart) >= a.o.DrainDeadline {
+			a.o.Log.Info("bgp: drain: withdrawing the inside routes", "flows_left", flows,
+				"waited", now.Sub(a.drainStart).Round(time.Millisecond).String())
+			a.withdrawLocked(Inside, ReasonDrain, now)
+			a.drain, a.settleAt = drainSettling, now
+		}
+		return
+	case drainSettling:
+		if now.Sub(a.settleAt) >= a.o.DrainSettle {
+			a.o.Log.Info("bgp: drain: withdrawing the outside routes", "flows_left", a.o.Flows())
+			a.withdrawLocked(Outside, ReasonDrain, now)
+			a.drain = drainDone
+			close(a.drainDone)
+		}
+		return
 	case drainDone:
 		return
 	}
@@ -196,19 +240,30 @@ func (a *Announcer) withdrawLocked(side Side, reason string, now time.Time) {
 	a.o.Log.Info("bgp: withdrawn", "side", side.String(), "reason", reason)
 }
 
-// Drain starts draining the node, once: the inside routes are withdrawn
-// at once, so the inside routers send new flows to the other nodes; when
-// the node's flows have ended, or DrainDeadline passed, the outside
-// routes are withdrawn and the returned channel is closed. The node never
-// announces again.
+// Drain starts draining the node, once. When Redirect starts the
+// redirection of new flows to the cluster's other nodes, every route
+// stays announced while the node's own flows end (or DrainDeadline
+// passes); then the inside routes are withdrawn, DrainSettle later the
+// outside routes, and the returned channel is closed. Otherwise the
+// inside routes are withdrawn at once, so the inside routers send new
+// flows to the other nodes (the node's flows move with them); when its
+// flows have ended, or DrainDeadline passed, the outside routes are
+// withdrawn and the channel closed. The node never announces again.
 func (a *Announcer) Drain() <-chan struct{} {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.drain == drainNone {
 		now := time.Now()
+		a.drainStart = now
+		if a.o.Redirect != nil && a.o.Redirect() {
+			a.o.Log.Info("bgp: draining: new flows go to the cluster peers, routes kept while this node's flows end",
+				"deadline", a.o.DrainDeadline.String(), "flows", a.o.Flows())
+			a.drain = drainRedirecting
+			return a.drainDone
+		}
 		a.o.Log.Info("bgp: draining", "deadline", a.o.DrainDeadline.String(), "flows", a.o.Flows())
 		a.withdrawLocked(Inside, ReasonDrain, now)
-		a.drain, a.drainStart = drainWaiting, now
+		a.drain = drainWaiting
 	}
 	return a.drainDone
 }
@@ -218,8 +273,10 @@ type Status struct {
 	// Ready is the node's health at the last check; NotReady says why not.
 	Ready    bool     `json:"ready"`
 	NotReady []string `json:"not_ready,omitempty"`
-	// Draining is "", "waiting" (inside routes withdrawn, flows ending)
-	// or "done".
+	// Draining is "", "waiting" (inside routes withdrawn, flows
+	// ending), "redirecting" (routes kept, new flows sent to the
+	// cluster peers, flows ending), "settling" (a redirecting drain's
+	// inside routes withdrawn, the outside routes next) or "done".
 	Draining string `json:"draining,omitempty"`
 	// Announced lists the routes announced per side.
 	Announced map[string][]string `json:"announced"`
@@ -245,6 +302,10 @@ func (a *Announcer) Status() Status {
 	switch a.drain {
 	case drainWaiting:
 		st.Draining = "waiting"
+	case drainRedirecting:
+		st.Draining = "redirecting"
+	case drainSettling:
+		st.Draining = "settling"
 	case drainDone:
 		st.Draining = "done"
 	}

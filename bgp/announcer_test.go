@@ -157,6 +157,72 @@ func TestAnnouncerDrain(t *testing.T) {
 	}
 }
 
+// TestAnnouncerDrainRedirect checks a drain with cluster peers: when
+// Redirect starts, every route stays announced while the node's flows
+// end (or until the deadline), then the inside routes go, DrainSettle
+// later the outside routes; when Redirect finds no peer, the drain
+// withdraws the inside routes at once as without peers.
+func TestAnnouncerDrainRedirect(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		endFlows bool
+	}{{"flows end", true}, {"deadline", false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			a, sp, n := newTestAnnouncer(t)
+			redirects := 0
+			a.o.Redirect = func() bool { redirects++; return true }
+			n.set(func(n *node) { n.reason, n.flows = nil, 7 })
+			t0 := time.Now()
+			a.Step(t0)
+			done := a.Drain()
+			assert.Equal(t, 1, redirects)
+			assert.NotEmpty(t, sp.announced(Inside), "redirecting: the inside routes stay")
+			assert.NotEmpty(t, sp.announced(Outside))
+			assert.Equal(t, "redirecting", a.Status().Draining)
+			a.Step(t0.Add(10 * time.Second))
+			assert.NotEmpty(t, sp.announced(Inside), "flows left before the deadline: routes stay")
+			when := t0.Add(11 * time.Second)
+			if tt.endFlows {
+				n.set(func(n *node) { n.flows = 0 })
+			} else {
+				when = t0.Add(31 * time.Second)
+			}
+			a.Step(when)
+			assert.Empty(t, sp.announced(Inside), "then the inside routes go")
+			assert.NotEmpty(t, sp.announced(Outside), "the outside routes wait for the routers to settle")
+			assert.Equal(t, "settling", a.Status().Draining)
+			a.Step(when.Add(DefaultDrainSettle / 2))
+			assert.NotEmpty(t, sp.announced(Outside))
+			select {
+			case <-done:
+				t.Fatal("drain done before the outside routes went")
+			default:
+			}
+			a.Step(when.Add(DefaultDrainSettle))
+			assert.Empty(t, sp.announced(Outside))
+			select {
+			case <-done:
+			default:
+				t.Fatal("drain not done")
+			}
+			assert.Equal(t, "done", a.Status().Draining)
+			assert.Equal(t, uint64(1), a.Status().Withdrawals["inside/drain"])
+			assert.Equal(t, uint64(1), a.Status().Withdrawals["outside/drain"])
+			assert.Equal(t, done, a.Drain())
+			assert.Equal(t, 1, redirects, "a second drain starts nothing")
+		})
+	}
+	t.Run("no peer resolved", func(t *testing.T) {
+		a, sp, n := newTestAnnouncer(t)
+		a.o.Redirect = func() bool { return false }
+		n.set(func(n *node) { n.reason, n.flows = nil, 7 })
+		a.Step(time.Now())
+		a.Drain()
+		assert.Empty(t, sp.announced(Inside), "no peer: the inside routes go first")
+		assert.Equal(t, "waiting", a.Status().Draining)
+	})
+}
+
 func registryOf(t *testing.T, a *Announcer) *prometheus.Registry {
 	t.Helper()
 	reg := prometheus.NewRegistry()

@@ -11,7 +11,6 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -418,6 +417,180 @@ func (f *clusterFlow) resetGap() {
 	f.mu.Unlock()
 }
 
+// echoConn is a long TCP conversation with the TCP echo server: a line
+// every interval, each echoed back before the next.
+type echoConn struct {
+	local  string
+	conn   *net.TCPConn
+	echoes int
+	err    error
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+// startEchoConns opens n conversations from the inside hosts in turn.
+func (cb *clusterbed) startEchoConns(t *testing.T, n int, interval time.Duration) []*echoConn {
+	t.Helper()
+	var conns []*echoConn
+	for i := range n {
+		host := clusterHosts[i%len(clusterHosts)]
+		c := &echoConn{stop: make(chan struct{}), done: make(chan struct{})}
+		err := cb.inNetns("in", func() error {
+			d := net.Dialer{Timeout: 3 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(host)}}
+			conn, err := d.Dial("tcp", "198.18.0.10:9001")
+			if err != nil {
+				return err
+			}
+			c.conn = conn.(*net.TCPConn)
+			return nil
+		})
+		require.NoError(t, err)
+		c.local = c.conn.LocalAddr().String()
+		go c.run(interval)
+		conns = append(conns, c)
+	}
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.finish()
+		}
+	})
+	return conns
+}
+
+// run talks until stop, then closes its side and expects the server to
+// close after the last byte; any error (a reset) is kept in err.
+func (c *echoConn) run(interval time.Duration) {
+	defer close(c.done)
+	defer c.conn.Close()
+	buf := make([]byte, 64)
+	for i := 0; ; i++ {
+		select {
+		case <-c.stop:
+			if err := c.conn.CloseWrite(); err != nil {
+				c.err = err
+				return
+			}
+			c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			rest, err := io.ReadAll(c.conn)
+			if err == nil && len(rest) != 0 {
+				err = fmt.Errorf("%d bytes after the last echo", len(rest))
+			}
+			c.err = err
+			return
+		case <-time.After(interval):
+		}
+		msg := fmt.Sprintf("echo %s %08d\n", c.local, i)
+		c.conn.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c.conn, msg); err != nil {
+			c.err = fmt.Errorf("echo %d: %w", i, err)
+			return
+		}
+		if _, err := io.ReadFull(c.conn, buf[:len(msg)]); err != nil || string(buf[:len(msg)]) != msg {
+			c.err = fmt.Errorf("echo %d: %q, %v", i, buf[:len(msg)], err)
+			return
+		}
+		c.echoes++
+	}
+}
+
+// finish ends the conversation and waits for it.
+func (c *echoConn) finish() {
+	select {
+	case <-c.stop:
+	default:
+		close(c.stop)
+	}
+	<-c.done
+}
+
+// minEchoes is the fewest echoes any of conns got.
+func minEchoes(conns []*echoConn) int {
+	m := -1
+	for _, c := range conns {
+		if m < 0 || c.echoes < m {
+			m = c.echoes
+		}
+	}
+	return m
+}
+
+// probeResult is one connection of a probe: when it started, which node
+// the server saw it from.
+type probeResult struct {
+	start time.Time
+	node  string
+	err   error
+}
+
+// probe opens new connections to the HTTP echo one after another, from
+// the inside hosts in turn, until stopped.
+type probe struct {
+	stopc   chan struct{}
+	done    chan struct{}
+	results []probeResult
+}
+
+// startProbe starts a probe; its client ports (60000 up) are its own.
+func (cb *clusterbed) startProbe(t *testing.T) *probe {
+	t.Helper()
+	p := &probe{stopc: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		cb.inNetns("in", func() error {
+			for i := 0; ; i++ {
+				select {
+				case <-p.stopc:
+					return nil
+				default:
+				}
+				host := clusterHosts[i%len(clusterHosts)]
+				r := probeResult{start: time.Now()}
+				r.node, r.err = httpVia(host, 60000+i%5000)
+				p.results = append(p.results, r)
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+	}()
+	t.Cleanup(func() { p.stop() })
+	return p
+}
+
+// stop ends the probe and returns its connections.
+func (p *probe) stop() []probeResult {
+	select {
+	case <-p.stopc:
+	default:
+		close(p.stopc)
+	}
+	<-p.done
+	return p.results
+}
+
+// httpVia asks the HTTP echo, from host:port (in the inside namespace),
+// which address it saw, and returns that address's node.
+func httpVia(host string, port int) (string, error) {
+	d := net.Dialer{Timeout: 3 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(host), Port: port}}
+	c, err := d.Dial("tcp", "198.18.0.10:8080")
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, err := io.WriteString(c, "GET / HTTP/1.0\r\n\r\n"); err != nil {
+		return "", err
+	}
+	body, err := io.ReadAll(c)
+	if err != nil {
+		return "", err
+	}
+	_, after, ok := strings.Cut(string(body), "\r\n\r\n")
+	addr, _, _ := strings.Cut(strings.TrimSpace(after), ":")
+	if n := nodeOf(addr); ok && n != "" {
+		return n, nil
+	}
+	return "", fmt.Errorf("unexpected answer %q", body)
+}
+
 // TestE2ECluster runs the issue's acceptance points against two nodes.
 func TestE2ECluster(t *testing.T) {
 	skipUnlessE2E(t)
@@ -620,38 +793,112 @@ func TestE2ECluster(t *testing.T) {
 	})
 
 	t.Run("5_drain", func(t *testing.T) {
+		// Long TCP echo conversations and UDP flows from every inside
+		// host run through both nodes; node a is drained. With
+		// bgp.cluster_peers it keeps its routes and redirects every
+		// new flow to node b while its own flows finish, then leaves.
 		flows := cb.startUDPFlows(t, 50*time.Millisecond)
+		conns := cb.startEchoConns(t, 16, 50*time.Millisecond)
 		time.Sleep(time.Second)
-		start := time.Now()
-		st, body, err := cb.api("b").do(http.MethodPost, "/v1/drain")
-		require.NoError(t, err)
-		require.Equal(t, http.StatusAccepted, st, "%s", body)
-		err = waitForEvery(10*time.Second, 10*time.Millisecond, func() error {
-			hops, err := cb.nexthops()
-			if err != nil {
-				return err
+		onA := map[*echoConn]bool{}
+		for _, e := range cb.api("a").flows(t, "") {
+			for _, c := range conns {
+				if e.Protocol == "tcp" && e.Private == c.local {
+					onA[c] = true
+				}
 			}
-			if hops["b"] {
-				return errors.New("node b still a next hop")
+		}
+		require.NotEmpty(t, onA, "some TCP conversations run through node a")
+		redirBefore := cb.api("a").scrape(t).sum("natgw_drain_redirects_total", "result", "redirected")
+		createdB := cb.api("b").scrape(t).sum("natgw_flows_created_total", "protocol", "tcp")
+		probe := cb.startProbe(t)
+		time.Sleep(time.Second)
+
+		cmd := time.Now()
+		out, err := cb.run(15*time.Second, "a", cb.natgw, "ctl", "--mgmt", e2eMgmtURL, "drain")
+		require.NoError(t, err, "ctl drain: %s", out)
+		answered := time.Since(cmd)
+		time.Sleep(2 * time.Second)
+		results := probe.stop()
+
+		// New connections: those started once the command answered
+		// all went through node b. (Between the start of ctl and its
+		// answer the node may not have had the request yet.)
+		var before, after, afterA, failed int
+		var lastA, firstB time.Duration = -time.Hour, time.Hour
+		for _, r := range results {
+			at := r.start.Sub(cmd)
+			if r.err != nil {
+				failed++
+				t.Logf("probe connection %v after the command failed: %v", at.Round(time.Millisecond), r.err)
+				continue
 			}
-			return nil
-		})
-		require.NoError(t, err)
-		moved := time.Since(start)
-		out, _ := cb.outsideRoutes()
-		t.Logf("drain: inside route withdrawn %v after ctl drain; outside route still there: %v", moved.Round(time.Millisecond), out["b"])
-		assert.True(t, out["b"], "the outside route stays while the node's flows end")
-		seen, errs := cb.connect(20)
+			if at < 0 {
+				before++
+			} else {
+				after++
+			}
+			switch {
+			case r.node == "a" && at >= answered:
+				afterA++
+				lastA = max(lastA, at)
+			case r.node == "a":
+				lastA = max(lastA, at)
+			case r.node == "b" && at >= 0:
+				firstB = min(firstB, at)
+			}
+		}
+		t.Logf("drain: ctl drain answered %v after it started; probe connections: %d started before the command, %d after, %d through node a after its answer, %d failed; the last through node a started %v after the command started, the first through node b after it %v",
+			answered.Round(time.Millisecond), before, after, afterA, failed, lastA.Round(time.Millisecond), firstB.Round(time.Millisecond))
+		assert.Zero(t, failed, "no new connection fails")
+		assert.Zero(t, afterA, "no connection started after ctl drain answered is translated by node a")
+		assert.Positive(t, after)
+
+		hops, _ := cb.nexthops()
+		outside, _ := cb.outsideRoutes()
+		assert.True(t, hops["a"], "the draining node keeps its inside route while its flows finish")
+		assert.True(t, outside["a"], "and its outside route")
+		var st struct {
+			BGP struct{ Draining string } `json:"bgp"`
+		}
+		cb.api("a").getJSON(t, "/v1/status", &st)
+		assert.Equal(t, "redirecting", st.BGP.Draining, "node a's status while its flows finish")
+		seen, errs := cb.connect(40)
 		assert.Empty(t, errs)
-		assert.Equal(t, 20, seen["a"], "new flows go to the other node")
+		assert.Equal(t, 40, seen["b"], "new flows go to node b")
+		redirected := cb.api("a").scrape(t).sum("natgw_drain_redirects_total", "result", "redirected") - redirBefore
+		created := cb.api("b").scrape(t).sum("natgw_flows_created_total", "protocol", "tcp") - createdB
+		t.Logf("drain: node a redirected %v packets to node b; node b created %v TCP flows for %d probe and 40 more connections", redirected, created, len(results))
+		assert.Positive(t, redirected, "node a redirected the new flows ECMP gave it")
+
+		// The conversations on node a keep going, then end cleanly.
+		time.Sleep(2 * time.Second)
+		for _, c := range conns {
+			c.finish()
+		}
+		intactA := 0
+		for _, c := range conns {
+			assert.NoError(t, c.err, "TCP conversation %s (node a: %v)", c.local, onA[c])
+			if c.err == nil && onA[c] {
+				intactA++
+			}
+		}
+		t.Logf("drain: %d of %d TCP conversations through node a completed intact (%d echoes each at least), no reset", intactA, len(onA), minEchoes(conns))
 		stopUDPFlows(flows)
-		require.NoError(t, cb.wait("b", 60*time.Second), "the drained node exits cleanly (status 0)")
-		left := time.Since(start)
-		_, err = cb.waitRoutes(10*time.Second, "a")
+		for _, f := range flows {
+			f.mu.Lock()
+			t.Logf("drain: UDP flow of %s: %d sent, %d answered, by node %v, longest gap %v", f.host, f.sent, f.got, f.public, f.maxGap.Round(time.Millisecond))
+			assert.GreaterOrEqual(t, f.got, f.sent-3, "UDP flow of %s kept its node through the drain", f.host)
+			assert.Len(t, f.public, 1, "UDP flow of %s kept its public endpoint", f.host)
+			f.mu.Unlock()
+		}
+		require.NoError(t, cb.wait("a", 60*time.Second), "the drained node exits cleanly (status 0)")
+		left := time.Since(cmd)
+		_, err = cb.waitRoutes(10*time.Second, "b")
 		require.NoError(t, err)
-		t.Logf("drain: node b exited %v after ctl drain", left.Round(time.Millisecond))
-		assert.Contains(t, cb.logs["b"].String(), "natgw stopped cleanly")
-		cb.start(t, "b")
+		t.Logf("drain: node a withdrew and exited %v after ctl drain (drain_deadline 20 s: the UDP flows idle out later)", left.Round(time.Millisecond))
+		assert.Contains(t, cb.logs["a"].String(), "natgw stopped cleanly")
+		cb.start(t, "a")
 		_, err = cb.waitRoutes(30*time.Second, "a", "b")
 		require.NoError(t, err)
 	})

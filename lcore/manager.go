@@ -95,6 +95,10 @@ type Manager struct {
 	// the link (pollMTU); workers load it once per poll as the egress
 	// MTU of packets leaving by that port.
 	MTU [NumPorts]atomic.Int32
+	// Redirect is the node's drain switch: while true, workers send new
+	// outbound flows to a cluster peer (redirect.go). Any goroutine may
+	// set it.
+	Redirect atomic.Bool
 	// Stats are the management core's counters.
 	Stats ManagerStats
 	// OnExhausted, when set (before Run), is called on the management
@@ -129,6 +133,9 @@ type Manager struct {
 	// garpDone says a port's addresses were all announced since its
 	// link last came up (read by AddressesAnnounced).
 	garpDone [NumPorts]atomic.Bool
+	// drainSeen is when maintainPeers first saw Redirect set (zero while
+	// it is not).
+	drainSeen time.Time
 }
 
 // NewManager returns the management loop for a runtime.
@@ -444,6 +451,55 @@ func (m *Manager) InsideRoutersResolved() bool {
 	return true
 }
 
+// peerSilence is how long a cluster peer may leave natgw's ARP requests
+// unanswered during a drain before natgw stops redirecting flows to it.
+const peerSilence = 3 * time.Second
+
+// maintainPeers resolves the cluster peers, which a drain redirects new
+// flows to, and reports whether it forgot one. While the node drains
+// (Redirect) it asks them every second and forgets a peer silent for
+// peerSilence, so flows are not redirected to a dead node (with no peer
+// left the workers translate new flows themselves); otherwise it
+// refreshes them like the inside routers. Silence counts from the
+// drain's start at the earliest: before it, peers were asked only every
+// neighborRefresh.
+func (m *Manager) maintainPeers(now time.Time) bool {
+	draining, forgot := m.Redirect.Load(), false
+	switch {
+	case !draining:
+		m.drainSeen = time.Time{}
+	case m.drainSeen.IsZero():
+		m.drainSeen = now
+	}
+	for _, peer := range m.pol.Load().ClusterPeers {
+		e, ok := m.table[peer]
+		switch {
+		case draining && ok && !e.static && now.Sub(e.updated) > peerSilence && now.Sub(m.drainSeen) > peerSilence:
+			m.log.Warn("drain: cluster peer stopped answering ARP: no longer redirecting to it", "peer", nat.AddrFrom(peer))
+			delete(m.table, peer)
+			forgot = true
+			m.resolve(peer, now)
+		case draining, !ok || e.gleaned || now.Sub(e.updated) > neighborRefresh:
+			m.resolve(peer, now)
+		}
+	}
+	return forgot
+}
+
+// ClusterPeersResolved returns how many of the cluster peers
+// (bgp.cluster_peers) ARP confirmed: a drain redirects new flows to them.
+// Safe from any goroutine.
+func (m *Manager) ClusterPeersResolved() int {
+	n := m.neigh.Load()
+	k := 0
+	for _, peer := range m.pol.Load().ClusterPeers {
+		if _, confirmed, ok := n.Binding(peer); ok && confirmed {
+			k++
+		}
+	}
+	return k
+}
+
 // GatewayResolved reports whether the outside gateway's MAC is known to
 // the workers. Safe from any goroutine.
 func (m *Manager) GatewayResolved() bool {
@@ -572,6 +628,7 @@ func (m *Manager) maintain(now time.Time) {
 			delete(m.asked, addr)
 		}
 	}
+	changed = m.maintainPeers(now) || changed
 	if changed || m.neigh.Load().Gateway != gw {
 		m.publish()
 	}

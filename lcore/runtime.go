@@ -121,7 +121,7 @@ func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 			ID: i, Workers: n, Ports: cfg.Ports, Policy: cfg.Policy, Neigh: neigh, Owner: r.Owner,
 			HandoffOut: hand[i], HandoffIn: in, ToMgmt: toMgmt[i], ExpireNow: &r.Manager.ExpireNow, MTU: &r.Manager.MTU,
 			Clock: clock, FlowCapacity: perWorker, Seed: uint64(time.Now().UnixNano()) + uint64(i),
-			OnExhausted: events.push, Sessions: sessions, Log: cfg.Log,
+			OnExhausted: events.push, Sessions: sessions, Log: cfg.Log, Redirect: &r.Manager.Redirect,
 		}
 		if len(cfg.WorkerCPUs) != 0 {
 			wc.Pin, wc.CPU = true, cfg.WorkerCPUs[i]

@@ -81,6 +81,10 @@ type WorkerCounters struct {
 	// management core for an ICMP error; RejectsLimited those the
 	// worker's rate limit left unanswered.
 	Rejects, RejectsLimited atomic.Uint64
+	// RedirectNoPeer counts new outbound flows a draining worker
+	// translated itself because no cluster peer was resolved
+	// (redirect.go); redirected packets are Verdicts[VerdictRedirect].
+	RedirectNoPeer atomic.Uint64
 }
 
 // WorkerConfig wires a worker.
@@ -118,6 +122,10 @@ type WorkerConfig struct {
 	Pin bool
 	// CPU is the CPU a pinned worker runs on.
 	CPU int
+	// Redirect, when set, is the node's drain switch (Manager.Redirect):
+	// while it is true the worker sends new outbound flows to a cluster
+	// peer (redirect.go). The worker loads it once per poll.
+	Redirect *atomic.Bool
 	// Log receives the worker's few log lines (nil: slog.Default()).
 	Log *slog.Logger
 }
@@ -160,18 +168,21 @@ type Worker struct {
 	ntx      [NumPorts]int
 	ringPkts [Burst]*Packet
 	// checking are the packets of the outbound burst being translated,
-	// for checkSource.
-	checking []*Packet
-	stop     atomic.Bool
-	qs       queryState // management queries and utilisation scan (query.go)
-	pin      bool
-	cpu      int
-	log      *slog.Logger
+	// for checkSource and redirectNew; checkBase is the index of the
+	// first in the port's batch.
+	checking  []*Packet
+	checkBase int
+	stop      atomic.Bool
+	qs        queryState // management queries and utilisation scan (query.go)
+	pin       bool
+	cpu       int
+	log       *slog.Logger
 	// sessions and sessHook: NAT session events (session.go).
 	sessions *SessionRing
 	sessHook nat.SessionHook
 
-	rej rejectState // on_exhaustion = "reject" (reject.go)
+	rej rejectState  // on_exhaustion = "reject" (reject.go)
+	cl  clusterState // cluster peers and the drain's redirection (redirect.go)
 }
 
 // NewWorker builds a worker; it does not start it.
@@ -192,8 +203,9 @@ func NewWorker(c WorkerConfig) *Worker {
 	}
 	w.tr = nat.NewTranslator(c.Policy.Load(), nat.TranslatorOptions{
 		Worker: c.ID, Workers: c.Workers, FlowCapacity: c.FlowCapacity, Seed: c.Seed, OnExhausted: c.OnExhausted,
-		SourceCheck: w.checkSource,
+		SourceCheck: w.checkSource, Redirect: w.redirectNew,
 	}, now)
+	w.cl.on = c.Redirect
 	w.frags.init()
 	w.fragPool = NewPacketPool(fragPoolSize, fragBufSize)
 	w.sessions, w.sessHook = c.Sessions, w.sessionHook
@@ -249,6 +261,7 @@ func (w *Worker) PollOnce() bool {
 		w.sweeping = true
 	}
 	neigh := w.neigh.Load()
+	w.clusterPoll(neigh)
 	if w.mtuSrc != nil {
 		w.mtu[PortInside] = int(w.mtuSrc[PortInside].Load())
 		w.mtu[PortOutside] = int(w.mtuSrc[PortOutside].Load())
@@ -495,6 +508,8 @@ func (w *Worker) translate(port uint8, neigh *Neighbors, now nat.Tick) {
 			w.hairpin(p, l3s[i])
 		case nat.VerdictHandoff:
 			w.handoff(p, l3s[i], port)
+		case nat.VerdictRedirect:
+			w.redirect(p, i)
 		case nat.VerdictLocal:
 			if p.Flags&FlagHairpin != 0 {
 				// For natgw itself, from the inside through a
@@ -526,7 +541,7 @@ func (w *Worker) translateInOrder(port uint8, pkts []*Packet, l3s [][]byte, verd
 		}
 		if i > start {
 			if port == PortInside {
-				w.checking = pkts[start:i]
+				w.checking, w.checkBase = pkts[start:i], start
 				w.tr.OutboundBurst(l3s[start:i], verdicts[start:i], now)
 				w.checking = nil
 			} else {
@@ -536,7 +551,9 @@ func (w *Worker) translateInOrder(port uint8, pkts []*Packet, l3s [][]byte, verd
 		if i < len(pkts) {
 			p := pkts[i]
 			if port == PortInside {
+				w.checking, w.checkBase = pkts[i:i+1], i
 				verdicts[i] = w.tr.OutboundFragment(l3s[i], p.FragSport, p.FragDport, now)
+				w.checking = nil
 			} else {
 				verdicts[i] = w.tr.InboundFragment(l3s[i], p.FragSport, p.FragDport, now)
 			}
@@ -599,6 +616,11 @@ func (w *Worker) checkSource(i int, src uint32, newBlock bool) nat.Verdict {
 	}
 	var from [6]byte
 	copy(from[:], nat.Ethernet(w.checking[i].Data).SrcMAC())
+	if w.cl.n > 0 && w.cl.isPeer(from) {
+		// A draining cluster peer redirected the flow (redirect.go);
+		// it checked the source.
+		return nat.VerdictForward
+	}
 	mac, confirmed, known := w.neigh.Load().Binding(hop)
 	if known && confirmed {
 		if mac != from {
@@ -696,6 +718,9 @@ func (w *Worker) glean(src uint32, eth nat.Ethernet) {
 		return
 	}
 	set[1], set[0] = set[0], src // the older way goes
+	if w.cl.n > 0 && w.cl.isPeer(eth.Src()) {
+		return // redirected by a cluster peer: not the host's MAC
+	}
 	if _, ok := w.neigh.Load().Lookup(src); ok {
 		return
 	}
@@ -816,6 +841,7 @@ func (w *Worker) publish() {
 	c.BusyPolls.Store(w.local.busy)
 	c.Hot.store(w.tr.Hot())
 	w.publishRejects()
+	w.Counters.RedirectNoPeer.Store(w.cl.noPeer)
 	if gen := uint64(w.tr.Policy().Gen); gen != c.ExhaustedGen.Load() || w.local.polls&1023 == 0 {
 		snap := append([]uint64(nil), s.Exhausted...)
 		c.Exhausted.Store(&snap)

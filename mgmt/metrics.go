@@ -59,6 +59,7 @@ var metrics = []Metric{
 	{"natgw_snat_exhaustion_eta_seconds", "Smallest estimated time until a member of the pool has no free port towards a destination, from the hot sets' growth over the last 30 s; +Inf when no tracked pair of the pool is growing (see GET /v1/hotspots).", []string{"pool"}, false},
 	{"natgw_snat_exhaustion_rejects_total", "New flows refused for lack of a port in pools with on_exhaustion = \"reject\", by result (sent: handed to the management core to be answered with a RST or ICMP administratively prohibited; rate_limited: left unanswered by the worker's limit) and worker.", []string{"result", "worker"}, false},
 	{"natgw_handoff_packets_total", "Packets a worker handed over to the worker that owns them.", []string{"worker"}, true},
+	{"natgw_drain_redirects_total", "Packets from the inside that matched no flow while the node drained with bgp.cluster_peers, by result (redirected: sent untranslated to a cluster peer, which translates them; no_peer: no peer was resolved, so the packet opened a flow here) and worker.", []string{"result", "worker"}, false},
 	{"natgw_fragmented_packets_total", "Packets without DF larger than the egress MTU that a worker cut into fragments after translation (RFC 4787 REQ-13a).", []string{"worker"}, false},
 	{"natgw_fragments_sent_total", "Fragments a worker sent for the packets it cut.", []string{"worker"}, false},
 	{"natgw_fragments_total", "Fragment table events, by event (held: a later fragment kept until its first arrives; released; timed_out and refused: dropped, also counted as fragment drops) and worker.", []string{"event", "worker"}, false},
@@ -167,6 +168,7 @@ type collector struct {
 	portsAllocated, snatFlows, utilMax, exhst *prometheus.Desc
 	eta, rejects                              *prometheus.Desc
 	handoff, busy, buffers, frags             *prometheus.Desc
+	redirects                                 *prometheus.Desc
 	fragmented, fragments                     *prometheus.Desc
 	portRx, portTx, portMissed, portLink      *prometheus.Desc
 	portMTU                                   *prometheus.Desc
@@ -203,6 +205,7 @@ func newCollector(s *Server) *collector {
 	c.eta = desc("natgw_snat_exhaustion_eta_seconds")
 	c.rejects = desc("natgw_snat_exhaustion_rejects_total")
 	c.handoff = desc("natgw_handoff_packets_total")
+	c.redirects = desc("natgw_drain_redirects_total")
 	c.fragmented = desc("natgw_fragmented_packets_total")
 	c.fragments = desc("natgw_fragments_sent_total")
 	c.frags = desc("natgw_fragments_total")
@@ -256,6 +259,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 				counter(c.flowsExpired, wc.FlowsExpired[r].Load(), r.String(), id)
 			}
 			counter(c.handoff, wc.HandoffPackets.Load(), id)
+			counter(c.redirects, wc.Verdicts[nat.VerdictRedirect].Load(), "redirected", id)
+			counter(c.redirects, wc.RedirectNoPeer.Load(), "no_peer", id)
 			counter(c.rejects, wc.Rejects.Load(), "sent", id)
 			counter(c.rejects, wc.RejectsLimited.Load(), "rate_limited", id)
 			counter(c.fragmented, wc.Fragmented.Load(), id)

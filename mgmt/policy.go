@@ -56,6 +56,11 @@ func PolicySpec(c *config.Config) (nat.PolicySpec, error) {
 	if s.Routed, err = specRouted(c.Inside.Routed); err != nil {
 		return nat.PolicySpec{}, err
 	}
+	if c.BGP != nil {
+		for _, a := range c.BGP.ClusterPeerAddrs() {
+			s.ClusterPeers = append(s.ClusterPeers, nat.U32(a))
+		}
+	}
 	fe := make(map[string]uint32, len(c.Frontends))
 	for i, f := range c.Frontends {
 		a, err := specAddr(f.Address)

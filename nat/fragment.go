@@ -51,8 +51,8 @@ func (t *Translator) fragment(pkt []byte, sport, dport uint16, dir int, now Tick
 	proto := ip.Protocol()
 	var idx uint32
 	if dir == DirOut {
-		k := OutKey{Priv: ip.Src(), Remote: ip.Dst(), PrivPort: sport, RemotePort: dport, Proto: proto}
-		idx = t.flows.LookupOut(&k)
+		t.redirKey = OutKey{Priv: ip.Src(), Remote: ip.Dst(), PrivPort: sport, RemotePort: dport, Proto: proto}
+		idx = t.flows.LookupOut(&t.redirKey)
 	} else {
 		k := InKey{Pub: ip.Dst(), Remote: ip.Src(), PubPort: dport, RemotePort: sport, Proto: proto}
 		idx = t.flows.LookupIn(&k)
@@ -60,6 +60,10 @@ func (t *Translator) fragment(pkt []byte, sport, dport uint16, dir int, now Tick
 	if idx = t.current(idx); idx == 0 {
 		if (dir == DirIn && t.handoffIn(proto, ip.Dst(), dport)) || (dir == DirOut && t.handoffOut(proto, ip.Src(), sport)) {
 			return VerdictHandoff // another worker's mapping (eim.go)
+		}
+		if dir == DirOut && t.redirect && t.redirChk(0, &t.redirKey) {
+			// Its first fragment was redirected: the rest follow it.
+			return VerdictRedirect
 		}
 		return DropFragment
 	}

@@ -150,6 +150,9 @@ type Policy struct {
 	// SourceCheck is inside.source_check: the runtime checks the source
 	// of every new outbound flow (TranslatorOptions.SourceCheck).
 	SourceCheck bool
+	// ClusterPeers are the other cluster nodes' inside addresses
+	// (PolicySpec.ClusterPeers).
+	ClusterPeers []uint32
 
 	insideNet subnet
 	routed    []route
@@ -194,6 +197,7 @@ func Compile(s PolicySpec, prev *Policy) (*Policy, error) {
 		InboundFlowPercent: s.InboundFlowPercent,
 		Gateway:            s.Gateway,
 		SourceCheck:        s.SourceCheck,
+		ClusterPeers:       slices.Clone(s.ClusterPeers),
 	}
 	if prev != nil {
 		p.Gen = prev.Gen + 1

@@ -21,6 +21,11 @@ type PolicySpec struct {
 	// SourceCheck checks the source of every new outbound flow
 	// (TranslatorOptions.SourceCheck).
 	SourceCheck bool
+	// ClusterPeers are the inside addresses of the other nodes of a
+	// cluster on the inside link (bgp.cluster_peers): a draining node
+	// redirects new flows to them, and their frames pass the source
+	// check.
+	ClusterPeers []uint32
 	// Timeouts are the idle timeouts of [S5].
 	Timeouts Timeouts
 	// ResetOnIdle sends RSTs when an established TCP flow idles out.

@@ -120,6 +120,15 @@ type TranslatorOptions struct {
 	// the flow with that verdict. Packets of existing flows never reach
 	// it. It runs on the worker and must not block or allocate.
 	SourceCheck func(i int, src uint32, newBlock bool) Verdict
+	// Redirect, when set, is asked, while SetRedirect(true) is in force,
+	// about every packet from the inside that matched no flow and would
+	// open one (after the policy's checks and SourceCheck, before a port
+	// or a default-SNAT block is taken): i is as for SourceCheck, k the
+	// packet's private 5-tuple. True leaves the packet untranslated with
+	// VerdictRedirect (the runtime sends it to a cluster peer); false
+	// opens the flow here as usual. It runs on the worker and must not
+	// block or allocate.
+	Redirect func(i int, k *OutKey) bool
 }
 
 // Translator translates the packets of one worker.
@@ -134,6 +143,11 @@ type Translator struct {
 	onExh   func(ExhaustEvent)
 	onSess  SessionHook // session.go
 	srcChk  func(i int, src uint32, newBlock bool) Verdict
+	// redirect says new outbound flows are offered to redirChk
+	// (SetRedirect); it is tested only when a packet opens a flow.
+	redirect bool
+	redirChk func(i int, k *OutKey) bool
+	redirKey OutKey // the key redirChk is shown (a field: no escape)
 	// base is the index of the current burst chunk's first packet in the
 	// caller's slice (for SourceCheck).
 	base   int
@@ -186,15 +200,16 @@ const maxResets = 256
 // given capacity, running policy p.
 func NewTranslator(p *Policy, opts TranslatorOptions, now Tick) *Translator {
 	t := &Translator{
-		flows:   NewFlowTable(opts.FlowCapacity, p.Timeouts, now),
-		usage:   portalloc.NewUsage(opts.FlowCapacity),
-		rand:    portalloc.NewRand(opts.Seed),
-		worker:  opts.Worker,
-		workers: max(1, opts.Workers),
-		onExh:   opts.OnExhausted,
-		srcChk:  opts.SourceCheck,
-		resets:  make([]Flow, 0, maxResets),
-		eimCap:  opts.MappingCapacity,
+		flows:    NewFlowTable(opts.FlowCapacity, p.Timeouts, now),
+		usage:    portalloc.NewUsage(opts.FlowCapacity),
+		rand:     portalloc.NewRand(opts.Seed),
+		worker:   opts.Worker,
+		workers:  max(1, opts.Workers),
+		onExh:    opts.OnExhausted,
+		srcChk:   opts.SourceCheck,
+		redirChk: opts.Redirect,
+		resets:   make([]Flow, 0, maxResets),
+		eimCap:   opts.MappingCapacity,
 	}
 	t.hosts = newHostCounts(t.flows.Capacity())
 	t.SetPolicy(p)
@@ -216,6 +231,15 @@ func (t *Translator) Hot() *portalloc.Hot { return &t.hot }
 func (t *Translator) MemoryBytes() int {
 	return t.flows.MemoryBytes() + t.usage.MemoryBytes() + t.hosts.memoryBytes() + t.eim.memoryBytes()
 }
+
+// SetRedirect turns the redirection of new outbound flows on or off
+// (TranslatorOptions.Redirect; without it, a no-op). Packets of existing
+// flows are translated either way. Call it between bursts.
+func (t *Translator) SetRedirect(on bool) { t.redirect = on && t.redirChk != nil }
+
+// Redirecting reports whether new outbound flows are offered to the
+// Redirect hook.
+func (t *Translator) Redirecting() bool { return t.redirect }
 
 // Policy returns the policy the translator runs.
 func (t *Translator) Policy() *Policy { return t.pol }
@@ -748,6 +772,12 @@ func (t *Translator) createOut(pi *pktInfo, now Tick) (uint32, Verdict) {
 		newBlock := m.Scenario == ScenarioDefault && m.Block.Public == 0
 		if v := t.srcChk(t.base+int(pi.pos), src, newBlock); v != VerdictForward {
 			return 0, v
+		}
+	}
+	if t.redirect {
+		t.redirKey = pi.outKey()
+		if t.redirChk(t.base+int(pi.pos), &t.redirKey) {
+			return 0, VerdictRedirect
 		}
 	}
 	if m.Scenario == ScenarioDefault {

@@ -23,6 +23,12 @@ const (
 	// HandoffOwner); it is untouched, and the runtime hands it to that
 	// worker.
 	VerdictHandoff
+	// VerdictRedirect: the packet, from the inside, matched no flow while
+	// the translator redirects new flows (SetRedirect: the node is
+	// draining, issue 17): it was not translated, its IP header is
+	// untouched; the runtime sends it to a cluster peer, which translates
+	// it as its own new flow.
+	VerdictRedirect
 	DropDenied
 	DropNoScenario
 	DropPortExhausted
@@ -76,6 +82,7 @@ var verdictNames = [NumVerdicts]string{
 	VerdictLocal:      "local",
 	VerdictHairpin:    "hairpin",
 	VerdictHandoff:    "handoff",
+	VerdictRedirect:   "redirect",
 	DropDenied:        "denied",
 	DropNoScenario:    "no_scenario",
 	DropPortExhausted: "port_exhausted",

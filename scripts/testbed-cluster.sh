@@ -35,7 +35,9 @@
 #        datagram takes its flow's path).
 #   a, b natgw nodes: ports "in" (inside 10.1.0.11 / .12) and "out" (outside
 #        198.19.0.11 / .12) without kernel addresses (AF_PACKET); "mg" with
-#        10.254.0.11 / .12 for BGP and nothing else. Frontends: a 198.19.1.11,
+#        10.254.0.11 / .12 for BGP and nothing else. Each lists the other's
+#        inside address in bgp.cluster_peers (a drain redirects new flows
+#        to it). Frontends: a 198.19.1.11,
 #        b 198.19.1.12 (default SNAT of 10.2.0.0/16, a routed prefix behind
 #        10.1.0.1).
 #   or   outside router: br-out (198.19.0.1/24) bridges the nodes' outside
@@ -248,9 +250,10 @@ build() {
 	nsx srv ip route add default via 198.18.0.1 dev eth0
 }
 
-# node_config N ID writes node N's natgw configuration.
+# node_config N ID PEER writes node N's natgw configuration; PEER is the
+# other node's inside address (bgp.cluster_peers).
 node_config() {
-	local node="$1" id="$2"
+	local node="$1" id="$2" peer="$3"
 	cat >"${STATE_DIR}/node-${node}.toml" <<EOF
 # natgw node ${node} of the ${P} cluster testbed (scripts/testbed-cluster.sh).
 [dataplane]
@@ -290,6 +293,7 @@ hold_time = "3s"
 hold_down = "2s"
 drain_deadline = "20s"
 drain_on_sigterm = true
+cluster_peers = ["${peer}"]
 
 [[bgp.inside_peer]]
 name = "ir"
@@ -399,8 +403,8 @@ cmd_up() {
 	trap 'rc=$?; if ((rc != 0)); then echo "testbed-cluster: up failed, tearing down ${P}" >&2; teardown >/dev/null 2>&1 || true; fi' EXIT
 	build "$hash"
 	mkdir -p "$STATE_DIR"
-	node_config a 1
-	node_config b 2
+	node_config a 1 10.1.0.12
+	node_config b 2 10.1.0.11
 	frr_conf ir 65001 10.254.0.1
 	frr_conf or 65002 10.254.0.2
 	trap - EXIT

@@ -46,6 +46,25 @@ type BGP struct {
 	// (they send return traffic to the node that owns its address).
 	InsidePeers  []BGPPeer `toml:"inside_peer"`
 	OutsidePeers []BGPPeer `toml:"outside_peer"`
+	// ClusterPeers are the inside addresses of the cluster's other
+	// nodes, on the inside link. A draining node with a peer resolved
+	// keeps its inside route and redirects every new flow to a peer
+	// until its own flows ended, so they finish intact; a peer's frames
+	// pass inside.source_check. Empty: a drain withdraws the inside
+	// route first.
+	ClusterPeers []string `toml:"cluster_peers"`
+}
+
+// ClusterPeerAddrs returns bgp.cluster_peers parsed (valid after
+// Validate).
+func (b *BGP) ClusterPeerAddrs() []netip.Addr {
+	var out []netip.Addr
+	for _, s := range b.ClusterPeers {
+		if a, err := ParseIPv4(s); err == nil {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // BGPPeer is one BGP neighbour.
@@ -73,6 +92,9 @@ const (
 	MaxBGPHoldTime = 65535 * time.Second
 	// MaxBGPDuration bounds hold_down and drain_deadline.
 	MaxBGPDuration = time.Hour
+	// MaxClusterPeers bounds bgp.cluster_peers (lcore.MaxClusterPeers:
+	// workers keep the peers' MACs in a fixed array).
+	MaxClusterPeers = 16
 )
 
 // applyDefaults fills the defaults of a [bgp] section that is present.
@@ -203,4 +225,31 @@ func (v *validator) bgp() {
 	}
 	check(b.InsidePeers, "inside")
 	check(b.OutsidePeers, "outside")
+	v.clusterPeers(b)
+}
+
+// clusterPeers checks bgp.cluster_peers: other hosts of the inside
+// subnet, each once, not natgw's own address nor a routed prefix's
+// router.
+func (v *validator) clusterPeers(b *BGP) {
+	if len(b.ClusterPeers) > MaxClusterPeers {
+		v.addf("bgp.cluster_peers", "%d peers: at most %d", len(b.ClusterPeers), MaxClusterPeers)
+	}
+	seen := map[netip.Addr]string{}
+	for i, s := range b.ClusterPeers {
+		key := index("bgp.cluster_peers", i)
+		a, ok := v.uniqueAddr(key, s, seen, "list each node once")
+		if !ok {
+			continue
+		}
+		if v.inside.IsValid() && !v.inside.Masked().Contains(a) {
+			v.addf(key, "%s is not in the inside subnet %s (inside.address): a cluster peer is another node's inside address, on the same link", a, v.inside.Masked())
+			continue
+		}
+		for j, r := range v.c.Inside.Routed {
+			if via, err := ParseIPv4(r.Via); err == nil && via == a {
+				v.addf(key, "%s is %s.via, a router: a cluster peer is another natgw node", a, index("inside.routed", j))
+			}
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -96,6 +97,16 @@ func TestBGPValidate(t *testing.T) {
 		{"peer is us", func(b *BGP) { b.InsidePeers[0].Address = "10.254.0.11" }, []string{"bgp.inside_peer[0].address"}, "another host"},
 		{"peer multicast", func(b *BGP) { b.InsidePeers[0].Address = "224.0.0.5" }, []string{"bgp.inside_peer[0].address"}, "multicast"},
 		{"peer names collide", func(b *BGP) { b.OutsidePeers[0].Name = "inside0" }, []string{"bgp.outside_peer[0].name"}, "own name"},
+		{"cluster peers", func(b *BGP) { b.ClusterPeers = []string{"10.0.0.2", "10.0.0.3"} }, nil, ""},
+		{"cluster peer off the inside link", func(b *BGP) { b.ClusterPeers = []string{"198.19.0.5"} }, []string{"bgp.cluster_peers[0]"}, "inside subnet"},
+		{"cluster peer is us", func(b *BGP) { b.ClusterPeers = []string{"10.0.0.1"} }, []string{"bgp.cluster_peers[0]"}, "own address"},
+		{"cluster peer twice", func(b *BGP) { b.ClusterPeers = []string{"10.0.0.2", "10.0.0.2"} }, []string{"bgp.cluster_peers[1]"}, "once"},
+		{"cluster peer not an address", func(b *BGP) { b.ClusterPeers = []string{"node-b"} }, []string{"bgp.cluster_peers[0]"}, ""},
+		{"too many cluster peers", func(b *BGP) {
+			for i := range MaxClusterPeers + 1 {
+				b.ClusterPeers = append(b.ClusterPeers, fmt.Sprintf("10.0.0.%d", 10+i))
+			}
+		}, []string{"bgp.cluster_peers"}, "at most"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
