@@ -71,7 +71,7 @@ func TestTrafficgenPythonCompiles(t *testing.T) {
 		require.NoError(t, err)
 		files = append(files, m...)
 	}
-	require.Len(t, files, 4, "natgw_stl.py, natgw_return.py, flows_to_csv.py, return_pcap.py")
+	require.Len(t, files, 7, "natgw_stl.py, natgw_return.py, flows_to_csv.py, natgw_rfc9693.py, rfc9693.py, test_rfc9693.py, return_pcap.py")
 	cache := t.TempDir()
 	for _, f := range files {
 		t.Run(f, func(t *testing.T) {
@@ -79,6 +79,90 @@ func TestTrafficgenPythonCompiles(t *testing.T) {
 			assert.Equal(t, 0, code, stderr)
 		})
 	}
+}
+
+// TestRFC9693PythonUnit runs the unit tests of the RFC 9693 driver's pure
+// logic (bench/trex/test_rfc9693.py: binary search, RFC 4814 port ranges,
+// latency percentiles from TRex's histogram, the result file in the
+// harness's fields, the whole method against a simulated natgw and TRex).
+func TestRFC9693PythonUnit(t *testing.T) {
+	stdout, stderr, code := runPython(t, nil, "", "-m", "unittest", "discover", "-s", "../bench/trex", "-p", "test_*.py", "-v")
+	require.Equal(t, 0, code, "%s%s", stdout, stderr)
+	assert.Contains(t, stderr, "OK")
+	assert.NotContains(t, stderr, "skipped")
+}
+
+// TestRFC9693DriverStreams builds natgw_rfc9693.py's streams against the
+// stand-in of TRex's library (which keeps the real keyword names): phase 1
+// a single burst of every flow with counters chained by next_var, phase 2
+// continuous with random ports, and the latency stream with flow stats.
+func TestRFC9693DriverStreams(t *testing.T) {
+	stub := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(stub, "trex_stl_lib"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(stub, "trex_stl_lib", "__init__.py"), nil, 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(stub, "trex_stl_lib", "api.py"), []byte(trexStubAPI), 0o644))
+	abs, err := filepath.Abs("../bench/trex")
+	require.NoError(t, err)
+	script := `
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from trex_stl_lib import api
+import natgw_rfc9693 as d
+o = d.parser().parse_args(["--flows", "4096", "--sources", "4", "--natgw", "http://x", "--natgw-mac", "02:00:00:00:00:01",
+                           "--natgw-outside-mac", "02:00:00:00:00:02", "--out", "/nonexistent"])
+plan = d.Plan(o)
+gen = d.TRex(api, None, plan, o)
+out = []
+for s in (d.forward_stream(api, plan, o, 1, 1000), d.forward_stream(api, plan, o, 2, 1000), gen.latency_stream()):
+    k = s.kwargs
+    vm = k["packet"].kwargs.get("vm")
+    vm = vm.kwargs["list_of_commands"] if vm else []
+    out.append({"mode": dict(k["mode"].kwargs, kind=type(k["mode"]).__name__),
+                "flow_stats": type(k["flow_stats"]).__name__ if "flow_stats" in k else "",
+                "len": len(k["packet"].kwargs["pkt"]),
+                "vm": [{"kind": type(i).__name__, "kwargs": i.kwargs} for i in vm]})
+json.dump(out, sys.stdout)
+`
+	stdout, stderr, code := runPython(t, []string{"PYTHONPATH=" + stub}, "", "-c", script, abs)
+	require.Equal(t, 0, code, stderr)
+	var streams []struct {
+		Mode      map[string]any `json:"mode"`
+		FlowStats string         `json:"flow_stats"`
+		Len       int            `json:"len"`
+		VM        []struct {
+			Kind   string         `json:"kind"`
+			Kwargs map[string]any `json:"kwargs"`
+		} `json:"vm"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(stdout), &streams), stdout)
+	require.Len(t, streams, 3)
+	assert.Equal(t, "STLTXSingleBurst", streams[0].Mode["kind"])
+	assert.EqualValues(t, 4096, streams[0].Mode["total_pkts"], "phase 1: one packet per flow")
+	assert.Equal(t, "STLTXCont", streams[1].Mode["kind"])
+	for i, want := range []string{"inc", "random"} {
+		s := streams[i]
+		assert.Equal(t, 60, s.Len, "64-byte frames")
+		vars := map[string]map[string]any{}
+		for _, in := range s.VM {
+			if in.Kind == "STLVmFlowVar" {
+				vars[in.Kwargs["name"].(string)] = in.Kwargs
+				assert.Equal(t, want, in.Kwargs["op"])
+			}
+		}
+		require.Len(t, vars, 3)
+		size := func(v map[string]any) uint64 { return number(t, v["max_value"]) - number(t, v["min_value"]) + 1 }
+		assert.EqualValues(t, 4096, size(vars["src"])*size(vars["sport"])*size(vars["dport"]), "ranges' product is the flows")
+		assert.GreaterOrEqual(t, number(t, vars["sport"]["min_value"]), uint64(1024), "RFC 4814 source ports")
+		assert.LessOrEqual(t, number(t, vars["dport"]["max_value"]), uint64(49151), "RFC 4814 destination ports")
+		if want == "inc" {
+			assert.Equal(t, "sport", vars["dport"]["next_var"])
+			assert.Equal(t, "src", vars["sport"]["next_var"])
+		} else {
+			assert.Nil(t, vars["dport"]["next_var"])
+		}
+		assert.Equal(t, "STLVmFixIpv4", s.VM[len(s.VM)-1].Kind)
+	}
+	assert.Equal(t, "STLFlowLatencyStats", streams[2].FlowStats)
 }
 
 // stream is one stream as the stand-in recorded it.
@@ -975,6 +1059,11 @@ class STLVmWrMaskFlowVar(_Recorded):
     def check(self):
         if self.kwargs.get("pkt_cast_size", 1) not in (1, 2, 4):
             raise ValueError("pkt_cast_size %r" % self.kwargs.get("pkt_cast_size"))
+
+
+class STLFlowLatencyStats(_Recorded):
+    positional = ["pg_id"]
+    allowed = set(positional)
 
 
 class STLVmFixIpv4(_Recorded):
