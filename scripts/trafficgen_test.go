@@ -882,11 +882,12 @@ func TestPktgenScript(t *testing.T) {
 	stub := filepath.Join(t.TempDir(), "stub.lua")
 	require.NoError(t, os.WriteFile(stub, []byte(pktgenStub), 0o644))
 	tests := []struct {
-		name  string
-		env   []string
-		want  []string // calls that must be made
-		flows int
-		err   string
+		name   string
+		env    []string
+		want   []string // calls that must be made
+		flows  int
+		search uint64 // phase 3: the throughput the search must find
+		err    string
 	}{
 		{
 			name: "phase 1 defaults",
@@ -906,6 +907,15 @@ func TestPktgenScript(t *testing.T) {
 				"range.dst_mac 0 start 3c:fd:fe:00:00:01", "set 0 count 0", "pcap 1 on", "start 0,1", "delay 5000", "stop 0,1",
 			},
 		},
+		{
+			name: "phase 3 searches the two-way rate",
+			env:  []string{"NATGW_PHASE=3", "NATGW_STEP=1", "NATGW_MAX_PPS=2000000"},
+			want: []string{"pcap 1 on", "start 0,1", "delay 1000", "stop 0,1", "set 0 count 0"},
+			// The stand-in's counters grow by 1 M frames per step, both
+			// ways, lost none: the search ends at what the generator
+			// offered, 1 M pps.
+			search: 1000000,
+		},
 		{name: "counts not coprime", env: []string{"NATGW_DESTINATIONS=16"}, err: "pairwise coprime"},
 		{name: "sources outside 10/8", env: []string{"NATGW_SRC=192.168.0.1"}, err: "10.0.0.0/8"},
 		{name: "servers outside 198.18/16", env: []string{"NATGW_DST=198.18.255.250"}, err: "198.18.0.0/16"},
@@ -916,7 +926,8 @@ func TestPktgenScript(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cmd := exec.Command(lua, stub, "../bench/pktgen/natgw.lua")
-			cmd.Env = append(os.Environ(), tt.env...)
+			out := t.TempDir()
+			cmd.Env = append(append(os.Environ(), tt.env...), "NATGW_OUT="+out)
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			err := cmd.Run()
@@ -933,8 +944,83 @@ func TestPktgenScript(t *testing.T) {
 			if tt.flows > 0 {
 				assert.Contains(t, stderr.String(), fmt.Sprintf("natgw phase 1: %d flows", tt.flows))
 			}
+			if tt.search > 0 {
+				b, err := os.ReadFile(filepath.Join(out, "rfc9693-986880.json"))
+				require.NoError(t, err)
+				var run map[string]any
+				require.NoError(t, json.Unmarshal(b, &run), string(b))
+				for _, k := range []string{"flows", "flow_capacity", "sources", "step_s", "connections_per_s", "connection_steps",
+					"throughput_pps", "throughput_steps", "generator_max_offered_pps", "latency"} {
+					assert.Contains(t, run, k, "the harness's rfcRun field")
+				}
+				got := number(t, run["throughput_pps"])
+				assert.LessOrEqual(t, got, uint64(float64(tt.search)/0.999), "within 0.1 %% of what was offered")
+				assert.Greater(t, got, tt.search-tt.search/50, "within the resolution (1 %% of the maximum)")
+				steps := run["throughput_steps"].([]any)
+				first := steps[0].(map[string]any)
+				assert.EqualValues(t, 2000000, first["rate_pps"], "the maximum first")
+				assert.Equal(t, true, first["generator_limited"])
+				for _, st := range steps {
+					assert.ElementsMatch(t, []string{"rate_pps", "pass", "lost", "offered", "seconds"},
+						keysWithout(st.(map[string]any), "generator_limited"), "searchStep fields")
+				}
+				assert.Equal(t, []any{}, run["latency"], "no latency from pktgen")
+			}
 		})
 	}
+}
+
+// keysWithout returns m's keys other than skip.
+func keysWithout(m map[string]any, skip string) []string {
+	var ks []string
+	for k := range m {
+		if k != skip {
+			ks = append(ks, k)
+		}
+	}
+	return ks
+}
+
+// pktgenUnit loads natgw.lua's functions without running it and checks
+// the binary search and the JSON writer, printing the JSON it wrote.
+const pktgenUnit = `
+pktgen = {}
+function printf() end
+local natgw = dofile(arg[1])
+local function threshold(limit)
+	return function(rate) return natgw.search_step(rate, rate <= limit and rate or rate - 1, 1, rate) end
+end
+for _, limit in ipairs({ 1000, 1234, 56789, 99999, 100000 }) do
+	local r, steps = natgw.binary_search(1000, 100000, 10, threshold(limit))
+	assert(r <= limit and limit - r <= 10, "limit " .. limit .. " found " .. r)
+	assert(steps[1].rate_pps == 100000, "hi first")
+end
+assert(natgw.binary_search(1000, 100000, 10, threshold(999)) == 0, "lo failing is 0")
+assert(not pcall(natgw.binary_search, 0, 10, 1, threshold(5)), "bad bounds")
+local limited = natgw.search_step(100, 100, 1, 1000)
+assert(limited.pass and limited.generator_limited, "generator limited")
+io.write(natgw.json({ a = { 1, 2.5, "q\"\\\n" }, b = true, c = { x = 1 } }))
+`
+
+// TestPktgenUnit checks natgw.lua's binary search and JSON writer.
+func TestPktgenUnit(t *testing.T) {
+	lua := findLua("lua5.3", "lua5.4")
+	if lua == "" {
+		t.Skip("lua5.3 not installed: natgw.lua's functions not checked")
+	}
+	stub := filepath.Join(t.TempDir(), "unit.lua")
+	require.NoError(t, os.WriteFile(stub, []byte(pktgenUnit), 0o644))
+	cmd := exec.Command(lua, stub, "../bench/pktgen/natgw.lua")
+	cmd.Env = append(os.Environ(), "NATGW_LUA_NO_MAIN=1")
+	out, err := cmd.Output()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		t.Fatalf("%s", exit.Stderr)
+	}
+	require.NoError(t, err)
+	var v map[string]any
+	require.NoError(t, json.Unmarshal(out, &v), string(out))
+	assert.Equal(t, map[string]any{"a": []any{1.0, 2.5, "q\"\\\n"}, "b": true, "c": map[string]any{"x": 1.0}}, v)
 }
 
 // TestBenchConfigValidates loads the benchmark configuration with natgw's
