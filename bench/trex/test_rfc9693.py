@@ -261,6 +261,49 @@ class FakeNat(object):
         return offered, received, stats
 
 
+class FakeAPI(natgw_rfc9693.Natgw):
+    """natgw's API answering from a dict of paths."""
+
+    def __init__(self, pages):
+        natgw_rfc9693.Natgw.__init__(self, "http://natgw")
+        self.pages = pages
+
+    def _get(self, path):
+        return self.pages[path]
+
+
+def flows_page(n, private):
+    return json.dumps({"flows": [{"protocol": "udp", "private": "%s:%d" % (private, 1024 + i),
+                                  "public": "198.19.1.1:%d" % (2000 + i), "remote": "198.18.0.1:1"}
+                                 for i in range(n)]})
+
+
+class NatgwTest(unittest.TestCase):
+    def test_flow_list(self):
+        api = FakeAPI({"/v1/flows?private=10.0.1.0&limit=3": flows_page(2, "10.0.1.0"),
+                       "/v1/flows?private=10.0.1.1&limit=3": flows_page(1, "10.0.1.1")})
+        self.assertEqual(api.flow_list(["10.0.1.0", "10.0.1.1"], limit=3),
+                         ["198.19.1.1,2000,198.18.0.1,1,udp", "198.19.1.1,2001,198.18.0.1,1,udp",
+                          "198.19.1.1,2000,198.18.0.1,1,udp"])
+
+    def test_flow_list_cut_short_is_an_error(self):
+        api = FakeAPI({"/v1/flows?private=10.0.1.0&limit=2": flows_page(2, "10.0.1.0")})
+        with self.assertRaises(rfc9693.MethodError) as cm:
+            api.flow_list(["10.0.1.0"], limit=2)
+        self.assertIn("--sources", str(cm.exception))
+
+    def test_flows_active(self):
+        api = FakeAPI({"/metrics": 'natgw_flows_active{worker="0",protocol="udp"} 0\n'})
+        api.wait_empty(0)
+        api.pages["/metrics"] = 'natgw_flows_active{worker="0",protocol="udp"} 5\n'
+        self.assertEqual(api.flows_active(), 5)
+        with self.assertRaises(rfc9693.MethodError):
+            api.wait_empty(-1)
+        api.pages["/metrics"] = "natgw_packets_total 1\n"
+        with self.assertRaises(rfc9693.MethodError):
+            api.flows_active()
+
+
 class MethodTest(unittest.TestCase):
     def test_whole_method(self):
         o = opts()
