@@ -71,7 +71,7 @@ func TestTrafficgenPythonCompiles(t *testing.T) {
 		require.NoError(t, err)
 		files = append(files, m...)
 	}
-	require.Len(t, files, 7, "natgw_stl.py, natgw_return.py, flows_to_csv.py, natgw_rfc9693.py, rfc9693.py, test_rfc9693.py, return_pcap.py")
+	require.Len(t, files, 7, "natgw_stl.py, natgw_return.py, flows_to_csv.py, trex_rfc9693.py, rfc9693.py, test_rfc9693.py, return_pcap.py")
 	cache := t.TempDir()
 	for _, f := range files {
 		t.Run(f, func(t *testing.T) {
@@ -92,7 +92,7 @@ func TestRFC9693PythonUnit(t *testing.T) {
 	assert.NotContains(t, stderr, "skipped")
 }
 
-// TestRFC9693DriverStreams builds natgw_rfc9693.py's streams against the
+// TestRFC9693DriverStreams builds trex_rfc9693.py's streams against the
 // stand-in of TRex's library (which keeps the real keyword names): phase 1
 // a single burst of every flow with counters chained by next_var, phase 2
 // continuous with random ports, and the latency stream with flow stats.
@@ -107,7 +107,7 @@ func TestRFC9693DriverStreams(t *testing.T) {
 import json, sys
 sys.path.insert(0, sys.argv[1])
 from trex_stl_lib import api
-import natgw_rfc9693 as d
+import trex_rfc9693 as d
 o = d.parser().parse_args(["--flows", "4096", "--sources", "4", "--natgw", "http://x", "--natgw-mac", "02:00:00:00:00:01",
                            "--natgw-outside-mac", "02:00:00:00:00:02", "--out", "/nonexistent"])
 plan = d.Plan(o)

@@ -60,7 +60,7 @@
 -- return pcap only at start, so it can't replay the replies of a fresh
 -- fill); latency percentiles (pktgen's Lua API gives per-port counters,
 -- not per-packet latencies); the tear-down rate. Use
--- bench/trex/natgw_rfc9693.py for those.
+-- bench/trex/trex_rfc9693.py for those.
 
 local natgw = {}
 
@@ -387,7 +387,7 @@ function natgw.search(s)
 		translator_bytes = 0, go_heap_bytes = 0, seconds = os.difftime(os.time(), t0),
 		generator = "pktgen-dpdk, natgw.lua phase 3",
 		notes = { "connections_per_s, latency and tear-downs not measured: pktgen can't answer a translated " ..
-			"first packet nor give per-packet latencies (use bench/trex/natgw_rfc9693.py)" },
+			"first packet nor give per-packet latencies (use bench/trex/trex_rfc9693.py)" },
 	}
 	local path = s.out .. "/rfc9693-" .. s.flows .. ".json"
 	local f, err = io.open(path, "w")

@@ -1,4 +1,4 @@
-"""The pure logic of natgw's RFC 9693 bare-metal driver (natgw_rfc9693.py).
+"""The pure logic of natgw's RFC 9693 bare-metal driver (trex_rfc9693.py).
 
 Nothing here talks to TRex or natgw, so bench/trex/test_rfc9693.py checks
 it without either: the zero-loss binary search, the RFC 4814 port ranges of

@@ -1,4 +1,4 @@
-"""Unit tests of rfc9693.py and natgw_rfc9693.py's method, without TRex or
+"""Unit tests of rfc9693.py and trex_rfc9693.py's method, without TRex or
 natgw (scripts/trafficgen_test.go runs them: python3 -m unittest)."""
 
 import json
@@ -9,7 +9,7 @@ import types
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import natgw_rfc9693  # noqa: E402
+import trex_rfc9693  # noqa: E402
 import rfc9693  # noqa: E402
 
 # The JSON names of the harness's rfcRun, searchStep and latencyRow
@@ -191,14 +191,14 @@ def opts(**kw):
 class StreamTest(unittest.TestCase):
     def test_phase1_enumerates_every_flow_once(self):
         o = opts(flows=24, sources=2, sports=3)
-        plan = natgw_rfc9693.Plan(o)
-        s = natgw_rfc9693.forward_stream(fake_api(), plan, o, 1, 1000)
+        plan = trex_rfc9693.Plan(o)
+        s = trex_rfc9693.forward_stream(fake_api(), plan, o, 1, 1000)
         self.assertEqual(s.kw["mode"].kind, "STLTXSingleBurst")
         self.assertEqual(s.kw["mode"].kw["total_pkts"], 24)
         prog = s.kw["packet"].kw["vm"].kw["prog"]
         tuples = run_vm(prog, 24)
         self.assertEqual(len(set(tuples)), 24)
-        src0 = natgw_rfc9693._ip2int("10.0.1.0")
+        src0 = trex_rfc9693._ip2int("10.0.1.0")
         self.assertEqual({t[0] for t in tuples}, {src0, src0 + 1})
         self.assertEqual({t[1] for t in tuples}, {1024, 1025, 1026})
         self.assertEqual({t[2] for t in tuples}, {1, 2, 3, 4})
@@ -207,8 +207,8 @@ class StreamTest(unittest.TestCase):
 
     def test_phase2_random_within_ranges(self):
         o = opts()
-        plan = natgw_rfc9693.Plan(o)
-        s = natgw_rfc9693.forward_stream(fake_api(), plan, o, 2, 1000)
+        plan = trex_rfc9693.Plan(o)
+        s = trex_rfc9693.forward_stream(fake_api(), plan, o, 2, 1000)
         self.assertEqual(s.kw["mode"].kind, "STLTXCont")
         for i in s.kw["packet"].kw["vm"].kw["prog"]:
             if i.kind == "STLVmFlowVar":
@@ -217,9 +217,9 @@ class StreamTest(unittest.TestCase):
 
     def test_sources_outside_private(self):
         with self.assertRaises(rfc9693.MethodError):
-            natgw_rfc9693.Plan(opts(src="192.168.0.1"))
+            trex_rfc9693.Plan(opts(src="192.168.0.1"))
         with self.assertRaises(rfc9693.MethodError):
-            natgw_rfc9693.Plan(opts(src="10.255.255.254"))
+            trex_rfc9693.Plan(opts(src="10.255.255.254"))
 
 
 class FakeNat(object):
@@ -257,15 +257,15 @@ class FakeNat(object):
         stats = None
         if latency:
             self.latency_calls.append(rate)
-            stats = {"latency": {natgw_rfc9693.LATENCY_PG: {"latency": {"histogram": {"0": 90, "10": 10}, "total_max": 17}}}}
+            stats = {"latency": {trex_rfc9693.LATENCY_PG: {"latency": {"histogram": {"0": 90, "10": 10}, "total_max": 17}}}}
         return offered, received, stats
 
 
-class FakeAPI(natgw_rfc9693.Natgw):
+class FakeAPI(trex_rfc9693.Natgw):
     """natgw's API answering from a dict of paths."""
 
     def __init__(self, pages):
-        natgw_rfc9693.Natgw.__init__(self, "http://natgw")
+        trex_rfc9693.Natgw.__init__(self, "http://natgw")
         self.pages = pages
 
     def _get(self, path):
@@ -307,9 +307,9 @@ class NatgwTest(unittest.TestCase):
 class MethodTest(unittest.TestCase):
     def test_whole_method(self):
         o = opts()
-        plan = natgw_rfc9693.Plan(o)
+        plan = trex_rfc9693.Plan(o)
         nat = FakeNat(plan, cps=31337, pps=765432)
-        run = natgw_rfc9693.Method(nat, nat, plan, o, log=lambda *_: None).run()
+        run = trex_rfc9693.Method(nat, nat, plan, o, log=lambda *_: None).run()
         self.assertNotIn("error", run)
         self.assertLessEqual(run["connections_per_s"], 31337)
         self.assertGreater(run["connections_per_s"], 31337 - 1000)
@@ -324,9 +324,9 @@ class MethodTest(unittest.TestCase):
 
     def test_fill_failing_is_an_error(self):
         o = opts()
-        plan = natgw_rfc9693.Plan(o)
+        plan = trex_rfc9693.Plan(o)
         nat = FakeNat(plan, cps=10, pps=765432)
-        run = natgw_rfc9693.Method(nat, nat, plan, o, log=lambda *_: None).run()
+        run = trex_rfc9693.Method(nat, nat, plan, o, log=lambda *_: None).run()
         self.assertEqual(run["connections_per_s"], 0)
         self.assertIn("phase 1 fill", run["error"])
 

@@ -42,7 +42,7 @@ Not measured (say so with the figures): the tear-down rate (natgw expires
 flows itself; TRex can't see it), PDR, and natgw's memory (read it from
 natgw's host). translator_bytes stays 0.
 
-    natgw_rfc9693.py --flows 65536 --sources 64 --natgw http://NATGW:9650 \\
+    trex_rfc9693.py --flows 65536 --sources 64 --natgw http://NATGW:9650 \\
         --natgw-mac 3c:fd:fe:00:00:01 --natgw-outside-mac 3c:fd:fe:00:00:02 \\
         --max-rate 20000000 --step 60 --out bench/results/trex
 
@@ -304,7 +304,7 @@ class Method(object):
         """Runs the whole method and returns the run (rfc9693.new_run)."""
         o, t0 = self.o, time.time()
         run = rfc9693.new_run(self.plan.flows, o.capacity, self.plan.sources, o.step)
-        run["generator"] = "TRex (stateless), natgw_rfc9693.py"
+        run["generator"] = "TRex (stateless), trex_rfc9693.py"
         res = max(1, int(o.max_cps * o.resolution))
         run["connections_per_s"], run["connection_steps"] = rfc9693.binary_search(
             max(1000, o.max_cps // 256), o.max_cps, res, self.connection_trial)
@@ -371,7 +371,7 @@ def main(argv=None):
     try:
         plan = Plan(opts)
     except rfc9693.MethodError as e:
-        print("natgw_rfc9693: %s" % e, file=sys.stderr)
+        print("trex_rfc9693: %s" % e, file=sys.stderr)
         return 1
     try:
         from trex.stl import api
@@ -379,7 +379,7 @@ def main(argv=None):
         try:
             from trex_stl_lib import api
         except ImportError:
-            print("natgw_rfc9693: TRex's Python API (trex.stl.api) is not on PYTHONPATH", file=sys.stderr)
+            print("trex_rfc9693: TRex's Python API (trex.stl.api) is not on PYTHONPATH", file=sys.stderr)
             return 1
     client = api.STLClient(server=opts.trex)
     client.connect()
@@ -388,7 +388,7 @@ def main(argv=None):
         run = Method(TRex(api, client, plan, opts), Natgw(opts.natgw), plan, opts).run()
     finally:
         client.disconnect()
-    print("natgw_rfc9693: wrote %s" % rfc9693.write_run(opts.out, run))
+    print("trex_rfc9693: wrote %s" % rfc9693.write_run(opts.out, run))
     return 0
 
 
