@@ -950,12 +950,14 @@ func TestPktgenScript(t *testing.T) {
 				var run map[string]any
 				require.NoError(t, json.Unmarshal(b, &run), string(b))
 				for _, k := range []string{"flows", "flow_capacity", "sources", "step_s", "connections_per_s", "connection_steps",
-					"throughput_pps", "throughput_steps", "generator_max_offered_pps", "latency"} {
+					"throughput_pps", "throughput_steps", "generator_max_offered_pps", "pdr_pps", "pdr_steps", "latency"} {
 					assert.Contains(t, run, k, "the harness's rfcRun field")
 				}
 				got := number(t, run["throughput_pps"])
 				assert.LessOrEqual(t, got, uint64(float64(tt.search)/0.999), "within 0.1 %% of what was offered")
 				assert.Greater(t, got, tt.search-tt.search/50, "within the resolution (1 %% of the maximum)")
+				pdr := number(t, run["pdr_pps"])
+				assert.InDelta(t, float64(got), float64(pdr), float64(tt.search)/50, "PDR: nothing lost, the same rate")
 				steps := run["throughput_steps"].([]any)
 				first := steps[0].(map[string]any)
 				assert.EqualValues(t, 2000000, first["rate_pps"], "the maximum first")

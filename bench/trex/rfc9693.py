@@ -76,6 +76,19 @@ def search_step(offered, received, seconds, due=None, note=""):
     return s
 
 
+# PDR_LOSS is the loss ratio of the PDR search (CSIT's partial drop rate,
+# the harness's pdrLoss).
+PDR_LOSS = 0.005
+
+
+def pdr_step(step, ratio=PDR_LOSS):
+    """Returns a copy of a search step that passes when it lost at most
+    ratio of the frames offered (the PDR search) instead of none."""
+    s = dict(step)
+    s["pass"] = s["offered"] > 0 and s["lost"] <= ratio * s["offered"]
+    return s
+
+
 def rfc4814_ranges(flows, sources, sports, sport_lo=SPORT_LO, dport_lo=DPORT_LO, block=1024):
     """Returns the port ranges of RFC 9693's flows for natgw.
 

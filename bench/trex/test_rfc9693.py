@@ -104,6 +104,14 @@ class LatencyTest(unittest.TestCase):
 
 
 class ReportTest(unittest.TestCase):
+    def test_pdr_step(self):
+        self.assertTrue(rfc9693.pdr_step(rfc9693.search_step(1000, 995, 1.0))["pass"])
+        self.assertFalse(rfc9693.pdr_step(rfc9693.search_step(1000, 994, 1.0))["pass"])
+        self.assertFalse(rfc9693.pdr_step(rfc9693.search_step(0, 0, 1.0))["pass"])
+        s = rfc9693.search_step(1000, 999, 1.0)
+        rfc9693.pdr_step(s)
+        self.assertFalse(s["pass"], "the zero-loss step is left as it was")
+
     def test_fields_are_the_harness(self):
         run = rfc9693.new_run(65536, 2000000, 64, 60.0)
         self.assertTrue(set(run) <= HARNESS_RUN, set(run) - HARNESS_RUN)
@@ -253,7 +261,8 @@ class FakeNat(object):
 
     def traffic(self, pcap, rate, seconds, latency=False):
         offered = int(rate * seconds)
-        received = offered if rate <= self.pps else offered - 5
+        # Loses nothing up to pps, 0.2 % up to 1.5 pps, then 1 %.
+        received = offered if rate <= self.pps else offered - offered // (500 if rate <= 1.5 * self.pps else 100)
         stats = None
         if latency:
             self.latency_calls.append(rate)
@@ -308,13 +317,16 @@ class MethodTest(unittest.TestCase):
     def test_whole_method(self):
         o = opts()
         plan = trex_rfc9693.Plan(o)
-        nat = FakeNat(plan, cps=31337, pps=765432)
+        nat = FakeNat(plan, cps=31337, pps=500000)
         run = trex_rfc9693.Method(nat, nat, plan, o, log=lambda *_: None).run()
         self.assertNotIn("error", run)
         self.assertLessEqual(run["connections_per_s"], 31337)
         self.assertGreater(run["connections_per_s"], 31337 - 1000)
-        self.assertLessEqual(run["throughput_pps"], 765432)
-        self.assertGreater(run["throughput_pps"], 765432 - 10000)
+        self.assertLessEqual(run["throughput_pps"], 500000)
+        self.assertGreater(run["throughput_pps"], 500000 - 10000)
+        self.assertLessEqual(run["pdr_pps"], 1.5 * 500000)
+        self.assertGreater(run["pdr_pps"], 1.5 * 500000 - 10000)
+        self.assertGreaterEqual(run["generator_max_offered_pps"], 1000000, "the highest step offered")
         self.assertEqual(nat.empties, len(run["connection_steps"]) + 1, "every phase 1 step starts empty")
         self.assertEqual([r["load_percent"] for r in run["latency"]], [10, 50, 90])
         self.assertEqual(nat.latency_calls, [run["throughput_pps"] * p // 100 for p in (10, 50, 90)])
