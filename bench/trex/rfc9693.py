@@ -201,7 +201,7 @@ def new_run(flows, capacity, sources, step_s):
 
 # The fields of a run, in the harness's rfcRun; write_run refuses others so
 # a typo can't make a report the harness reads as zero.
-RUN_FIELDS = frozenset(new_run(1, 1, 1, 1)) | {"pdr_steps", "error", "generator", "notes"}
+RUN_FIELDS = frozenset(new_run(1, 1, 1, 1)) | {"pdr_steps", "error", "generator", "notes", "teardown"}
 STEP_FIELDS = frozenset({"rate_pps", "pass", "lost", "offered", "seconds", "generator_limited", "note"})
 LATENCY_FIELDS = frozenset(latency_row(10, 0, 0, 0, {}, 0))
 
@@ -231,6 +231,40 @@ def write_run(directory, run):
         f.write("\n")
     os.replace(tmp, path)
     return path
+
+
+def teardown_rate(samples, flows, load_pps):
+    """Returns the tear-down result from natgw's counters sampled while it
+    expires flows idle flows under load.
+
+    samples are (time s, natgw_flows_expired_total{reason="idle"}) in time
+    order, the first taken before any of the flows expired. T_N runs from
+    the last sample before the counter rose to the first at which it had
+    risen by flows: it brackets the expiry, so T_N is at most two sampling
+    intervals long and flows / T_N a lower bound of the rate.
+    """
+    out = {"flows": flows, "flows_expired_idle": 0, "t_n_s": 0.0, "flows_per_s": 0.0, "load_pps": int(load_pps)}
+    if len(samples) < 2:
+        out["error"] = "fewer than two samples of natgw's counters"
+        return out
+    base = samples[0][1]
+    start = end = None
+    for i, (t, v) in enumerate(samples):
+        if start is None and v > base:
+            start = samples[i - 1][0] if i > 0 else t
+        if v - base >= flows:
+            end = t
+            break
+    out["flows_expired_idle"] = int(samples[-1][1] - base if end is None else v - base)
+    if start is None or end is None:
+        out["error"] = "natgw expired %d of the %d flows while sampled" % (out["flows_expired_idle"], flows)
+        return out
+    out["t_n_s"] = end - start
+    if out["t_n_s"] <= 0:
+        out["error"] = "the expiry fell between two samples at the same time"
+        return out
+    out["flows_per_s"] = flows / out["t_n_s"]
+    return out
 
 
 def metric_sum(text, name, labels=None):

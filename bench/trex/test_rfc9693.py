@@ -103,6 +103,20 @@ class LatencyTest(unittest.TestCase):
         self.assertEqual(rfc9693.merge_histograms({"10": 1}, {10: 2, 20: 1}), {10: 3, 20: 1})
 
 
+class TeardownTest(unittest.TestCase):
+    def test_rate_bracketed_by_samples(self):
+        samples = [(0.0, 10), (1.0, 10), (2.0, 10), (2.5, 400), (3.0, 900), (3.5, 1010), (4.0, 1010)]
+        r = rfc9693.teardown_rate(samples, 1000, 5000)
+        self.assertEqual((r["t_n_s"], r["flows_expired_idle"], r["load_pps"]), (1.5, 1000, 5000))
+        self.assertAlmostEqual(r["flows_per_s"], 1000 / 1.5)
+        self.assertNotIn("error", r)
+
+    def test_incomplete(self):
+        r = rfc9693.teardown_rate([(0.0, 10), (1.0, 500)], 1000, 1)
+        self.assertIn("expired 490 of the 1000", r["error"])
+        self.assertIn("fewer than two", rfc9693.teardown_rate([(0.0, 1)], 1000, 1)["error"])
+
+
 class ReportTest(unittest.TestCase):
     def test_pdr_step(self):
         self.assertTrue(rfc9693.pdr_step(rfc9693.search_step(1000, 995, 1.0))["pass"])
@@ -191,7 +205,7 @@ def run_vm(prog, packets):
 def opts(**kw):
     o = dict(flows=4096, sources=4, src="10.0.1.0", sports=0, sport_lo=1024, dport_lo=1, block=1024,
              capacity=8192, size=64, max_cps=100000, max_rate=1000000, resolution=0.01, step=1.0,
-             drain=0, empty_timeout=1, natgw_mac="02:00:00:00:00:01", natgw_outside_mac="02:00:00:00:00:02")
+             drain=0, empty_timeout=1, udp_timeout=0, sample=0.1, natgw_mac="02:00:00:00:00:01", natgw_outside_mac="02:00:00:00:00:02")
     o.update(kw)
     return types.SimpleNamespace(**o)
 
@@ -238,11 +252,25 @@ class FakeNat(object):
         self.plan, self.cps, self.pps = plan, cps, pps
         self.flows, self.empties = 0, 0
         self.latency_calls = []
+        self.now, self.teardown_at, self.expiry_rate, self.load, self.stopped = 1000.0, None, 0, None, False
+
+    def clock(self):
+        return self.now
+
+    def sleep(self, s):
+        self.now += s
 
     # natgw
     def wait_empty(self, _):
         self.empties += 1
         self.flows = 0
+
+    def expired_idle(self):
+        # 100 expired before; the plan's flows expire from teardown_at
+        # at expiry_rate flows/s.
+        if self.teardown_at is None or self.now < self.teardown_at:
+            return 100
+        return 100 + min(self.plan.flows, int((self.now - self.teardown_at) * self.expiry_rate))
 
     def flow_list(self, _):
         return ["198.19.1.1,%d,198.18.0.1,1,udp" % (1024 + i) for i in range(self.flows)]
@@ -258,6 +286,13 @@ class FakeNat(object):
 
     def replies(self, pcap, rate):
         return self.flows, self.flows if rate <= self.cps else self.flows - 2
+
+    def teardown_load(self, background, load, cps, seconds):
+        self.load = (background.flows, background.src_first, load, cps)
+        self.teardown_at = self.now + self.plan.flows / cps + self.udp_timeout
+
+    def stop(self):
+        self.stopped = True
 
     def traffic(self, pcap, rate, seconds, latency=False):
         offered = int(rate * seconds)
@@ -333,6 +368,33 @@ class MethodTest(unittest.TestCase):
         self.assertEqual(run["latency"][1]["p99_us"], 17.0)
         self.assertEqual(run["latency"][1]["p50_us"], 10.0)
         rfc9693.check_run(run)
+
+    def test_teardown_under_load(self):
+        o = opts(udp_timeout=30, sample=0.5)
+        plan = trex_rfc9693.Plan(o)
+        nat = FakeNat(plan, cps=31337, pps=500000)
+        nat.udp_timeout, nat.expiry_rate = 30, 1000.0  # 4096 flows in 4.096 s
+        m = trex_rfc9693.Method(nat, nat, plan, o, log=lambda *_: None, clock=nat.clock, sleep=nat.sleep)
+        run = m.run()
+        td = run["teardown"]
+        self.assertNotIn("error", td)
+        self.assertEqual(td["flows"], 4096)
+        self.assertEqual(td["flows_expired_idle"], 4096)
+        self.assertEqual(td["load_pps"], run["throughput_pps"] // 2, "half the throughput")
+        # T_N is bracketed by samples: 4.096 s within one sample each side.
+        self.assertGreaterEqual(td["t_n_s"], 4.096)
+        self.assertLessEqual(td["t_n_s"], 4.096 + 2 * 0.5)
+        self.assertTrue(nat.stopped)
+        self.assertEqual(nat.load[:2], (1024, "10.0.1.4"), "background flows of the next source")
+        rfc9693.check_run(run)
+
+    def test_teardown_not_measured_without_timeout(self):
+        o = opts()
+        plan = trex_rfc9693.Plan(o)
+        nat = FakeNat(plan, cps=31337, pps=500000)
+        run = trex_rfc9693.Method(nat, nat, plan, o, log=lambda *_: None).run()
+        self.assertIn("--udp-timeout", run["teardown"]["error"])
+        self.assertIsNone(nat.load, "no tear-down load started")
 
     def test_fill_failing_is_an_error(self):
         o = opts()

@@ -41,9 +41,16 @@ report and charts:
                      upper bounds that coarse. The harness times every
                      frame of both directions.
 
-Not measured (say so with the figures): the tear-down rate (natgw expires
-flows itself; TRex can't see it) and natgw's memory (read it from
-natgw's host). translator_bytes stays 0.
+  teardown           (not in the harness's rfcRun yet: its report says
+                     "not measured") the tear-down rate under load: with
+                     half the throughput flowing from inside on 1024 other
+                     flows, the N flows are created once and idle out;
+                     natgw_flows_expired_total{reason="idle"}, sampled
+                     every --sample s, gives N / T_N, a lower bound (T_N
+                     is bracketed by samples). Needs --udp-timeout.
+
+Not measured: natgw's memory (read it on natgw's host; translator_bytes
+stays 0).
 
     trex_rfc9693.py --flows 65536 --sources 64 --natgw http://NATGW:9650 \\
         --natgw-mac 3c:fd:fe:00:00:01 --natgw-outside-mac 3c:fd:fe:00:00:02 \\
@@ -55,6 +62,7 @@ as the report states.
 
 import argparse
 import importlib.util
+import ipaddress
 import os
 import sys
 import tempfile
@@ -99,6 +107,11 @@ class Natgw(object):
             raise rfc9693.MethodError("natgw's /metrics has no natgw_flows_active")
         return int(v)
 
+    def expired_idle(self):
+        """Returns natgw_flows_expired_total{reason="idle"} summed."""
+        v = rfc9693.metric_sum(self._get("/metrics"), "natgw_flows_expired_total", {"reason": "idle"})
+        return int(v or 0)
+
     def wait_empty(self, deadline_s):
         """Waits until natgw's table is empty, or raises after deadline_s."""
         end = time.time() + deadline_s
@@ -130,8 +143,15 @@ class Natgw(object):
 class Plan(object):
     """The flows of one run: sources x source ports x destination ports."""
 
+    def background(self, opts):
+        """Returns the plan of the tear-down test's background load: 1024
+        flows of one source after this plan's, which the load keeps busy
+        while this plan's flows expire."""
+        o = argparse.Namespace(**dict(vars(opts), flows=1024, sources=1, sports=1024,
+                                      src=str(ipaddress.IPv4Address(self.src_first) + self.sources)))
+        return Plan(o)
+
     def __init__(self, opts):
-        import ipaddress
         self.flows, self.sources = opts.flows, opts.sources
         sports = opts.sports or rfc9693.choose_sports(opts.flows, opts.sources, opts.block)
         self.ranges = rfc9693.rfc4814_ranges(opts.flows, opts.sources, sports, opts.sport_lo,
@@ -267,12 +287,58 @@ class TRex(object):
         return offered, received, lat
 
 
+    def teardown_load(self, background, load_pps, cps, seconds):
+        """Starts the tear-down test without waiting: the background
+        flows from inside at load_pps for seconds (their first packets
+        create them, the rest keep them), and this plan's flows once at
+        cps, which then idle out."""
+        i = self.o.inside
+        self.c.reset(ports=self.ports)
+        self.c.add_streams([forward_stream(self.api, background, self.o, 2, load_pps),
+                            forward_stream(self.api, self.plan, self.o, 1, cps)], ports=[i])
+        self.c.start(ports=[i], duration=seconds, force=True)
+
+    def stop(self):
+        """Stops every port."""
+        self.c.stop(ports=self.ports)
+
+
 class Method(object):
     """The searches, independent of TRex: gen is a TRex (or a stand-in)."""
 
-    def __init__(self, gen, natgw, plan, opts, log=print):
+    def __init__(self, gen, natgw, plan, opts, log=print, clock=time.time, sleep=time.sleep):
         self.gen, self.natgw, self.plan, self.o, self.log = gen, natgw, plan, opts, log
+        self.clock, self.sleep = clock, sleep
         self.pcap, self.rows = None, []
+
+    def teardown(self, throughput, cps):
+        """The tear-down rate under load: with half the throughput flowing
+        (from inside, on other flows), the plan's flows are created once
+        and left to idle out; natgw's idle-expiry counter, sampled every
+        --sample s, gives the rate (rfc9693.teardown_rate)."""
+        o = self.o
+        load = max(1, throughput // 2)
+        if not o.udp_timeout:
+            return {"flows": self.plan.flows, "flows_expired_idle": 0, "t_n_s": 0.0, "flows_per_s": 0.0,
+                    "load_pps": load, "error": "not measured: give natgw's UDP timeout (--udp-timeout)"}
+        self.natgw.wait_empty(o.empty_timeout)
+        # Long enough to create the flows, wait out their timeout, and
+        # expire them at a rate as low as 1/10 of the connection rate.
+        seconds = self.plan.flows / cps + o.udp_timeout + 10 * self.plan.flows / cps + 30
+        base = self.natgw.expired_idle()
+        self.gen.teardown_load(self.plan.background(o), load, cps, seconds)
+        samples, end = [(self.clock(), base)], self.clock() + seconds
+        try:
+            while self.clock() < end:
+                self.sleep(o.sample)
+                samples.append((self.clock(), self.natgw.expired_idle()))
+                if samples[-1][1] - base >= self.plan.flows:
+                    break
+        finally:
+            self.gen.stop()
+        res = rfc9693.teardown_rate(samples, self.plan.flows, load)
+        self.log("tear-down under %d pps: %s" % (load, res))
+        return res
 
     def connection_trial(self, rate):
         """One phase 1 step: empty table, first packets, replies."""
@@ -328,6 +394,7 @@ class Method(object):
         for pct, rate in rfc9693.latency_rates(run["throughput_pps"]):
             offered, received, lat = self.gen.traffic(self.pcap, rate, o.step, latency=True)
             run["latency"].append(latency_row_from_trex(pct, rate, offered, received, lat))
+        run["teardown"] = self.teardown(run["throughput_pps"], max(run["connections_per_s"], 1000))
         run["seconds"] = time.time() - t0
         return run
 
@@ -360,6 +427,9 @@ def parser():
     p.add_argument("--step", type=float, default=60.0, help="elementary step, s (RFC 9693: 60)")
     p.add_argument("--drain", type=float, default=0.5, help="wait for frames in flight, s")
     p.add_argument("--empty-timeout", type=float, default=600, help="wait for an empty table, s")
+    p.add_argument("--udp-timeout", type=float, default=0,
+                   help="natgw's timeouts.udp in s, for the tear-down test (0: not measured)")
+    p.add_argument("--sample", type=float, default=0.1, help="tear-down: natgw's counters sampled every s")
     p.add_argument("--natgw", required=True, help="natgw's management URL")
     p.add_argument("--natgw-mac", required=True, help="natgw's inside port MAC")
     p.add_argument("--natgw-outside-mac", required=True, help="natgw's outside port MAC")
