@@ -40,7 +40,6 @@ report and charts:
                      histogram, whose buckets have one significant digit:
                      upper bounds that coarse. The harness times every
                      frame of both directions.
-
   teardown           (not in the harness's rfcRun yet: its report says
                      "not measured") the tear-down rate under load: with
                      half the throughput flowing from inside on 1024 other
