@@ -71,7 +71,7 @@ func TestTrafficgenPythonCompiles(t *testing.T) {
 		require.NoError(t, err)
 		files = append(files, m...)
 	}
-	require.Len(t, files, 4, "natgw_stl.py, natgw_return.py, flows_to_csv.py, return_pcap.py")
+	require.Len(t, files, 7, "natgw_stl.py, natgw_return.py, flows_to_csv.py, trex_rfc9693.py, rfc9693.py, test_rfc9693.py, return_pcap.py")
 	cache := t.TempDir()
 	for _, f := range files {
 		t.Run(f, func(t *testing.T) {
@@ -79,6 +79,90 @@ func TestTrafficgenPythonCompiles(t *testing.T) {
 			assert.Equal(t, 0, code, stderr)
 		})
 	}
+}
+
+// TestRFC9693PythonUnit runs the unit tests of the RFC 9693 driver's pure
+// logic (bench/trex/test_rfc9693.py: binary search, RFC 4814 port ranges,
+// latency percentiles from TRex's histogram, the result file in the
+// harness's fields, the whole method against a simulated natgw and TRex).
+func TestRFC9693PythonUnit(t *testing.T) {
+	stdout, stderr, code := runPython(t, nil, "", "-m", "unittest", "discover", "-s", "../bench/trex", "-p", "test_*.py", "-v")
+	require.Equal(t, 0, code, "%s%s", stdout, stderr)
+	assert.Contains(t, stderr, "OK")
+	assert.NotContains(t, stderr, "skipped")
+}
+
+// TestRFC9693DriverStreams builds trex_rfc9693.py's streams against the
+// stand-in of TRex's library (which keeps the real keyword names): phase 1
+// a single burst of every flow with counters chained by next_var, phase 2
+// continuous with random ports, and the latency stream with flow stats.
+func TestRFC9693DriverStreams(t *testing.T) {
+	stub := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(stub, "trex_stl_lib"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(stub, "trex_stl_lib", "__init__.py"), nil, 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(stub, "trex_stl_lib", "api.py"), []byte(trexStubAPI), 0o644))
+	abs, err := filepath.Abs("../bench/trex")
+	require.NoError(t, err)
+	script := `
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from trex_stl_lib import api
+import trex_rfc9693 as d
+o = d.parser().parse_args(["--flows", "4096", "--sources", "4", "--natgw", "http://x", "--natgw-mac", "02:00:00:00:00:01",
+                           "--natgw-outside-mac", "02:00:00:00:00:02", "--out", "/nonexistent"])
+plan = d.Plan(o)
+gen = d.TRex(api, None, plan, o)
+out = []
+for s in (d.forward_stream(api, plan, o, 1, 1000), d.forward_stream(api, plan, o, 2, 1000), gen.latency_stream()):
+    k = s.kwargs
+    vm = k["packet"].kwargs.get("vm")
+    vm = vm.kwargs["list_of_commands"] if vm else []
+    out.append({"mode": dict(k["mode"].kwargs, kind=type(k["mode"]).__name__),
+                "flow_stats": type(k["flow_stats"]).__name__ if "flow_stats" in k else "",
+                "len": len(k["packet"].kwargs["pkt"]),
+                "vm": [{"kind": type(i).__name__, "kwargs": i.kwargs} for i in vm]})
+json.dump(out, sys.stdout)
+`
+	stdout, stderr, code := runPython(t, []string{"PYTHONPATH=" + stub}, "", "-c", script, abs)
+	require.Equal(t, 0, code, stderr)
+	var streams []struct {
+		Mode      map[string]any `json:"mode"`
+		FlowStats string         `json:"flow_stats"`
+		Len       int            `json:"len"`
+		VM        []struct {
+			Kind   string         `json:"kind"`
+			Kwargs map[string]any `json:"kwargs"`
+		} `json:"vm"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(stdout), &streams), stdout)
+	require.Len(t, streams, 3)
+	assert.Equal(t, "STLTXSingleBurst", streams[0].Mode["kind"])
+	assert.EqualValues(t, 4096, streams[0].Mode["total_pkts"], "phase 1: one packet per flow")
+	assert.Equal(t, "STLTXCont", streams[1].Mode["kind"])
+	for i, want := range []string{"inc", "random"} {
+		s := streams[i]
+		assert.Equal(t, 60, s.Len, "64-byte frames")
+		vars := map[string]map[string]any{}
+		for _, in := range s.VM {
+			if in.Kind == "STLVmFlowVar" {
+				vars[in.Kwargs["name"].(string)] = in.Kwargs
+				assert.Equal(t, want, in.Kwargs["op"])
+			}
+		}
+		require.Len(t, vars, 3)
+		size := func(v map[string]any) uint64 { return number(t, v["max_value"]) - number(t, v["min_value"]) + 1 }
+		assert.EqualValues(t, 4096, size(vars["src"])*size(vars["sport"])*size(vars["dport"]), "ranges' product is the flows")
+		assert.GreaterOrEqual(t, number(t, vars["sport"]["min_value"]), uint64(1024), "RFC 4814 source ports")
+		assert.LessOrEqual(t, number(t, vars["dport"]["max_value"]), uint64(49151), "RFC 4814 destination ports")
+		if want == "inc" {
+			assert.Equal(t, "sport", vars["dport"]["next_var"])
+			assert.Equal(t, "src", vars["sport"]["next_var"])
+		} else {
+			assert.Nil(t, vars["dport"]["next_var"])
+		}
+		assert.Equal(t, "STLVmFixIpv4", s.VM[len(s.VM)-1].Kind)
+	}
+	assert.Equal(t, "STLFlowLatencyStats", streams[2].FlowStats)
 }
 
 // stream is one stream as the stand-in recorded it.
@@ -798,11 +882,12 @@ func TestPktgenScript(t *testing.T) {
 	stub := filepath.Join(t.TempDir(), "stub.lua")
 	require.NoError(t, os.WriteFile(stub, []byte(pktgenStub), 0o644))
 	tests := []struct {
-		name  string
-		env   []string
-		want  []string // calls that must be made
-		flows int
-		err   string
+		name   string
+		env    []string
+		want   []string // calls that must be made
+		flows  int
+		search uint64 // phase 3: the throughput the search must find
+		err    string
 	}{
 		{
 			name: "phase 1 defaults",
@@ -822,6 +907,15 @@ func TestPktgenScript(t *testing.T) {
 				"range.dst_mac 0 start 3c:fd:fe:00:00:01", "set 0 count 0", "pcap 1 on", "start 0,1", "delay 5000", "stop 0,1",
 			},
 		},
+		{
+			name: "phase 3 searches the two-way rate",
+			env:  []string{"NATGW_PHASE=3", "NATGW_STEP=1", "NATGW_MAX_PPS=2000000"},
+			want: []string{"pcap 1 on", "start 0,1", "delay 1000", "stop 0,1", "set 0 count 0"},
+			// The stand-in's counters grow by 1 M frames per step, both
+			// ways, lost none: the search ends at what the generator
+			// offered, 1 M pps.
+			search: 1000000,
+		},
 		{name: "counts not coprime", env: []string{"NATGW_DESTINATIONS=16"}, err: "pairwise coprime"},
 		{name: "sources outside 10/8", env: []string{"NATGW_SRC=192.168.0.1"}, err: "10.0.0.0/8"},
 		{name: "servers outside 198.18/16", env: []string{"NATGW_DST=198.18.255.250"}, err: "198.18.0.0/16"},
@@ -832,7 +926,8 @@ func TestPktgenScript(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cmd := exec.Command(lua, stub, "../bench/pktgen/natgw.lua")
-			cmd.Env = append(os.Environ(), tt.env...)
+			out := t.TempDir()
+			cmd.Env = append(append(os.Environ(), tt.env...), "NATGW_OUT="+out)
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			err := cmd.Run()
@@ -849,8 +944,85 @@ func TestPktgenScript(t *testing.T) {
 			if tt.flows > 0 {
 				assert.Contains(t, stderr.String(), fmt.Sprintf("natgw phase 1: %d flows", tt.flows))
 			}
+			if tt.search > 0 {
+				b, err := os.ReadFile(filepath.Join(out, "rfc9693-986880.json"))
+				require.NoError(t, err)
+				var run map[string]any
+				require.NoError(t, json.Unmarshal(b, &run), string(b))
+				for _, k := range []string{"flows", "flow_capacity", "sources", "step_s", "connections_per_s", "connection_steps",
+					"throughput_pps", "throughput_steps", "generator_max_offered_pps", "pdr_pps", "pdr_steps", "latency"} {
+					assert.Contains(t, run, k, "the harness's rfcRun field")
+				}
+				got := number(t, run["throughput_pps"])
+				assert.LessOrEqual(t, got, uint64(float64(tt.search)/0.999), "within 0.1 %% of what was offered")
+				assert.Greater(t, got, tt.search-tt.search/50, "within the resolution (1 %% of the maximum)")
+				pdr := number(t, run["pdr_pps"])
+				assert.InDelta(t, float64(got), float64(pdr), float64(tt.search)/50, "PDR: nothing lost, the same rate")
+				steps := run["throughput_steps"].([]any)
+				first := steps[0].(map[string]any)
+				assert.EqualValues(t, 2000000, first["rate_pps"], "the maximum first")
+				assert.Equal(t, true, first["generator_limited"])
+				for _, st := range steps {
+					assert.ElementsMatch(t, []string{"rate_pps", "pass", "lost", "offered", "seconds"},
+						keysWithout(st.(map[string]any), "generator_limited"), "searchStep fields")
+				}
+				assert.Equal(t, []any{}, run["latency"], "no latency from pktgen")
+			}
 		})
 	}
+}
+
+// keysWithout returns m's keys other than skip.
+func keysWithout(m map[string]any, skip string) []string {
+	var ks []string
+	for k := range m {
+		if k != skip {
+			ks = append(ks, k)
+		}
+	}
+	return ks
+}
+
+// pktgenUnit loads natgw.lua's functions without running it and checks
+// the binary search and the JSON writer, printing the JSON it wrote.
+const pktgenUnit = `
+pktgen = {}
+function printf() end
+local natgw = dofile(arg[1])
+local function threshold(limit)
+	return function(rate) return natgw.search_step(rate, rate <= limit and rate or rate - 1, 1, rate) end
+end
+for _, limit in ipairs({ 1000, 1234, 56789, 99999, 100000 }) do
+	local r, steps = natgw.binary_search(1000, 100000, 10, threshold(limit))
+	assert(r <= limit and limit - r <= 10, "limit " .. limit .. " found " .. r)
+	assert(steps[1].rate_pps == 100000, "hi first")
+end
+assert(natgw.binary_search(1000, 100000, 10, threshold(999)) == 0, "lo failing is 0")
+assert(not pcall(natgw.binary_search, 0, 10, 1, threshold(5)), "bad bounds")
+local limited = natgw.search_step(100, 100, 1, 1000)
+assert(limited.pass and limited.generator_limited, "generator limited")
+io.write(natgw.json({ a = { 1, 2.5, "q\"\\\n" }, b = true, c = { x = 1 } }))
+`
+
+// TestPktgenUnit checks natgw.lua's binary search and JSON writer.
+func TestPktgenUnit(t *testing.T) {
+	lua := findLua("lua5.3", "lua5.4")
+	if lua == "" {
+		t.Skip("lua5.3 not installed: natgw.lua's functions not checked")
+	}
+	stub := filepath.Join(t.TempDir(), "unit.lua")
+	require.NoError(t, os.WriteFile(stub, []byte(pktgenUnit), 0o644))
+	cmd := exec.Command(lua, stub, "../bench/pktgen/natgw.lua")
+	cmd.Env = append(os.Environ(), "NATGW_LUA_NO_MAIN=1")
+	out, err := cmd.Output()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		t.Fatalf("%s", exit.Stderr)
+	}
+	require.NoError(t, err)
+	var v map[string]any
+	require.NoError(t, json.Unmarshal(out, &v), string(out))
+	assert.Equal(t, map[string]any{"a": []any{1.0, 2.5, "q\"\\\n"}, "b": true, "c": map[string]any{"x": 1.0}}, v)
 }
 
 // TestBenchConfigValidates loads the benchmark configuration with natgw's
@@ -975,6 +1147,11 @@ class STLVmWrMaskFlowVar(_Recorded):
     def check(self):
         if self.kwargs.get("pkt_cast_size", 1) not in (1, 2, 4):
             raise ValueError("pkt_cast_size %r" % self.kwargs.get("pkt_cast_size"))
+
+
+class STLFlowLatencyStats(_Recorded):
+    positional = ["pg_id"]
+    allowed = set(positional)
 
 
 class STLVmFixIpv4(_Recorded):

@@ -4,7 +4,10 @@
 -- NATGW_OUTSIDE (default 1) to its outside port. Settings come from the
 -- environment (defaults in brackets):
 --
---   NATGW_PHASE        1: preliminary phase, 2: real test phase      [1]
+--   NATGW_PHASE        1: preliminary phase, 2: real test phase,     [1]
+--                      3: real test phase, zero-loss binary search
+--                      of the two-way rate (RFC 9693), written to
+--                      NATGW_OUT/rfc9693-FLOWS.json
 --   NATGW_SRC          first private source (pool member or default  [10.0.1.0]
 --                      SNAT source of the natgw configuration)
 --   NATGW_SOURCES      number of private sources                     [256]
@@ -20,6 +23,13 @@
 --   NATGW_DURATION     phase 2 length in seconds                     [30]
 --   NATGW_DST_MAC      natgw's inside MAC (phase 1 and 2 forward)    [unset: pktgen's]
 --   NATGW_TIMEOUT      seconds phase 1 may take before giving up     [600]
+--   NATGW_STEP         phase 3: seconds per search step (RFC 9693:   [60]
+--                      60; shorter for quick runs)
+--   NATGW_LINK_MBPS    phase 3: link speed, to turn pps into pktgen's [10000]
+--                      percent of line rate
+--   NATGW_MAX_PPS      phase 3: highest two-way rate tried           [line rate, both ways]
+--   NATGW_CAPACITY     phase 3: natgw's flow_capacity, for the report [2000000]
+--   NATGW_OUT          phase 3: directory of the result              [.]
 --
 -- pktgen's range mode steps every field on every packet, each wrapping at
 -- its own maximum, so the sequence repeats after lcm(sources, destinations,
@@ -38,6 +48,20 @@
 --
 --   NATGW_PHASE=1 pktgen -l 0-4 -n 4 -- -P -m "[1:2].0,[3:4].1" -f bench/pktgen/natgw.lua
 --   NATGW_PHASE=2 pktgen -l 0-4 -n 4 -- -P -m "[1:2].0,[3:4].1" -s 1:return.pcap -f bench/pktgen/natgw.lua
+--
+-- Phase 3 is phase 2 as RFC 9693 measures it: a zero-loss binary search
+-- of the two-way rate (half from each port, at once), and the same search
+-- allowing 0.5 % loss (PDR), each step
+-- NATGW_STEP seconds, the result in the fields of the in-VM harness's
+-- report (bench/benchharness report9693.go: throughput_pps,
+-- throughput_steps, ...), so `benchharness report9693 -dir NATGW_OUT`
+-- reads it. What pktgen can't do, and phase 3 leaves out (zero in the
+-- file, said in its notes): the connection establishment rate as CSIT
+-- counts it (pktgen can't answer a translated first packet, and loads its
+-- return pcap only at start, so it can't replay the replies of a fresh
+-- fill); latency percentiles (pktgen's Lua API gives per-port counters,
+-- not per-packet latencies); the tear-down rate. Use
+-- bench/trex/trex_rfc9693.py for those.
 
 local natgw = {}
 
@@ -90,7 +114,7 @@ end
 -- the first bad setting.
 function natgw.settings()
 	local s = {
-		phase = number("NATGW_PHASE", 1, 1, 2),
+		phase = number("NATGW_PHASE", 1, 1, 3),
 		inside = tostring(number("NATGW_INSIDE", 0, 0, 63)),
 		outside = tostring(number("NATGW_OUTSIDE", 1, 0, 63)),
 		src = natgw.ip2num(env("NATGW_SRC", "10.0.1.0"), "NATGW_SRC"),
@@ -106,7 +130,15 @@ function natgw.settings()
 		duration = number("NATGW_DURATION", 30, 1, 86400),
 		timeout = number("NATGW_TIMEOUT", 600, 1, 86400),
 		dst_mac = env("NATGW_DST_MAC", nil),
+		step = number("NATGW_STEP", 60, 1, 3600),
+		link_mbps = number("NATGW_LINK_MBPS", 10000, 1, 1000000),
+		capacity = number("NATGW_CAPACITY", 2000000, 1, 1 << 32),
+		out = env("NATGW_OUT", "."),
 	}
+	-- Frames per second of one port at line rate: the frame, preamble
+	-- and inter-frame gap (20 bytes) on the wire.
+	s.line_pps = s.link_mbps * 1000000 // ((s.size + 20) * 8)
+	s.max_pps = number("NATGW_MAX_PPS", 2 * s.line_pps, 1000, 1 << 40)
 	if s.inside == s.outside then
 		error("NATGW_INSIDE and NATGW_OUTSIDE must be different ports")
 	end
@@ -212,13 +244,182 @@ function natgw.test(s)
 		out_tx, in_rx, out_tx - in_rx, in_rx / s.duration / 1e6)
 end
 
+-- binary_search returns the highest rate in [lo, hi] at which trial
+-- passes and the steps, as the harness's binarySearch (gen.go): hi first,
+-- then lo, then halving the interval between the highest passing and the
+-- lowest failing rate until it is at most resolution wide. trial(rate)
+-- returns a step (natgw.search_step); a step the generator could not
+-- offer fails. The rate is 0 when even lo fails.
+function natgw.binary_search(lo, hi, resolution, trial)
+	if lo <= 0 or hi < lo or resolution <= 0 then
+		error(string.format("binary search: bad bounds lo %s hi %s resolution %s", lo, hi, resolution))
+	end
+	local steps = {}
+	local function passes(rate)
+		local st = trial(rate)
+		st.rate_pps = rate
+		steps[#steps + 1] = st
+		return st.pass and not st.generator_limited
+	end
+	if passes(hi) then
+		return hi, steps
+	end
+	if not passes(lo) then
+		return 0, steps
+	end
+	local good, bad = lo, hi
+	while bad - good > resolution do
+		local mid = good + (bad - good) // 2
+		if passes(mid) then
+			good = mid
+		else
+			bad = mid
+		end
+	end
+	return good, steps
+end
+
+-- pdr_loss is the loss ratio of the PDR search (CSIT's partial drop
+-- rate, the harness's pdrLoss).
+natgw.pdr_loss = 0.005
+
+-- search_step returns one step in the harness's searchStep fields:
+-- offered frames, received translated, seconds; a generator that sent
+-- less than 99.9 % of due was limited.
+function natgw.search_step(offered, received, seconds, due)
+	local lost = offered > received and offered - received or 0
+	local st = { rate_pps = 0, pass = lost == 0, lost = lost, offered = offered, seconds = seconds }
+	if due ~= nil and offered < 0.999 * due then
+		st.generator_limited = true
+	end
+	return st
+end
+
+-- json encodes a value: tables with a first element (or marked empty
+-- arrays, natgw.array) as arrays, other tables as objects with sorted keys.
+natgw.array = setmetatable({}, { __mode = "k" })
+function natgw.json(v)
+	local t = type(v)
+	if t == "nil" then
+		return "null"
+	elseif t == "boolean" then
+		return tostring(v)
+	elseif t == "number" then
+		if math.type(v) == "integer" then
+			return string.format("%d", v)
+		end
+		if v ~= v or v == math.huge or v == -math.huge then
+			error("json: " .. tostring(v) .. " is not a JSON number")
+		end
+		return string.format("%.17g", v)
+	elseif t == "string" then
+		return '"' .. v:gsub('[%c"\\]', function(c)
+			return string.format("\\u%04x", c:byte())
+		end) .. '"'
+	elseif t == "table" then
+		local parts = {}
+		if v[1] ~= nil or natgw.array[v] then
+			for _, x in ipairs(v) do
+				parts[#parts + 1] = natgw.json(x)
+			end
+			return "[" .. table.concat(parts, ",") .. "]"
+		end
+		local keys = {}
+		for k in pairs(v) do
+			keys[#keys + 1] = tostring(k)
+		end
+		table.sort(keys)
+		for _, k in ipairs(keys) do
+			parts[#parts + 1] = natgw.json(k) .. ":" .. natgw.json(v[k])
+		end
+		return "{" .. table.concat(parts, ",") .. "}"
+	end
+	error("json: can't encode a " .. t)
+end
+
+-- empty returns an empty JSON array.
+local function empty()
+	local a = {}
+	natgw.array[a] = true
+	return a
+end
+
+-- percent returns pktgen's rate (percent of line rate) for pps frames per
+-- second on one port.
+function natgw.percent(s, pps)
+	return 100 * pps / s.line_pps
+end
+
+-- search runs the real test phase as a zero-loss binary search of the
+-- two-way rate and writes the result.
+function natgw.search(s)
+	natgw.forward(s)
+	pktgen.set(s.inside, "count", 0)
+	pktgen.pcap(s.outside, "on")
+	local both = s.inside .. "," .. s.outside
+	printf("natgw phase 3: %d flows, zero-loss search up to %d pps two-way, %d s steps\n",
+		s.flows, s.max_pps, s.step)
+	local highest, t0 = 0, os.time()
+	local function trial(rate)
+		local pct = natgw.percent(s, rate / 2)
+		pktgen.set(s.inside, "rate", pct)
+		pktgen.set(s.outside, "rate", pct)
+		local in_tx0, in_rx0 = stats(s.inside)
+		local out_tx0, out_rx0 = stats(s.outside)
+		pktgen.start(both)
+		pktgen.delay(s.step * 1000)
+		pktgen.stop(both)
+		pktgen.delay(1000) -- frames in flight
+		local in_tx, in_rx = stats(s.inside)
+		local out_tx, out_rx = stats(s.outside)
+		local offered = (in_tx - in_tx0) + (out_tx - out_tx0)
+		local received = (out_rx - out_rx0) + (in_rx - in_rx0)
+		if offered / s.step > highest then
+			highest = offered / s.step
+		end
+		local st = natgw.search_step(offered, received, s.step, rate * s.step)
+		printf("natgw phase 3: %d pps two-way (%.3f%% of line rate each way): offered %d, received %d, pass %s\n",
+			rate, pct, offered, received, tostring(st.pass and not st.generator_limited))
+		return st
+	end
+	local lo = math.max(1000, s.max_pps // 256)
+	local tput, steps = natgw.binary_search(lo, s.max_pps, math.max(1, s.max_pps // 100), trial)
+	-- CSIT's PDR beside it, as the harness reports: at most 0.5 % lost.
+	local pdr, pdr_steps = natgw.binary_search(lo, s.max_pps, math.max(1, s.max_pps // 100), function(rate)
+		local st = trial(rate)
+		st.pass = st.offered > 0 and st.lost <= natgw.pdr_loss * st.offered
+		return st
+	end)
+	local run = {
+		flows = s.flows, flow_capacity = s.capacity, sources = s.sources, step_s = s.step,
+		worker_cpu = -1, generator_cpu = -1, ring_size = 0, eal_args = empty(),
+		connections_per_s = 0, connection_steps = empty(), throughput_pps = tput, throughput_steps = steps,
+		generator_max_offered_pps = math.floor(highest), pdr_pps = pdr, pdr_steps = pdr_steps, latency = empty(),
+		translator_bytes = 0, go_heap_bytes = 0, seconds = os.difftime(os.time(), t0),
+		generator = "pktgen-dpdk, natgw.lua phase 3",
+		notes = { "connections_per_s, latency and tear-downs not measured: pktgen can't answer a translated " ..
+			"first packet nor give per-packet latencies (use bench/trex/trex_rfc9693.py)" },
+	}
+	local path = s.out .. "/rfc9693-" .. s.flows .. ".json"
+	local f, err = io.open(path, "w")
+	if f == nil then
+		error("natgw phase 3: " .. tostring(err))
+	end
+	f:write(natgw.json(run), "\n")
+	f:close()
+	printf("natgw phase 3: two-way zero-loss throughput %d pps; wrote %s\n", tput, path)
+	return run
+end
+
 -- main runs the phase NATGW_PHASE chooses.
 function natgw.main()
 	local s = natgw.settings()
 	if s.phase == 1 then
 		natgw.preliminary(s)
-	else
+	elseif s.phase == 2 then
 		natgw.test(s)
+	else
+		natgw.search(s)
 	end
 end
 
