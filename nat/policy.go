@@ -159,6 +159,7 @@ type Policy struct {
 	defaultSrc  []subnet
 	defaultSNAT *portalloc.DefaultSNAT
 	defaultCfg  portalloc.DefaultSNATConfig
+	drain       drainPolicy // drain.go
 }
 
 func sameDefaultSNAT(a, b portalloc.DefaultSNATConfig) bool {
@@ -182,6 +183,7 @@ func Compile(s PolicySpec, prev *Policy) (*Policy, error) {
 		InboundFlowPercent: s.InboundFlowPercent,
 		Gateway:            s.Gateway,
 		SourceCheck:        s.SourceCheck,
+		drain:              compileDrain(s.Drain),
 	}
 	if prev != nil {
 		p.Gen = prev.Gen + 1
