@@ -64,7 +64,12 @@ func PolicySpec(c *config.Config) (nat.PolicySpec, error) {
 		}
 		fe[f.Name] = a
 		s.Frontends = append(s.Frontends, a)
+		if f.Drain {
+			s.Drain.Frontends = append(s.Drain.Frontends, a)
+		}
 	}
+	s.Drain.Reclaim = c.Reload.Drains()
+	s.Drain.Deadline = nat.TickFromDuration(c.Reload.ReclaimDeadline.Duration)
 	if s.Pools, err = specPools(c.Pools, fe); err != nil {
 		return nat.PolicySpec{}, err
 	}

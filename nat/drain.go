@@ -1,6 +1,8 @@
 package nat
 
 import (
+	"cmp"
+	"net/netip"
 	"slices"
 
 	"github.com/natgw/natgw/portalloc"
@@ -318,4 +320,32 @@ func (t *Translator) nextDrainDeadline() Tick {
 // usageKey is the port usage key of a flow.
 func usageKey(f *Flow) portalloc.Key {
 	return portalloc.Key{Private: f.Priv, Remote: f.Remote, RemotePort: f.RemotePort, Proto: f.Proto}
+}
+
+// BlockOnDraining is a pool member whose block a policy still lays out on
+// a frontend set to drain, for lack of room on its pool's other
+// frontends: its new flows still take ports there.
+type BlockOnDraining struct {
+	Pool   string
+	Member netip.Addr
+	Block  portalloc.Block
+}
+
+// BlocksOnDraining lists, sorted by frontend address and member, the pool
+// members whose blocks lie on a frontend set to drain (natgw validate and
+// natgw plan report them).
+func (p *Policy) BlocksOnDraining() []BlockOnDraining {
+	var out []BlockOnDraining
+	for a, m := range p.members {
+		if p.drain.frontends[m.block.Public] {
+			out = append(out, BlockOnDraining{Pool: p.PoolName(m.pool), Member: AddrFrom(a), Block: m.block})
+		}
+	}
+	slices.SortFunc(out, func(a, b BlockOnDraining) int {
+		if c := cmp.Compare(a.Block.Public, b.Block.Public); c != 0 {
+			return c
+		}
+		return a.Member.Compare(b.Member)
+	})
+	return out
 }

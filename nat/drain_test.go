@@ -290,3 +290,73 @@ func TestDrainNoAllocs(t *testing.T) {
 	})
 	assert.Zero(t, allocs)
 }
+
+// A frontend set to drain: the pool's blocks move to its other frontend,
+// the flows on the draining one live on (whatever reclaim says) until
+// they end, new flows take the other frontend, and removing the drained
+// frontend then cuts nothing.
+func TestDrainFrontend(t *testing.T) {
+	fe2 := ip4("198.19.1.12")
+	s1 := testSpec(1008)
+	s1.Frontends = append(s1.Frontends, fe2)
+	s1.Pools[0].Frontends = []uint32{fe1, fe2}
+	s2 := s1
+	s2.Drain = DrainSpec{Frontends: []uint32{fe1}, Deadline: drainDeadline}
+	p1 := compileSpec(t, s1, nil)
+	p2 := compileSpec(t, s2, p1)
+	m1, _ := p1.Classify(memberA)
+	m2, _ := p2.Classify(memberA)
+	require.Equal(t, fe1, m1.Block.Public)
+	require.Equal(t, fe2, m2.Block.Public, "the block moves off the draining frontend")
+	assert.Empty(t, p2.BlocksOnDraining(), "18 members fit on the other frontend")
+
+	tr := newTestTranslator(t, p1, 4096)
+	old := openFlows(t, tr, memberA, server, 53, 10, 1000)
+	require.Len(t, old, 10)
+	tr.SetPolicyAt(p2, 2000)
+	for !tr.Sweep(1 << 20) {
+	}
+	assert.Equal(t, uint64(10), tr.Stats.FlowsDraining, "reclaim is immediate, but the frontend drains")
+	assert.Equal(t, uint64(0), tr.Stats.FlowsExpired[ExpireReclaimed])
+	for sp, pp := range old {
+		b := udp(memberA, server, sp, 53).build(t)
+		require.Equal(t, VerdictForward, tr.Outbound(b, 2100))
+		v := parsed(t, b)
+		assert.Equal(t, fe1, v.ip.Src(), "an existing flow keeps its address")
+		assert.Equal(t, pp, v.sport)
+	}
+	b := udp(memberA, server, 30000, 53).build(t)
+	require.Equal(t, VerdictForward, tr.Outbound(b, 2100))
+	assert.Equal(t, fe2, parsed(t, b).ip.Src(), "a new flow takes the other frontend")
+
+	// The old flows idle out; then a reload removes the frontend.
+	later := 2100 + p2.Timeouts.UDP - 1
+	b = udp(memberA, server, 30000, 53).build(t)
+	require.Equal(t, VerdictForward, tr.Outbound(b, later)) // the new flow stays active
+	for {
+		if _, more := tr.Expire(later+2, 1<<20); !more {
+			break
+		}
+	}
+	assert.Equal(t, uint64(10), tr.Stats.Drained[DrainIdle])
+	s3 := s1
+	s3.Frontends = []uint32{feDef, fe2}
+	s3.Pools[0].Frontends = []uint32{fe2}
+	tr.SetPolicyAt(compileSpec(t, s3, p2), later+3)
+	for !tr.Sweep(1 << 20) {
+	}
+	assert.Equal(t, uint64(0), tr.Stats.FlowsExpired[ExpireReclaimed], "nothing is cut")
+	assert.Equal(t, 1, tr.Flows().Len())
+
+	t.Run("no room: blocks stay and are listed", func(t *testing.T) {
+		s := s2
+		s.Pools = []PoolSpec{{Name: "big", Frontends: []uint32{fe1, fe2}, Members: hostsOf("10.0.4.0", 100), PortsPerMember: 1008}}
+		p := compileSpec(t, s, nil)
+		on := p.BlocksOnDraining()
+		assert.Len(t, on, 100-64, "fe2 holds 64 blocks of 1008 ports")
+		for _, b := range on {
+			assert.Equal(t, fe1, b.Block.Public)
+			assert.Equal(t, "big", b.Pool)
+		}
+	})
+}

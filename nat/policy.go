@@ -250,7 +250,7 @@ func (p *Policy) compilePools(pools []PoolSpec, prev *Policy) error {
 			pm, _ := prev.member(a)
 			old[j] = pm.block
 		}
-		blocks, err := portalloc.LayoutStable(ps.Frontends, size, old)
+		blocks, err := portalloc.LayoutDraining(ps.Frontends, p.FrontendDraining, size, old)
 		if err != nil {
 			return fmt.Errorf("pool[%d]: %w", i, err)
 		}

@@ -22,6 +22,8 @@ type Config struct {
 	NatLog      NatLog       `toml:"nat_log"`
 	// BGP announces the node to its routers (nil: no [bgp] section).
 	BGP *BGP `toml:"bgp"`
+	// Reload says what a reload does with flows it takes ports from.
+	Reload Reload `toml:"reload,omitempty"`
 }
 
 // Dataplane selects the driver and sizes the workers and flow table.
@@ -105,6 +107,11 @@ type Timeouts struct {
 type Frontend struct {
 	Name    string `toml:"name"`
 	Address string `toml:"address"`
+	// Drain sets the frontend to drain (issue 19): no new flow takes a
+	// port on it, pools lay their members' blocks out on their other
+	// frontends where room allows, and the flows on it live until they
+	// end or reload.reclaim_deadline passes.
+	Drain bool `toml:"drain,omitempty"`
 }
 
 // Pool is a set of load-balanced members that share the pool's frontends
