@@ -10,9 +10,9 @@ type Reload struct {
 	// as [S7] has it) or "drain" (they live until they close, idle out or
 	// ReclaimDeadline passes, while the ports' new owner already uses
 	// them towards every other destination).
-	Reclaim string `toml:"reclaim"`
+	Reclaim string `toml:"reclaim,omitempty"`
 	// ReclaimDeadline bounds how long a flow drains, from the reload.
-	ReclaimDeadline Duration `toml:"reclaim_deadline"`
+	ReclaimDeadline Duration `toml:"reclaim_deadline,omitempty"`
 }
 
 // Reload.Reclaim values.
