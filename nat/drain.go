@@ -294,7 +294,13 @@ func (t *Translator) ExpireDrained(now Tick, budget int) (done bool) {
 			return true
 		}
 		f := t.flows.Flow(d.cursor)
-		if f.State == StateFree || f.Flags&flagDraining == 0 || int32(now-d.epochs[f.drain].deadline) < 0 {
+		if f.State == StateFree || f.Flags&flagDraining == 0 {
+			continue
+		}
+		// A flow of an older generation is checked against the running
+		// policy first: it may keep the flow again (or end it now).
+		if f.Gen != t.pol.Gen && !t.revalidate(d.cursor, f) || f.Flags&flagDraining == 0 ||
+			int32(now-d.epochs[f.drain].deadline) < 0 {
 			continue
 		}
 		d.atDeadline = true

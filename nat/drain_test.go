@@ -221,6 +221,21 @@ func TestDrainOutcomes(t *testing.T) {
 		assert.Equal(t, n, tr.Stats.Drained[DrainReclaimed])
 		assert.Equal(t, n, tr.Stats.FlowsExpired[ExpireReclaimed])
 	})
+	t.Run("the deadline pass asks the newest policy first", func(t *testing.T) {
+		tr := newTestTranslator(t, p1, 16384)
+		openFlows(t, tr, memberA, server, 53, 100, 1000)
+		tr.SetPolicyAt(p2, 2000)
+		for !tr.Sweep(1 << 20) {
+		}
+		require.NotZero(t, tr.Stats.FlowsDraining)
+		s3 := s1
+		s3.Drain = s2.Drain
+		tr.SetPolicyAt(compileSpec(t, s3, p2), 3000) // the ports back; no sweep yet
+		for !tr.ExpireDrained(2000+drainDeadline, 7) {
+		}
+		assert.Equal(t, 100, tr.Flows().Len(), "a flow the newest policy keeps is not cut at its old deadline")
+		assert.Equal(t, uint64(0), tr.Stats.FlowsDraining)
+	})
 	t.Run("a reload that gives the ports back resumes", func(t *testing.T) {
 		tr := newTestTranslator(t, p1, 16384)
 		openFlows(t, tr, memberA, server, 53, 100, 1000)
