@@ -47,12 +47,12 @@ const (
 // WorkerCounters are a worker's counters, written by the worker only (with
 // atomic stores, once per poll loop) and read by the management core.
 type WorkerCounters struct {
-	Verdicts       [nat.NumVerdicts]atomic.Uint64
-	Packets        [2]atomic.Uint64
-	Bytes          [2]atomic.Uint64
-	FlowsCreated   [3]atomic.Uint64
-	FlowsExpired   [nat.NumExpireReasons]atomic.Uint64
-	FlowsActive    [3]atomic.Uint64
+	Verdicts     [nat.NumVerdicts]atomic.Uint64
+	Packets      [2]atomic.Uint64
+	Bytes        [2]atomic.Uint64
+	FlowsCreated [3]atomic.Uint64
+	FlowsExpired [nat.NumExpireReasons]atomic.Uint64
+	FlowsActive  [3]atomic.Uint64
 	// FlowsDraining and FlowsDrained mirror nat.Stats.FlowsDraining and
 	// Drained (draining flows, issue 19).
 	FlowsDraining  atomic.Uint64
