@@ -76,6 +76,11 @@ func PolicySpec(c *config.Config) (nat.PolicySpec, error) {
 	if s.Instances, err = specInstances(c.Instances); err != nil {
 		return nat.PolicySpec{}, err
 	}
+	for i, ic := range c.Instances {
+		if ic.Drain {
+			s.Drain.Instances = append(s.Drain.Instances, s.Instances[i].Public)
+		}
+	}
 	if s.DefaultSNAT, err = specDefaultSNAT(c.DefaultSNAT, fe, c.Dataplane.Workers); err != nil {
 		return nat.PolicySpec{}, err
 	}

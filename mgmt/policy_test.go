@@ -59,10 +59,11 @@ func TestPolicySpecExample(t *testing.T) {
 
 	c.Reload.Reclaim = config.ReclaimDrain
 	c.Frontends[0].Drain = true
+	c.Instances[0].Drain = true
 	s, err = PolicySpec(c)
 	require.NoError(t, err)
 	assert.Equal(t, nat.DrainSpec{Reclaim: true, Deadline: nat.TickFromDuration(config.DefaultReclaimDeadline),
-		Frontends: []uint32{fe1}}, s.Drain, "[reload] and frontend.drain")
+		Frontends: []uint32{fe1}, Instances: []uint32{u32("198.19.1.50")}}, s.Drain, "[reload], frontend.drain and instance.drain")
 
 	p, err := CompilePolicy(c, nil)
 	require.NoError(t, err)

@@ -45,6 +45,11 @@ type DrainSpec struct {
 	// frontends where room allows), and flows on them drain whatever
 	// Reclaim says.
 	Frontends []uint32
+	// Instances are instance public addresses set to drain: the instance
+	// opens no new flow (new outbound flows of its private address take
+	// its next scenario, a pool or default SNAT; new inbound flows are
+	// dropped as no_flow) and its flows drain, outbound and inbound.
+	Instances []uint32
 }
 
 // drainPolicy is the compiled DrainSpec.
@@ -52,6 +57,10 @@ type drainPolicy struct {
 	reclaim   bool
 	deadline  Tick
 	frontends map[uint32]bool
+	instances map[uint32]bool // by public address
+	// draining are the instances set to drain, by private address: out
+	// of the policy's classification, still its instances (Instances).
+	draining map[uint32]*Instance
 }
 
 func compileDrain(d DrainSpec) drainPolicy {
@@ -62,8 +71,36 @@ func compileDrain(d DrainSpec) drainPolicy {
 			dp.frontends[a] = true
 		}
 	}
+	if len(d.Instances) > 0 {
+		dp.instances = make(map[uint32]bool, len(d.Instances))
+		for _, a := range d.Instances {
+			dp.instances[a] = true
+		}
+	}
 	return dp
 }
+
+// drainInstances takes the instances set to drain out of the
+// classification (Classify no longer finds them; IsPublic and
+// InstanceByPublic still do, so natgw answers for the address and its
+// flows go on).
+func (p *Policy) drainInstances() {
+	for pub := range p.drain.instances {
+		in, ok := p.publics[pub]
+		if !ok {
+			continue
+		}
+		delete(p.instances, in.Private)
+		if p.drain.draining == nil {
+			p.drain.draining = make(map[uint32]*Instance)
+		}
+		p.drain.draining[in.Private] = in
+	}
+}
+
+// InstanceDraining reports whether instance public address a is set to
+// drain.
+func (p *Policy) InstanceDraining(a uint32) bool { return p.drain.instances[a] }
 
 // ReclaimDrains reports whether the policy drains the flows a reload
 // takes ports from ([reload] reclaim = "drain").
@@ -101,12 +138,19 @@ func (p *Policy) Drains(f *Flow) bool {
 
 // drains is Drains for a flow keeps already refused.
 func (p *Policy) drains(f *Flow) bool {
+	if f.Scope == ScopeInstance || f.Flags&flagInbound != 0 {
+		// An instance's flows drain when its address does, and only then.
+		if !p.drain.instances[f.Pub] || p.publics[f.Pub] == nil {
+			return false
+		}
+		return f.Flags&flagInbound != 0 || !p.Denied(f.Remote, f.Proto, f.RemotePort)
+	}
 	if !p.drain.reclaim && !p.drain.frontends[f.Pub] {
 		return false
 	}
-	// Pool flows drain; default-SNAT and instance flows are reclaimed as
-	// before (docs/OPERATIONS.md, "Reloads").
-	if f.Flags&flagDraining == 0 && (f.Scope >= ScopeDefault || f.Flags&flagInbound != 0) {
+	// Pool flows drain; default-SNAT flows are reclaimed as before
+	// (docs/OPERATIONS.md, "Reloads").
+	if f.Flags&flagDraining == 0 && f.Scope == ScopeDefault {
 		return false
 	}
 	if !p.frontends[f.Pub] {

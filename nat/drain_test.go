@@ -375,3 +375,47 @@ func TestDrainFrontend(t *testing.T) {
 		}
 	})
 }
+
+// An instance's public address set to drain: its flows (outbound and
+// inbound) go on, its private address's new flows take the next scenario
+// (default SNAT here), new inbound flows are refused, and it is still an
+// instance for the NAT log until it leaves the configuration.
+func TestDrainInstance(t *testing.T) {
+	s1 := testSpec(0)
+	s2 := s1
+	s2.Drain = DrainSpec{Instances: []uint32{instPub}, Deadline: drainDeadline}
+	p1 := compileSpec(t, s1, nil)
+	p2 := compileSpec(t, s2, p1)
+	m, _ := p2.Classify(instPriv)
+	assert.Equal(t, ScenarioDefault, m.Scenario, "new flows take the next scenario")
+	assert.True(t, p2.IsPublic(instPub), "natgw still answers for the address")
+	assert.Len(t, p2.Instances(), 1)
+
+	tr := newTestTranslator(t, p1, 4096)
+	out := udp(instPriv, server, 40000, 53).build(t)
+	require.Equal(t, VerdictForward, tr.Outbound(out, 1000))
+	in := udp(server2, instPub, 5000, 6000).build(t)
+	require.Equal(t, VerdictForward, tr.Inbound(in, 1000))
+	tr.SetPolicyAt(p2, 2000)
+	for !tr.Sweep(1 << 20) {
+	}
+	assert.Equal(t, uint64(2), tr.Stats.FlowsDraining)
+	assert.Equal(t, uint64(0), tr.Stats.FlowsExpired[ExpireReclaimed])
+
+	b := udp(instPriv, server, 40000, 53).build(t)
+	require.Equal(t, VerdictForward, tr.Outbound(b, 2100))
+	assert.Equal(t, instPub, parsed(t, b).ip.Src(), "an existing flow keeps the instance's address")
+	b = udp(server2, instPub, 5000, 6000).build(t)
+	require.Equal(t, VerdictForward, tr.Inbound(b, 2100), "an existing inbound flow goes on")
+	b = udp(instPriv, server, 40001, 53).build(t)
+	require.Equal(t, VerdictForward, tr.Outbound(b, 2100))
+	assert.Equal(t, feDef, parsed(t, b).ip.Src(), "a new flow takes default SNAT")
+	b = udp(server, instPub, 5001, 6001).build(t)
+	assert.Equal(t, DropNoFlow, tr.Inbound(b, 2100), "no new inbound flow")
+
+	for !tr.ExpireDrained(2000+drainDeadline, 1<<20) {
+	}
+	assert.Equal(t, uint64(2), tr.Stats.Drained[DrainDeadline])
+	assert.Equal(t, 1, tr.Flows().Len(), "the default-SNAT flow stays")
+	assert.Equal(t, 0, tr.InboundFlows(), "the inbound count follows")
+}

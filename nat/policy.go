@@ -201,6 +201,7 @@ func Compile(s PolicySpec, prev *Policy) (*Policy, error) {
 		return nil, err
 	}
 	p.compileInstances(s.Instances)
+	p.drainInstances()
 	return p, nil
 }
 
@@ -467,10 +468,14 @@ func (p *Policy) IsPublic(addr uint32) bool {
 func (p *Policy) DefaultSNAT() *portalloc.DefaultSNAT { return p.defaultSNAT }
 
 // Instances returns the policy's instances (1:1 mappings) by private
-// address, for the management core (the NAT log's block events).
+// address, for the management core (the NAT log's block events); an
+// instance set to drain is one until it leaves the configuration.
 func (p *Policy) Instances() []Instance {
-	out := make([]Instance, 0, len(p.instances))
+	out := make([]Instance, 0, len(p.instances)+len(p.drain.draining))
 	for _, in := range p.instances {
+		out = append(out, *in)
+	}
+	for _, in := range p.drain.draining { // draining: still 1:1 for its flows
 		out = append(out, *in)
 	}
 	slices.SortFunc(out, func(a, b Instance) int { return cmp.Compare(a.Private, b.Private) })

@@ -825,8 +825,8 @@ func (t *Translator) insertOut(pi *pktInfo, m *Mapping, src, dst uint32, now Tic
 // allow [S6]; anything else unsolicited is dropped.
 func (t *Translator) createIn(pi *pktInfo, now Tick) (uint32, Verdict) {
 	in, ok := t.pol.InstanceByPublic(pi.ip.Dst())
-	if !ok || !in.AllowsInbound(pi.proto, pi.dport) {
-		return 0, DropNoFlow
+	if !ok || !in.AllowsInbound(pi.proto, pi.dport) || t.pol.drain.instances[in.Public] {
+		return 0, DropNoFlow // (a draining instance opens no new flow)
 	}
 	if pi.proto == ProtoTCP && pi.tcpFlags&(TCPFlagSYN|TCPFlagACK|TCPFlagRST) != TCPFlagSYN {
 		return 0, DropNoFlow // only a SYN opens an inbound TCP flow

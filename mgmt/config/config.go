@@ -144,6 +144,11 @@ type Instance struct {
 	// Inbound lists the inbound-initiated flows allowed to the instance:
 	// "tcp/22", "tcp/8000-8100", "udp/*", "icmp".
 	Inbound []string `toml:"inbound"`
+	// Drain sets the instance's public address to drain (issue 19): no
+	// new flow on it (the private address's new outbound flows take its
+	// next scenario, a pool or default SNAT), its flows live until they
+	// end or reload.reclaim_deadline passes.
+	Drain bool `toml:"drain,omitempty"`
 }
 
 // DefaultSNAT gives any other inside source within Sources a port block on a
