@@ -235,7 +235,7 @@ func Plan(ctx context.Context, rt *lcore.Runtime, running, next *nat.Policy, c *
 			}
 		}
 	}
-	if next.ReclaimDrains() || len(next.DrainingFrontends()) > 0 {
+	if next.ReclaimDrains() || len(next.DrainingFrontends()) > 0 || resp.DrainingTotal > 0 {
 		resp.DrainDeadline = (time.Duration(next.DrainDeadline()) * time.Millisecond).String()
 	}
 	resp.Connectivity = connectivity(running, next)
