@@ -43,6 +43,9 @@ commands:
   top [--limit N] [--interval D] [--once] member/destination pairs nearest port exhaustion,
                                          refreshed in place (--json or --once: print once)
   drain                                  move new flows off this node ([bgp]), let its flows end, withdraw, exit
+  drain-frontend [--cancel] NAME         set frontend NAME to drain in the running configuration
+                                         (no new flows on it, its flows live until they end or
+                                         reload.reclaim_deadline); --cancel undoes a run-time drain
 --mgmt defaults to $NATGW_MGMT, else ` + defaultMgmtURL + `
 --token-file (mgmt.token_file; every /v1/ request needs it when the appliance has one)
   defaults to $NATGW_TOKEN_FILE; it may also follow the command`
@@ -109,6 +112,8 @@ func cmdCtl(args []string, stdout, stderr io.Writer) int {
 		return c.top(rest)
 	case "drain":
 		return c.drain(rest)
+	case "drain-frontend":
+		return c.drainFrontend(rest)
 	}
 	fmt.Fprintf(stderr, "natgw ctl: unknown command %q\n%s\n", sub, ctlUsage)
 	return exitUsage
@@ -386,6 +391,31 @@ func (c *ctlClient) drain(args []string) int {
 	return c.run(http.MethodPost, "/v1/drain", &r, func(w io.Writer) {
 		fmt.Fprintln(w, "draining: new flows leave this node (redirected to a cluster peer with bgp.cluster_peers, else the inside routes are withdrawn);")
 		fmt.Fprintln(w, "natgw exits once its flows ended or bgp.drain_deadline passed (see ctl status)")
+	})
+}
+
+func (c *ctlClient) drainFrontend(args []string) int {
+	var cancel bool
+	pos, ok := c.subFlags("drain-frontend", args, 1, func(fs *flag.FlagSet) {
+		fs.BoolVar(&cancel, "cancel", false, "undo a drain set at run time")
+	})
+	if !ok {
+		return exitUsage
+	}
+	verb := "drain"
+	if cancel {
+		verb = "undrain"
+	}
+	var r mgmt.DrainFrontendResponse
+	return c.run(http.MethodPost, "/v1/frontends/"+url.PathEscape(pos[0])+"/"+verb, &r, func(w io.Writer) {
+		if !r.Draining {
+			fmt.Fprintf(w, "frontend %s no longer drains (generation %d)\n", r.Frontend, r.Generation)
+			return
+		}
+		fmt.Fprintf(w, "frontend %s drains (generation %d): no new flows on it; its flows live until they end or reload.reclaim_deadline\n", r.Frontend, r.Generation)
+		if len(r.Stuck) > 0 {
+			fmt.Fprintf(w, "no room on their pools' other frontends: %d members keep their blocks on it: %s\n", len(r.Stuck), strings.Join(r.Stuck, ", "))
+		}
 	})
 }
 

@@ -61,6 +61,18 @@ func fakeAPI(t *testing.T) (*httptest.Server, *[]*http.Request) {
 			answer(w, 401, mgmt.ErrorResponse{Error: "missing or wrong bearer token"})
 		}
 	})
+	mux.HandleFunc("POST /v1/frontends/{name}/{verb}", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("name") != "fe1" {
+			answer(w, 404, mgmt.ErrorResponse{Error: "no such frontend \"" + r.PathValue("name") + "\""})
+			return
+		}
+		drain := r.PathValue("verb") == "drain"
+		resp := mgmt.DrainFrontendResponse{Generation: 5, Frontend: "fe1", Draining: drain, Stuck: []string{}}
+		if drain {
+			resp.Stuck = []string{"web/10.0.2.9"}
+		}
+		answer(w, 200, resp)
+	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv, &reqs
@@ -107,6 +119,11 @@ func TestCtl(t *testing.T) {
 			[]string{"Bad Request (HTTP 400)", "timeouts.udp: bad", "pool[0].members: empty"}, nil},
 		{"reload with a wrong token", []string{"reload", "--token-file", wrong}, exitFail, nil, []string{"HTTP 401"}, nil},
 		{"reload with a missing token file", []string{"reload", "--token-file", filepath.Join(dir, "none")}, exitUsage, nil, []string{"--token-file"}, nil},
+		{"drain-frontend", []string{"drain-frontend", "fe1"}, exitOK,
+			[]string{"frontend fe1 drains (generation 5)", "1 members keep their blocks on it: web/10.0.2.9"}, nil, nil},
+		{"drain-frontend --cancel", []string{"drain-frontend", "--cancel", "fe1"}, exitOK, []string{"frontend fe1 no longer drains (generation 5)"}, nil, nil},
+		{"drain-frontend of an unknown frontend", []string{"drain-frontend", "fe9"}, exitFail, nil, []string{`no such frontend "fe9" (HTTP 404)`}, nil},
+		{"drain-frontend without a name", []string{"drain-frontend"}, exitUsage, nil, []string{"usage: natgw ctl"}, nil},
 		{"unknown command", []string{"frobnicate"}, exitUsage, nil, []string{`unknown command "frobnicate"`}, nil},
 		{"no command", nil, exitUsage, nil, []string{"usage: natgw ctl"}, nil},
 	}

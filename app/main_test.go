@@ -111,3 +111,41 @@ func TestCommandTable(t *testing.T) {
 		})
 	}
 }
+
+// natgw validate notes draining frontends: whether the pools' blocks all
+// moved off them, or which members stay for lack of room (issue 19).
+func TestValidateDrainNotes(t *testing.T) {
+	base := `
+[inside]
+port = "in"
+address = "10.0.0.1/16"
+[outside]
+port = "out"
+address = "198.19.0.2/24"
+gateway = "198.19.0.1"
+[[frontend]]
+name = "fe1"
+address = "198.19.1.10"
+drain = true
+[[frontend]]
+name = "fe2"
+address = "198.19.1.11"
+[[pool]]
+name = "web"
+frontends = ["fe1", "fe2"]
+ports_per_member = 1008
+`
+	for _, tc := range []struct {
+		name, members, want string
+	}{
+		{"room", `members = ["10.0.1.0/28"]`, "note: frontend 198.19.1.10 drains: every pool block is on another frontend"},
+		{"no room", `members = ["10.0.1.0/25"]`, "no room for 64 members"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeFile(t, base+tc.members+"\n")
+			var out, errOut bytes.Buffer
+			assert.Equal(t, exitOK, run([]string{"validate", "--config", path}, &out, &errOut), errOut.String())
+			assert.Contains(t, out.String(), tc.want)
+		})
+	}
+}

@@ -143,6 +143,21 @@ func showPlan(w io.Writer, p *mgmt.PlanResponse) {
 		}
 	}
 
+	if p.DrainingTotal > 0 || p.DrainDeadline != "" {
+		fmt.Fprintf(w, "\nlive flows that would drain instead (kept until they end, at most %s): %d\n", p.DrainDeadline, p.DrainingTotal)
+		for _, r := range p.Draining {
+			fmt.Fprintf(w, "pool %s\t%d flows\n", r.Pool, r.Flows)
+		}
+	}
+	for _, d := range p.DrainingFrontends {
+		if len(d.Stuck) == 0 {
+			fmt.Fprintf(w, "\nfrontend %s drains: every block moved to the pools' other frontends\n", d.Frontend)
+			continue
+		}
+		fmt.Fprintf(w, "\nfrontend %s drains, but its pools' other frontends have no room for %d members: their blocks stay on it and their new flows still use it: %s\n",
+			d.Frontend, len(d.Stuck), strings.Join(d.Stuck, ", "))
+	}
+
 	fmt.Fprintf(w, "\nscenario changes: %d\n", len(p.Connectivity))
 	if len(p.Connectivity) > 0 {
 		fmt.Fprintln(w, "PRIVATE\tBEFORE\tAFTER\tPOOL")

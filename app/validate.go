@@ -6,7 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 
+	"github.com/natgw/natgw/mgmt"
 	"github.com/natgw/natgw/mgmt/config"
 	"github.com/natgw/natgw/portalloc"
 )
@@ -51,6 +54,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	for _, l := range mappingCapacity(c) {
 		fmt.Fprintln(stdout, l)
 	}
+	drainNotes(stdout, c)
 	return exitOK
 }
 
@@ -93,4 +97,27 @@ func mappingCapacity(c *config.Config) []string {
 		say("default_snat", "source", cmp.Or(d.PortsPerMember, config.DefaultSNATPortsPerMember), d.Filtering)
 	}
 	return lines
+}
+
+// drainNotes prints, for each frontend c sets to drain, whether its pools'
+// members all have blocks on other frontends, laid out from scratch (a
+// running node keeps blocks where it can: natgw plan says what a reload
+// would do).
+func drainNotes(w io.Writer, c *config.Config) {
+	if !slices.ContainsFunc(c.Frontends, func(f config.Frontend) bool { return f.Drain }) {
+		return
+	}
+	p, err := mgmt.CompilePolicy(c, nil)
+	if err != nil {
+		fmt.Fprintf(w, "note: the draining frontends could not be checked: %v\n", err)
+		return
+	}
+	for _, d := range mgmt.DrainingFrontends(p) {
+		if len(d.Stuck) == 0 {
+			fmt.Fprintf(w, "note: frontend %s drains: every pool block is on another frontend\n", d.Frontend)
+			continue
+		}
+		fmt.Fprintf(w, "note: frontend %s drains, but its pools' other frontends have no room for %d members, whose blocks stay on it (new flows still use it): %s\n",
+			d.Frontend, len(d.Stuck), strings.Join(d.Stuck, ", "))
+	}
 }

@@ -66,7 +66,17 @@ type e2eConfig struct {
 	// Mapping and Filtering are the mapping behaviour of the pool and of
 	// default SNAT (issue 19); empty keeps the default.
 	Mapping, Filtering string
+	// Reclaim and ReclaimDeadline are [reload]; empty keeps the defaults
+	// (issue 19).
+	Reclaim, ReclaimDeadline string
+	// FE2 adds frontend fe2 (e2eFE2) to pool web after fe1; DrainFE1 sets
+	// fe1 to drain; NoFE1 removes fe1 (pool web on fe2 alone).
+	FE2, DrainFE1, NoFE1 bool
 }
+
+// e2eFE2 is the address of the second pool frontend of e2eConfig.FE2
+// (the router sends all of 198.19.1.0/24 to natgw).
+const e2eFE2 = "198.19.1.11"
 
 // config returns the testbed's configuration (like scripts/demo.toml):
 // the example configuration of the tests (configtest) on the testbed's
@@ -107,6 +117,21 @@ func (c e2eConfig) config() *config.Config {
 	}
 	if c.InboundFlowPercent != 0 {
 		x.Limits.InboundFlowPercent = c.InboundFlowPercent
+	}
+	if c.Reclaim != "" {
+		x.Reload.Reclaim = c.Reclaim
+	}
+	if c.ReclaimDeadline != "" {
+		x.Reload.ReclaimDeadline = configtest.Duration(c.ReclaimDeadline)
+	}
+	if c.FE2 {
+		x.Frontends = append(x.Frontends, config.Frontend{Name: "fe2", Address: e2eFE2})
+		x.Pools[0].Frontends = []string{"fe1", "fe2"}
+		x.Frontends[0].Drain = c.DrainFE1
+		if c.NoFE1 {
+			x.Frontends = x.Frontends[1:]
+			x.Pools[0].Frontends = []string{"fe2"}
+		}
 	}
 	return x
 }

@@ -152,6 +152,10 @@ type Query struct {
 	// Base; Samples holds up to PlanSamples of them per scope (QueryPlan).
 	Reclaimed []int
 	Samples   [][]FlowInfo
+	// Draining counts the flows Candidate would not keep but drain
+	// rather than reclaim (nat.Policy.Drains), by PlanScope of Base
+	// (QueryPlan).
+	Draining []int
 	// Sweeping counts the flows of older generations than Base met by a
 	// plan query: a reload's sweep is still deciding them, so they are
 	// not counted in Reclaimed (QueryPlan).
@@ -185,7 +189,7 @@ func NewMappingQuery(priv uint32) *Query {
 func NewPlanQuery(base, candidate *nat.Policy) *Query {
 	n := len(base.Pools) + 2
 	q := &Query{Kind: QueryPlan, Base: base, Candidate: candidate,
-		Reclaimed: make([]int, n), Samples: make([][]FlowInfo, n), done: make(chan struct{})}
+		Reclaimed: make([]int, n), Draining: make([]int, n), Samples: make([][]FlowInfo, n), done: make(chan struct{})}
 	for i := range q.Samples {
 		q.Samples[i] = make([]FlowInfo, 0, PlanSamples)
 	}
@@ -366,6 +370,10 @@ func (w *Worker) stepPlan(q *Query, now nat.Tick) bool {
 			continue
 		}
 		k := PlanScope(f.Scope, pools)
+		if q.Candidate.Drains(f) {
+			q.Draining[k]++
+			continue
+		}
 		q.Reclaimed[k]++
 		if len(q.Samples[k]) < cap(q.Samples[k]) {
 			idle := now - f.LastSeen
@@ -510,6 +518,10 @@ type Plan struct {
 	// candidate would reclaim; Samples holds up to PlanSamples of each.
 	Reclaimed []int
 	Samples   [][]FlowInfo
+	// Draining counts, by PlanScope of the running policy, the flows the
+	// candidate would neither keep nor reclaim but drain
+	// (nat.Policy.Drains).
+	Draining []int
 	// Sweeping counts flows a previous reload's sweep had not decided
 	// yet; they are not counted (wait and plan again for an exact count).
 	Sweeping int
@@ -532,7 +544,7 @@ func (r *Runtime) Plan(ctx context.Context, base, candidate *nat.Policy) (*Plan,
 		return nil, err
 	}
 	n := len(base.Pools) + 2
-	out := &Plan{Reclaimed: make([]int, n), Samples: make([][]FlowInfo, n)}
+	out := &Plan{Reclaimed: make([]int, n), Draining: make([]int, n), Samples: make([][]FlowInfo, n)}
 	for _, q := range qs {
 		if q.Stale {
 			return nil, ErrPolicyChanged
@@ -541,6 +553,7 @@ func (r *Runtime) Plan(ctx context.Context, base, candidate *nat.Policy) (*Plan,
 		out.Sweeping += q.Sweeping
 		for k := range n {
 			out.Reclaimed[k] += q.Reclaimed[k]
+			out.Draining[k] += q.Draining[k]
 			for _, f := range q.Samples[k] {
 				if len(out.Samples[k]) < PlanSamples {
 					out.Samples[k] = append(out.Samples[k], f)

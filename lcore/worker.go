@@ -47,12 +47,16 @@ const (
 // WorkerCounters are a worker's counters, written by the worker only (with
 // atomic stores, once per poll loop) and read by the management core.
 type WorkerCounters struct {
-	Verdicts       [nat.NumVerdicts]atomic.Uint64
-	Packets        [2]atomic.Uint64
-	Bytes          [2]atomic.Uint64
-	FlowsCreated   [3]atomic.Uint64
-	FlowsExpired   [nat.NumExpireReasons]atomic.Uint64
-	FlowsActive    [3]atomic.Uint64
+	Verdicts     [nat.NumVerdicts]atomic.Uint64
+	Packets      [2]atomic.Uint64
+	Bytes        [2]atomic.Uint64
+	FlowsCreated [3]atomic.Uint64
+	FlowsExpired [nat.NumExpireReasons]atomic.Uint64
+	FlowsActive  [3]atomic.Uint64
+	// FlowsDraining and FlowsDrained mirror nat.Stats.FlowsDraining and
+	// Drained (draining flows, issue 19).
+	FlowsDraining  atomic.Uint64
+	FlowsDrained   [nat.NumDrainOutcomes]atomic.Uint64
 	HandoffPackets atomic.Uint64
 	// Frag counts the fragment table's events (FragHeld...).
 	Frag      fragCounters
@@ -256,7 +260,7 @@ func (w *Worker) Stop() { w.stop.Store(true) }
 func (w *Worker) PollOnce() bool {
 	now := w.clock()
 	if p := w.pol.Load(); p != w.tr.Policy() {
-		w.tr.SetPolicy(p)
+		w.tr.SetPolicyAt(p, now) // flows it drains count their deadline from now
 		w.applySessions(p)
 		w.sweeping = true
 	}
@@ -310,6 +314,7 @@ func (w *Worker) PollOnce() bool {
 			w.pushReset(&f)
 		}
 	}
+	w.tr.ExpireDrained(now, 1024) // one comparison while no drain deadline is due
 	if w.sweeping {
 		w.sweeping = !w.tr.Sweep(1024)
 	}
@@ -820,6 +825,10 @@ func (w *Worker) publish() {
 	}
 	for i := range c.FlowsExpired {
 		c.FlowsExpired[i].Store(s.FlowsExpired[i])
+	}
+	c.FlowsDraining.Store(s.FlowsDraining)
+	for i := range c.FlowsDrained {
+		c.FlowsDrained[i].Store(s.Drained[i])
 	}
 	c.HandoffPackets.Store(w.local.handoff)
 	c.Fragmented.Store(w.local.fragmented)

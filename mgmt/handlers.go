@@ -143,6 +143,8 @@ func (s *Server) routes() http.Handler {
 		{"/v1/config/reload", http.MethodPost, s.reload},
 		{"/v1/config/plan", http.MethodPost, s.plan},
 		{"/v1/drain", http.MethodPost, s.drain},
+		{"/v1/frontends/{name}/drain", http.MethodPost, s.drainFrontend},
+		{"/v1/frontends/{name}/undrain", http.MethodPost, s.drainFrontend},
 	}
 	mux := http.NewServeMux()
 	for _, rt := range table {

@@ -52,6 +52,8 @@ var metrics = []Metric{
 	{"natgw_flows_active", "Flows in the flow tables, by protocol and worker.", []string{"protocol", "worker"}, true},
 	{"natgw_flows_created_total", "Flows created, by protocol and worker.", []string{"protocol", "worker"}, true},
 	{"natgw_flows_expired_total", "Flows released, by reason (idle, closed, reset, reclaimed) and worker.", []string{"reason", "worker"}, true},
+	{"natgw_flows_draining", "Flows draining: kept although a reload took their port from their pool member (reload.reclaim = \"drain\", or their frontend set to drain) until they close, idle out or reload.reclaim_deadline passes, by worker.", []string{"worker"}, false},
+	{"natgw_flows_drained_total", "Draining flows that ended, by outcome (closed, idle, deadline: reclaimed at reload.reclaim_deadline, also counted as reclaimed in natgw_flows_expired_total; reclaimed: cut by a later reload) and worker.", []string{"outcome", "worker"}, false},
 	{"natgw_snat_ports_allocated", "SNAT ports preallocated to members (default SNAT: to the addresses holding a block), by pool.", []string{"pool"}, true},
 	{"natgw_snat_flows", "Flows using a pool's SNAT ports, by pool (from the workers' last utilisation scan, at most a few seconds old).", []string{"pool"}, true},
 	{"natgw_snat_port_utilization_max", "Highest ports used / ports allocated ratio over any member and destination, by pool (the higher of the workers' last utilisation scan and their current hot sets).", []string{"pool"}, true},
@@ -165,6 +167,7 @@ type collector struct {
 
 	packets, bytes, drops                     *prometheus.Desc
 	flowsActive, flowsCreated, flowsExpired   *prometheus.Desc
+	flowsDraining, flowsDrained               *prometheus.Desc
 	portsAllocated, snatFlows, utilMax, exhst *prometheus.Desc
 	eta, rejects                              *prometheus.Desc
 	handoff, busy, buffers, frags             *prometheus.Desc
@@ -198,6 +201,8 @@ func newCollector(s *Server) *collector {
 	c.flowsActive = desc("natgw_flows_active")
 	c.flowsCreated = desc("natgw_flows_created_total")
 	c.flowsExpired = desc("natgw_flows_expired_total")
+	c.flowsDraining = desc("natgw_flows_draining")
+	c.flowsDrained = desc("natgw_flows_drained_total")
 	c.portsAllocated = desc("natgw_snat_ports_allocated")
 	c.snatFlows = desc("natgw_snat_flows")
 	c.utilMax = desc("natgw_snat_port_utilization_max")
@@ -257,6 +262,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 			for r := nat.ExpireReason(0); r < nat.NumExpireReasons; r++ {
 				counter(c.flowsExpired, wc.FlowsExpired[r].Load(), r.String(), id)
+			}
+			gauge(c.flowsDraining, float64(wc.FlowsDraining.Load()), id)
+			for o := nat.DrainOutcome(0); o < nat.NumDrainOutcomes; o++ {
+				counter(c.flowsDrained, wc.FlowsDrained[o].Load(), o.String(), id)
 			}
 			counter(c.handoff, wc.HandoffPackets.Load(), id)
 			counter(c.redirects, wc.Verdicts[nat.VerdictRedirect].Load(), "redirected", id)

@@ -56,6 +56,32 @@ type PlanReclaim struct {
 	Sample []FlowEntry `json:"sample"`
 }
 
+// PlanDrainingFrontend is a frontend the candidate sets to drain, with
+// the pool members whose blocks still lie on it for lack of room on
+// their pools' other frontends (empty when every block moved off).
+type PlanDrainingFrontend struct {
+	Frontend string `json:"frontend"`
+	// Stuck lists those members, "pool/member".
+	Stuck []string `json:"stuck"`
+}
+
+// DrainingFrontends lists the frontends p sets to drain, each with the
+// pool members whose blocks p still lays out on it.
+func DrainingFrontends(p *nat.Policy) []PlanDrainingFrontend {
+	out := []PlanDrainingFrontend{}
+	on := p.BlocksOnDraining()
+	for _, fe := range p.DrainingFrontends() {
+		d := PlanDrainingFrontend{Frontend: nat.AddrFrom(fe).String(), Stuck: []string{}}
+		for _, b := range on {
+			if b.Block.Public == fe {
+				d.Stuck = append(d.Stuck, b.Pool+"/"+b.Member.String())
+			}
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
 // PlanConnectivity is an address whose scenario the candidate changes:
 // Previous "none" means it gets connectivity for the first time.
 type PlanConnectivity struct {
@@ -103,6 +129,19 @@ type PlanResponse struct {
 	Reclaimed []PlanReclaim `json:"reclaimed"`
 	// ReclaimedTotal is the sum over Reclaimed.
 	ReclaimedTotal int `json:"reclaimed_total"`
+	// Draining lists, per pool of the running configuration, the live
+	// flows the reload would not keep but drain (reload.reclaim =
+	// "drain", or a frontend set to drain): they are not in Reclaimed;
+	// DrainingTotal is their sum and DrainDeadline how long they may
+	// drain.
+	Draining      []PlanReclaim `json:"draining"`
+	DrainingTotal int           `json:"draining_total"`
+	DrainDeadline string        `json:"drain_deadline,omitempty"`
+	// DrainingFrontends lists, for each frontend the candidate sets to
+	// drain, the pool members whose blocks still lie on it because the
+	// pool's other frontends have no room: their new flows still take
+	// ports there.
+	DrainingFrontends []PlanDrainingFrontend `json:"draining_frontends"`
 	// Connectivity lists pool members and instances whose scenario
 	// changes; NewDefaultSources the default-SNAT source prefixes added.
 	Connectivity      []PlanConnectivity `json:"connectivity"`
@@ -167,6 +206,7 @@ func (s *Server) plan(w http.ResponseWriter, r *http.Request) {
 // flows next would reclaim. It changes nothing.
 func Plan(ctx context.Context, rt *lcore.Runtime, running, next *nat.Policy, c *config.Config) (*PlanResponse, error) {
 	resp := &PlanResponse{Generation: running.Gen, BlockChanges: []PlanBlockChange{}, Reclaimed: []PlanReclaim{},
+		Draining: []PlanReclaim{}, DrainingFrontends: DrainingFrontends(next),
 		Connectivity: []PlanConnectivity{}, NewDefaultSources: []string{}, Pools: []PlanHeadroom{}}
 	for _, mc := range next.MemberChanges(running) {
 		resp.BlockChanges = append(resp.BlockChanges, blockChange(mc))
@@ -188,6 +228,15 @@ func Plan(ctx context.Context, rt *lcore.Runtime, running, next *nat.Policy, c *
 			resp.Reclaimed = append(resp.Reclaimed, pr)
 			resp.ReclaimedTotal += n
 		}
+		for k, n := range p.Draining {
+			if n > 0 {
+				resp.Draining = append(resp.Draining, PlanReclaim{Pool: planScopeName(running, k), Flows: n, Sample: []FlowEntry{}})
+				resp.DrainingTotal += n
+			}
+		}
+	}
+	if next.ReclaimDrains() || len(next.DrainingFrontends()) > 0 || resp.DrainingTotal > 0 {
+		resp.DrainDeadline = (time.Duration(next.DrainDeadline()) * time.Millisecond).String()
 	}
 	resp.Connectivity = connectivity(running, next)
 	old := running.DefaultSources()

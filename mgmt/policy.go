@@ -69,12 +69,22 @@ func PolicySpec(c *config.Config) (nat.PolicySpec, error) {
 		}
 		fe[f.Name] = a
 		s.Frontends = append(s.Frontends, a)
+		if f.Drain {
+			s.Drain.Frontends = append(s.Drain.Frontends, a)
+		}
 	}
+	s.Drain.Reclaim = c.Reload.Drains()
+	s.Drain.Deadline = nat.TickFromDuration(c.Reload.ReclaimDeadline.Duration)
 	if s.Pools, err = specPools(c.Pools, fe); err != nil {
 		return nat.PolicySpec{}, err
 	}
 	if s.Instances, err = specInstances(c.Instances); err != nil {
 		return nat.PolicySpec{}, err
+	}
+	for i, ic := range c.Instances {
+		if ic.Drain {
+			s.Drain.Instances = append(s.Drain.Instances, s.Instances[i].Public)
+		}
 	}
 	if s.DefaultSNAT, err = specDefaultSNAT(c.DefaultSNAT, fe, c.Dataplane.Workers); err != nil {
 		return nat.PolicySpec{}, err

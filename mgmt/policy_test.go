@@ -54,7 +54,16 @@ func TestPolicySpecExample(t *testing.T) {
 			Frontends: []uint32{feDefault}, PortsPerMember: 1024, Workers: 2},
 		Deny: []nat.DenyRule{{Destination: nat.Prefix{Addr: u32("198.18.99.0"), Bits: 24},
 			PortRule: nat.PortRule{Proto: nat.ProtoTCP, Lo: 25, Hi: 25}}},
+		Drain: nat.DrainSpec{Deadline: nat.TickFromDuration(config.DefaultReclaimDeadline)},
 	}, s)
+
+	c.Reload.Reclaim = config.ReclaimDrain
+	c.Frontends[0].Drain = true
+	c.Instances[0].Drain = true
+	s, err = PolicySpec(c)
+	require.NoError(t, err)
+	assert.Equal(t, nat.DrainSpec{Reclaim: true, Deadline: nat.TickFromDuration(config.DefaultReclaimDeadline),
+		Frontends: []uint32{fe1}, Instances: []uint32{u32("198.19.1.50")}}, s.Drain, "[reload], frontend.drain and instance.drain")
 
 	p, err := CompilePolicy(c, nil)
 	require.NoError(t, err)

@@ -49,6 +49,10 @@ type Reloader struct {
 	// configuration published); mu guards it.
 	running  *config.Config
 	ok, fail atomic.Uint64
+	// drains are the frontends set to drain at run time (DrainFrontend,
+	// drainfrontend.go), applied to every configuration loaded until the
+	// frontend leaves it; mu guards it.
+	drains map[string]bool
 }
 
 // NewReloader returns a Reloader for o.
@@ -85,6 +89,15 @@ func (r *Reloader) reload() (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
+	if err := r.applyDrains(c); err != nil {
+		return 0, err
+	}
+	return r.publish(c)
+}
+
+// publish checks and compiles c against the running policy and publishes
+// it: the one path of Reload and DrainFrontend.
+func (r *Reloader) publish(c *config.Config) (uint32, error) {
 	if r.o.Check != nil && r.running != nil {
 		if err := r.o.Check(r.running, c); err != nil {
 			return 0, err
@@ -97,6 +110,7 @@ func (r *Reloader) reload() (uint32, error) {
 	}
 	r.o.Policy.Store(p)
 	r.running = c
+	r.forgetDrains(c)
 	if r.o.Apply != nil {
 		r.o.Apply(c, p)
 	}
@@ -121,6 +135,9 @@ func (r *Reloader) Candidate(data []byte) (running, next *nat.Policy, c *config.
 		c, err = config.Parse(data, "candidate")
 	}
 	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := r.applyDrains(c); err != nil {
 		return nil, nil, nil, err
 	}
 	if r.o.Check != nil && r.running != nil {

@@ -82,7 +82,11 @@ type Flow struct {
 	// a RST or FIN may carry (tcpseq.go).
 	winPriv, winRemote uint16
 
-	_ [2]byte // to 64 bytes: one record, one cache line
+	// drain names the drain epoch of a draining flow (the translator's
+	// table of them, drain.go; 0 = not draining): its deadline.
+	drain uint8
+
+	_ [1]byte // to 64 bytes: one record, one cache line
 }
 
 // OutKey is the key of the out index: the private 5-tuple of a flow (for

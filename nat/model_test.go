@@ -4,7 +4,9 @@ package nat
 // (issue 13). The model keeps flows in plain Go maps and applies the rules
 // of SPEC [S1]-[S8] one packet at a time: precedence (deny, instance, pool,
 // default SNAT, no_scenario), one port per destination, blocks and tiers
-// with reclaim on reload and the grace rule, idle expiry per protocol and
+// with reclaim on reload and the grace rule, reclaim = "drain" (issue 19:
+// flows on ports a reload takes live on until they end or their
+// deadline), idle expiry per protocol and
 // TCP state, instance inbound rules, echo and ICMP errors, and the edge
 // rules of issue 14: martian destinations and sources, outbound ICMP
 // errors only to their flow's remote and under the deny rules, RSTs and
@@ -93,6 +95,23 @@ type mSpec struct {
 	// filtering filt[0] (pool) and filt[1] (default SNAT) (issue 19).
 	eim  bool
 	filt [2]FilteringMode
+	// drain is [reload] reclaim = "drain" (deadline mDrainSecs).
+	drain bool
+}
+
+// mDrainSecs is the model's reload.reclaim_deadline.
+const mDrainSecs = 20
+
+// drains reports whether a flow the policy of s does not keep drains
+// rather than being reclaimed (issue 19): an outbound pool flow, or one
+// already draining, whose destination no deny rule blocks, under reclaim
+// = "drain", unless it holds or would hold an endpoint-independent
+// mapping (those are reclaimed). Pool flows are all on fe1, which every
+// spec keeps.
+func (s *mSpec) drains(f *mFlow) bool {
+	return s.drain && (f.kind == ScenarioPool || f.draining) && !f.inbound &&
+		!s.denied(f.key.Remote, f.key.Proto, f.key.RemotePort) &&
+		!f.eim && !(s.eim && eimProto(f.key.Proto))
 }
 
 // policySpec returns the policy description of s.
@@ -128,6 +147,7 @@ func (s *mSpec) policySpec() PolicySpec {
 	if s.inst2 {
 		ps.Instances = append(ps.Instances, InstanceSpec{Private: mInstPriv[1], Public: mInstPub[1]})
 	}
+	ps.Drain = DrainSpec{Reclaim: s.drain, Deadline: sec(mDrainSecs)}
 	for i, on := range s.deny {
 		if d := &mDeny[i]; on {
 			ps.Deny = append(ps.Deny, DenyRule{Destination: Prefix{Addr: d.net, Bits: d.bits},
@@ -296,6 +316,12 @@ type mFlow struct {
 	pending bool
 	// grace: the flow keeps a port outside its member's block [S7].
 	grace bool
+	// draining: a reload took the flow's port and it drains (issue 19);
+	// its deadline lies between drainLo and drainHi (the translator marks
+	// it when it re-validates it, under the reload of the model's
+	// decision or a later one; drainLo, once set, stays the earliest).
+	draining         bool
+	drainLo, drainHi Tick
 	// TCP sequence state (issue 14 item 4): the acknowledgement and the
 	// (unscaled) window of each side's last segment with ACK, and each
 	// side's window scale from its SYN, plus one (0: not seen).
@@ -346,6 +372,8 @@ type mCoverage struct {
 	GraceKeeps        uint64 // flows kept on a port outside their new block [S7]
 	PendingKept       uint64 // default-SNAT flows kept across a default_snat change
 	Resurrected       uint64 // reclaimed flows a later reload gave their port back
+	Drains            uint64 // flows a reload made drain (reclaim = "drain")
+	DrainEnds         uint64 // draining flows gone at or after their earliest deadline
 	IdleExpiries      uint64
 	Sweeps            uint64 // sweeps run to completion
 	Bursts, Fragments uint64
@@ -767,7 +795,7 @@ func (m *model) expire(now Tick) {
 // blocks, are reclaimed; members whose block did not shrink keep every
 // flow they had (growth and unchanged blocks alike, across any number of
 // reloads).
-func (m *model) reload(s mSpec, p *Policy) {
+func (m *model) reload(s mSpec, p *Policy, now Tick) {
 	old, oldPol := m.spec, m.pol
 	m.spec, m.pol = s, p
 	if p.DefaultSNAT() != oldPol.DefaultSNAT() {
@@ -775,7 +803,12 @@ func (m *model) reload(s mSpec, p *Policy) {
 	}
 	for k, f := range m.flows {
 		keep := false
-		if !f.inbound && s.denied(f.key.Remote, f.key.Proto, f.key.RemotePort) {
+		if f.draining {
+			// Kept again only where the compiled policy gives the port
+			// back (its block or grace), as Policy.Keeps decides.
+			keep = m.keepsPool(f, s, p)
+			f.draining = !keep
+		} else if !f.inbound && s.denied(f.key.Remote, f.key.Proto, f.key.RemotePort) {
 			keep = false
 		} else {
 			switch s.classify(f.key.Priv) {
@@ -806,6 +839,10 @@ func (m *model) reload(s mSpec, p *Policy) {
 				}
 			}
 		}
+		if !keep && s.drains(f) {
+			m.startDrain(f, now)
+			continue
+		}
 		if !keep {
 			delete(m.flows, k)
 			m.zombies[k] = f
@@ -821,6 +858,13 @@ func (m *model) reload(s mSpec, p *Policy) {
 	// and grace are the compiler's (checked by checkLayout and by the
 	// grace rule above for live flows).
 	for k, z := range m.zombies {
+		if z.kind == ScenarioPool && !m.keepsPool(z, s, p) && s.drains(z) {
+			// The translator will drain it when it meets it.
+			delete(m.zombies, k)
+			m.flows[k] = z
+			m.startDrain(z, now)
+			continue
+		}
 		if !z.inbound && s.denied(z.key.Remote, z.key.Proto, z.key.RemotePort) || s.classify(z.key.Priv) != z.kind {
 			continue
 		}
@@ -840,8 +884,59 @@ func (m *model) reload(s mSpec, p *Policy) {
 		}
 		if back {
 			delete(m.zombies, k)
+			z.draining = false
 			m.flows[k] = z
 			m.cov.Resurrected++
+		}
+	}
+}
+
+// keepsPool is Policy.Keeps for a pool flow under s compiled as p: its
+// member's block or grace holds its port, and no deny rule blocks it.
+func (m *model) keepsPool(f *mFlow, s mSpec, p *Policy) bool {
+	if s.classify(f.key.Priv) != ScenarioPool || s.denied(f.key.Remote, f.key.Proto, f.key.RemotePort) {
+		return false
+	}
+	mp, _ := p.Classify(f.key.Priv)
+	if mp.Block.Public != f.pub || !(mp.Block.Contains(f.pubPort) || mp.Grace.Public == f.pub && mp.Grace.Contains(f.pubPort)) {
+		return false
+	}
+	f.grace = !mp.Block.Contains(f.pubPort)
+	return true
+}
+
+// startDrain marks f draining after a reload at now.
+func (m *model) startDrain(f *mFlow, now Tick) {
+	dl := now + TickFromDuration(mDrainSecs*time.Second)
+	if f.drainLo == 0 {
+		f.drainLo = dl
+	}
+	if !f.draining {
+		m.cov.Drains++
+	}
+	f.draining, f.drainHi, f.grace = true, dl, false
+}
+
+// expireDrained follows a complete ExpireDrained pass at r.now: a
+// draining flow may be gone once its earliest deadline passed (the
+// translator says which), and one the translator marked under the
+// running policy must be gone once its latest deadline passed.
+func (r *mRun) expireDrained() {
+	m, gen := r.m, r.gen()
+	for k, f := range m.flows {
+		if !f.draining || int32(r.now-f.drainLo) < 0 {
+			continue
+		}
+		rf := r.realOut(k)
+		if rf == nil || rf.Pub != f.pub || rf.PubPort != f.pubPort {
+			delete(m.flows, k)
+			m.bury(f)
+			m.cov.DrainEnds++
+			continue
+		}
+		if rf.Gen == gen && rf.Flags&flagDraining != 0 && int32(r.now-f.drainHi) >= 0 {
+			r.failf("flow %v on %s:%d still draining at %d, its deadline was at most %d", k, AddrFrom(f.pub), f.pubPort, r.now, f.drainHi)
+			return
 		}
 	}
 }
@@ -1182,7 +1277,7 @@ func (r *mRun) predict(g *gpkt, got Verdict, out []byte) (Verdict, *mFlow, *mFlo
 	sure, all := 0, m.usage(uk, true)
 	freeSure, freeAll := blk.Size(), blk.Size()
 	for _, f := range m.flows {
-		if f.kind != ScenarioInstance && f.usageKey() == uk && !f.pending {
+		if f.kind != ScenarioInstance && f.usageKey() == uk && !f.pending && !f.draining {
 			sure++
 		}
 		if f.pub == blk.Public && blk.Contains(f.pubPort) && f.key.Remote == g.dst && f.key.RemotePort == rport && f.key.Proto == g.proto {
@@ -2044,6 +2139,14 @@ func (r *mRun) housekeeping() {
 	r.m.expire(r.now)
 	r.logf("expire")
 	r.reconcile()
+	if r.err != nil {
+		return
+	}
+	for !r.t.ExpireDrained(r.now, 1+r.rng.IntN(300)) {
+	}
+	r.expireDrained()
+	r.logf("expire drained")
+	r.reconcile()
 	if r.err != nil || !r.sweeping {
 		return
 	}
@@ -2074,7 +2177,9 @@ func (r *mRun) housekeeping() {
 func (r *mRun) reload() {
 	s := r.m.spec
 	rng := r.rng
-	switch rng.IntN(10) {
+	switch rng.IntN(11) {
+	case 10: // [reload] reclaim
+		s.drain = !s.drain
 	case 0, 1: // grow or shrink the pool across the tiers
 		s.poolN = pick(rng, []int{3, 4, 50, 51, 52, 100, 101, 102, 120})
 	case 2:
@@ -2102,12 +2207,12 @@ func (r *mRun) reload() {
 		r.failf("compile: %v", err)
 		return
 	}
-	r.t.SetPolicy(p)
+	r.t.SetPolicyAt(p, r.now)
 	r.m.cov.Reloads++
 	r.sweeping = true
-	r.m.reload(s, p)
-	r.logf("reload gen %d: pool %d ppm %d inst2 %v defPPM %d defFE %d deny %v timeouts %v limits %d%%/%d%% eim %v %v",
-		p.Gen, s.poolN, s.ppm, s.inst2, s.defPPM, s.defFE, s.deny, s.to, s.hostPct, s.inPct, s.eim, s.filt)
+	r.m.reload(s, p, r.now)
+	r.logf("reload gen %d: pool %d ppm %d inst2 %v defPPM %d defFE %d deny %v timeouts %v limits %d%%/%d%% eim %v %v drain %v",
+		p.Gen, s.poolN, s.ppm, s.inst2, s.defPPM, s.defFE, s.deny, s.to, s.hostPct, s.inPct, s.eim, s.filt, s.drain)
 	r.checkLayout()
 	r.reconcile()
 }
@@ -2204,6 +2309,7 @@ func (r *mRun) reconcile() {
 	usage := map[portalloc.Key]int{}
 	var active [3]uint64
 	n := 0
+	var nDraining uint64
 	r.t.flows.Range(func(_ uint32, f *Flow) bool {
 		n++
 		k := OutKey{Priv: f.Priv, Remote: f.Remote, PrivPort: f.PrivPort, RemotePort: f.RemotePort, Proto: f.Proto}
@@ -2221,13 +2327,27 @@ func (r *mRun) reconcile() {
 			return false
 		}
 		pubs[ik] = true
-		if mf.kind != ScenarioInstance {
+		draining := f.Flags&flagDraining != 0
+		if f.Gen == gen && draining != (mf.draining && m.flows[k] == mf) {
+			r.failf("flow %v on %s:%d draining %v under generation %d, the model's %v", k, AddrFrom(f.Pub), f.PubPort, draining, gen, mf.draining)
+			return false
+		}
+		if draining {
+			nDraining++
+		}
+		// Draining flows left their member's usage (those the translator
+		// has marked; the others still count).
+		if mf.kind != ScenarioInstance && !draining {
 			usage[mf.usageKey()]++
 		}
 		active[ProtoIndex(f.Proto)]++
 		return true
 	})
 	if r.err != nil {
+		return
+	}
+	if nDraining != r.t.Stats.FlowsDraining {
+		r.failf("flows_draining = %d, the table holds %d draining flows", r.t.Stats.FlowsDraining, nDraining)
 		return
 	}
 	if n != r.t.flows.Len() || n != len(m.flows)+len(m.zombies) {
@@ -2374,6 +2494,9 @@ func runModelSpec(seed uint64, steps int, knobs uint8, eim bool, cov *mCoverage)
 	}
 	if knobs&2 != 0 {
 		s.poolN = 50
+	}
+	if knobs&0x20 != 0 {
+		s.drain = true
 	}
 	p, err := Compile(s.policySpec(), nil)
 	if err != nil {

@@ -174,6 +174,7 @@ type Policy struct {
 	// an inbound miss to one of them may belong to another worker's
 	// mapping (eim.go).
 	eimPubs map[uint32]bool
+	drain   drainPolicy // drain.go
 }
 
 func sameDefaultSNAT(a, b portalloc.DefaultSNATConfig) bool {
@@ -198,6 +199,7 @@ func Compile(s PolicySpec, prev *Policy) (*Policy, error) {
 		Gateway:            s.Gateway,
 		SourceCheck:        s.SourceCheck,
 		ClusterPeers:       slices.Clone(s.ClusterPeers),
+		drain:              compileDrain(s.Drain),
 	}
 	if prev != nil {
 		p.Gen = prev.Gen + 1
@@ -215,6 +217,7 @@ func Compile(s PolicySpec, prev *Policy) (*Policy, error) {
 		return nil, err
 	}
 	p.compileInstances(s.Instances)
+	p.drainInstances()
 	return p, nil
 }
 
@@ -264,7 +267,7 @@ func (p *Policy) compilePools(pools []PoolSpec, prev *Policy) error {
 			pm, _ := prev.member(a)
 			old[j] = pm.block
 		}
-		blocks, err := portalloc.LayoutStable(ps.Frontends, size, old)
+		blocks, err := portalloc.LayoutDraining(ps.Frontends, p.FrontendDraining, size, old)
 		if err != nil {
 			return fmt.Errorf("pool[%d]: %w", i, err)
 		}
@@ -489,10 +492,14 @@ func (p *Policy) IsPublic(addr uint32) bool {
 func (p *Policy) DefaultSNAT() *portalloc.DefaultSNAT { return p.defaultSNAT }
 
 // Instances returns the policy's instances (1:1 mappings) by private
-// address, for the management core (the NAT log's block events).
+// address, for the management core (the NAT log's block events); an
+// instance set to drain is one until it leaves the configuration.
 func (p *Policy) Instances() []Instance {
-	out := make([]Instance, 0, len(p.instances))
+	out := make([]Instance, 0, len(p.instances)+len(p.drain.draining))
 	for _, in := range p.instances {
+		out = append(out, *in)
+	}
+	for _, in := range p.drain.draining { // draining: still 1:1 for its flows
 		out = append(out, *in)
 	}
 	slices.SortFunc(out, func(a, b Instance) int { return cmp.Compare(a.Private, b.Private) })

@@ -48,6 +48,9 @@ type PolicySpec struct {
 	DefaultSNAT *DefaultSNATSpec
 	// Deny are the deny rules [S1].
 	Deny []DenyRule
+	// Drain says which flows drain rather than being reclaimed at once
+	// (issue 19, drain.go).
+	Drain DrainSpec
 }
 
 // Prefix is an IPv4 address with a prefix length (0-32). Where it names a

@@ -78,6 +78,10 @@ type Stats struct {
 	// ResetsDropped counts idle TCP flows that tcp_reset_on_idle could not
 	// reset because more expired at once than the reset buffer holds.
 	ResetsDropped uint64
+	// FlowsDraining is the number of draining flows, and Drained counts
+	// the draining flows that ended, by DrainOutcome (drain.go).
+	FlowsDraining uint64
+	Drained       [NumDrainOutcomes]uint64
 	// Exhausted counts port_exhausted drops by scope: index i < len(pools)
 	// is pool i, the last entry is default SNAT. It is rebuilt, carrying
 	// the counts over by pool name, on each SetPolicy.
@@ -151,8 +155,9 @@ type Translator struct {
 	// base is the index of the current burst chunk's first packet in the
 	// caller's slice (for SourceCheck).
 	base   int
-	sweep  uint32 // cursor of the reclaim sweep
-	resets []Flow // idle established TCP flows to reset (tcp_reset_on_idle)
+	sweep  uint32     // cursor of the reclaim sweep
+	drain  drainState // draining flows (drain.go)
+	resets []Flow     // idle established TCP flows to reset (tcp_reset_on_idle)
 	// snats are the default-SNAT allocators this worker's flows are
 	// counted on, indexed by Flow.snat (entry 0 unused); snatCur is the
 	// running policy's (0 when it has none). See SetPolicy.
@@ -247,11 +252,18 @@ func (t *Translator) Policy() *Policy { return t.pol }
 // SetPolicy switches to a new policy; call it between bursts. Flows of older
 // generations are re-validated lazily when met, and by Sweep [S7]: a new
 // policy restarts the sweep from the first record, so flows an unfinished
-// sweep already passed are checked against the newest policy too.
-func (t *Translator) SetPolicy(p *Policy) {
+// sweep already passed are checked against the newest policy too. Flows
+// the policy drains count their deadline from the last time given to
+// Expire or ExpireDrained; SetPolicyAt gives the time itself.
+func (t *Translator) SetPolicy(p *Policy) { t.SetPolicyAt(p, t.drain.clock) }
+
+// SetPolicyAt is SetPolicy at time now: the drain deadline of the flows
+// the policy drains counts from now.
+func (t *Translator) SetPolicyAt(p *Policy, now Tick) {
 	if t.pol == p {
 		return
 	}
+	t.drain.polAt = now
 	old := t.pol
 	t.pol = p
 	t.sweep = 0
@@ -896,8 +908,8 @@ func (t *Translator) createIn(pi *pktInfo, now Tick) (uint32, Verdict) {
 		return idx, v
 	}
 	in, ok := t.pol.InstanceByPublic(pi.ip.Dst())
-	if !ok || !in.AllowsInbound(pi.proto, pi.dport) {
-		return 0, DropNoFlow
+	if !ok || !in.AllowsInbound(pi.proto, pi.dport) || t.pol.drain.instances[in.Public] {
+		return 0, DropNoFlow // (a draining instance opens no new flow)
 	}
 	if pi.proto == ProtoTCP && pi.tcpFlags&(TCPFlagSYN|TCPFlagACK|TCPFlagRST) != TCPFlagSYN {
 		return 0, DropNoFlow // only a SYN opens an inbound TCP flow
@@ -979,6 +991,20 @@ func (t *Translator) current(idx uint32) uint32 {
 func (t *Translator) revalidate(idx uint32, f *Flow) bool {
 	p := t.pol
 	m, keep := p.keeps(f)
+	if keep && f.Flags&flagDraining != 0 && !t.resumeDrained(f, &m) {
+		keep = false
+	}
+	if !keep && p.drains(f) {
+		// Make before break (drain.go): the flow stays, off its member's
+		// usage, until it ends or its deadline passes.
+		t.startDrain(f)
+		f.Gen = p.Gen
+		f.Flags &^= flagHairpin
+		if p.IsPublic(f.Remote) {
+			f.Flags |= flagHairpin
+		}
+		return true
+	}
 	// A flow kept in default scope is counted on the running allocator,
 	// which must still give its address the flow's block.
 	acquired := false
@@ -991,7 +1017,7 @@ func (t *Translator) revalidate(idx uint32, f *Flow) bool {
 	}
 	// Pool and default-SNAT flows count in the port usage, instance flows
 	// don't.
-	uk := portalloc.Key{Private: f.Priv, Remote: f.Remote, RemotePort: f.RemotePort, Proto: f.Proto}
+	uk := usageKey(f)
 	if keep && f.Scope == ScopeInstance && m.Scope != ScopeInstance {
 		n, ok := t.usage.Inc(uk)
 		if !ok {
@@ -1036,6 +1062,7 @@ func (t *Translator) release(idx uint32, f *Flow, r ExpireReason) {
 // [S5], examining at most budget flows; it reports whether more are due.
 // The management core decides when each worker calls it.
 func (t *Translator) Expire(now Tick, budget int) (expired int, more bool) {
+	t.drain.clock = now
 	return t.flows.Expire(now, budget, t.expireOne)
 }
 
@@ -1052,8 +1079,11 @@ func (t *Translator) expireOne(_ uint32, f *Flow, r ExpireReason) {
 			t.Stats.ResetsDropped++
 		}
 	}
-	if f.Scope != ScopeInstance {
-		uk := portalloc.Key{Private: f.Priv, Remote: f.Remote, RemotePort: f.RemotePort, Proto: f.Proto}
+	switch {
+	case f.Flags&flagDraining != 0:
+		t.endDrain(f, r) // it left its member's usage when it started draining
+	case f.Scope != ScopeInstance:
+		uk := usageKey(f)
 		t.hot.Released(uk, t.usage.Dec(uk))
 	}
 	t.releaseSNAT(f) // on the allocator that counted it

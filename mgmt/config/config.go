@@ -22,6 +22,8 @@ type Config struct {
 	NatLog      NatLog       `toml:"nat_log"`
 	// BGP announces the node to its routers (nil: no [bgp] section).
 	BGP *BGP `toml:"bgp"`
+	// Reload says what a reload does with flows it takes ports from.
+	Reload Reload `toml:"reload,omitempty"`
 }
 
 // Dataplane selects the driver and sizes the workers and flow table.
@@ -105,6 +107,11 @@ type Timeouts struct {
 type Frontend struct {
 	Name    string `toml:"name"`
 	Address string `toml:"address"`
+	// Drain sets the frontend to drain (issue 19): no new flow takes a
+	// port on it, pools lay their members' blocks out on their other
+	// frontends where room allows, and the flows on it live until they
+	// end or reload.reclaim_deadline passes.
+	Drain bool `toml:"drain,omitempty"`
 }
 
 // Pool is a set of load-balanced members that share the pool's frontends
@@ -142,6 +149,11 @@ type Instance struct {
 	// Inbound lists the inbound-initiated flows allowed to the instance:
 	// "tcp/22", "tcp/8000-8100", "udp/*", "icmp".
 	Inbound []string `toml:"inbound"`
+	// Drain sets the instance's public address to drain (issue 19): no
+	// new flow on it (the private address's new outbound flows take its
+	// next scenario, a pool or default SNAT), its flows live until they
+	// end or reload.reclaim_deadline passes.
+	Drain bool `toml:"drain,omitempty"`
 }
 
 // DefaultSNAT gives any other inside source within Sources a port block on a

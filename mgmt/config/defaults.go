@@ -58,6 +58,8 @@ const (
 //	limits.inbound_flow_percent   50
 //	nat_log.retention             180d
 //	nat_log.history_max_size      1GiB
+//	reload.reclaim                "immediate"
+//	reload.reclaim_deadline       5m
 //
 // Here a zero number or empty string counts as left out; a timeout counts
 // as left out when it is zero and Duration.Set is false, so an explicit
@@ -111,6 +113,7 @@ func (c *Config) applyDefaults(leftOut func(key string, zero bool) bool) {
 		c.NatLog.HistoryMaxSize = DefaultHistoryMaxSize
 	}
 	c.BGP.applyDefaults()
+	c.Reload.applyDefaults(leftOut)
 }
 
 // defaultDuration sets d to v unless the file or the caller set it.

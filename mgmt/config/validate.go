@@ -62,6 +62,7 @@ func (c *Config) Validate() error {
 	v.limits()
 	v.natLog()
 	v.bgp()
+	v.reload()
 	return v.p.err()
 }
 

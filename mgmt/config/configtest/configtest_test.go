@@ -27,7 +27,7 @@ func TestTextRoundTrip(t *testing.T) {
 }
 
 // withDefaults is c as Parse returns it: Example leaves [nat_log] out,
-// and parsing fills in its defaults.
+// and [reload] out, and parsing fills in their defaults.
 func withDefaults(c *config.Config) *config.Config {
 	if c.NatLog.Events == nil {
 		c.NatLog.Events = slices.Clone(config.DefaultNatLogEvents)
@@ -37,6 +37,12 @@ func withDefaults(c *config.Config) *config.Config {
 	}
 	if c.NatLog.HistoryMaxSize == 0 {
 		c.NatLog.HistoryMaxSize = config.DefaultHistoryMaxSize
+	}
+	if c.Reload.Reclaim == "" {
+		c.Reload.Reclaim = config.ReclaimImmediate
+	}
+	if !c.Reload.ReclaimDeadline.Set {
+		c.Reload.ReclaimDeadline.Duration = config.DefaultReclaimDeadline
 	}
 	return c
 }
