@@ -15,8 +15,14 @@ import (
 // counted offered and lost, as a NIC's full RX ring loses it. The packet
 // loop allocates nothing.
 
-// genBurst is the most frames the engine transmits per queue and call.
-const genBurst = 32
+// genBurst is the most frames the engine transmits per queue and call;
+// in phase 2 it waits for a full burst unless the first frame due has
+// waited genMaxWait ns (bursts keep the per-call costs of both sides low,
+// as a NIC's descriptor batching does).
+const (
+	genBurst   = 32
+	genMaxWait = 20_000
+)
 
 // genQueues are the generator's ends of natgw's ports: InTx reaches
 // natgw's inside port, InRx receives what natgw sends out of it; the same
@@ -256,11 +262,16 @@ func (e *engine) traffic(rate uint64, d time.Duration) trafficResult {
 	// The inbound cycle starts half-way so the two directions do not
 	// hit the same flow at once.
 	curOut, curIn := e.flows.at(0), e.flows.at(uint64(e.n)/2)
-	lastRx := t0
+	lastRx, lastTx := t0, t0
 	for {
 		now := e.now()
 		if now < end {
 			due = dueCount(now-t0, half)
+			if due-sentOut < genBurst && now-lastTx < genMaxWait {
+				due = sentOut // wait for a fuller burst
+			} else {
+				lastTx = now
+			}
 			k := 0
 			for ; k < genBurst && sentOut < due; k++ {
 				i := curOut

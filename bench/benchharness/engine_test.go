@@ -155,7 +155,10 @@ func TestEngineConnectAndTraffic(t *testing.T) {
 	assert.True(t, r.pass(), "%+v", r)
 	assert.Equal(t, r.Out.Offered, r.Out.Received)
 	assert.Equal(t, r.In.Offered, r.In.Received)
-	assert.InDelta(t, 20_000, float64(r.Out.Offered+r.In.Offered), 1000, "paced: 1 Mpps for 20 ms")
+	offered := r.Out.Offered + r.In.Offered
+	assert.Equal(t, uint64(20_000), r.Due, "1 Mpps for 20 ms")
+	assert.LessOrEqual(t, offered, r.Due, "paced: never ahead of the rate")
+	assert.Equal(t, float64(offered) < 0.999*float64(r.Due), r.Limited, "a generator behind its rate says so")
 	assert.Equal(t, r.Out.Received+r.In.Received, e.hist.total, "every frame's latency is recorded")
 	assert.Len(t, n.rev, 3000, "phase 2 creates no flow")
 

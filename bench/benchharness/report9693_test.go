@@ -81,7 +81,7 @@ func TestLineChart(t *testing.T) {
 func TestCharts(t *testing.T) {
 	runs := sampleRuns()
 	tp := throughputChart(runs)
-	assert.Len(t, svgPoints(t, tp), 4, "two series, two runs without error")
+	assert.Len(t, svgPoints(t, tp), 6, "three series, two runs without error")
 	assert.Contains(t, tp, "16Mi")
 	lat := latencyChart(runs)
 	assert.Len(t, svgPoints(t, lat), 3*3+3*1, "three percentiles of 1K at 3 loads, of 1M at one")
@@ -100,7 +100,7 @@ func TestReport9693(t *testing.T) {
 	md, err := os.ReadFile(filepath.Join(dir, "rfc9693.md"))
 	require.NoError(t, err)
 	s := string(md)
-	for _, want := range []string{"> quick run", "| 1K | 16Mi | 0.01 % | 21.00 Mpps (10.50 each way)", "error: out of memory",
+	for _, want := range []string{"> quick run", "| 1K | 16Mi | 0.01 % | 21.00 Mpps (10.50 each way) | 0.00 Mpps | 30.00 Mpps |", "error: out of memory",
 		"![rfc9693-throughput](rfc9693-throughput.svg)", "p99.9", "3 s (RFC 9693's reference: 60 s)"} {
 		assert.Contains(t, s, want)
 	}
