@@ -124,10 +124,28 @@ func (r connectResult) pass() bool {
 // the connection counts when the answer comes back inside translated to
 // the private endpoint. The table must hold none of the flows.
 func (e *engine) connect(rate uint64) connectResult {
-	e.reset()
 	clear(e.done)
 	clear(e.pub)
-	n := uint64(e.n)
+	return e.connectRound(rate, uint64(e.n))
+}
+
+// connectMissing opens, at rate per second, the connections phase 1 did
+// not complete (their first packet or answer was lost): the filling of
+// the table for phase 2 must leave none out, as a tester re-sends what
+// was lost. The table must still hold the completed ones.
+func (e *engine) connectMissing(rate uint64) connectResult {
+	missing := uint64(0)
+	for _, d := range e.done {
+		if !d {
+			missing++
+		}
+	}
+	return e.connectRound(rate, missing)
+}
+
+// connectRound sends the first packet of the n flows not yet done.
+func (e *engine) connectRound(rate, n uint64) connectResult {
+	e.reset()
 	t0 := e.now()
 	var sent uint64
 	cur := e.flows.at(0)
@@ -141,6 +159,10 @@ func (e *engine) connect(rate uint64) connectResult {
 			for ; k < genBurst && sent < due; k++ {
 				i := cur
 				cur = e.flows.next(cur)
+				for e.done[i] {
+					i = cur
+					cur = e.flows.next(cur)
+				}
 				f := e.flows.flow(i)
 				e.txOut[k].Data = writeGenFrame(e.txOut[k].Data, toNatgwMAC, sourceMAC(f.Src), f.Src, f.Dst, f.Sport, f.Dport, kindFirst, i, now)
 				sent++

@@ -191,6 +191,11 @@ func TestEngineConnectFailsWithoutAnswers(t *testing.T) {
 	c := e.connect(1_000_000)
 	assert.False(t, c.pass(), "a connection whose answer is lost does not count")
 	assert.Equal(t, uint64(499), c.Established)
+	assert.NoError(t, e.checkLearnt(), "the lost answer's flow has its public endpoint learnt all the same")
+	m := e.connectMissing(1_000_000)
+	assert.True(t, m.pass(), "%+v", m)
+	assert.Equal(t, uint64(1), m.Flows, "only the missing connection is sent again")
+	assert.Equal(t, uint64(1), m.First.Offered)
 }
 
 func TestEngineTrafficAllocs(t *testing.T) {

@@ -64,6 +64,9 @@ func init() { subcommands["rfc9693"] = cmdRFC9693 }
 // falls behind, the generator's transmission fails and the frame is lost.
 // natgw's management queues transmit to rings nobody reads.
 
+// maxConnSeconds bounds a connection trial's length at the lowest rate.
+const maxConnSeconds = 20
+
 // ringSize is each ring's size (a power of two; it holds ringSize-1).
 const ringSize = 1024
 
@@ -217,7 +220,9 @@ func runRFC9693(o rfcOptions, log *slog.Logger, stdout io.Writer) (rfcRun, error
 		fmt.Fprintf(stdout, "rfc9693 %d flows: connections at %s/s: pass %v (%s)\n", o.Flows, formatRate(float64(rate)), s.Pass && !s.Limited, s.Note)
 		return s, nil
 	}
-	lo := max(1000, o.MaxCPS/256)
+	// The lowest rate tried opens the N flows in at most maxConnSeconds
+	// (16 M flows at 1/256 of the highest rate would take minutes).
+	lo := max(1000, o.MaxCPS/256, uint64(o.Flows)/maxConnSeconds)
 	res.Connections, res.ConnectionSteps, err = binarySearch(lo, o.MaxCPS, max(1, uint64(float64(o.MaxCPS)*o.Resolution)), connTrial)
 	if err != nil {
 		return res, err
@@ -227,6 +232,10 @@ func runRFC9693(o rfcOptions, log *slog.Logger, stdout io.Writer) (rfcRun, error
 	fill := max(res.Connections, lo)
 	if _, err := connTrial(fill); err != nil {
 		return res, err
+	}
+	for round := 0; round < 5 && !last.pass(); round++ {
+		b.onGen(func() { last = b.eng.connectMissing(max(1000, fill/4)) })
+		fmt.Fprintf(stdout, "rfc9693 %d flows: filling, round %d: %d missing connections established\n", o.Flows, round+2, last.Established)
 	}
 	if err := b.eng.checkLearnt(); err != nil {
 		return res, fmt.Errorf("filling the table at %d/s: %w (%+v)", fill, err, last)

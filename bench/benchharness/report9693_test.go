@@ -17,11 +17,14 @@ import (
 
 func sampleRuns() []rfcRun {
 	return []rfcRun{
-		{Flows: 1000, Capacity: 1 << 24, Throughput: 21_000_000, GeneratorCeiling: 30_000_000, Connections: 3_000_000,
+		{Flows: 1000, Capacity: 1 << 24, Throughput: 21_000_000, Connections: 3_000_000,
+			ThroughputSteps: []searchStep{{Rate: 40e6, Offered: 60e6, Seconds: 2, Limited: true}, {Rate: 30e6, Offered: 59e6, Seconds: 2, Limited: true},
+				{Rate: 21e6, Offered: 42e6, Seconds: 2, Pass: true}},
 			TranslatorBytes: 100 << 24, StepSeconds: 3, RingSize: 1024, WorkerCPU: 1,
 			Latency: []latencyRow{{LoadPercent: 10, P50us: 2, P99us: 5, P999us: 9}, {LoadPercent: 50, P50us: 3, P99us: 8, P999us: 30},
 				{LoadPercent: 90, P50us: 6, P99us: 40, P999us: 200}}},
-		{Flows: 1_000_000, Capacity: 1 << 24, Throughput: 9_000_000, GeneratorCeiling: 9_100_000, Connections: 1_500_000,
+		{Flows: 1_000_000, Capacity: 1 << 24, Throughput: 9_000_000, Connections: 1_500_000,
+			PDRSteps:        []searchStep{{Rate: 12e6, Offered: 27.3e6, Seconds: 3, Limited: true}},
 			TranslatorBytes: 150 << 24, StepSeconds: 3,
 			Latency: []latencyRow{{LoadPercent: 50, P50us: 4, P99us: 25, P999us: 90}}},
 		{Flows: 16 << 20, Capacity: 1 << 24, Error: "out of memory"},
@@ -57,6 +60,13 @@ func svgPoints(t *testing.T, svg string) [][2]float64 {
 		out = append(out, [2]float64{x, y})
 	}
 	return out
+}
+
+func TestGeneratorCeiling(t *testing.T) {
+	runs := sampleRuns()
+	assert.InDelta(t, 29.5e6, generatorCeiling(&runs[0]), 1, "the lowest rate of the steps it fell behind in")
+	assert.InDelta(t, 9.1e6, generatorCeiling(&runs[1]), 1, "PDR steps count too")
+	assert.Zero(t, generatorCeiling(&runs[2]))
 }
 
 func TestLineChart(t *testing.T) {
@@ -100,7 +110,7 @@ func TestReport9693(t *testing.T) {
 	md, err := os.ReadFile(filepath.Join(dir, "rfc9693.md"))
 	require.NoError(t, err)
 	s := string(md)
-	for _, want := range []string{"> quick run", "| 1K | 16Mi | 0.01 % | 21.00 Mpps (10.50 each way) | 0.00 Mpps | 30.00 Mpps |", "error: out of memory",
+	for _, want := range []string{"> quick run", "| 1K | 16Mi | 0.01 % | 21.00 Mpps (10.50 each way) | 0.00 Mpps | 29.50 Mpps |", "error: out of memory",
 		"![rfc9693-throughput](rfc9693-throughput.svg)", "p99.9", "3 s (RFC 9693's reference: 60 s)"} {
 		assert.Contains(t, s, want)
 	}
