@@ -120,6 +120,8 @@ if [[ "$reference" == 1 ]]; then
 fi
 capacity="${NATGW_BENCH_CAPACITY:-16777216}"
 previous="${NATGW_BENCH_PREVIOUS:-1}"
+[[ "$rfc_step" =~ ^[0-9]+(\.[0-9]+)?$ && "$capacity" =~ ^[0-9]+$ ]] ||
+	die "NATGW_BENCH_STEP must be a number of seconds and NATGW_BENCH_CAPACITY a number of flows"
 rfc_notes=()
 if [[ "$reference" != 1 ]]; then
 	rfc_notes+=("quick run: ${rfc_step} s elementary steps (RFC 9693's reference is 60 s: NATGW_BENCH_REFERENCE=1), flows: $rfc_flows")
