@@ -1,10 +1,28 @@
 #!/usr/bin/env bash
-# bench.sh — natgw's benchmark (SPEC §9, issues 4 and 6), run by `make bench`.
+# bench.sh — natgw's benchmark (SPEC §9, issues 4, 6 and 20), run by `make bench`.
 #
 # Usage: bench/bench.sh [--quick] [--help]
 #
-#   --quick   1 K flows only, 3 s per measurement, short Go benchmarks (a
-#             smoke test of the whole chain; the report says so)
+#   --quick   previous method only: 1 K flows, 3 s per measurement, short
+#             Go benchmarks (a smoke test of the whole chain)
+#
+# The RFC 9693 method (issue 20; bench/benchharness rfc9693, report in
+# bench/results/rfc9693.md with SVG charts) runs first:
+#   - a rate-controlled generator on its own CPU (CPU 0) feeds natgw's
+#     worker (last CPU) through DPDK ring devices, RFC 4814 pseudorandom
+#     ports; a frame a full ring refuses is lost;
+#   - phase 1: connections (first packet out, reply back, both translated)
+#     at a rate found by zero-loss binary search, from an empty table; then
+#     the table is filled with the N flows;
+#   - phase 2: established 64-byte UDP traffic in both directions at once,
+#     two-way throughput by zero-loss binary search (loss tolerance 0);
+#     latency p50/p99/p99.9 at 10, 50 and 90 % of it;
+#   - flows live in a table sized for the peak (NATGW_BENCH_CAPACITY).
+# Quick mode (the default of `make bench` on a small VM): 3 s elementary
+# steps, 1 K and 1 M flows, about 4 minutes. NATGW_BENCH_REFERENCE=1: 60 s
+# steps (RFC 9693's reference), 1 K, 64 K, 1 M and 16 M flows, about an
+# hour and a half. Then the previous method (issue 6) runs, unless
+# NATGW_BENCH_PREVIOUS=0.
 #
 # Runs, as root, on any Linux host with DPDK (Debian: scripts/install-deps.sh
 # installs it; nothing is installed silently by this script itself):
@@ -25,6 +43,12 @@
 # and writes bench/results/report.md and bench/results/report.json.
 #
 # Environment (defaults in brackets):
+#   NATGW_BENCH_REFERENCE  1: the RFC 9693 reference run (60 s steps, all scales)
+#   NATGW_BENCH_RFC_FLOWS  live flows of the RFC 9693 method ["1000 1000000";
+#                          reference "1000 64000 1000000 16000000"]
+#   NATGW_BENCH_CAPACITY   natgw's flow_capacity in the RFC 9693 method [16777216]
+#   NATGW_BENCH_STEP       seconds per elementary step [3; reference 60]
+#   NATGW_BENCH_PREVIOUS   0: skip the previous method (issue 6) [1]
 #   NATGW_BENCH_FLOWS      flow counts ["1000 1000000"]
 #   NATGW_BENCH_DURATION   seconds natgw is measured per direction [60]: issue 6
 #                          asks for the worker stall (longest gap between two
@@ -87,6 +111,21 @@ cpu="${NATGW_BENCH_CPU:-$((ncpu - 1))}"
 want_pages="${NATGW_BENCH_HUGEPAGES:-2048}"
 out="${NATGW_BENCH_OUT:-bench/results}"
 notes=()
+reference="${NATGW_BENCH_REFERENCE:-0}"
+rfc_flows="${NATGW_BENCH_RFC_FLOWS:-1000 1000000}"
+rfc_step="${NATGW_BENCH_STEP:-3}"
+if [[ "$reference" == 1 ]]; then
+	rfc_flows="${NATGW_BENCH_RFC_FLOWS:-1000 64000 1000000 16000000}"
+	rfc_step="${NATGW_BENCH_STEP:-60}"
+fi
+capacity="${NATGW_BENCH_CAPACITY:-16777216}"
+previous="${NATGW_BENCH_PREVIOUS:-1}"
+[[ "$rfc_step" =~ ^[0-9]+(\.[0-9]+)?$ && "$capacity" =~ ^[0-9]+$ ]] ||
+	die "NATGW_BENCH_STEP must be a number of seconds and NATGW_BENCH_CAPACITY a number of flows"
+rfc_notes=()
+if [[ "$reference" != 1 ]]; then
+	rfc_notes+=("quick run: ${rfc_step} s elementary steps (RFC 9693's reference is 60 s: NATGW_BENCH_REFERENCE=1), flows: $rfc_flows")
+fi
 if ((quick)); then
 	flows=1000 duration=3 pmd_duration=3 warmup=1 gobenchtime=100ms
 	notes+=("--quick run: 1 K flows, 3 s per measurement, Go benchmarks at -benchtime 100ms; not a reference run")
@@ -146,11 +185,37 @@ say "work directory: $work"
 pkg-config --exists libdpdk || die "pkg-config libdpdk fails: DPDK is not installed (scripts/install-deps.sh)"
 "$GO" build -tags dpdk -o "$work/benchharness" ./bench/benchharness
 
-# 4. Go micro-benchmarks of the translation path and port allocation.
+# 4. The RFC 9693 method (issue 20): generator on CPU 0 (or the first CPU
+# that is not the worker's), natgw's worker on $cpu.
+gen_cpu=0
+((cpu != 0)) || gen_cpu=1
+rm -f "$work"/rfc9693-*.json
+for f in $rfc_flows; do
+	[[ "$f" =~ ^[0-9]+$ ]] || die "NATGW_BENCH_RFC_FLOWS: '$f' is not a number"
+	((f <= capacity)) || die "NATGW_BENCH_RFC_FLOWS: $f flows do not fit a table of NATGW_BENCH_CAPACITY=$capacity"
+	say "RFC 9693: $f flows in a $capacity-flow table, ${rfc_step}s steps, worker on CPU $cpu, generator on CPU $gen_cpu"
+	"$work/benchharness" rfc9693 -dir "$work" -flows "$f" -capacity "$capacity" -step "$rfc_step" \
+		-cpu "$cpu" -gen-cpu "$gen_cpu" -l "$gen_cpu" 2>"$work/rfc9693-$f.log" | tee -a "$work/rfc9693.txt" ||
+		{
+			tail -n 20 "$work/rfc9693-$f.log" >&2
+			say "RFC 9693 run of $f flows failed (log in $work/rfc9693-$f.log); the report shows its error"
+		}
+done
+rfc_note_args=()
+for n in "${rfc_notes[@]}"; do
+	rfc_note_args+=(-note "$n")
+done
+"$work/benchharness" report9693 -dir "$work" -out "$out" -repo . "${rfc_note_args[@]}"
+if [[ "$previous" == 0 ]]; then
+	say "NATGW_BENCH_PREVIOUS=0: the previous method (issue 6) is skipped"
+	exit 0
+fi
+
+# 5. Go micro-benchmarks of the translation path and port allocation.
 say "Go micro-benchmarks (nat, portalloc), -benchtime $gobenchtime"
 "$GO" test -run '^$' -bench . -benchmem -benchtime "$gobenchtime" ./nat/... ./portalloc/... | tee "$work/gobench.txt"
 
-# 5. natgw, then testpmd on the pcaps natgw's run wrote, per flow count.
+# 6. The previous method (issue 6): natgw, then testpmd on the pcaps natgw's run wrote, per flow count.
 profile=()
 [[ "${NATGW_BENCH_PROFILE:-0}" == 1 ]] && profile=(-cpuprofile)
 for f in $flows; do
@@ -178,7 +243,7 @@ for f in $flows; do
 	done
 done
 
-# 6. The report.
+# 7. The previous method's report.
 note_args=()
 for n in "${notes[@]}"; do
 	note_args+=(-note "$n")

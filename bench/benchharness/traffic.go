@@ -59,6 +59,9 @@ type traffic struct {
 	// Sources is the number of private hosts: the first half pool
 	// members, the rest default-SNAT sources.
 	Sources int
+	// Capacity, when set, is the flow table's size (flow_capacity): the
+	// RFC 9693 method sizes it for the peak, as an operator does.
+	Capacity int
 }
 
 // newTraffic returns the traffic of flows flows from min(flows/16, 1000)
@@ -106,9 +109,15 @@ func sourceMAC(addr uint32) [6]byte {
 	return [6]byte{0x02, 0x01, byte(addr >> 24), byte(addr >> 16), byte(addr >> 8), byte(addr)}
 }
 
-// flowCapacity is the flow table size the benchmark configures: twice the
-// flows (natgw sizes its indexes from it), at least 1024.
-func (t traffic) flowCapacity() int { return max(1024, 2*t.Flows) }
+// flowCapacity is the flow table size the benchmark configures: Capacity
+// when set, else twice the flows (natgw sizes its indexes from it), at
+// least 1024.
+func (t traffic) flowCapacity() int {
+	if t.Capacity > 0 {
+		return t.Capacity
+	}
+	return max(1024, 2*t.Flows)
+}
 
 // configTOML returns the natgw configuration of the benchmark: one worker,
 // a pool of the first half of the sources with the tier table's blocks, a
