@@ -17,9 +17,10 @@ import (
 // done channel with a deadline. The worker, once per poll, loads the slot
 // (one atomic load: nothing when it is empty), examines at most QueryChunk
 // flow slots from the query's cursor, writes what it finds into the query's
-// own buffers, and when it reaches the end of its table empties the slot and
-// closes done. So a worker never pauses more than one chunk, even with
-// millions of flows, and nothing but the worker reads its table.
+// own buffers, and when it reaches the end of its table (the highest record
+// ever used, nat.FlowTable.HighWater) empties the slot and closes done. So
+// a worker never pauses more than one chunk, even with millions of flows,
+// and nothing but the worker reads its table.
 //
 // When no query is pending, the same call advances the worker's port
 // utilisation scan (one ScanChunk per poll, a full pass every
@@ -315,7 +316,7 @@ func (w *Worker) stepQuery(q *Query, now nat.Tick) bool {
 		return w.stepPlan(q, now)
 	}
 	ft := w.tr.Flows()
-	c := uint32(ft.Capacity())
+	c := ft.HighWater() // records above never held a flow
 	end := min(q.cursor+QueryChunk, c)
 	for i := q.cursor + 1; i <= end; i++ {
 		f := ft.Flow(i)
@@ -353,7 +354,7 @@ func (w *Worker) stepPlan(q *Query, now nat.Tick) bool {
 		return true
 	}
 	ft := w.tr.Flows()
-	c := uint32(ft.Capacity())
+	c := ft.HighWater() // records above never held a flow
 	end := min(q.cursor+QueryChunk, c)
 	pools := len(q.Base.Pools)
 	for i := q.cursor + 1; i <= end; i++ {
@@ -408,7 +409,7 @@ func (w *Worker) stepUtilization(now nat.Tick) {
 	}
 	ft := w.tr.Flows()
 	usage := w.tr.Usage()
-	c := uint32(ft.Capacity())
+	c := ft.HighWater() // records above never held a flow
 	end := min(s.scanCursor+ScanChunk, c)
 	last := len(s.scanMax) - 1
 	for i := s.scanCursor + 1; i <= end; i++ {

@@ -182,9 +182,16 @@ func TestQueries(t *testing.T) {
 }
 
 // TestQueryChunks checks that a worker serves a query over several polls,
-// QueryChunk flow slots at a time.
+// QueryChunk flow slots at a time, up to the highest record ever used
+// (not the capacity: issue 20, a pass over never-used records faulted in
+// the whole record array on the worker).
 func TestQueryChunks(t *testing.T) {
-	tr := newTestRuntime(t, 1, 3*QueryChunk, 1024, 4*time.Minute)
+	tr := newTestRuntime(t, 1, 1<<20, 1024, 4*time.Minute)
+	const flows = 2*QueryChunk + 1
+	for i := range flows {
+		tr.addFlow(t, qMember, qServer1+uint32(i), 5000, 53)
+	}
+	require.Equal(t, uint32(flows), tr.Workers[0].Translator().Flows().HighWater())
 	q := NewMappingQuery(qMember)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -197,6 +204,7 @@ func TestQueryChunks(t *testing.T) {
 	rounds := tr.pollUntil(t, q.Done(), 100)
 	require.NoError(t, <-errc)
 	assert.Equal(t, 3, rounds)
+	assert.Equal(t, flows, q.Count)
 }
 
 // TestQueryDeadline checks that a query nobody serves fails with
@@ -235,7 +243,9 @@ func TestUtilization(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tr := newTestRuntime(t, 1, 1000, 8, 4*time.Minute)
+			// A table sized for a peak: the scan passes the records
+			// flows have used, not the capacity (issue 20).
+			tr := newTestRuntime(t, 1, 1<<20, 8, 4*time.Minute)
 			w := tr.Workers[0]
 			for i := range tt.flows {
 				tr.addFlow(t, qMember, qServer1, uint16(5000+i), 53)
@@ -248,7 +258,7 @@ func TestUtilization(t *testing.T) {
 				w.PollOnce()
 				polls++
 			}
-			assert.Equal(t, (1000+ScanChunk-1)/ScanChunk, polls, "one ScanChunk of flow slots per poll")
+			assert.Equal(t, 1, polls, "one ScanChunk of flow slots per poll, up to the highest record used")
 			u := w.Utilization()
 			require.NotNil(t, u)
 			require.Len(t, u.Max, 2)
@@ -266,6 +276,27 @@ func TestUtilization(t *testing.T) {
 			assert.NotSame(t, u, w.Utilization())
 		})
 	}
+}
+
+// TestUtilizationChunks checks that the utilisation scan takes ScanChunk
+// flow slots per poll up to the highest record ever used, in a table
+// sized far above it.
+func TestUtilizationChunks(t *testing.T) {
+	tr := newTestRuntime(t, 1, 1<<20, 8, 4*time.Minute)
+	w := tr.Workers[0]
+	const flows = 2*ScanChunk + 1
+	for i := range flows {
+		tr.addFlow(t, qMember, qServer1+uint32(i), 5000, 53)
+	}
+	polls := 0
+	for w.Utilization() == nil && polls < 100 {
+		w.PollOnce()
+		polls++
+	}
+	assert.Equal(t, 3, polls)
+	u := w.Utilization()
+	require.NotNil(t, u)
+	assert.Equal(t, uint64(flows), u.Flows[0])
 }
 
 func TestPortSet(t *testing.T) {

@@ -24,7 +24,7 @@ func BenchmarkEIMEstablished(b *testing.B) {
 			{"eim", eimSpec(0, FilteringEndpointIndependent)},
 		}
 		for _, m := range modes {
-			tr, outs, ins := benchFlowsOf(b, n, m.spec)
+			tr, outs, ins := benchFlowsOf(b, n, n+n/8, m.spec)
 			for _, dir := range []string{"out", "in"} {
 				src := outs
 				if dir == "in" {

@@ -492,3 +492,34 @@ func TestFlowRecordLayout(t *testing.T) {
 	ft := NewFlowTable(1<<16, testTimeouts, 0)
 	assert.Zero(t, uintptr(unsafe.Pointer(&ft.flows[0]))%64, "record array not 64-byte aligned")
 }
+
+// HighWater is the highest record ever handed out: it grows with new
+// records, stays when flows are removed and their records reused, and
+// every live flow is at or below it.
+func TestHighWater(t *testing.T) {
+	ft := NewFlowTable(1<<16, testTimeouts, 0)
+	assert.Zero(t, ft.HighWater(), "a new table has handed out no record")
+	r := rand.New(rand.NewPCG(8, 8))
+	var idx []uint32
+	for range 10 {
+		f := randomFlow(r)
+		i, ok := ft.Insert(&f, 0)
+		require.True(t, ok)
+		idx = append(idx, i)
+	}
+	assert.Equal(t, uint32(10), ft.HighWater())
+	ft.Remove(idx[3])
+	ft.Remove(idx[9])
+	assert.Equal(t, uint32(10), ft.HighWater(), "removing flows leaves the mark")
+	for range 3 {
+		f := randomFlow(r)
+		i, ok := ft.Insert(&f, 0)
+		require.True(t, ok)
+		assert.LessOrEqual(t, i, uint32(11))
+	}
+	assert.Equal(t, uint32(11), ft.HighWater(), "freed records are reused before new ones")
+	ft.Range(func(i uint32, _ *Flow) bool {
+		assert.LessOrEqual(t, i, ft.HighWater())
+		return true
+	})
+}

@@ -52,6 +52,24 @@ func TestSweepRestartsOnReload(t *testing.T) {
 	assert.Equal(t, 0, tr.Usage().Len(), "no port is counted in use")
 }
 
+// The sweep after a reload passes the records flows have used, not the
+// whole capacity (issue 20): reading never-used records faulted in the
+// whole record array on the worker. With 10 flows in a table of 1 M, one
+// call of budget 64 completes it, and still reclaims every flow the new
+// policy denies.
+func TestSweepStopsAtHighWater(t *testing.T) {
+	p1 := compileSpec(t, specWith(0, 4*time.Minute), nil)
+	tr := newTestTranslator(t, p1, 1<<20)
+	for i := range 10 {
+		require.Equal(t, VerdictForward, tr.Outbound(udp(memberA, server, 10000, uint16(1000+i)).build(t), 1000))
+	}
+	p2 := compileSpec(t, specWith(0, 4*time.Minute, denyServer), p1)
+	tr.SetPolicy(p2)
+	assert.True(t, tr.Sweep(64), "one call passes the 10 records ever used")
+	assert.Equal(t, 0, tr.Flows().Len())
+	assert.Equal(t, uint64(10), tr.Stats.FlowsExpired[ExpireReclaimed])
+}
+
 // RFC 5508 REQ-3: an ICMP error whose checksum is wrong is dropped as
 // malformed, in either direction, not translated with a fresh checksum
 // that would make the corruption look valid.

@@ -1110,11 +1110,12 @@ func (t *Translator) TakeResets() []Flow {
 }
 
 // Sweep re-validates up to budget flow slots of older policy generations,
-// expiring those whose ports a reload reclaimed [S7]; call it repeatedly
+// expiring those whose ports a reload reclaimed [S7]; the pass ends at the
+// table's high-water mark (FlowTable.HighWater). Call it repeatedly
 // after SetPolicy until it reports done. SetPolicy restarts it, so it
 // reports done only after a whole pass under the running policy.
 func (t *Translator) Sweep(budget int) (done bool) {
-	c := uint32(t.flows.Capacity())
+	c := t.flows.HighWater()
 	for ; budget > 0; budget-- {
 		t.sweep++
 		if t.sweep > c {

@@ -15,13 +15,19 @@ const benchPktLen = 46
 // benchFlows opens n UDP flows from pool members to many destinations and
 // returns the pristine outbound packets and their replies, in random order.
 func benchFlows(b *testing.B, n int) (*Translator, []byte, []byte) {
-	return benchFlowsOf(b, n, testSpec(0))
+	return benchFlowsOf(b, n, n+n/8, testSpec(0))
 }
 
-// benchFlowsOf is benchFlows under policy s.
-func benchFlowsOf(b *testing.B, n int, s PolicySpec) (*Translator, []byte, []byte) {
+// benchFlowsIn is benchFlows in a table of the given capacity.
+func benchFlowsIn(b *testing.B, n, capacity int) (*Translator, []byte, []byte) {
+	return benchFlowsOf(b, n, capacity, testSpec(0))
+}
+
+// benchFlowsOf is benchFlows in a table of the given capacity, under
+// policy s.
+func benchFlowsOf(b *testing.B, n, capacity int, s PolicySpec) (*Translator, []byte, []byte) {
 	p := compileSpec(b, s, nil)
-	tr := NewTranslator(p, TranslatorOptions{FlowCapacity: n + n/8, Seed: 42}, 1000)
+	tr := NewTranslator(p, TranslatorOptions{FlowCapacity: capacity, Seed: 42}, 1000)
 	outs := make([]byte, n*benchPktLen)
 	ins := make([]byte, n*benchPktLen)
 	payload := make([]byte, benchPktLen-28)
@@ -50,12 +56,30 @@ func benchFlowsOf(b *testing.B, n int, s PolicySpec) (*Translator, []byte, []byt
 func BenchmarkTranslateEstablished(b *testing.B) {
 	for _, n := range []int{1 << 10, 1 << 20} {
 		tr, outs, ins := benchFlows(b, n)
+		benchEstablished(b, fmt.Sprintf("flows=%d", n), tr, outs, ins)
+	}
+}
+
+// BenchmarkTranslateSparse is BenchmarkTranslateEstablished with 1 K
+// flows in tables sized for a peak (issue 20): the live flows' index
+// slots spread over the whole index.
+func BenchmarkTranslateSparse(b *testing.B) {
+	for _, c := range []int{1 << 11, 1 << 21, 1 << 24} {
+		tr, outs, ins := benchFlowsIn(b, 1<<10, c)
+		benchEstablished(b, fmt.Sprintf("flows=1024/capacity=%d", c), tr, outs, ins)
+	}
+}
+
+// benchEstablished runs the established-flow benchmark of both
+// directions on tr's flows.
+func benchEstablished(b *testing.B, name string, tr *Translator, outs, ins []byte) {
+	{
 		for _, dir := range []string{"out", "in"} {
 			src := outs
 			if dir == "in" {
 				src = ins
 			}
-			b.Run(fmt.Sprintf("flows=%d/%s", n, dir), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%s/%s", name, dir), func(b *testing.B) {
 				const burst = 32
 				bufs := make([][]byte, burst)
 				for i := range bufs {

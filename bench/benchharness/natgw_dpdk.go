@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -50,6 +51,9 @@ type natgwOptions struct {
 	Out        string
 	// SessionLog runs with NAT session logging on (sessionlog.go).
 	SessionLog bool
+	// Capacity, when above 0, is the flow table's capacity instead of
+	// traffic.flowCapacity (a table sized for a peak, not the flows).
+	Capacity int
 }
 
 // cmdNatgw is the "natgw" subcommand: one flow count, outbound then
@@ -68,6 +72,7 @@ func cmdNatgw(args []string, stdout, stderr io.Writer) error {
 	fs.Uint64Var(&o.Seed, "seed", 1, "seed of the pcap's frame order")
 	fs.StringVar(&o.Out, "o", "", "result file (default DIR/natgw-FLOWS.json)")
 	fs.BoolVar(&o.SessionLog, "session-log", false, "export NAT session events (IPFIX to a sink on the loopback) while measuring")
+	fs.IntVar(&o.Capacity, "capacity", 0, "flow table capacity (default: twice the flows, at least 1024)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -127,9 +132,15 @@ func runNatgw(o natgwOptions, log *slog.Logger) (natgwRun, error) {
 		}
 		text += section
 	}
+	if o.Capacity > 0 {
+		text = strings.Replace(text, fmt.Sprintf("flow_capacity = %d\n", t.flowCapacity()), fmt.Sprintf("flow_capacity = %d\n", o.Capacity), 1)
+	}
 	cfg, err := config.Parse([]byte(text), "benchmark configuration")
 	if err != nil {
 		return natgwRun{}, err
+	}
+	if o.Capacity > 0 && cfg.Dataplane.FlowCapacity != o.Capacity {
+		return natgwRun{}, fmt.Errorf("-capacity %d: the configuration has flow_capacity %d", o.Capacity, cfg.Dataplane.FlowCapacity)
 	}
 	name := fmt.Sprintf("natgw-%d.toml", o.Flows)
 	if o.SessionLog {
