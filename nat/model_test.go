@@ -2414,9 +2414,6 @@ func (r *mRun) checkMappings() {
 				return
 			}
 			want[e] = pe
-			if _, ok := set[f.key]; !ok {
-				continue
-			}
 		}
 	}
 	if got := r.t.Mappings(); got != len(want) {

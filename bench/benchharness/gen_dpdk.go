@@ -50,6 +50,9 @@ import (
 	"github.com/natgw/natgw/nat"
 )
 
+// pdrLoss is the loss ratio of the PDR search (CSIT: 0.5 %).
+const pdrLoss = 0.005
+
 func init() { subcommands["rfc9693"] = cmdRFC9693 }
 
 // This file is the RFC 9693 method (issue 20): natgw's real runtime and

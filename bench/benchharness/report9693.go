@@ -20,9 +20,6 @@ import (
 // throughput against live flows, latency percentiles against load, and
 // the connection establishment rate against the table's fill.
 
-// pdrLoss is the loss ratio of the PDR search (CSIT: 0.5 %).
-const pdrLoss = 0.005
-
 // Targets of issue 20 (one worker core).
 const (
 	target20Mpps1M      = 15e6  // two-way zero-loss frames/s at 1 M flows
@@ -110,7 +107,7 @@ func cmdReport9693(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *dir == "" || fs.NArg() != 0 {
-		return errors.New("usage: benchharness report9693 -dir WORK [-out DIR] [-note TEXT]...")
+		return errors.New("usage: benchharness report9693 -dir WORK [-out DIR] [-note TEXT (repeatable)]")
 	}
 	files, _ := filepath.Glob(filepath.Join(*dir, "rfc9693-*.json"))
 	r := &rfcReport{Date: time.Now().UTC().Format(time.RFC3339), Commit: gitCommit(*repo), Machine: describeMachine("/proc/cpuinfo"),
