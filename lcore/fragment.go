@@ -352,11 +352,7 @@ func (w *Worker) releaseHeld() {
 			owner = w.portOwner(hp, l3, e.sport, e.dport)
 		}
 		if owner != w.id {
-			if !w.handOut[owner].Push(hp) {
-				w.drops[nat.DropHandoffFull]++
-			} else {
-				w.local.handoff++
-			}
+			w.pushTo(owner, hp)
 			d.freeHold = append(d.freeHold, slot)
 			continue
 		}

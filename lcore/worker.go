@@ -368,11 +368,7 @@ func (w *Worker) classify(p *Packet) {
 			if final {
 				p.Flags |= FlagOwned
 			} // else: to the fragment owner, which finds the flow's owner
-			if !w.handOut[owner].Push(p) {
-				w.drops[nat.DropHandoffFull]++
-			} else {
-				w.local.handoff++
-			}
+			w.pushTo(owner, p)
 			w.free(p)
 			return
 		}
@@ -678,12 +674,18 @@ func (w *Worker) handoff(p *Packet, l3 []byte, port uint8) {
 		return
 	}
 	p.Flags |= FlagOwned
+	w.pushTo(owner, p)
+	w.free(p)
+}
+
+// pushTo copies p into the handoff ring to worker owner, counting it, or
+// the drop when the ring is full; p stays the caller's.
+func (w *Worker) pushTo(owner int, p *Packet) {
 	if !w.handOut[owner].Push(p) {
 		w.drops[nat.DropHandoffFull]++
 	} else {
 		w.local.handoff++
 	}
-	w.free(p)
 }
 
 // answerLocal answers echo requests to natgw's own addresses in place; other

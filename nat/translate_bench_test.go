@@ -80,33 +80,7 @@ func benchEstablished(b *testing.B, name string, tr *Translator, outs, ins []byt
 				src = ins
 			}
 			b.Run(fmt.Sprintf("%s/%s", name, dir), func(b *testing.B) {
-				const burst = 32
-				bufs := make([][]byte, burst)
-				for i := range bufs {
-					bufs[i] = make([]byte, benchPktLen)
-				}
-				verdicts := make([]Verdict, burst)
-				total := len(src) / benchPktLen
-				next := 0
-				b.ReportAllocs()
-				b.ResetTimer()
-				for i := 0; i < b.N; i += burst {
-					for j := range bufs {
-						copy(bufs[j], src[next*benchPktLen:(next+1)*benchPktLen])
-						if next++; next == total {
-							next = 0
-						}
-					}
-					if dir == "out" {
-						tr.OutboundBurst(bufs, verdicts, 1000)
-					} else {
-						tr.InboundBurst(bufs, verdicts, 1000)
-					}
-				}
-				b.StopTimer()
-				if verdicts[0] != VerdictForward {
-					b.Fatalf("verdict %v", verdicts[0])
-				}
+				benchBursts(b, tr, src, dir, VerdictForward)
 			})
 		}
 	}
