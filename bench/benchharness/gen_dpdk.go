@@ -57,7 +57,7 @@ func init() { subcommands["rfc9693"] = cmdRFC9693 }
 
 // This file is the RFC 9693 method (issue 20): natgw's real runtime and
 // DPDK driver with one worker pinned to one CPU, and the rate-controlled
-// generator (engine.go) pinned to another, connected by four DPDK ring
+// generator (genc.go: its packet path in C) pinned to another, connected by four DPDK ring
 // devices (net_ring, made with rte_eth_from_rings):
 //
 //	generator --ring A--> natgw inside  --ring B--> generator
@@ -146,7 +146,8 @@ type rfcBench struct {
 	genDone    chan error
 	genPorts   [2]*dpdk.Port
 	ringByName map[string]*C.struct_rte_ring
-	eng        *engine
+	eng        *cEngine
+	loop       *loopback
 }
 
 // runRFC9693 measures one flow count.
@@ -189,9 +190,10 @@ func runRFC9693(o rfcOptions, log *slog.Logger, stdout io.Writer) (rfcRun, error
 	if err := lcore.ConfineProcess([]int{o.CPU}); err != nil {
 		return res, fmt.Errorf("-cpu %d: %w", o.CPU, err)
 	}
-	// Four ports with ring-sized RX and TX rings: the mempool holds every
-	// ring full (8 rings of ringSize), the stashes and the lcore caches.
-	dcfg := dpdk.Config{Ports: 4, Workers: 1, RxDesc: ringSize, TxDesc: ringSize}
+	// Six ports (natgw's two, the generator's two and its loopback pair,
+	// genceiling.go) with ring-sized RX and TX rings: the mempool holds
+	// every ring full, the stashes and the lcore caches.
+	dcfg := dpdk.Config{Ports: 6, Workers: 1, RxDesc: ringSize, TxDesc: ringSize}
 	dcfg.EALArgs, dcfg.Workers, dcfg.Log = ealArgs, 1, log
 	b := &rfcBench{o: o, log: log}
 	defer b.close()
@@ -199,6 +201,9 @@ func runRFC9693(o rfcOptions, log *slog.Logger, stdout io.Writer) (rfcRun, error
 		return res, err
 	}
 	w := b.rt.Workers[0]
+	if res.GeneratorLoopback, err = b.generatorCeiling(g, stdout); err != nil {
+		return res, err
+	}
 	// No garbage collection while measuring: its stop-the-world phases
 	// stop natgw's worker and the generator (both are goroutines), and
 	// on 2 CPUs the collector's threads queue behind the generator. The
@@ -421,9 +426,8 @@ func (b *rfcBench) start(dcfg dpdk.Config, pol *nat.Policy, capacity int, static
 	b.genDone = ready
 	b.genPorts = [2]*dpdk.Port{genIn, genOut}
 	b.ringByName = r
-	q := genQueues{InTx: genIn.Queue(0), InRx: genIn.Queue(0), OutTx: genOut.Queue(0), OutRx: genOut.Queue(0)}
-	b.onGen(func() { b.eng = newEngine(q, g) })
-	return nil
+	b.onGen(func() { b.eng, err = newCEngine("natgwbench_gen", genIn.ID(), genOut.ID(), g, false) })
+	return err
 }
 
 // diag describes the generator's queues, the mempool and the rings (the
@@ -504,6 +508,12 @@ func (b *rfcBench) close() {
 	}
 	for _, r := range b.rings {
 		C.rte_ring_free(r)
+	}
+	if b.loop != nil {
+		b.loop.close(b.log)
+	}
+	if b.eng != nil {
+		b.eng.close()
 	}
 	if b.session != nil {
 		if err := b.session.Close(); err != nil {

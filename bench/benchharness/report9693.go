@@ -50,6 +50,9 @@ type rfcRun struct {
 	Throughput       uint64       `json:"throughput_pps"`
 	ThroughputSteps  []searchStep `json:"throughput_steps"`
 	GeneratorCeiling uint64       `json:"generator_max_offered_pps"`
+	// GeneratorLoopback is the generator's own ceiling, measured over a
+	// loopback without natgw before natgw was.
+	GeneratorLoopback *genCeiling `json:"generator_loopback,omitempty"`
 	// PDR is the highest two-way rate losing at most pdrLoss of the
 	// frames (CSIT's partial drop rate), beside the zero-loss Throughput
 	// (NDR).
@@ -60,6 +63,22 @@ type rfcRun struct {
 	HeapBytes       uint64       `json:"go_heap_bytes"`
 	Seconds         float64      `json:"seconds"`
 	Error           string       `json:"error,omitempty"`
+}
+
+// genCeiling is the generator's ceiling over the loopback.
+type genCeiling struct {
+	// Engine is "c" (cEngine, the rfc9693 generator) or "go" (engine.go).
+	Engine      string  `json:"engine"`
+	Flows       int     `json:"flows"`
+	StepSeconds float64 `json:"step_s"`
+	// Offered and Received are the frames per second (both directions)
+	// offered and received back when told far more than it can do.
+	Offered  uint64 `json:"saturated_offered_pps"`
+	Received uint64 `json:"saturated_received_pps"`
+	// ZeroLoss is the highest rate of a zero-loss binary search over the
+	// loopback (steps of StepSeconds), Steps its trials.
+	ZeroLoss uint64       `json:"zero_loss_pps"`
+	Steps    []searchStep `json:"steps"`
 }
 
 // latencyRow is the latency at one load.
