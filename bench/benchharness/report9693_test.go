@@ -24,8 +24,9 @@ func sampleRuns() []rfcRun {
 			Latency: []latencyRow{{LoadPercent: 10, P50us: 2, P99us: 5, P999us: 9}, {LoadPercent: 50, P50us: 3, P99us: 8, P999us: 30},
 				{LoadPercent: 90, P50us: 6, P99us: 40, P999us: 200}}},
 		{Flows: 1_000_000, Capacity: 1 << 24, Throughput: 9_000_000, Connections: 1_500_000,
-			PDRSteps:        []searchStep{{Rate: 12e6, Offered: 27.3e6, Seconds: 3, Limited: true}},
-			TranslatorBytes: 150 << 24, StepSeconds: 3,
+			PDRSteps:          []searchStep{{Rate: 12e6, Offered: 27.3e6, Seconds: 3, Limited: true}},
+			GeneratorLoopback: &genCeiling{ZeroLoss: 40e6, Steps: []searchStep{{Rate: 40e6, Pass: true}}},
+			TranslatorBytes:   150 << 24, StepSeconds: 3,
 			Latency: []latencyRow{{LoadPercent: 50, P50us: 4, P99us: 25, P999us: 90}}},
 		{Flows: 16 << 20, Capacity: 1 << 24, Error: "out of memory"},
 	}
@@ -69,6 +70,21 @@ func TestGeneratorCeiling(t *testing.T) {
 	assert.Zero(t, generatorCeiling(&runs[2]))
 }
 
+func TestLoopbackCeiling(t *testing.T) {
+	r := rfcRun{Flows: 1000, Capacity: 2048, Throughput: 20e6, TranslatorBytes: 1 << 20,
+		GeneratorLoopback: &genCeiling{ZeroLoss: 20.4e6, Steps: make([]searchStep, 8)}}
+	assert.True(t, atGeneratorLimit(&r, 20e6), "within 3 % of the loopback's zero-loss rate")
+	got := targets20([]rfcRun{r})[1]
+	require.Equal(t, "two-way zero-loss throughput, 1 K flows", got.What)
+	assert.Contains(t, got.Measured, "generator's ceiling", "a throughput at the loopback ceiling says so")
+	r.GeneratorLoopback.ZeroLoss = 40e6
+	assert.False(t, atGeneratorLimit(&r, 20e6))
+	assert.NotContains(t, targets20([]rfcRun{r})[1].Measured, "ceiling")
+	r.GeneratorLoopback = nil
+	assert.Zero(t, loopbackCeiling(&r))
+	assert.False(t, atGeneratorLimit(&r, 20e6), "not measured is no ceiling")
+}
+
 func TestLineChart(t *testing.T) {
 	svg := lineChart("t <&>", "x", "y", []string{"a", "b", "c"}, []chartSeries{{Name: "s", Values: []float64{10, 20, math.NaN()}}}, false)
 	assert.Contains(t, svg, "t &lt;&amp;&gt;", "text is escaped")
@@ -110,7 +126,8 @@ func TestReport9693(t *testing.T) {
 	md, err := os.ReadFile(filepath.Join(dir, "rfc9693.md"))
 	require.NoError(t, err)
 	s := string(md)
-	for _, want := range []string{"> quick run", "| 1K | 16Mi | 0.01 % | 21.00 Mpps (10.50 each way) | 0.00 Mpps | 29.50 Mpps |", "error: out of memory",
+	for _, want := range []string{"> quick run", "| 1K | 16Mi | 0.01 % | 21.00 Mpps (10.50 each way) | 0.00 Mpps | not measured | 29.50 Mpps |",
+		"| 1M | 16Mi | 5.96 % | 9.00 Mpps (4.50 each way) | 0.00 Mpps | ≥ 40.00 Mpps | 9.10 Mpps |", "error: out of memory",
 		"![rfc9693-throughput](rfc9693-throughput.svg)", "p99.9", "3 s (RFC 9693's reference: 60 s)"} {
 		assert.Contains(t, s, want)
 	}
