@@ -33,6 +33,16 @@
 //     forwarding core on the same vdevs and pcap files, for the same time,
 //     and reads its rate from its periodic statistics. Result:
 //     testpmd-*.json.
+//   - rfc9693 (gen_dpdk.go, issue 20): the RFC 9693 method, natgw's runtime
+//     and one worker joined by DPDK ring devices to a rate-controlled
+//     generator on another CPU; the generator's packet path is C (genc.h,
+//     driven by genc.go: one cgo call per trial), its flows, frames,
+//     search and histogram are gen.go's. Result: rfc9693-FLOWS.json;
+//     report9693 writes the report and charts.
+//   - genceiling (genceiling.go): the generator alone over two ring
+//     devices joined back to back, its zero-loss ceiling without natgw
+//     (rfc9693 measures it first too); -engine go measures engine.go's
+//     Go generator, which the in-memory tests still use.
 //   - report: writes bench/results/report.md and bench/results/report.json
 //     from those results, the Go micro-benchmarks' output and the
 //     machine's description (CPU model, cores, kernel, DPDK version).
@@ -50,6 +60,6 @@
 // sampling goroutine reads); the tear-down timing spins, yielding, on the
 // sampling side while the worker polls on its own core.
 //
-// Only natgw_dpdk.go needs DPDK (the dpdk build tag); the rest builds and
-// is tested without it.
+// The files with the dpdk build tag (natgw_dpdk.go, gen_dpdk.go, genc.go,
+// genceiling.go) need DPDK; the rest builds and is tested without it.
 package main

@@ -7,13 +7,15 @@ import (
 	"github.com/natgw/natgw/lcore"
 )
 
-// This file is the generator's engine: it runs on its own goroutine,
-// locked to a thread pinned to a CPU other than natgw's worker, and talks
-// to natgw's two ports through four queues (gen_dpdk.go gives it DPDK
-// ring devices; the tests give it an in-memory NAT). It transmits at a
-// paced rate and never retries: a frame the device does not take is
-// counted offered and lost, as a NIC's full RX ring loses it. The packet
-// loop allocates nothing.
+// This file is the generator's engine in Go. The rfc9693 subcommand uses
+// its C port (genc.go, genc.h), which has the same API and semantics;
+// this one stays for the tests with an in-memory NAT and for genceiling's
+// comparison (-engine go, over DPDK ring devices). It runs on its own
+// goroutine, locked to a thread pinned to a CPU other than natgw's
+// worker, and talks to natgw's two ports through four queues. It
+// transmits at a paced rate and never retries: a frame the device does
+// not take is counted offered and lost, as a NIC's full RX ring loses it.
+// The packet loop allocates nothing.
 
 // genBurst is the most frames the engine transmits per queue and call;
 // in phase 2 it waits for a full burst unless the first frame due has
