@@ -144,7 +144,6 @@ type rfcBench struct {
 	clock      *benchClock
 	gen        chan func()
 	genDone    chan error
-	genPorts   [2]*dpdk.Port
 	ringByName map[string]*C.struct_rte_ring
 	eng        *cEngine
 	loop       *loopback
@@ -424,7 +423,6 @@ func (b *rfcBench) start(dcfg dpdk.Config, pol *nat.Policy, capacity int, static
 		return fmt.Errorf("pinning the generator: %w", err)
 	}
 	b.genDone = ready
-	b.genPorts = [2]*dpdk.Port{genIn, genOut}
 	b.ringByName = r
 	b.onGen(func() { b.eng, err = newCEngine("natgwbench_gen", genIn.ID(), genOut.ID(), g, false) })
 	return err
@@ -433,15 +431,9 @@ func (b *rfcBench) start(dcfg dpdk.Config, pol *nat.Policy, capacity int, static
 // diag describes the generator's queues, the mempool and the rings (the
 // causes of a refused frame besides natgw itself).
 func (b *rfcBench) diag() string {
-	var st [2]dpdk.QueueStats
-	b.onGen(func() {
-		for i, p := range b.genPorts {
-			st[i] = p.DPDKQueue(0).Stats()
-		}
-	})
 	gap := b.worker.maxGap.Swap(0)
-	return fmt.Sprintf("worker max poll gap %d us, generator stash empty %d/%d, mbufs available %d, rings A %d B %d C %d D %d",
-		gap/1000, st[0].StashEmpty, st[1].StashEmpty, b.session.MbufsAvailable(),
+	return fmt.Sprintf("worker max poll gap %d us, generator out of mbufs for %d frames, mbufs available %d + generator's %d, rings A %d B %d C %d D %d",
+		gap/1000, b.eng.NoMbuf, b.session.MbufsAvailable(), b.eng.mbufsAvailable(),
 		C.rte_ring_count(b.ringByName["A"]), C.rte_ring_count(b.ringByName["B"]),
 		C.rte_ring_count(b.ringByName["C"]), C.rte_ring_count(b.ringByName["D"]))
 }

@@ -56,6 +56,9 @@ type cEngine struct {
 	// Sent counts the frames the last phase 2 trial transmitted (or
 	// tried to), both directions.
 	Sent uint64
+	// NoMbuf counts the last trial's frames offered and lost because the
+	// engine's mbuf pool was empty (the generator's fault, not natgw's).
+	NoMbuf uint64
 }
 
 // newCEngine returns a C engine for the flows g transmitting and
@@ -116,9 +119,14 @@ func (e *cEngine) collect() {
 	e.Out, e.In = d(&e.c.out), d(&e.c.in)
 	e.Established = uint64(e.c.established)
 	e.Sent = uint64(e.c.sent_out + e.c.sent_in)
+	e.NoMbuf = uint64(e.c.nombuf)
 	e.hist.total, e.hist.max = uint64(e.c.hist_total), uint64(e.c.hist_max)
 	copy(e.hist.counts[:], unsafe.Slice((*uint64)(unsafe.Pointer(&e.c.hist[0])), histBuckets))
 }
+
+// mbufsAvailable returns how many mbufs the engine's pool can still hand
+// out; safe from any thread.
+func (e *cEngine) mbufsAvailable() int { return int(C.rte_mempool_avail_count(e.c.mp)) }
 
 // connect runs phase 1 (engine.connect): every flow's first packet from
 // inside at rate per second, the remote's answer to each translated one,

@@ -75,6 +75,8 @@ struct genc {
 	// Results of the last trial.
 	struct genc_dir out, in;
 	uint64_t established, sent_out, sent_in, last_tx_ns, t0_ns, end_ns;
+	// nombuf counts the frames not sent for want of mbufs.
+	uint64_t nombuf;
 	uint64_t hist_total, hist_max;
 	uint64_t hist[GENC_HIST_BUCKETS];
 	// Templates: the constant bytes of an inside-sent and an
@@ -289,7 +291,7 @@ static void genc_free(struct genc *g) {
 static void genc_reset(struct genc *g) {
 	memset(&g->out, 0, sizeof(g->out));
 	memset(&g->in, 0, sizeof(g->in));
-	g->established = g->sent_out = g->sent_in = 0;
+	g->established = g->sent_out = g->sent_in = g->nombuf = 0;
 	g->hist_total = g->hist_max = 0;
 	memset(g->hist, 0, sizeof(g->hist));
 }
@@ -310,6 +312,7 @@ static inline int genc_alloc(struct genc *g, unsigned k, struct genc_dir *d) {
 	if (rte_pktmbuf_alloc_bulk(g->mp, g->tx, k) == 0)
 		return 1;
 	d->offered += k;
+	g->nombuf += k;
 	return 0;
 }
 

@@ -192,6 +192,10 @@ func TestGenCLoopback(t *testing.T) {
 	assert.Equal(t, uint64(40_000), r.Due)
 	assert.Equal(t, r.Out.Received+r.In.Received, e.hist.total, "every frame's latency")
 	assert.Positive(t, e.hist.percentile(0.5))
+	assert.Zero(t, e.NoMbuf)
+	assert.Equal(t, genMbufs, e.mbufsAvailable(), "every mbuf is back in the pool after the drain")
+	allocs := testing.AllocsPerRun(3, func() { e.traffic(100_000, time.Millisecond) })
+	assert.Zero(t, allocs, "a trial allocates nothing in Go")
 
 	// Forget the public endpoint of the flows from k on: their frames
 	// would come back wrong, so trafficFlows(k) must send none.
