@@ -161,7 +161,7 @@ func ceilingC(l *loopback, name string, g genFlows, stepSeconds float64, maxRate
 	var r connectResult
 	for round := 0; round < 5 && e.learnt() != g.t.Flows; round++ {
 		if round == 0 {
-			r = e.connect(1_000_000)
+			r = e.connect(4_000_000) // 16 M flows in 4 s
 		} else {
 			r = e.connectMissing(100_000)
 		}
