@@ -57,8 +57,8 @@ func init() { subcommands["rfc9693"] = cmdRFC9693 }
 
 // This file is the RFC 9693 method (issue 20): natgw's real runtime and
 // DPDK driver with one worker pinned to one CPU, and the rate-controlled
-// generator (genc.go: its packet path in C) pinned to another, connected by four DPDK ring
-// devices (net_ring, made with rte_eth_from_rings):
+// generator (genc.go, its packet path in C) pinned to another, connected
+// by four DPDK ring devices (net_ring, made with rte_eth_from_rings):
 //
 //	generator --ring A--> natgw inside  --ring B--> generator
 //	generator --ring C--> natgw outside --ring D--> generator
