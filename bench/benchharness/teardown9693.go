@@ -170,16 +170,21 @@ type tdLoad struct {
 	Offered  uint64  `json:"offered"`
 	Lost     uint64  `json:"lost"`
 	LossRate float64 `json:"loss_ratio"`
-	Bad      uint64  `json:"bad"`
-	P99us    float64 `json:"p99_us"`
-	MaxUs    float64 `json:"max_us"`
-	Limited  bool    `json:"generator_limited"`
+	// Refused is the part of Lost the rings refused (natgw behind).
+	Refused uint64  `json:"refused"`
+	Bad     uint64  `json:"bad"`
+	P99us   float64 `json:"p99_us"`
+	MaxUs   float64 `json:"max_us"`
+	Limited bool    `json:"generator_limited"`
+	// Note is the harness's diagnostics of the run (both directions'
+	// counts, natgw's drops, the worker's longest poll gap, the rings).
+	Note string `json:"note,omitempty"`
 }
 
 // loadOf summarises a traffic run and its latency histogram.
 func loadOf(tr trafficResult, h *latencyHist) tdLoad {
 	l := tdLoad{Rate: tr.Rate, Seconds: tr.Seconds, Offered: tr.Out.Offered + tr.In.Offered, Lost: tr.lost(),
-		Bad: tr.Out.Bad + tr.In.Bad, Limited: tr.Limited}
+		Refused: tr.Out.Offered - tr.Out.Accepted + tr.In.Offered - tr.In.Accepted, Bad: tr.Out.Bad + tr.In.Bad, Limited: tr.Limited}
 	if l.Offered > 0 {
 		l.LossRate = float64(l.Lost) / float64(l.Offered)
 	}
@@ -228,6 +233,12 @@ type rfcTeardown struct {
 	FlowsPerPoll  float64 `json:"flows_per_poll,omitempty"`
 	PollBudget    int     `json:"poll_budget,omitempty"`
 	BudgetCeiling float64 `json:"budget_ceiling_per_s,omitempty"`
+	// PollsPerSecond is the worker's poll rate during T_N,
+	// LoadPollsPerSecond during the baseline (the load alone): a poll
+	// rate during T_N well below the load's says the expiry work, not
+	// the budget, sets the pace.
+	PollsPerSecond     float64 `json:"polls_per_s_t_n,omitempty"`
+	LoadPollsPerSecond float64 `json:"polls_per_s_load,omitempty"`
 	// Load is the traffic run the tear-down happened in, Baseline one
 	// at the same rate and length just before it, without tear-down.
 	Load     *tdLoad `json:"load,omitempty"`
@@ -235,9 +246,6 @@ type rfcTeardown struct {
 	// LoadCovered: the load ran from before the trigger until after
 	// the last flow was torn down.
 	LoadCovered bool `json:"load_covered,omitempty"`
-	// Note is the harness's diagnostics of the load run (the worker's
-	// longest poll gap, the generator's queues, the rings).
-	Note string `json:"note,omitempty"`
 }
 
 // finish computes the rates from T_N (with its polls and uncertainty)
@@ -249,7 +257,8 @@ func (t *rfcTeardown) finish(tN, t0, uncertainty time.Duration, polls uint64) {
 		t.FlowsPerPoll = float64(t.Flows) / float64(polls)
 	}
 	if tN > 0 {
-		t.BudgetCeiling = natgwExpireBudget * float64(polls) / tN.Seconds()
+		t.PollsPerSecond = float64(polls) / tN.Seconds()
+		t.BudgetCeiling = natgwExpireBudget * t.PollsPerSecond
 	}
 	r, err := teardownRate(t.Flows, tN, t0)
 	if err != nil {
@@ -260,9 +269,26 @@ func (t *rfcTeardown) finish(tN, t0, uncertainty time.Duration, polls uint64) {
 }
 
 // budgetBound reports whether the per-poll budget paced the tear-down:
-// the worker expired at least 95 % of the budget per poll.
+// the worker expired at least 95 % of the budget per poll and still
+// polled at least half as often as with the load alone (were the polls
+// much slower, the expiry work would set the pace, and a larger budget
+// would not make it faster).
 func (t *rfcTeardown) budgetBound() bool {
-	return t.PollBudget > 0 && t.FlowsPerPoll >= 0.95*float64(t.PollBudget)
+	return t.PollBudget > 0 && t.FlowsPerPoll >= 0.95*float64(t.PollBudget) &&
+		t.LoadPollsPerSecond > 0 && t.PollsPerSecond >= 0.5*t.LoadPollsPerSecond
+}
+
+// pace says what set the tear-down's pace, for the report.
+func (t *rfcTeardown) pace() string {
+	switch {
+	case t.FlowsPerSecond <= 0:
+		return ""
+	case t.budgetBound():
+		return "paced by the per-poll budget"
+	case t.PollBudget > 0 && t.FlowsPerPoll >= 0.95*float64(t.PollBudget):
+		return "the expiry work: full budget per poll, polls slowed"
+	}
+	return ""
 }
 
 // teardownRun returns the run whose tear-down the targets quote: the
@@ -315,7 +341,7 @@ func writeTeardownMarkdown(w io.Writer, runs []rfcRun) {
 		"rate M / (T_N − T_0): T_N from natgw publishing the jumped expiry tick until the worker's counters show the M flows expired, T_0 the same with nothing to expire. "+
 		"The worker examines at most %d flows per poll (natgw's budget): at about that many per poll the budget paces the rate, and the ceiling is what it allows at the polls per second seen. "+
 		"Load loss: the traffic run the tear-down fell in, beside one just before at the same rate and length.\n\n", teardownGap/1000, natgwExpireBudget)
-	fmt.Fprintf(w, "| live flows | torn down (M) | load flows | load | T_N | T_0 | tear-downs/s | flows/poll | budget ceiling | load lost (with tear-down) | load lost (baseline) | load p99 / max | note |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "| live flows | torn down (M) | load flows | load | T_N | T_0 | tear-downs/s | flows/poll | polls/s (T_N / load alone) | budget ceiling | load lost (with tear-down) | load lost (baseline) | load p99 / max | note |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for i := range runs {
 		x := &runs[i]
 		td := x.Teardown
@@ -337,15 +363,16 @@ func writeTeardownMarkdown(w io.Writer, runs []rfcRun) {
 			lat = fmt.Sprintf("%.1f / %.1f µs", td.Load.P99us, td.Load.MaxUs)
 		}
 		note := td.Error
-		if note == "" && td.budgetBound() {
-			note = "paced by the per-poll budget"
+		if note == "" {
+			note = td.pace()
 		}
 		if td.Load != nil && !td.LoadCovered && td.Error == "" {
 			note += "; the load ended before the tear-down"
 		}
-		fmt.Fprintf(w, "| %s | %d | %d | %s | %.6f s (± %.6f) | %.6f s | %.3f M | %.1f | %.3f M/s | %s | %s | %s | %s |\n",
+		fmt.Fprintf(w, "| %s | %d | %d | %s | %.6f s (± %.6f) | %.6f s | %.3f M | %.1f | %.0f / %.0f | %.3f M/s | %s | %s | %s | %s |\n",
 			countLabel(x.Flows), td.Flows, td.LoadFlows, load, td.Seconds, td.UncertaintySeconds, td.EmptySeconds,
-			td.FlowsPerSecond/1e6, td.FlowsPerPoll, td.BudgetCeiling/1e6, lost(td.Load), lost(td.Baseline), lat, note)
+			td.FlowsPerSecond/1e6, td.FlowsPerPoll, td.PollsPerSecond, td.LoadPollsPerSecond, td.BudgetCeiling/1e6,
+			lost(td.Load), lost(td.Baseline), lat, note)
 	}
 }
 

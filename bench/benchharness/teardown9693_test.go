@@ -140,18 +140,24 @@ func TestTeardownSpan(t *testing.T) {
 }
 
 func TestTeardownFinish(t *testing.T) {
-	td := &rfcTeardown{Flows: 500_000}
+	td := &rfcTeardown{Flows: 500_000, LoadPollsPerSecond: 12_000}
 	td.finish(200*time.Millisecond, 10*time.Millisecond, time.Millisecond, 1960)
 	assert.Empty(t, td.Error)
 	assert.InDelta(t, 500_000/0.19, td.FlowsPerSecond, 1, "M / (T_N - T_0)")
 	assert.InDelta(t, 500_000/1960.0, td.FlowsPerPoll, 1e-9)
+	assert.InDelta(t, 1960/0.2, td.PollsPerSecond, 1e-6)
 	assert.InDelta(t, 256*1960/0.2, td.BudgetCeiling, 1)
-	assert.True(t, td.budgetBound(), "255 of a budget of 256 per poll")
+	assert.True(t, td.budgetBound(), "255 of a budget of 256 per poll, polling at 9800/s against 12000/s")
+	assert.Equal(t, "paced by the per-poll budget", td.pace())
 	assert.Equal(t, 0.001, td.UncertaintySeconds)
+	td.LoadPollsPerSecond = 400_000
+	assert.False(t, td.budgetBound(), "polls 40 times slower than the load's: the expiry work sets the pace")
+	assert.Equal(t, "the expiry work: full budget per poll, polls slowed", td.pace())
 
-	td = &rfcTeardown{Flows: 500_000}
+	td = &rfcTeardown{Flows: 500_000, LoadPollsPerSecond: 12_000}
 	td.finish(200*time.Millisecond, 10*time.Millisecond, 0, 20_000)
-	assert.False(t, td.budgetBound(), "25 per poll: the expiry work, not the budget")
+	assert.False(t, td.budgetBound(), "25 per poll: not the budget")
+	assert.Empty(t, td.pace())
 
 	td = &rfcTeardown{Flows: 500}
 	td.finish(100*time.Microsecond, 200*time.Microsecond, 0, 2)
@@ -164,9 +170,10 @@ func TestLoadOf(t *testing.T) {
 	for i := uint64(1); i <= 1000; i++ {
 		h.record(i * 1000)
 	}
-	l := loadOf(trafficResult{Rate: 1000, Seconds: 2, Out: dirCount{Offered: 1000, Received: 990, Bad: 1}, In: dirCount{Offered: 1000, Received: 1000}}, &h)
+	l := loadOf(trafficResult{Rate: 1000, Seconds: 2, Out: dirCount{Offered: 1000, Accepted: 996, Received: 990, Bad: 1}, In: dirCount{Offered: 1000, Accepted: 1000, Received: 1000}}, &h)
 	assert.Equal(t, uint64(2000), l.Offered)
 	assert.Equal(t, uint64(10), l.Lost)
+	assert.Equal(t, uint64(4), l.Refused, "4 of the 10 refused by the ring, 6 lost beyond it")
 	assert.InDelta(t, 0.005, l.LossRate, 1e-12)
 	assert.Equal(t, uint64(1), l.Bad)
 	assert.InDelta(t, 990, l.P99us, 990/64.0, "p99 of 1..1000 µs")
@@ -179,7 +186,7 @@ func TestTeardownReport(t *testing.T) {
 		{Flows: 1000, Capacity: 1 << 24, Teardown: &rfcTeardown{Flows: 500, Error: "T_N 0.0001 s <= T_0 0.0002 s"}},
 		{Flows: 1_000_000, Capacity: 1 << 24, Teardown: &rfcTeardown{Flows: 500_000, LoadFlows: 500_000, FlowsPerSecond: 3.2e6, LoadRate: 150_000,
 			LoadBasis: "pdr", BasisRate: 300_000, LoadPercent: 50, Seconds: 0.16, EmptySeconds: 0.004, FlowsPerPoll: 255.9, PollBudget: 256,
-			BudgetCeiling: 3.3e6, LoadCovered: true, Load: &tdLoad{Offered: 300_000, Lost: 120, LossRate: 0.0004, P99us: 40, MaxUs: 900},
+			BudgetCeiling: 3.3e6, PollsPerSecond: 12_500, LoadPollsPerSecond: 20_000, LoadCovered: true, Load: &tdLoad{Offered: 300_000, Lost: 120, LossRate: 0.0004, P99us: 40, MaxUs: 900},
 			Baseline: &tdLoad{Offered: 300_000, Lost: 3, LossRate: 0.00001}}},
 	}
 	tg := teardownTarget(runs)
@@ -198,7 +205,7 @@ func TestTeardownReport(t *testing.T) {
 	var b bytes.Buffer
 	writeTeardownMarkdown(&b, runs)
 	s := b.String()
-	assert.Contains(t, s, "| 1M | 500000 | 500000 | 0.150 Mpps (50 % of pdr 0.300) | 0.160000 s (± 0.000000) | 0.004000 s | 3.200 M | 255.9 | 3.300 M/s | 120 of 300000 (0.040 %) | 3 of 300000 (0.001 %) | 40.0 / 900.0 µs | paced by the per-poll budget |")
+	assert.Contains(t, s, "| 1M | 500000 | 500000 | 0.150 Mpps (50 % of pdr 0.300) | 0.160000 s (± 0.000000) | 0.004000 s | 3.200 M | 255.9 | 12500 / 20000 | 3.300 M/s | 120 of 300000 (0.040 %) | 3 of 300000 (0.001 %) | 40.0 / 900.0 µs | paced by the per-poll budget |")
 	assert.Contains(t, s, "| 1K | 500 | 0 |")
 	assert.Contains(t, s, "T_N 0.0001 s <= T_0 0.0002 s |")
 }
