@@ -170,6 +170,7 @@ func (b *rfcBench) timeTeardown(td *rfcTeardown, jump nat.Tick, room time.Durati
 	if err != nil {
 		return err
 	}
+	td.SteadyFlowsPerPoll = steadyFlowsPerPoll(samples, td.Flows)
 	td.LoadCovered = start.Add(tN).Before(genEnd)
 	// T_0: a jump of one slot, with nothing left to expire; until the
 	// worker publishes a poll that started after it was seen.

@@ -125,18 +125,27 @@ func TestTeardownTrigger(t *testing.T) {
 
 func TestTeardownSpan(t *testing.T) {
 	ms := time.Millisecond
-	s := []tdSample{{At: 0, Expired: 0, Polls: 0}, {At: 10 * ms, Expired: 40_000, Polls: 160}, {At: 90 * ms, Expired: 490_000, Polls: 1900},
+	s := []tdSample{{At: 0, Expired: 0, Polls: 0}, {At: 10 * ms, Expired: 60_000, Polls: 160}, {At: 85 * ms, Expired: 480_000, Polls: 1880},
+		{At: 90 * ms, Expired: 490_000, Polls: 1920}, {At: 95 * ms, Expired: 490_000, Polls: 1920},
 		{At: 101 * ms, Expired: 500_000, Polls: 1960}, {At: 120 * ms, Expired: 500_000, Polls: 2100}}
 	span, unc, polls, err := teardownSpan(s, 500_000)
 	require.NoError(t, err)
 	assert.Equal(t, 101*ms, span, "the first sample showing them all")
-	assert.Equal(t, 11*ms, unc, "since the sample before")
+	assert.Equal(t, 16*ms, unc, "since the sample before the first showing the last count below M (published after 85 ms)")
 	assert.Equal(t, uint64(1960), polls)
+	later := []tdSample{{At: 0}, {At: 10 * ms, Expired: 40_000}, {At: 85 * ms, Expired: 480_000}, {At: 90 * ms, Expired: 480_000},
+		{At: 95 * ms, Expired: 490_000}, {At: 101 * ms, Expired: 500_000}}
+	_, unc, _, err = teardownSpan(later, 500_000)
+	require.NoError(t, err)
+	assert.Equal(t, 11*ms, unc, "the last count below M first seen at 95 ms: published after 90 ms")
 
-	_, _, _, err = teardownSpan(s[:3], 500_000)
+	_, _, _, err = teardownSpan(s[:4], 500_000)
 	assert.ErrorContains(t, err, "490000 of 500000")
 	_, _, _, err = teardownSpan(s, 0)
 	assert.ErrorIs(t, err, errNoFlows)
+
+	assert.InDelta(t, (480_000-60_000)/(1880-160.0), steadyFlowsPerPoll(s, 500_000), 1e-9, "from the first count of 10 % of M to the first of 90 %")
+	assert.Zero(t, steadyFlowsPerPoll(s[:2], 500_000), "never reached 90 %")
 }
 
 func TestTeardownFinish(t *testing.T) {
@@ -153,6 +162,8 @@ func TestTeardownFinish(t *testing.T) {
 	td.LoadPollsPerSecond = 400_000
 	assert.False(t, td.budgetBound(), "polls 40 times slower than the load's: the expiry work sets the pace")
 	assert.Equal(t, "the expiry work: full budget per poll, polls slowed", td.pace())
+	td.SteadyFlowsPerPoll = 180
+	assert.Empty(t, td.pace(), "180 per poll in the steady part: the budget was not spent")
 
 	td = &rfcTeardown{Flows: 500_000, LoadPollsPerSecond: 12_000}
 	td.finish(200*time.Millisecond, 10*time.Millisecond, 0, 20_000)
@@ -205,7 +216,7 @@ func TestTeardownReport(t *testing.T) {
 	var b bytes.Buffer
 	writeTeardownMarkdown(&b, runs)
 	s := b.String()
-	assert.Contains(t, s, "| 1M | 500000 | 500000 | 0.150 Mpps (50 % of pdr 0.300) | 0.160000 s (± 0.000000) | 0.004000 s | 3.200 M | 255.9 | 12500 / 20000 | 3.300 M/s | 120 of 300000 (0.040 %) | 3 of 300000 (0.001 %) | 40.0 / 900.0 µs | paced by the per-poll budget |")
+	assert.Contains(t, s, "| 1M | 500000 | 500000 | 0.150 Mpps (50 % of pdr 0.300) | 0.160000 s (± 0.000000) | 0.004000 s | 3.200 M | 255.9 (0.0) | 12500 / 20000 | 3.300 M/s | 120 of 300000 (0.040 %) | 3 of 300000 (0.001 %) | 40.0 / 900.0 µs | paced by the per-poll budget |")
 	assert.Contains(t, s, "| 1K | 500 | 0 |")
 	assert.Contains(t, s, "T_N 0.0001 s <= T_0 0.0002 s |")
 }
