@@ -380,7 +380,7 @@ func writeTeardownMarkdown(w io.Writer, runs []rfcRun) {
 	fmt.Fprintf(w, "\n### Tear-down under load\n\n")
 	fmt.Fprintf(w, "The run's flows in two halves opened %d s apart on the harness's clock: two-way traffic over one half (the load) while the clock jumps past the other half's UDP timeout, not the load's; "+
 		"rate M / (T_N − T_0): T_N from natgw publishing the jumped expiry tick until the worker's counters show the M flows expired, T_0 the same with nothing to expire. "+
-		"The worker examines at most %d flows per poll (natgw's budget): at about that many per poll the budget paces the rate, and the ceiling is what it allows at the polls per second seen. "+
+		"The worker examines at most %d flows per poll (natgw's budget); the budget ceiling is what it allows at the polls per second seen. The whole budget spent per poll (steady: from 10 to 90 %% of M) with polls about as frequent as with the load alone: the budget paces the rate; with polls much slower: the expiry work does. "+
 		"Load loss: the traffic run the tear-down fell in, beside one just before at the same rate and length.\n\n", teardownGap/1000, natgwExpireBudget)
 	fmt.Fprintf(w, "| live flows | torn down (M) | load flows | load | T_N | T_0 | tear-downs/s | flows/poll (steady) | polls/s (T_N / load alone) | budget ceiling | load lost (with tear-down) | load lost (baseline) | load p99 / max | note |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for i := range runs {
