@@ -17,6 +17,8 @@
 #   - phase 2: established 64-byte UDP traffic in both directions at once,
 #     two-way throughput by zero-loss binary search (loss tolerance 0);
 #     latency p50/p99/p99.9 at 10, 50 and 90 % of it;
+#   - the tear-down rate under 50 % load: half the flows idle out while
+#     the other half carry the load (bench/README.md; two more steps);
 #   - flows live in a table sized for the peak (NATGW_BENCH_CAPACITY).
 # Quick mode (the default of `make bench` on a small VM): 3 s elementary
 # steps, 1 K and 1 M flows, about 4 minutes. NATGW_BENCH_REFERENCE=1: 60 s

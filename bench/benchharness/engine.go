@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -278,6 +279,22 @@ func (r trafficResult) pass() bool { return r.lost() == 0 && r.Out.Bad == 0 && r
 // time and the latency of every frame received is recorded in e.hist.
 // Phase 1 must have learnt every flow's public endpoint.
 func (e *engine) traffic(rate uint64, d time.Duration) trafficResult {
+	r, _ := e.trafficFlows(rate, d, e.n) // e.n is always a valid k
+	return r
+}
+
+// errLoadFlows is returned by trafficFlows for k outside [1, N].
+var errLoadFlows = errors.New("traffic over the first k flows: k must be 1 to the number of flows")
+
+// trafficFlows is traffic over the flows [0, k) only, in a pseudorandom
+// order of their own (genFlows.firstFlows): flows at or beyond k get no
+// frame, so they idle while the others carry the load (the tear-down
+// trial, teardown9693.go). trafficFlows(rate, d, N) is traffic.
+func (e *engine) trafficFlows(rate uint64, d time.Duration, k uint32) (trafficResult, error) {
+	if k == 0 || k > e.n {
+		return trafficResult{Rate: rate}, fmt.Errorf("%w (k %d, %d flows)", errLoadFlows, k, e.n)
+	}
+	o := e.flows.firstFlows(k)
 	e.reset()
 	half := max(1, rate/2)
 	t0 := e.now()
@@ -285,7 +302,7 @@ func (e *engine) traffic(rate uint64, d time.Duration) trafficResult {
 	var sentOut, sentIn, due uint64
 	// The inbound cycle starts half-way so the two directions do not
 	// hit the same flow at once.
-	curOut, curIn := e.flows.at(0), e.flows.at(uint64(e.n)/2)
+	curOut, curIn := o.at(0), o.at(uint64(k)/2)
 	lastRx, lastTx := t0, t0
 	for {
 		now := e.now()
@@ -299,7 +316,7 @@ func (e *engine) traffic(rate uint64, d time.Duration) trafficResult {
 			k := 0
 			for ; k < genBurst && sentOut < due; k++ {
 				i := curOut
-				curOut = e.flows.next(curOut)
+				curOut = o.next(curOut)
 				f := e.flows.flow(i)
 				e.txOut[k].Data = writeGenFrame(e.txOut[k].Data, toNatgwMAC, sourceMAC(f.Src), f.Src, f.Dst, f.Sport, f.Dport, kindOut, i, now)
 				sentOut++
@@ -311,7 +328,7 @@ func (e *engine) traffic(rate uint64, d time.Duration) trafficResult {
 			k = 0
 			for ; k < genBurst && sentIn < due; k++ {
 				i := curIn
-				curIn = e.flows.next(curIn)
+				curIn = o.next(curIn)
 				f := e.flows.flow(i)
 				pub := e.pub[i]
 				e.txIn[k].Data = writeGenFrame(e.txIn[k].Data, toNatgwMAC, gatewayMAC, f.Dst, uint32(pub>>16), f.Dport, uint16(pub), kindIn, i, now)
@@ -331,7 +348,7 @@ func (e *engine) traffic(rate uint64, d time.Duration) trafficResult {
 	}
 	dueEnd := dueCount(end-t0, half)
 	return trafficResult{Rate: rate, Seconds: float64(d) / 1e9, Out: e.Out, In: e.In, Due: 2 * dueEnd,
-		Limited: float64(sentOut+sentIn) < 0.999*float64(2*dueEnd)}
+		Limited: float64(sentOut+sentIn) < 0.999*float64(2*dueEnd)}, nil
 }
 
 // rxTraffic receives one burst from each side in phase 2, checks the

@@ -88,6 +88,7 @@ type rfcOptions struct {
 	MaxCPS     uint64
 	Resolution float64
 	Latency    bool
+	Teardown   bool
 }
 
 // cmdRFC9693 is the "rfc9693" subcommand: one flow count.
@@ -108,6 +109,7 @@ func cmdRFC9693(args []string, stdout, stderr io.Writer) error {
 	fs.Uint64Var(&o.MaxCPS, "max-cps", 8_000_000, "highest connection rate tried (per second)")
 	fs.Float64Var(&o.Resolution, "resolution", 0.01, "search resolution, a fraction of the highest rate")
 	fs.BoolVar(&o.Latency, "latency", true, "measure latency at 10, 50 and 90 % of the throughput")
+	fs.BoolVar(&o.Teardown, "teardown", true, "measure the tear-down rate under 50 % load (teardown9693.go)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -311,6 +313,14 @@ func runRFC9693(o rfcOptions, log *slog.Logger, stdout io.Writer) (rfcRun, error
 				o.Flows, pct, formatRate(float64(rate)), row.P50us, row.P99us, row.P999us, row.Lost)
 			res.Latency = append(res.Latency, row)
 		}
+	}
+	if o.Teardown {
+		td, err := b.teardownUnderLoad(&res, fill, max(100_000, o.MaxRate/256), step, stdout)
+		if err != nil { // the run's other figures stand
+			td.Error = err.Error()
+			log.Warn("tear-down under load", "error", err)
+		}
+		res.Teardown = td
 	}
 	fmt.Fprintf(stdout, "rfc9693 %d flows in a %d-flow table: %s connections/s, %s pps two-way, %d bytes of translator\n",
 		o.Flows, o.Capacity, formatRate(float64(res.Connections)), formatRate(float64(res.Throughput)), res.TranslatorBytes)
