@@ -143,6 +143,14 @@ func (e *cEngine) connectMissing(rate uint64) connectResult {
 	return e.connectRound(rate, uint64(C.genc_missing(e.c)))
 }
 
+// connectFlows opens, at rate per second, the connections of the flows
+// [lo, hi) only (engine.connectFlows): every other flow is marked done
+// and keeps its learnt endpoint.
+func (e *cEngine) connectFlows(rate uint64, lo, hi uint32) connectResult {
+	C.genc_open_range(e.c, C.uint32_t(lo), C.uint32_t(min(hi, e.n)))
+	return e.connectMissing(rate)
+}
+
 // connectRound sends the first packet of the n flows not yet done.
 func (e *cEngine) connectRound(rate, n uint64) connectResult {
 	rate = max(1, rate)

@@ -557,6 +557,17 @@ static uint64_t genc_missing(const struct genc *g) {
 	return c;
 }
 
+// genc_open_range marks the flows [lo, hi) not done and unlearnt, and
+// every other flow done, so that the next connect round opens only them.
+static void genc_open_range(struct genc *g, uint32_t lo, uint32_t hi) {
+	for (uint32_t i = 0; i < g->n; i++) {
+		int in = i >= lo && i < hi;
+		g->done[i] = !in;
+		if (in)
+			g->pub[i] = 0;
+	}
+}
+
 static void genc_clear(struct genc *g) {
 	memset(g->pub, 0, g->n * sizeof(uint64_t));
 	memset(g->done, 0, g->n);

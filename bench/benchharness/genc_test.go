@@ -232,6 +232,16 @@ func TestGenCLoopback(t *testing.T) {
 	_, err = e.trafficFlows(100_000, time.Millisecond, 0)
 	assert.ErrorIs(t, err, errFlowCount)
 
+	// connectFlows opens only its range; the other flows keep their
+	// endpoints (flows [0, k) learnt, the rest forgotten above).
+	c := e.connectFlows(100_000, 100, 200)
+	assert.Equal(t, uint64(100), c.Flows, "%+v", c)
+	for round := 0; round < 5 && e.learnt() != k+100; round++ {
+		e.connectMissing(10_000)
+	}
+	assert.Equal(t, k+100, e.learnt(), "flows [0, k) and [100, 200) learnt, no other")
+	assert.Zero(t, e.connectMissing(100_000).Flows, "nothing outside the range was opened")
+
 	// The genceiling subcommand's measurement over the same loopback.
 	learn()
 	ceil, err := measureCeiling(e, genCeiling{Engine: "c", Flows: n, StepSeconds: 0.05}, 2_000_000, 0.1, io.Discard)
