@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"github.com/natgw/natgw/portalloc"
 )
@@ -165,6 +166,8 @@ type Policy struct {
 	defaultSrc  []subnet
 	defaultSNAT *portalloc.DefaultSNAT
 	defaultCfg  portalloc.DefaultSNATConfig
+	// defaultIdle is DefaultSNATSpec.ReclaimIdle.
+	defaultIdle time.Duration
 	// defaultMapping and defaultFiltering are default SNAT's mapping
 	// behaviour; eim says some scope maps endpoint independently (eim.go).
 	defaultMapping   MappingMode
@@ -311,6 +314,7 @@ func (p *Policy) compileDefaultSNAT(d *DefaultSNATSpec, prev *Policy) error {
 		p.defaultSrc = append(p.defaultSrc, sn)
 	}
 	p.defaultMapping, p.defaultFiltering = d.Mapping, d.Filtering
+	p.defaultIdle = d.ReclaimIdle
 	if d.Mapping == MappingEndpointIndependent {
 		p.addEIMPublics(d.Frontends)
 	}
@@ -509,6 +513,11 @@ func (p *Policy) Instances() []Instance {
 // DefaultSNATPortsPerMember returns the size of a default-SNAT block, or
 // 0 when default SNAT is off.
 func (p *Policy) DefaultSNATPortsPerMember() int { return p.defaultCfg.PortsPerMember }
+
+// DefaultSNATReclaimIdle returns how long a default-SNAT block must have
+// had no flows before the management core reclaims it, or 0 when default
+// SNAT is off.
+func (p *Policy) DefaultSNATReclaimIdle() time.Duration { return p.defaultIdle }
 
 // RejectsOnExhaustion reports whether new flows of scope (a pool index)
 // are refused with a RST or an ICMP error rather than dropped when their

@@ -148,6 +148,19 @@ frontends = ["fe"]
 `, func(t *testing.T, c *Config) {
 			require.NotNil(t, c.DefaultSNAT)
 			assert.Equal(t, DefaultSNATPortsPerMember, c.DefaultSNAT.PortsPerMember)
+			assert.Equal(t, DefaultSNATReclaimIdle, c.DefaultSNAT.ReclaimIdle.Duration)
+		}},
+		{"default_snat reclaim_idle", `
+[[frontend]]
+name = "fe"
+address = "198.19.1.1"
+[default_snat]
+sources = ["10.0.0.0/16"]
+frontends = ["fe"]
+reclaim_idle = "5s"
+`, func(t *testing.T, c *Config) {
+			require.NotNil(t, c.DefaultSNAT)
+			assert.Equal(t, 5*time.Second, c.DefaultSNAT.ReclaimIdle.Duration)
 		}},
 	}
 	for _, tt := range tests {
