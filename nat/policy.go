@@ -7,7 +7,6 @@ import (
 	"math/bits"
 	"net/netip"
 	"slices"
-	"sync/atomic"
 	"time"
 
 	"github.com/natgw/natgw/portalloc"
@@ -168,6 +167,9 @@ type Policy struct {
 	defaultCfg  portalloc.DefaultSNATConfig
 	// defaultIdle is DefaultSNATSpec.ReclaimIdle.
 	defaultIdle time.Duration
+	// ready is what each translator attached to the holder that
+	// published the policy takes when it switches to it (prepare.go).
+	ready []prepared
 	// defaultMapping and defaultFiltering are default SNAT's mapping
 	// behaviour; eim says some scope maps endpoint independently (eim.go).
 	defaultMapping   MappingMode
@@ -549,16 +551,6 @@ func (p *Policy) ChangedMembers(old *Policy) []netip.Addr {
 	}
 	return changed
 }
-
-// PolicyHolder publishes the running policy to workers: the management core
-// stores, workers load between bursts.
-type PolicyHolder struct{ p atomic.Pointer[Policy] }
-
-// Load returns the running policy (nil before the first Store).
-func (h *PolicyHolder) Load() *Policy { return h.p.Load() }
-
-// Store publishes a new policy.
-func (h *PolicyHolder) Store(p *Policy) { h.p.Store(p) }
 
 // U32 returns an IPv4 address in the form the packet path and PolicySpec
 // use: its four bytes read big-endian into a uint32, held in host byte
