@@ -45,6 +45,31 @@ func echoAll(conns []*tcpEcho) []error {
 	return errs
 }
 
+// openDrainFlows opens the flows a drain test watches, from member: nUDP
+// UDP flows to the echo server's port 9000 and nTCP TCP echo connections
+// to its port 9001, closed when the test ends. It requires one exchange
+// on each to work and returns the flows, with the public endpoint each
+// UDP flow's exchange came back to.
+func openDrainFlows(t *testing.T, tb *testbed, member string, nUDP, nTCP int) ([]*udpFlow, []netip.AddrPort, []*tcpEcho) {
+	t.Helper()
+	udp := tb.openUDPFlows(t, member, netip.MustParseAddrPort(e2eServer+":9000"), nUDP)
+	seen, errs := exchangeAll(udp, 3, time.Second)
+	for i, err := range errs {
+		require.NoError(t, err, "udp flow %d", i)
+	}
+	var tcp []*tcpEcho
+	for range nTCP {
+		c, err := tb.dialEcho(member, e2eServer+":9001")
+		require.NoError(t, err)
+		t.Cleanup(func() { c.conn.Close() })
+		tcp = append(tcp, c)
+	}
+	for i, err := range echoAll(tcp) {
+		require.NoError(t, err, "tcp connection %d", i)
+	}
+	return udp, seen, tcp
+}
+
 func TestE2EReclaimDrain(t *testing.T) {
 	skipUnlessE2E(t)
 	tb := newTestbed(t)
@@ -55,21 +80,7 @@ func TestE2EReclaimDrain(t *testing.T) {
 	api := tb.api()
 
 	const member = "10.0.1.4"
-	udp := tb.openUDPFlows(t, member, netip.MustParseAddrPort(e2eServer+":9000"), 60)
-	_, errs := exchangeAll(udp, 3, time.Second)
-	for i, err := range errs {
-		require.NoError(t, err, "udp flow %d", i)
-	}
-	var tcp []*tcpEcho
-	for range 24 {
-		c, err := tb.dialEcho(member, e2eServer+":9001")
-		require.NoError(t, err)
-		t.Cleanup(func() { c.conn.Close() })
-		tcp = append(tcp, c)
-	}
-	for i, err := range echoAll(tcp) {
-		require.NoError(t, err, "tcp connection %d", i)
-	}
+	udp, _, tcp := openDrainFlows(t, tb, member, 60, 24)
 	m := api.mapping(t, member)
 	require.NotNil(t, m.Ports)
 	require.Equal(t, 1024, int(m.Ports.Last-m.Ports.First)+1)
@@ -159,21 +170,9 @@ func TestE2EDrainFrontend(t *testing.T) {
 	api := tb.api()
 
 	const member = "10.0.1.4"
-	udp := tb.openUDPFlows(t, member, netip.MustParseAddrPort(e2eServer+":9000"), 20)
-	seen, errs := exchangeAll(udp, 3, time.Second)
-	for i, err := range errs {
-		require.NoError(t, err, "udp flow %d", i)
-		require.Equal(t, "198.19.1.10", seen[i].Addr().String(), "pool web starts on fe1")
-	}
-	var tcp []*tcpEcho
-	for range 5 {
-		c, err := tb.dialEcho(member, e2eServer+":9001")
-		require.NoError(t, err)
-		t.Cleanup(func() { c.conn.Close() })
-		tcp = append(tcp, c)
-	}
-	for i, err := range echoAll(tcp) {
-		require.NoError(t, err, "tcp connection %d", i)
+	udp, seen, tcp := openDrainFlows(t, tb, member, 20, 5)
+	for i, s := range seen {
+		require.Equal(t, "198.19.1.10", s.Addr().String(), "udp flow %d: pool web starts on fe1", i)
 	}
 	m0 := api.scrape(t)
 
@@ -198,7 +197,7 @@ func TestE2EDrainFrontend(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 	}
 	fresh := tb.openUDPFlows(t, member, netip.MustParseAddrPort(e2eServer+":9000"), 5)
-	seen, errs = exchangeAll(fresh, 3, time.Second)
+	seen, errs := exchangeAll(fresh, 3, time.Second)
 	for i, err := range errs {
 		require.NoError(t, err, "new udp flow %d", i)
 		assert.Equal(t, e2eFE2, seen[i].Addr().String(), "a new flow leaves from fe2")

@@ -66,6 +66,9 @@ type e2eConfig struct {
 	// Mapping and Filtering are the mapping behaviour of the pool and of
 	// default SNAT (issue 19); empty keeps the default.
 	Mapping, Filtering string
+	// ReclaimIdle is default_snat.reclaim_idle; empty keeps the default
+	// (2m).
+	ReclaimIdle string
 	// Reclaim and ReclaimDeadline are [reload]; empty keeps the defaults
 	// (issue 19).
 	Reclaim, ReclaimDeadline string
@@ -106,6 +109,9 @@ func (c e2eConfig) config() *config.Config {
 	x.Pools[0].Mapping, x.Pools[0].Filtering = c.Mapping, c.Filtering
 	if x.DefaultSNAT != nil {
 		x.DefaultSNAT.Mapping, x.DefaultSNAT.Filtering = c.Mapping, c.Filtering
+		if c.ReclaimIdle != "" {
+			x.DefaultSNAT.ReclaimIdle = configtest.Duration(c.ReclaimIdle)
+		}
 	}
 	x.Deny = nil
 	for _, a := range append([]string{"198.18.0.12"}, c.DenyTCP...) {

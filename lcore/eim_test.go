@@ -107,3 +107,33 @@ func TestEIMAcrossWorkers(t *testing.T) {
 	assert.Equal(t, len(remotes)+1, flows)
 	assert.Equal(t, uint64(2*elsewhere+1), handoffs, "out and back for each remote of the other worker, and the stranger")
 }
+
+// TestEIMReloadNoAllocs: a worker's switch to the first policy with an
+// endpoint-independent scope allocates nothing (its mapping table, sized
+// like the flow table, was made when the policy was stored), and the
+// worker then maps endpoint independently.
+func TestEIMReloadNoAllocs(t *testing.T) {
+	tb := newFakeGateway(t, 1)
+	w := tb.rt.Workers[0]
+	holder := tb.rt.cfg.Policy
+	apd := compileSpec(t, testSpec(), holder.Load())
+	holder.Store(apd)
+	s := testSpec()
+	s.Pools[0].Mapping = nat.MappingEndpointIndependent
+	eim := compileSpec(t, s, apd)
+	holder.Store(eim)
+	// AllocsPerRun's first call is not measured: it switches to apd, the
+	// measured one to eim.
+	next := []*nat.Policy{apd, eim}
+	allocs := testing.AllocsPerRun(1, func() {
+		w.switchPolicy(next[0], 1)
+		next = next[1:]
+	})
+	assert.Zero(t, allocs, "the worker's switch to the first endpoint-independent policy")
+	tb.poll()
+	require.Same(t, eim, w.Translator().Policy())
+	tb.in.Inject(0, udpFrame(t, macIn, macHost, member, server, 40000, 3478, 64))
+	tb.in.Inject(0, udpFrame(t, macIn, macHost, member, server+1, 40000, 53, 64))
+	tb.poll()
+	assert.Equal(t, 1, w.Translator().Mappings(), "one mapping for both destinations")
+}

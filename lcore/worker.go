@@ -209,6 +209,10 @@ func NewWorker(c WorkerConfig) *Worker {
 		Worker: c.ID, Workers: c.Workers, FlowCapacity: c.FlowCapacity, Seed: c.Seed, OnExhausted: c.OnExhausted,
 		SourceCheck: w.checkSource, Redirect: w.redirectNew,
 	}, now)
+	// The policy holder prepares what the translator needs for each new
+	// policy (an endpoint-independent mapping table...) before it
+	// publishes it: a reload allocates nothing on the worker.
+	c.Policy.Attach(w.tr)
 	w.cl.on = c.Redirect
 	w.frags.init()
 	w.fragPool = NewPacketPool(fragPoolSize, fragBufSize)
@@ -260,9 +264,7 @@ func (w *Worker) Stop() { w.stop.Store(true) }
 func (w *Worker) PollOnce() bool {
 	now := w.clock()
 	if p := w.pol.Load(); p != w.tr.Policy() {
-		w.tr.SetPolicyAt(p, now) // flows it drains count their deadline from now
-		w.applySessions(p)
-		w.sweeping = true
+		w.switchPolicy(p, now)
 	}
 	neigh := w.neigh.Load()
 	w.clusterPoll(neigh)
@@ -328,6 +330,15 @@ func (w *Worker) PollOnce() bool {
 	}
 	w.Counters.LastPoll.Store(uint64(now))
 	return work > 0
+}
+
+// switchPolicy makes p the worker's running policy: the worker's side of
+// a reload. It allocates nothing: the policy holder prepared what the
+// translator needs before it published p (nat.PolicyHolder.Attach).
+func (w *Worker) switchPolicy(p *nat.Policy, now nat.Tick) {
+	w.tr.SetPolicyAt(p, now) // flows it drains count their deadline from now
+	w.applySessions(p)
+	w.sweeping = true
 }
 
 // classify checks a frame's link layer, finds the worker that owns it and

@@ -8,9 +8,10 @@
 //
 //   - Server (server.go): the HTTP endpoint on mgmt.listen with its
 //     timeouts, body limit and bearer token, and the maintenance loop that
-//     runs once a second: busy-ratio sampling and, every ReclaimInterval,
-//     default-SNAT block reclamation (portalloc.DefaultSNAT.Reclaim, which
-//     only this loop calls).
+//     runs once a second: busy-ratio sampling and, every ReclaimInterval
+//     (or default_snat.reclaim_idle when shorter), default-SNAT block
+//     reclamation (portalloc.DefaultSNAT.Reclaim, which only this loop
+//     calls).
 //   - The handlers (handlers.go): /healthz, /readyz, /v1/status,
 //     /v1/mappings/{ip}, /v1/flows, /v1/config/reload, and JSON errors for
 //     everything else. Flow and mapping answers come from the workers'

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/natgw/natgw/bgp"
+	"github.com/natgw/natgw/mgmt/config"
 	"github.com/natgw/natgw/mgmt/config/configtest"
 	"github.com/natgw/natgw/natlog"
 )
@@ -224,8 +225,32 @@ func TestIdleExpiry(t *testing.T) {
 	eventually(t, func() bool { return a.sentUDP(&sent) == 16 }, "the freed ports should serve new flows")
 }
 
+// TestMaintainReclaimsDefaultSNAT: a default-SNAT block with no flows for
+// default_snat.reclaim_idle is reclaimed within two passes after that,
+// passes every ReclaimInterval or every reclaim_idle when shorter (a
+// reload sets it).
 func TestMaintainReclaimsDefaultSNAT(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		idle string // default_snat.reclaim_idle; empty: left out
+		want time.Duration
+	}{
+		{"default", "", config.DefaultSNATReclaimIdle},
+		{"reclaim_idle 3s", "3s", 3 * time.Second},
+	} {
+		t.Run(c.name, func(t *testing.T) { maintainReclaims(t, c.idle, c.want) })
+	}
+}
+
+func maintainReclaims(t *testing.T, idleText string, idle time.Duration) {
 	a := newAppliance(t, applianceOptions{udp: "2s"})
+	if idleText != "" {
+		cfg := applianceConfig("2s", 8)
+		cfg.DefaultSNAT.ReclaimIdle = configtest.Duration(idleText)
+		a.reloadTo(t, string(configtest.Text(cfg)))
+	}
+	require.Equal(t, idle, a.policy.Load().DefaultSNATReclaimIdle())
+	every := min(ReclaimInterval, idle)
 	a.sendUDP("10.0.9.9", "198.18.0.10", 4000, 53)
 	var m MappingResponse
 	eventually(t, func() bool {
@@ -237,11 +262,12 @@ func TestMaintainReclaimsDefaultSNAT(t *testing.T) {
 	d := a.policy.Load().DefaultSNAT()
 	require.Equal(t, 1, d.Stats().Assigned)
 	now := time.Now()
-	a.srv.Maintain(now)                      // sees the block idle
-	a.srv.Maintain(now.Add(ReclaimInterval)) // too early: idle for 10 s only
+	a.srv.Maintain(now)                              // sees the block idle
+	a.srv.Maintain(now.Add(idle - time.Second))      // too early: idle for less than idle
+	a.srv.Maintain(now.Add(idle - time.Millisecond)) // likewise
 	assert.Equal(t, 1, d.Stats().Assigned)
-	a.srv.Maintain(now.Add(ReclaimIdle + 2*ReclaimInterval)) // marks it draining
-	a.srv.Maintain(now.Add(ReclaimIdle + 3*ReclaimInterval)) // frees it
+	a.srv.Maintain(now.Add(idle + every))   // marks it draining
+	a.srv.Maintain(now.Add(idle + 2*every)) // frees it
 	assert.Equal(t, 0, d.Stats().Assigned)
 	a.getJSON(t, "/v1/mappings/10.0.9.9", http.StatusOK, &m)
 	assert.Nil(t, m.Public)

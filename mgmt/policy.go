@@ -165,7 +165,7 @@ func specDefaultSNAT(d *config.DefaultSNAT, fe map[string]uint32, workers int) (
 	if d == nil {
 		return nil, nil
 	}
-	out := &nat.DefaultSNATSpec{PortsPerMember: d.PortsPerMember, Workers: workers}
+	out := &nat.DefaultSNATSpec{PortsPerMember: d.PortsPerMember, Workers: workers, ReclaimIdle: d.ReclaimIdle.Duration}
 	out.Mapping, out.Filtering = specBehaviour(d.Mapping, d.Filtering)
 	for i, text := range d.Sources {
 		pf, err := specPrefix(text)

@@ -51,7 +51,7 @@ func TestPolicySpecExample(t *testing.T) {
 		Instances: []nat.InstanceSpec{{Private: u32("10.0.3.7"), Public: u32("198.19.1.50"), Inbound: []nat.PortRule{
 			{Proto: nat.ProtoTCP, Lo: 22, Hi: 22}, {Proto: nat.ProtoTCP, Lo: 8000, Hi: 8100}, {Proto: nat.ProtoUDP, Lo: 0, Hi: 0xFFFF}}}},
 		DefaultSNAT: &nat.DefaultSNATSpec{Sources: []nat.Prefix{{Addr: u32("10.0.0.0"), Bits: 8}},
-			Frontends: []uint32{feDefault}, PortsPerMember: 1024, Workers: 2},
+			Frontends: []uint32{feDefault}, PortsPerMember: 1024, Workers: 2, ReclaimIdle: config.DefaultSNATReclaimIdle},
 		Deny: []nat.DenyRule{{Destination: nat.Prefix{Addr: u32("198.18.99.0"), Bits: 24},
 			PortRule: nat.PortRule{Proto: nat.ProtoTCP, Lo: 25, Hi: 25}}},
 		Drain: nat.DrainSpec{Deadline: nat.TickFromDuration(config.DefaultReclaimDeadline)},

@@ -1,6 +1,7 @@
 package mgmt
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/natgw/natgw/attrib"
 	"github.com/natgw/natgw/lcore"
+	"github.com/natgw/natgw/mgmt/config"
 	"github.com/natgw/natgw/nat"
 )
 
@@ -34,11 +36,9 @@ const (
 	// DefaultFlowsLimit is the number of flows GET /v1/flows returns when
 	// the request names no limit.
 	DefaultFlowsLimit = 100
-	// ReclaimInterval is how often idle default-SNAT blocks are reclaimed.
+	// ReclaimInterval is how often idle default-SNAT blocks are reclaimed,
+	// or default_snat.reclaim_idle when that is shorter.
 	ReclaimInterval = 10 * time.Second
-	// ReclaimIdle is how long a default-SNAT block must have had no flows
-	// before it is reclaimed.
-	ReclaimIdle = 2 * time.Minute
 	// ReadyPollAge is the longest a worker may go without polling while
 	// the appliance reports ready.
 	ReadyPollAge = time.Second
@@ -226,19 +226,20 @@ func (s *Server) loop() {
 // Maintain does the management core's periodic work; the server calls it
 // once a second. It samples the workers' busy ratios, remembers the
 // running policy's pool names for the metrics, and every ReclaimInterval
-// reclaims default-SNAT blocks idle for ReclaimIdle. Only one goroutine
-// may call it at a time.
+// (or default_snat.reclaim_idle, when shorter) reclaims default-SNAT
+// blocks idle for default_snat.reclaim_idle. Only one goroutine may call
+// it at a time.
 func (s *Server) Maintain(now time.Time) {
 	pol := s.o.Policy.Load()
 	s.history.note(pol)
 	s.sampleBusy()
 	s.hot.sample(now, s.o.Runtime)
-	if now.Sub(s.lastReclaim) >= ReclaimInterval {
+	// A policy built in code may leave ReclaimIdle out: the default then.
+	idle := cmp.Or(pol.DefaultSNATReclaimIdle(), config.DefaultSNATReclaimIdle)
+	if d := pol.DefaultSNAT(); d != nil && now.Sub(s.lastReclaim) >= min(ReclaimInterval, idle) {
 		s.lastReclaim = now
-		if d := pol.DefaultSNAT(); d != nil {
-			if n := d.Reclaim(now, ReclaimIdle); n > 0 {
-				s.o.Log.Info("default SNAT blocks reclaimed", "blocks", n)
-			}
+		if n := d.Reclaim(now, idle); n > 0 {
+			s.o.Log.Info("default SNAT blocks reclaimed", "blocks", n)
 		}
 	}
 }

@@ -8,8 +8,11 @@
 //   - Compile (policy.go) runs on the management core. It takes a
 //     PolicySpec (policyspec.go), a plain description built by mgmt from
 //     the configuration file, which nat never sees. A *Policy is
-//     immutable once built; workers receive it through an atomic pointer and
-//     pick it up between bursts.
+//     immutable once published; workers receive it through an atomic
+//     pointer (PolicyHolder) and pick it up between bursts. Before it
+//     publishes a policy, PolicyHolder.Store (management core) prepares
+//     what each attached translator's switch to it needs, so the switch
+//     allocates nothing (prepare.go).
 //   - Everything else runs on exactly one worker lcore: a FlowTable and a
 //     Translator are owned by one worker and are not safe for concurrent
 //     use. The flow table (flowtable*.go), its timer wheel (wheel.go) and

@@ -13,12 +13,12 @@ package nat
 // filtering asks. Everything is preallocated when the first policy with
 // such a scope arrives and sized like the flow table (a mapping has at
 // least one flow, a pair too), so the table is full only when the flow
-// table is; a full table is a flow_table_full drop. Entries change when
+// table is; the management core makes it and the worker takes it when it
+// switches to the policy (prepare.go); a full table is a flow_table_full drop. Entries change when
 // flows are created and released, never per packet: established flows of
 // either mode take the very same hit path.
 
 import (
-	"math/rand/v2"
 	"reflect"
 
 	"github.com/natgw/natgw/portalloc"
@@ -423,19 +423,6 @@ func (t *Translator) MappingOf(proto uint8, priv uint32, port uint16) (pub uint3
 	}
 	m := &t.eim.ents[i]
 	return m.pub, m.pubPort, true
-}
-
-// useEIM allocates the mapping table when p is the first policy with an
-// endpoint-independent scope.
-func (t *Translator) useEIM(p *Policy) {
-	if t.eim != nil || !p.eim {
-		return
-	}
-	c := t.eimCap
-	if c <= 0 {
-		c = t.flows.Capacity()
-	}
-	t.eim = newEIMTable(c, [4]uint64{rand.Uint64(), rand.Uint64(), rand.Uint64(), rand.Uint64()})
 }
 
 // eimPort chooses the public port of a new outbound flow of an

@@ -392,3 +392,32 @@ func TestEIMHairpin(t *testing.T) {
 		})
 	}
 }
+
+// TestEIMReloadNoAllocs: the worker's switch to the first policy with an
+// endpoint-independent scope allocates nothing: the management core made
+// the mapping table (and the policy's counters) when it published the
+// policy (PolicyHolder.Store to a holder the translator is attached to),
+// and the worker only takes them. The table then serves the new flows.
+func TestEIMReloadNoAllocs(t *testing.T) {
+	var h PolicyHolder
+	h.Store(compileSpec(t, testSpec(0), nil))
+	tr := NewTranslator(h.Load(), TranslatorOptions{FlowCapacity: 1 << 16}, 1000)
+	h.Attach(tr)
+	apd := compileSpec(t, testSpec(0), h.Load())
+	h.Store(apd)
+	eim := compileSpec(t, eimSpec(0, FilteringAddressPortDependent), apd)
+	h.Store(eim)
+	// AllocsPerRun's first call is not measured: it switches to apd, the
+	// measured one to eim.
+	next := []*Policy{apd, eim}
+	allocs := testing.AllocsPerRun(1, func() {
+		tr.SetPolicyAt(next[0], 2000)
+		next = next[1:]
+	})
+	assert.Zero(t, allocs, "switching to the first endpoint-independent policy")
+	require.Same(t, eim, tr.Policy())
+	pub, port := outPort(t, tr, udp(memberA, server, 40000, 3478), 2000)
+	p2, port2 := outPort(t, tr, udp(memberA, server2, 40000, 53), 2000)
+	assert.Equal(t, [2]any{pub, port}, [2]any{p2, port2}, "one mapping towards both servers")
+	assert.Equal(t, 1, tr.Mappings())
+}

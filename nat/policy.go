@@ -7,7 +7,7 @@ import (
 	"math/bits"
 	"net/netip"
 	"slices"
-	"sync/atomic"
+	"time"
 
 	"github.com/natgw/natgw/portalloc"
 )
@@ -165,6 +165,11 @@ type Policy struct {
 	defaultSrc  []subnet
 	defaultSNAT *portalloc.DefaultSNAT
 	defaultCfg  portalloc.DefaultSNATConfig
+	// defaultIdle is DefaultSNATSpec.ReclaimIdle.
+	defaultIdle time.Duration
+	// ready is what each translator attached to the holder that
+	// published the policy takes when it switches to it (prepare.go).
+	ready []prepared
 	// defaultMapping and defaultFiltering are default SNAT's mapping
 	// behaviour; eim says some scope maps endpoint independently (eim.go).
 	defaultMapping   MappingMode
@@ -311,6 +316,7 @@ func (p *Policy) compileDefaultSNAT(d *DefaultSNATSpec, prev *Policy) error {
 		p.defaultSrc = append(p.defaultSrc, sn)
 	}
 	p.defaultMapping, p.defaultFiltering = d.Mapping, d.Filtering
+	p.defaultIdle = d.ReclaimIdle
 	if d.Mapping == MappingEndpointIndependent {
 		p.addEIMPublics(d.Frontends)
 	}
@@ -510,6 +516,11 @@ func (p *Policy) Instances() []Instance {
 // 0 when default SNAT is off.
 func (p *Policy) DefaultSNATPortsPerMember() int { return p.defaultCfg.PortsPerMember }
 
+// DefaultSNATReclaimIdle returns how long a default-SNAT block must have
+// had no flows before the management core reclaims it, or 0 when default
+// SNAT is off.
+func (p *Policy) DefaultSNATReclaimIdle() time.Duration { return p.defaultIdle }
+
 // RejectsOnExhaustion reports whether new flows of scope (a pool index)
 // are refused with a RST or an ICMP error rather than dropped when their
 // member has no free port (on_exhaustion = "reject").
@@ -540,16 +551,6 @@ func (p *Policy) ChangedMembers(old *Policy) []netip.Addr {
 	}
 	return changed
 }
-
-// PolicyHolder publishes the running policy to workers: the management core
-// stores, workers load between bursts.
-type PolicyHolder struct{ p atomic.Pointer[Policy] }
-
-// Load returns the running policy (nil before the first Store).
-func (h *PolicyHolder) Load() *Policy { return h.p.Load() }
-
-// Store publishes a new policy.
-func (h *PolicyHolder) Store(p *Policy) { h.p.Store(p) }
 
 // U32 returns an IPv4 address in the form the packet path and PolicySpec
 // use: its four bytes read big-endian into a uint32, held in host byte

@@ -1,9 +1,13 @@
 package nat
 
+import "time"
+
 // This file is the plain description of a policy that Compile takes:
 // addresses as host-order uint32, port rules as numbers, timeouts in
-// ticks. Nothing in it is text to parse. mgmt builds it from the
-// configuration file (mgmt.PolicySpec); tests build it directly.
+// ticks (but default SNAT's ReclaimIdle, which only the management core
+// uses, is a time.Duration). Nothing in it is text to parse. mgmt builds
+// it from the configuration file (mgmt.PolicySpec); tests build it
+// directly.
 
 // PolicySpec describes a policy in plain values. Compile checks what it
 // needs to (prefix lengths, block sizes, that the blocks fit) and keeps
@@ -128,4 +132,9 @@ type DefaultSNATSpec struct {
 	// a pool (PoolSpec).
 	Mapping   MappingMode
 	Filtering FilteringMode
+	// ReclaimIdle is how long a block must have had no flows before the
+	// management core reclaims it (default_snat.reclaim_idle); 0 leaves
+	// the choice to the management core (mgmt takes the configuration's
+	// default, 2m).
+	ReclaimIdle time.Duration
 }

@@ -2,6 +2,7 @@ package nat
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -66,4 +67,11 @@ func TestCompileKeepsNoSpecSlice(t *testing.T) {
 	assert.Equal(t, p.Gen+1, next.Gen)
 	other := compileSpec(t, s, next)
 	assert.NotSame(t, next.DefaultSNAT(), other.DefaultSNAT())
+	// The idle time before reclamation is the management core's, not the
+	// assigner's: changing it keeps the assignments.
+	idle := testSpec(0)
+	idle.DefaultSNAT.ReclaimIdle = 5 * time.Second
+	shorter := compileSpec(t, idle, next)
+	assert.Same(t, next.DefaultSNAT(), shorter.DefaultSNAT())
+	assert.Equal(t, 5*time.Second, shorter.DefaultSNATReclaimIdle())
 }

@@ -169,11 +169,17 @@ type Translator struct {
 	hosts   hostCounts
 	inbound int
 	limits  hostLimits
-	// eim holds the endpoint-independent mappings, allocated with the
-	// first policy that has such a scope (eim.go); eimCap is its
-	// capacity (0: the flow capacity).
-	eim    *eimTable
-	eimCap int
+	// eim holds the endpoint-independent mappings, made for the first
+	// policy that has such a scope (eim.go, prepare.go); eimCap is its
+	// capacity (0: the flow capacity, flowCap).
+	eim     *eimTable
+	eimCap  int
+	flowCap int
+	// slot is the translator's index in the ready lists of the policies
+	// of the holder it is attached to, -1 before Attach; eimGiven is the
+	// mapping table the management core made for it (prepare.go).
+	slot     int
+	eimGiven *eimTable
 	// Stats are the worker's counters (see Stats).
 	Stats Stats
 
@@ -215,9 +221,12 @@ func NewTranslator(p *Policy, opts TranslatorOptions, now Tick) *Translator {
 		redirChk: opts.Redirect,
 		resets:   make([]Flow, 0, maxResets),
 		eimCap:   opts.MappingCapacity,
+		slot:     -1,
 	}
-	t.hosts = newHostCounts(t.flows.Capacity())
+	t.flowCap = t.flows.Capacity()
+	t.hosts = newHostCounts(t.flowCap)
 	t.SetPolicy(p)
+	t.eimGiven = t.eim
 	return t
 }
 
@@ -258,18 +267,28 @@ func (t *Translator) Policy() *Policy { return t.pol }
 func (t *Translator) SetPolicy(p *Policy) { t.SetPolicyAt(p, t.drain.clock) }
 
 // SetPolicyAt is SetPolicy at time now: the drain deadline of the flows
-// the policy drains counts from now.
+// the policy drains counts from now. It allocates nothing when p was
+// published by the PolicyHolder t is attached to, which prepared the
+// switch (prepare.go); otherwise it makes what p needs itself.
 func (t *Translator) SetPolicyAt(p *Policy, now Tick) {
 	if t.pol == p {
 		return
+	}
+	r := p.readyFor(t)
+	if r == nil {
+		// Nobody prepared the switch: a policy not published by a
+		// holder t is attached to. It allocates, here.
+		local := t.prepare(p, t.eim)
+		r = &local
 	}
 	t.drain.polAt = now
 	old := t.pol
 	t.pol = p
 	t.sweep = 0
 	t.flows.SetTimeouts(p.Timeouts)
-	t.limits = limitsFor(p, t.flows.Capacity())
-	exh := make([]uint64, len(p.Pools)+1)
+	t.limits = limitsFor(p, t.flowCap)
+	exh := r.exhausted
+	clear(exh) // a policy switched back to holds its old counts
 	if old != nil {
 		for i, pi := range old.Pools {
 			for j := range p.Pools {
@@ -282,7 +301,9 @@ func (t *Translator) SetPolicyAt(p *Policy, now Tick) {
 	}
 	t.Stats.Exhausted = exh
 	t.useSNAT(p.defaultSNAT)
-	t.useEIM(p)
+	if t.eim == nil && p.eim {
+		t.eim = r.eim
+	}
 }
 
 // useSNAT makes d the allocator new default-SNAT flows are counted on.

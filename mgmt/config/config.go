@@ -166,6 +166,9 @@ type DefaultSNAT struct {
 	// a pool.
 	Mapping   string `toml:"mapping,omitempty"`
 	Filtering string `toml:"filtering,omitempty"`
+	// ReclaimIdle is how long a source's block must have had no flows
+	// before it is reclaimed for another source (default 2m).
+	ReclaimIdle Duration `toml:"reclaim_idle,omitempty"`
 }
 
 // DenyRule blocks outbound traffic to a destination [S1].

@@ -27,6 +27,13 @@ const (
 	// DefaultSNATPortsPerMember is the block size of default SNAT when the
 	// [default_snat] section is present without ports_per_member.
 	DefaultSNATPortsPerMember = 1024
+	// DefaultSNATReclaimIdle is default_snat.reclaim_idle: a block with
+	// no flows for 2 minutes goes back to the free list.
+	DefaultSNATReclaimIdle = 2 * time.Minute
+	// MinSNATReclaimIdle and MaxSNATReclaimIdle bound
+	// default_snat.reclaim_idle.
+	MinSNATReclaimIdle = time.Second
+	MaxSNATReclaimIdle = 24 * time.Hour
 	// DefaultMgmtListen is the management HTTP endpoint's address.
 	DefaultMgmtListen = "127.0.0.1:9650"
 	// DefaultHostFlowPercent is limits.host_flow_percent: one host may
@@ -53,6 +60,7 @@ const (
 //	timeouts.udp                  4m
 //	timeouts.icmp                 60s
 //	default_snat.ports_per_member 1024 (only when DefaultSNAT is not nil)
+//	default_snat.reclaim_idle     2m   (likewise)
 //	mgmt.listen                   "127.0.0.1:9650"
 //	limits.host_flow_percent      25
 //	limits.inbound_flow_percent   50
@@ -93,8 +101,11 @@ func (c *Config) applyDefaults(leftOut func(key string, zero bool) bool) {
 	defaultDuration(&c.Timeouts.TCPClosing, DefaultTCPClosing)
 	defaultDuration(&c.Timeouts.UDP, DefaultUDP)
 	defaultDuration(&c.Timeouts.ICMP, DefaultICMP)
-	if s := c.DefaultSNAT; s != nil && leftOut("default_snat.ports_per_member", s.PortsPerMember == 0) {
-		s.PortsPerMember = DefaultSNATPortsPerMember
+	if s := c.DefaultSNAT; s != nil {
+		if leftOut("default_snat.ports_per_member", s.PortsPerMember == 0) {
+			s.PortsPerMember = DefaultSNATPortsPerMember
+		}
+		defaultDuration(&s.ReclaimIdle, DefaultSNATReclaimIdle)
 	}
 	if leftOut("mgmt.listen", c.Mgmt.Listen == "") {
 		c.Mgmt.Listen = DefaultMgmtListen

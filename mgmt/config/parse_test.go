@@ -92,6 +92,17 @@ func TestLoadMissingFile(t *testing.T) {
 	assert.ErrorIs(t, err, fs.ErrNotExist)
 }
 
+// defaultSNATSection is a [default_snat] section with its frontend, for
+// tests to append keys to.
+const defaultSNATSection = `
+[[frontend]]
+name = "fe"
+address = "198.19.1.1"
+[default_snat]
+sources = ["10.0.0.0/16"]
+frontends = ["fe"]
+`
+
 func TestDefaults(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -138,16 +149,15 @@ inbound_flow_percent = 10
 			assert.Equal(t, 4*time.Minute, c.Timeouts.TCPEstablished.Duration)
 			assert.Equal(t, "127.0.0.1:1234", c.Mgmt.Listen)
 		}},
-		{"default_snat block size", `
-[[frontend]]
-name = "fe"
-address = "198.19.1.1"
-[default_snat]
-sources = ["10.0.0.0/16"]
-frontends = ["fe"]
-`, func(t *testing.T, c *Config) {
+		{"default_snat block size", defaultSNATSection, func(t *testing.T, c *Config) {
 			require.NotNil(t, c.DefaultSNAT)
 			assert.Equal(t, DefaultSNATPortsPerMember, c.DefaultSNAT.PortsPerMember)
+			assert.Equal(t, DefaultSNATReclaimIdle, c.DefaultSNAT.ReclaimIdle.Duration)
+		}},
+		{"default_snat reclaim_idle", defaultSNATSection + `reclaim_idle = "5s"
+`, func(t *testing.T, c *Config) {
+			require.NotNil(t, c.DefaultSNAT)
+			assert.Equal(t, 5*time.Second, c.DefaultSNAT.ReclaimIdle.Duration)
 		}},
 	}
 	for _, tt := range tests {

@@ -607,6 +607,12 @@ func (v *validator) defaultSNAT() {
 		}
 		v.add("default_snat.ports_per_member", msg)
 	}
+	switch idle := d.ReclaimIdle.Duration; {
+	case idle < MinSNATReclaimIdle:
+		v.addf("default_snat.reclaim_idle", "%s is too short: at least %s", idle, MinSNATReclaimIdle)
+	case idle > MaxSNATReclaimIdle:
+		v.addf("default_snat.reclaim_idle", "%s is too long: at most %s", idle, "24h")
+	}
 }
 
 // denyRules checks the [[deny]] rules.

@@ -187,6 +187,9 @@ func TestValidate(t *testing.T) {
 		{"default snat no frontends", func(c *Config) { c.DefaultSNAT.Frontends = nil }, []string{"default_snat.frontends"}, "no frontends"},
 		{"default snat unknown frontend", func(c *Config) { c.DefaultSNAT.Frontends = []string{"fe-nope"} }, []string{"default_snat.frontends[0]"}, `unknown frontend "fe-nope"`},
 		{"default snat block size", func(c *Config) { c.DefaultSNAT.PortsPerMember = 12 }, []string{"default_snat.ports_per_member"}, "multiple of 8"},
+		{"default snat reclaim_idle too short", func(c *Config) { c.DefaultSNAT.ReclaimIdle.Duration = 500 * time.Millisecond }, []string{"default_snat.reclaim_idle"}, "at least 1s"},
+		{"default snat reclaim_idle too long", func(c *Config) { c.DefaultSNAT.ReclaimIdle.Duration = 25 * time.Hour }, []string{"default_snat.reclaim_idle"}, "at most 24h"},
+		{"default snat reclaim_idle bounds", func(c *Config) { c.DefaultSNAT.ReclaimIdle.Duration = time.Second }, nil, ""},
 
 		// deny
 		{"deny destination bad", func(c *Config) { c.Deny[0].Destination = "198.18.99.0/24x" }, []string{"deny[0].destination"}, "not an IPv4 address or prefix"},

@@ -27,7 +27,8 @@ func TestTextRoundTrip(t *testing.T) {
 }
 
 // withDefaults is c as Parse returns it: Example leaves [nat_log] out,
-// and [reload] out, and parsing fills in their defaults.
+// [reload] out and default_snat.reclaim_idle out, and parsing fills in
+// their defaults.
 func withDefaults(c *config.Config) *config.Config {
 	if c.NatLog.Events == nil {
 		c.NatLog.Events = slices.Clone(config.DefaultNatLogEvents)
@@ -43,6 +44,9 @@ func withDefaults(c *config.Config) *config.Config {
 	}
 	if !c.Reload.ReclaimDeadline.Set {
 		c.Reload.ReclaimDeadline.Duration = config.DefaultReclaimDeadline
+	}
+	if d := c.DefaultSNAT; d != nil && !d.ReclaimIdle.Set {
+		d.ReclaimIdle.Duration = config.DefaultSNATReclaimIdle
 	}
 	return c
 }
