@@ -60,6 +60,11 @@ type rfcRun struct {
 	HeapBytes       uint64       `json:"go_heap_bytes"`
 	Seconds         float64      `json:"seconds"`
 	Error           string       `json:"error,omitempty"`
+	// Mode is "" for the in-process method (gen_dpdk.go) and
+	// modeNatgwRun for the run through natgw run (run9693.go), whose
+	// view of natgw is Natgw.
+	Mode  string        `json:"mode,omitempty"`
+	Natgw *natgwRunView `json:"natgw_run,omitempty"`
 }
 
 // latencyRow is the latency at one load.
@@ -84,6 +89,9 @@ type rfcReport struct {
 	Targets []rfcTarget `json:"targets"`
 	Charts  []string    `json:"charts"`
 	Notes   []string    `json:"notes,omitempty"`
+
+	// NatgwRuns are the runs through natgw run (run9693.go).
+	NatgwRuns []rfcRun `json:"natgw_run_runs,omitempty"`
 }
 
 // rfcTarget is one of issue 20's targets and whether this run met it.
@@ -117,9 +125,14 @@ func cmdReport9693(args []string, stdout, stderr io.Writer) error {
 		if err := readJSON(f, &run); err != nil {
 			return err
 		}
+		if run.Mode == modeNatgwRun {
+			r.NatgwRuns = append(r.NatgwRuns, run)
+			continue
+		}
 		r.Runs = append(r.Runs, run)
 	}
-	if len(r.Runs) == 0 {
+	slices.SortFunc(r.NatgwRuns, func(a, b rfcRun) int { return a.Flows - b.Flows })
+	if len(r.Runs)+len(r.NatgwRuns) == 0 {
 		return fmt.Errorf("no rfc9693-*.json in %s", *dir)
 	}
 	slices.SortFunc(r.Runs, func(a, b rfcRun) int { return a.Flows - b.Flows })
@@ -295,6 +308,7 @@ func writeRFCMarkdown(w io.Writer, r *rfcReport) {
 				countLabel(x.Flows), l.LoadPercent, float64(l.Rate)/1e6, l.Frames, l.Lost, l.P50us, l.P99us, l.P999us, l.MaxUs)
 		}
 	}
+	writeNatgwRunMarkdown(w, r.NatgwRuns)
 	fmt.Fprintf(w, "\n## Charts\n\n")
 	for _, c := range r.Charts {
 		fmt.Fprintf(w, "![%s](%s)\n\n", strings.TrimSuffix(c, ".svg"), c)
