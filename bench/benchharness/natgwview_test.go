@@ -205,3 +205,24 @@ func TestReportNatgwRun(t *testing.T) {
 	}
 	assert.Less(t, strings.Index(s, "## Through `natgw run`"), strings.Index(s, "## Charts"))
 }
+
+func TestTargets16M(t *testing.T) {
+	runs := []rfcRun{{Flows: 16_000_000, Capacity: 1 << 24, Throughput: 9_000_000, Connections: 1_000_000, TranslatorBytes: 127 << 24}}
+	got := map[string]rfcTarget{}
+	for _, x := range targets20(runs) {
+		got[x.What] = x
+	}
+	assert.Equal(t, "yes", got["established throughput, 16 M flows"].Met, "bench.sh's 16,000,000 flows are the 16 M of the targets")
+	assert.Equal(t, "**no**", got["connections/s, 16 M flows"].Met)
+}
+
+func TestFillMore(t *testing.T) {
+	done := connectResult{Flows: 5, Established: 5, First: dirCount{Offered: 5, Received: 5}, Answer: dirCount{Offered: 5, Received: 5}}
+	assert.False(t, fillMore(0, done), "nothing missing")
+	missing := connectResult{Flows: 5, Established: 3, First: dirCount{Offered: 5, Received: 3}, Answer: dirCount{Offered: 3, Received: 3}}
+	assert.True(t, fillMore(0, missing), "the first pass left some out")
+	assert.True(t, fillMore(7, missing), "more than five rounds while they make progress")
+	assert.False(t, fillMore(fillRounds, missing), "bounded")
+	stuck := connectResult{Flows: 5, First: dirCount{Offered: 5}}
+	assert.False(t, fillMore(3, stuck), "a round that established nothing ends it")
+}
