@@ -205,7 +205,7 @@ func runRFC9693Natgw(o runOptions, log *slog.Logger, stdout io.Writer) (rfcRun, 
 	if _, err := b.connectStep("fill", fill, func() { last = b.eng.connect(fill) }, &last, stdout); err != nil {
 		return res, err
 	}
-	for round := 0; round < 5 && !last.pass(); round++ {
+	for round := 0; fillMore(round, last); round++ {
 		r := max(1000, fill/4)
 		if _, err := b.connectStep("fill (missing)", r, func() { last = b.eng.connectMissing(r) }, &last, stdout); err != nil {
 			return res, err
