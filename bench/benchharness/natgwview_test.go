@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -204,6 +205,10 @@ func TestReportNatgwRun(t *testing.T) {
 		assert.Contains(t, s, want)
 	}
 	assert.Less(t, strings.Index(s, "## Through `natgw run`"), strings.Index(s, "## Charts"))
+	assert.Contains(t, s, "![rfc9693-natgw-run-memory](rfc9693-natgw-run-memory.svg)")
+	svg, err := os.ReadFile(filepath.Join(dir, "rfc9693-natgw-run-memory.svg"))
+	require.NoError(t, err)
+	assert.Len(t, svgPoints(t, string(svg)), 3, "three series, one run without error")
 }
 
 func TestTargets16M(t *testing.T) {
@@ -225,4 +230,12 @@ func TestFillMore(t *testing.T) {
 	assert.False(t, fillMore(fillRounds, missing), "bounded")
 	stuck := connectResult{Flows: 5, First: dirCount{Offered: 5}}
 	assert.False(t, fillMore(3, stuck), "a round that established nothing ends it")
+}
+
+func TestLineChartLogNoPoint(t *testing.T) {
+	// A log chart with no point (no run measured latency) must still
+	// draw its axes: it once looped over ticks from log10(0) = -Inf.
+	svg := lineChart("l", "x", "y", []string{"a"}, []chartSeries{{Name: "p", Values: []float64{math.NaN()}}}, true)
+	assert.Empty(t, svgPoints(t, svg))
+	assert.Contains(t, svg, ">10</text>")
 }

@@ -142,6 +142,9 @@ func cmdReport9693(args []string, stdout, stderr io.Writer) error {
 		"rfc9693-latency.svg":       latencyChart(r.Runs),
 		"rfc9693-establishment.svg": establishmentChart(r.Runs),
 	}
+	if len(r.NatgwRuns) > 0 {
+		charts["rfc9693-natgw-run-memory.svg"] = natgwMemoryChart(r.NatgwRuns)
+	}
 	names := make([]string, 0, len(charts))
 	for name, svg := range charts {
 		if err := os.WriteFile(filepath.Join(*out, name), []byte(svg), 0o644); err != nil {
@@ -353,6 +356,9 @@ func lineChart(title, xLabel, yLabel string, xs []string, series []chartSeries, 
 	}
 	if math.IsInf(lo, 0) {
 		lo, hi = 0, 1
+		if logY {
+			lo, hi = 1, 10 // no point: log10(0) would make the ticks endless
+		}
 	}
 	tr := func(v float64) float64 { return v }
 	if logY {
