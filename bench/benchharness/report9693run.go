@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"strings"
 )
 
@@ -91,4 +92,24 @@ func runFor16M(runs []rfcRun) *rfcRun {
 		return r
 	}
 	return runFor(runs, 16<<20)
+}
+
+// natgwMemoryChart: natgw run's memory per live flow (resident, at the
+// fill the throughput was measured at) and per flow of capacity (Go
+// heap at start) against live flows, log scale.
+func natgwMemoryChart(runs []rfcRun) string {
+	var xs []string
+	live := chartSeries{Name: "resident / live flow"}
+	growth := chartSeries{Name: "growth / live flow"}
+	capa := chartSeries{Name: "heap / flow of capacity"}
+	for _, r := range runs {
+		xs = append(xs, countLabel(r.Flows))
+		l, g, c := math.NaN(), math.NaN(), math.NaN()
+		if r.Error == "" && r.Natgw != nil {
+			l, g, c = r.Natgw.Figures.BytesPerLive, r.Natgw.Figures.GrowthPerLive, r.Natgw.Figures.BytesPerCapacity
+		}
+		live.Values, growth.Values, capa.Values = append(live.Values, l), append(growth.Values, g), append(capa.Values, c)
+	}
+	return lineChart("natgw run: memory per flow", "live flows (table sized "+capacityLabel(runs)+")", "bytes (log scale)", xs,
+		[]chartSeries{live, growth, capa}, true)
 }
