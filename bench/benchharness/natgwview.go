@@ -193,11 +193,14 @@ func (c natgwCounters) sub(before natgwCounters) natgwCounters {
 // natgwStep is one elementary step of the natgw run mode: the
 // generator's count and natgw's, side by side.
 type natgwStep struct {
-	Search string   `json:"search"`
-	Rate   uint64   `json:"rate"`
-	Pass   bool     `json:"pass"`
-	Out    dirCount `json:"generator_out"`
-	In     dirCount `json:"generator_in"`
+	Search string `json:"search"`
+	Rate   uint64 `json:"rate"`
+	Pass   bool   `json:"pass"`
+	// Limited: the generator could not offer the rate (the step fails
+	// whatever natgw did).
+	Limited bool     `json:"generator_limited,omitempty"`
+	Out     dirCount `json:"generator_out"`
+	In      dirCount `json:"generator_in"`
 	// Natgw is the growth of natgw's counters over the step.
 	Natgw natgwCounters `json:"natgw"`
 	// Where says where the generator's lost frames went, by natgw's
@@ -212,10 +215,13 @@ type natgwStep struct {
 // is left unexplained. "" when nothing was lost.
 func (s natgwStep) where() string {
 	lost := s.Out.lost() + s.In.lost()
-	if lost == 0 && s.Out.Bad == 0 && s.In.Bad == 0 {
-		return ""
-	}
 	var parts []string
+	if s.Limited {
+		parts = append(parts, "the generator could not offer the rate")
+	}
+	if lost == 0 && s.Out.Bad == 0 && s.In.Bad == 0 {
+		return strings.Join(parts, "")
+	}
 	refusedOut, refusedIn := s.Out.Offered-min(s.Out.Offered, s.Out.Accepted), s.In.Offered-min(s.In.Offered, s.In.Accepted)
 	if refusedOut+refusedIn > 0 {
 		parts = append(parts, fmt.Sprintf("refused by natgw's full RX rings: %d inside, %d outside", refusedOut, refusedIn))
@@ -236,8 +242,8 @@ func (s natgwStep) where() string {
 	if s.Out.Bad+s.In.Bad > 0 {
 		parts = append(parts, fmt.Sprintf("received mistranslated: %d", s.Out.Bad+s.In.Bad))
 	}
-	if len(parts) == 0 {
-		return fmt.Sprintf("%d lost; natgw's counters show no drop", lost)
+	if len(parts) == 0 || len(parts) == 1 && s.Limited {
+		parts = append(parts, fmt.Sprintf("%d lost; natgw's counters show no drop", lost))
 	}
 	return strings.Join(parts, "; ")
 }

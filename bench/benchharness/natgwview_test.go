@@ -110,6 +110,11 @@ func TestNatgwStepWhere(t *testing.T) {
 		Natgw: natgwCounters{PortRx: map[string]uint64{"inside": 10}, PortTx: map[string]uint64{"outside": 9}}}
 	assert.Equal(t, "1 lost; natgw's counters show no drop", silent.where())
 	assert.Contains(t, s.describe(), "port rx inside 88 outside 50")
+	limited := clean
+	limited.Limited = true
+	assert.Equal(t, "the generator could not offer the rate", limited.where(), "a step that lost nothing fails when the generator fell behind")
+	silent.Limited = true
+	assert.Equal(t, "the generator could not offer the rate; 1 lost; natgw's counters show no drop", silent.where())
 }
 
 func TestParseProcStatus(t *testing.T) {

@@ -242,7 +242,7 @@ func runRFC9693Natgw(o runOptions, log *slog.Logger, stdout io.Writer) (rfcRun, 
 		if search == "PDR" {
 			s.Pass = s.Offered > 0 && float64(s.Loss) <= pdrLoss*float64(s.Offered) && tr.Out.Bad == 0 && tr.In.Bad == 0
 		}
-		ns.Pass = s.Pass && !s.Limited
+		ns.Pass, ns.Limited = s.Pass && !s.Limited, s.Limited
 		ns.Where = ns.where()
 		b.view.Steps = append(b.view.Steps, ns)
 		s.Note = fmt.Sprintf("out %+v, in %+v; natgw: %s", tr.Out, tr.In, ns.describe())
@@ -313,7 +313,7 @@ func (b *runBench) connectStep(search string, rate uint64, run func(), last *con
 	l := *last
 	s := searchStep{Pass: l.pass(), Offered: l.First.Offered + l.Answer.Offered,
 		Loss: l.First.lost() + l.Answer.lost(), Seconds: l.Seconds, Limited: l.Limited}
-	ns := natgwStep{Search: search, Rate: rate, Pass: s.Pass && !s.Limited, Out: l.First, In: l.Answer, Natgw: after.sub(before)}
+	ns := natgwStep{Search: search, Rate: rate, Pass: s.Pass && !s.Limited, Limited: s.Limited, Out: l.First, In: l.Answer, Natgw: after.sub(before)}
 	ns.Where = ns.where()
 	b.view.Steps = append(b.view.Steps, ns)
 	s.Note = fmt.Sprintf("established %d/%d, first %+v, answer %+v; natgw: %s", l.Established, l.Flows, l.First, l.Answer, ns.describe())
