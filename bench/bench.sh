@@ -202,7 +202,7 @@ pkg-config --exists libdpdk || die "pkg-config libdpdk fails: DPDK is not instal
 
 # enough_memory FLOWS: whether a run of FLOWS live flows in the
 # $capacity-flow table fits the memory available: the table (128 bytes per
-# flow of capacity), the generator (16 bytes per flow) and 512 MB more.
+# flow of capacity), the generator (9 bytes per flow; 16 counted) and 512 MB more.
 enough_memory() {
 	local need_kb avail_kb
 	need_kb=$(((capacity * 128 + $1 * 16) / 1024 + 524288))
