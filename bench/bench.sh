@@ -19,12 +19,20 @@
 #     latency p50/p99/p99.9 at 10, 50 and 90 % of it;
 #   - the tear-down rate under 50 % load: half the flows idle out while
 #     the other half carry the load (bench/README.md; two more steps);
-#   - flows live in a table sized for the peak (NATGW_BENCH_CAPACITY).
+#   - flows live in a table sized for the peak (NATGW_BENCH_CAPACITY);
+#   - in-process (benchharness rfc9693: natgw's runtime in the harness,
+#     net_ring devices), then through `natgw run` (benchharness
+#     rfc9693-run: the natgw binary built here with a deployment-style
+#     configuration, joined to the generator's process by net_memif
+#     devices, read through its own /metrics; natgw's memory per live
+#     flow and per flow of capacity).
 # Quick mode (the default of `make bench` on a small VM): 3 s elementary
-# steps, 1 K and 1 M flows, about 4 minutes. NATGW_BENCH_REFERENCE=1: 60 s
-# steps (RFC 9693's reference), 1 K, 64 K, 1 M and 16 M flows, about an
-# hour and a half. Then the previous method (issue 6) runs, unless
-# NATGW_BENCH_PREVIOUS=0.
+# steps; in-process 1 K, 64 K, 1 M and 16 M flows, through natgw run 1 K
+# and 1 M; about 10-14 minutes (bench/README.md), then the previous method
+# (about 12): some 25 minutes in all.
+# NATGW_BENCH_REFERENCE=1: 60 s steps (RFC 9693's reference), 1 K, 64 K,
+# 1 M and 16 M flows both ways, about three hours. Then the previous
+# method (issue 6) runs, unless NATGW_BENCH_PREVIOUS=0.
 #
 # Runs, as root, on any Linux host with DPDK (Debian: scripts/install-deps.sh
 # installs it; nothing is installed silently by this script itself):
@@ -48,6 +56,9 @@
 #   NATGW_BENCH_REFERENCE  1: the RFC 9693 reference run (60 s steps, all scales)
 #   NATGW_BENCH_RFC_FLOWS  live flows of the RFC 9693 method ["1000 1000000";
 #                          reference "1000 64000 1000000 16000000"]
+#   NATGW_BENCH_RUN_FLOWS  live flows through natgw run ["1000 1000000"; reference
+#                          "1000 64000 1000000 16000000"; "" skips it]
+#   NATGW_BENCH_MGMT       natgw run's management endpoint [127.0.0.1:19693]
 #   NATGW_BENCH_CAPACITY   natgw's flow_capacity in the RFC 9693 method [16777216]
 #   NATGW_BENCH_STEP       seconds per elementary step [3; reference 60]
 #   NATGW_BENCH_PREVIOUS   0: skip the previous method (issue 6) [1]
@@ -114,19 +125,21 @@ want_pages="${NATGW_BENCH_HUGEPAGES:-2048}"
 out="${NATGW_BENCH_OUT:-bench/results}"
 notes=()
 reference="${NATGW_BENCH_REFERENCE:-0}"
-rfc_flows="${NATGW_BENCH_RFC_FLOWS:-1000 1000000}"
+rfc_flows="${NATGW_BENCH_RFC_FLOWS:-1000 64000 1000000 16000000}"
+run_flows="${NATGW_BENCH_RUN_FLOWS-1000 1000000}"
 rfc_step="${NATGW_BENCH_STEP:-3}"
 if [[ "$reference" == 1 ]]; then
-	rfc_flows="${NATGW_BENCH_RFC_FLOWS:-1000 64000 1000000 16000000}"
+	run_flows="${NATGW_BENCH_RUN_FLOWS-1000 64000 1000000 16000000}"
 	rfc_step="${NATGW_BENCH_STEP:-60}"
 fi
+mgmt="${NATGW_BENCH_MGMT:-127.0.0.1:19693}"
 capacity="${NATGW_BENCH_CAPACITY:-16777216}"
 previous="${NATGW_BENCH_PREVIOUS:-1}"
 [[ "$rfc_step" =~ ^[0-9]+(\.[0-9]+)?$ && "$capacity" =~ ^[0-9]+$ ]] ||
 	die "NATGW_BENCH_STEP must be a number of seconds and NATGW_BENCH_CAPACITY a number of flows"
 rfc_notes=()
 if [[ "$reference" != 1 ]]; then
-	rfc_notes+=("quick run: ${rfc_step} s elementary steps (RFC 9693's reference is 60 s: NATGW_BENCH_REFERENCE=1), flows: $rfc_flows")
+	rfc_notes+=("quick run: ${rfc_step} s elementary steps (RFC 9693's reference is 60 s: NATGW_BENCH_REFERENCE=1), flows: $rfc_flows in-process, ${run_flows:-none} through natgw run")
 fi
 if ((quick)); then
 	flows=1000 duration=3 pmd_duration=3 warmup=1 gobenchtime=100ms
@@ -186,6 +199,22 @@ say "work directory: $work"
 # 3. The harness (needs the DPDK build tag).
 pkg-config --exists libdpdk || die "pkg-config libdpdk fails: DPDK is not installed (scripts/install-deps.sh)"
 "$GO" build -tags dpdk -o "$work/benchharness" ./bench/benchharness
+# natgw itself, as `make build` builds it, for the runs through natgw run.
+"$GO" build -trimpath -tags dpdk -ldflags "-X main.version=$(git describe --always --dirty 2>/dev/null || echo dev)" -o "$work/natgw" ./app
+
+# enough_memory FLOWS: whether a run of FLOWS live flows in the
+# $capacity-flow table fits the memory available: the table (128 bytes per
+# flow of capacity), the generator (9 bytes per flow; 16 counted) and 512 MB more.
+enough_memory() {
+	local need_kb avail_kb
+	need_kb=$(((capacity * 128 + $1 * 16) / 1024 + 524288))
+	avail_kb="$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo)"
+	if ((avail_kb < need_kb)); then
+		say "skipping $1 flows: about $((need_kb / 1024)) MB needed, $((avail_kb / 1024)) MB available"
+		rfc_notes+=("$1 flows not run: about $((need_kb / 1024)) MB of memory needed, $((avail_kb / 1024)) MB available")
+		return 1
+	fi
+}
 
 # 4. The RFC 9693 method (issue 20): generator on CPU 0 (or the first CPU
 # that is not the worker's), natgw's worker on $cpu.
@@ -195,12 +224,28 @@ rm -f "$work"/rfc9693-*.json
 for f in $rfc_flows; do
 	[[ "$f" =~ ^[0-9]+$ ]] || die "NATGW_BENCH_RFC_FLOWS: '$f' is not a number"
 	((f <= capacity)) || die "NATGW_BENCH_RFC_FLOWS: $f flows do not fit a table of NATGW_BENCH_CAPACITY=$capacity"
+	enough_memory "$f" || continue
 	say "RFC 9693: $f flows in a $capacity-flow table, ${rfc_step}s steps, worker on CPU $cpu, generator on CPU $gen_cpu"
 	"$work/benchharness" rfc9693 -dir "$work" -flows "$f" -capacity "$capacity" -step "$rfc_step" \
 		-cpu "$cpu" -gen-cpu "$gen_cpu" -l "$gen_cpu" 2>"$work/rfc9693-$f.log" | tee -a "$work/rfc9693.txt" ||
 		{
 			tail -n 20 "$work/rfc9693-$f.log" >&2
 			say "RFC 9693 run of $f flows failed (log in $work/rfc9693-$f.log); the report shows its error"
+		}
+done
+# Through natgw run: the binary above, its worker on $cpu (worker_cpus),
+# the generator's process on $gen_cpu, memif sockets in the work directory.
+for f in $run_flows; do
+	[[ "$f" =~ ^[0-9]+$ ]] || die "NATGW_BENCH_RUN_FLOWS: '$f' is not a number"
+	((f <= capacity)) || die "NATGW_BENCH_RUN_FLOWS: $f flows do not fit a table of NATGW_BENCH_CAPACITY=$capacity"
+	enough_memory "$f" || continue
+	say "RFC 9693 through natgw run: $f flows in a $capacity-flow table, ${rfc_step}s steps, worker on CPU $cpu, generator on CPU $gen_cpu"
+	"$work/benchharness" rfc9693-run -natgw "$work/natgw" -dir "$work" -flows "$f" -capacity "$capacity" -step "$rfc_step" \
+		-cpu "$cpu" -gen-cpu "$gen_cpu" -l "$gen_cpu" -mgmt "$mgmt" -sock-dir "$work/memif" 2>"$work/rfc9693-run-$f.log" |
+		tee -a "$work/rfc9693.txt" ||
+		{
+			tail -n 20 "$work/rfc9693-run-$f.log" >&2
+			say "RFC 9693 run of $f flows through natgw run failed (logs in $work/rfc9693-run-$f.log and $work/natgw-run-$f.log); the report shows its error"
 		}
 done
 rfc_note_args=()

@@ -242,7 +242,7 @@ func runRFC9693(o rfcOptions, log *slog.Logger, stdout io.Writer) (rfcRun, error
 	if _, err := connTrial(fill); err != nil {
 		return res, err
 	}
-	for round := 0; round < 5 && !last.pass(); round++ {
+	for round := 0; fillMore(round, last); round++ {
 		b.onGen(func() { last = b.eng.connectMissing(max(1000, fill/4)) })
 		fmt.Fprintf(stdout, "rfc9693 %d flows: filling, round %d: %d missing connections established\n", o.Flows, round+2, last.Established)
 	}
