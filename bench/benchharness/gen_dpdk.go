@@ -88,6 +88,7 @@ type rfcOptions struct {
 	MaxCPS     uint64
 	Resolution float64
 	Latency    bool
+	WorkerFIFO bool
 }
 
 // cmdRFC9693 is the "rfc9693" subcommand: one flow count.
@@ -108,6 +109,7 @@ func cmdRFC9693(args []string, stdout, stderr io.Writer) error {
 	fs.Uint64Var(&o.MaxCPS, "max-cps", 8_000_000, "highest connection rate tried (per second)")
 	fs.Float64Var(&o.Resolution, "resolution", 0.01, "search resolution, a fraction of the highest rate")
 	fs.BoolVar(&o.Latency, "latency", true, "measure latency at 10, 50 and 90 % of the throughput")
+	fs.BoolVar(&o.WorkerFIFO, "worker-fifo", true, "run natgw's worker SCHED_FIFO, real-time throttling off for the run (rtsched.go)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -193,6 +195,7 @@ func runRFC9693(o rfcOptions, log *slog.Logger, stdout io.Writer) (rfcRun, error
 	// ring full (8 rings of ringSize), the stashes and the lcore caches.
 	dcfg := dpdk.Config{Ports: 4, Workers: 1, RxDesc: ringSize, TxDesc: ringSize}
 	dcfg.EALArgs, dcfg.Workers, dcfg.Log = ealArgs, 1, log
+	defer realtimeWorker(o.WorkerFIFO, log)()
 	b := &rfcBench{o: o, log: log}
 	defer b.close()
 	if err := b.start(dcfg, pol, o.Capacity, static, g); err != nil {
