@@ -124,3 +124,7 @@ func cpuList(s *unix.CPUSet) string {
 	}
 	return out
 }
+
+// threadID returns the calling thread's kernel id (what chrt, taskset and
+// perf name it by).
+func threadID() int { return unix.Gettid() }
