@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -24,7 +25,8 @@ import (
 
 // ConfineProcess sets the CPU affinity of every thread of the process to
 // the CPUs it may use now, less workerCPUs, so that only the workers
-// pinned there will run on them. It fails, changing nothing, when a
+// pinned there will run on them, and fixes GOMAXPROCS at its value (at
+// least one P per worker CPU and one more). It fails, changing nothing, when a
 // worker CPU is not one the process may use (offline, or outside its
 // cpuset) or when no CPU would be left for the other threads. It runs on
 // the management core, before the driver starts.
@@ -43,6 +45,16 @@ func ConfineProcess(workerCPUs []int) error {
 	if rest.Count() == 0 {
 		return fmt.Errorf("worker CPUs %v leave no CPU for the management core and the runtime (allowed: %s)", workerCPUs, cpuList(&allowed))
 	}
+	// Go recomputes its default GOMAXPROCS about once a second from the
+	// CPU affinity of the thread asking, which is about to leave out the
+	// worker CPUs: on 2 CPUs with one worker it fell to 1, and the
+	// worker's P went to the management loop, the HTTP server and the
+	// garbage collector each time Go preempted the worker (every 10 ms),
+	// for up to 10 ms (natgw_worker_poll_gaps_total; BENCHMARKS.md,
+	// "Worker stalls"). Setting it explicitly stops those updates; it
+	// stays the CPUs the process had, one P per worker and the rest for
+	// everything else.
+	runtime.GOMAXPROCS(max(runtime.GOMAXPROCS(0), len(workerCPUs)+1))
 	// A thread created while the first pass runs may have copied its
 	// creator's old mask: go over the threads until a pass finds none new.
 	done := map[int]bool{}
@@ -124,3 +136,7 @@ func cpuList(s *unix.CPUSet) string {
 	}
 	return out
 }
+
+// threadID returns the calling thread's kernel id (what chrt, taskset and
+// perf name it by).
+func threadID() int { return unix.Gettid() }

@@ -63,6 +63,12 @@ type WorkerCounters struct {
 	RxPackets atomic.Uint64
 	Polls     atomic.Uint64
 	BusyPolls atomic.Uint64
+	// PollGaps[i] counts the gaps between the starts of two successive
+	// polls longer than PollGapLimits()[i]; PollGapMax is the longest
+	// gap (ns) of the current and the previous PollGapWindow
+	// (pollgap.go).
+	PollGaps   [NumPollGapLimits]atomic.Uint64
+	PollGapMax atomic.Int64
 	// LastPoll is the worker's clock (nat.Tick) at its last poll.
 	LastPoll atomic.Uint64
 	// BuffersInUse is how many packet buffers of the worker's queues are
@@ -152,6 +158,7 @@ type Worker struct {
 	clock       func() nat.Tick
 	frags       fragTable
 	sweeping    bool
+	gaps        pollGaps
 	// gleaned caches inside sources recently offered to the management
 	// core for learning: 4096 sets of 2 (two ways, so two sources whose
 	// addresses share a set don't evict each other on every packet).
@@ -215,6 +222,7 @@ func NewWorker(c WorkerConfig) *Worker {
 	c.Policy.Attach(w.tr)
 	w.cl.on = c.Redirect
 	w.frags.init()
+	w.gaps.init()
 	w.fragPool = NewPacketPool(fragPoolSize, fragBufSize)
 	w.sessions, w.sessHook = c.Sessions, w.sessionHook
 	w.applySessions(c.Policy.Load())
@@ -236,7 +244,7 @@ func (w *Worker) Run(idleWait int64) {
 		if err := PinThread(w.cpu); err != nil {
 			w.log.Error("worker runs unpinned", "worker", w.id, "error", err)
 		} else {
-			w.log.Info("worker pinned", "worker", w.id, "cpu", w.cpu)
+			w.log.Info("worker pinned", "worker", w.id, "cpu", w.cpu, "tid", threadID())
 		}
 	} else {
 		defer runtime.UnlockOSThread()
@@ -250,6 +258,7 @@ func (w *Worker) Run(idleWait int64) {
 		if idle++; idle > 64 && idleWait > 0 {
 			w.q[PortInside].Wait(idleWait / 2)
 			w.q[PortOutside].Wait(idleWait / 2)
+			w.gaps.skip() // waiting idle is no stall
 		}
 	}
 	w.publish()
@@ -262,6 +271,7 @@ func (w *Worker) Stop() { w.stop.Store(true) }
 // found any work: pick up a new policy, receive a burst on each port and
 // from each handoff ring, translate, transmit, expire.
 func (w *Worker) PollOnce() bool {
+	w.gaps.note()
 	now := w.clock()
 	if p := w.pol.Load(); p != w.tr.Policy() {
 		w.switchPolicy(p, now)
@@ -861,6 +871,7 @@ func (w *Worker) publish() {
 	c.RxPackets.Store(w.local.rx)
 	c.Polls.Store(w.local.polls)
 	c.BusyPolls.Store(w.local.busy)
+	w.gaps.publish(c)
 	c.Hot.store(w.tr.Hot())
 	w.publishRejects()
 	w.Counters.RedirectNoPeer.Store(w.cl.noPeer)

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/natgw/natgw/bgp"
+	"github.com/natgw/natgw/lcore"
 	"github.com/natgw/natgw/mgmt/config"
 	"github.com/natgw/natgw/mgmt/config/configtest"
 	"github.com/natgw/natgw/natlog"
@@ -57,6 +58,13 @@ func TestMetricsExposition(t *testing.T) {
 		_, ok := metricValue(fams, "natgw_flows_expired_total", map[string]string{"reason": r})
 		assert.True(t, ok, "natgw_flows_expired_total{reason=%q}", r)
 	}
+	// Every poll-gap threshold (values depend on the test machine's load).
+	for _, over := range pollGapNames {
+		_, ok := metricValue(fams, "natgw_worker_poll_gaps_total", map[string]string{"over": over, "worker": "0"})
+		assert.True(t, ok, "natgw_worker_poll_gaps_total{over=%q}", over)
+	}
+	_, ok := metricValue(fams, "natgw_worker_poll_gap_max_seconds", map[string]string{"worker": "0"})
+	assert.True(t, ok, "natgw_worker_poll_gap_max_seconds")
 
 	tests := []struct {
 		name   string
@@ -89,6 +97,15 @@ func TestMetricsExposition(t *testing.T) {
 				assert.NotRegexp(t, `^\d+\.\d+\.\d+\.\d+`, l.GetValue(), "%s{%s}", name, l.GetName())
 			}
 		}
+	}
+}
+
+// TestPollGapNames: the labels of natgw_worker_poll_gaps_total name
+// lcore's thresholds.
+func TestPollGapNames(t *testing.T) {
+	for i, d := range lcore.PollGapLimits() {
+		want := strings.Replace(d.String(), "µs", "us", 1)
+		assert.Equal(t, want, pollGapNames[i])
 	}
 }
 

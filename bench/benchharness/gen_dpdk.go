@@ -89,6 +89,7 @@ type rfcOptions struct {
 	Resolution float64
 	Latency    bool
 	Teardown   bool
+	WorkerFIFO bool
 }
 
 // cmdRFC9693 is the "rfc9693" subcommand: one flow count.
@@ -110,6 +111,7 @@ func cmdRFC9693(args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&o.Resolution, "resolution", 0.01, "search resolution, a fraction of the highest rate")
 	fs.BoolVar(&o.Latency, "latency", true, "measure latency at 10, 50 and 90 % of the throughput")
 	fs.BoolVar(&o.Teardown, "teardown", true, "measure the tear-down rate under 50 % load (teardown9693.go)")
+	fs.BoolVar(&o.WorkerFIFO, "worker-fifo", true, "run natgw's worker SCHED_FIFO, real-time throttling off for the run (rtsched.go)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -196,6 +198,7 @@ func runRFC9693(o rfcOptions, log *slog.Logger, stdout io.Writer) (rfcRun, error
 	// every ring full, the stashes and the lcore caches.
 	dcfg := dpdk.Config{Ports: 6, Workers: 1, RxDesc: ringSize, TxDesc: ringSize}
 	dcfg.EALArgs, dcfg.Workers, dcfg.Log = ealArgs, 1, log
+	defer realtimeWorker(o.WorkerFIFO, log)()
 	b := &rfcBench{o: o, log: log}
 	defer b.close()
 	if err := b.start(dcfg, pol, o.Capacity, static, g); err != nil {

@@ -696,6 +696,11 @@ func (l *workerLoop) loop(cpu int) {
 		if err := lcore.PinThread(cpu); err != nil {
 			slog.Warn("pinning the worker thread", "cpu", cpu, "error", err)
 		}
+		if workerFIFO {
+			if err := setFIFO(); err != nil {
+				slog.Warn("the worker thread keeps the normal scheduling policy", "error", err)
+			}
+		}
 	}
 	for range l.run {
 		last := time.Now()
