@@ -57,6 +57,11 @@ func (h *hostCounts) home(addr uint32, kind uint32) uint64 {
 	return hi
 }
 
+// homeAddr returns the address of a host's home slot, a prefetch hint.
+func (h *hostCounts) homeAddr(addr, kind uint32) uintptr {
+	return addrOf(&h.slots[h.home(addr, kind)])
+}
+
 // find returns the slot of a host, or the empty slot where it would go.
 func (h *hostCounts) find(addr, kind uint32) uint64 {
 	i := h.home(addr, kind)

@@ -1084,7 +1084,21 @@ func (t *Translator) release(idx uint32, f *Flow, r ExpireReason) {
 // The management core decides when each worker calls it.
 func (t *Translator) Expire(now Tick, budget int) (expired int, more bool) {
 	t.drain.clock = now
-	return t.flows.Expire(now, budget, t.expireOne)
+	return t.flows.expire(now, budget, t.expireOne, t.expireLines)
+}
+
+// expireLines returns the lines expireOne will read for f beyond the
+// flow table's (expireHint): its usage count's home slot, unless it is an
+// instance's or a draining flow (not counted there), and its opener's
+// per-host count's home slot.
+func (t *Translator) expireLines(f *Flow) (usage, host uintptr) {
+	if f.Scope != ScopeInstance && f.Flags&flagDraining == 0 {
+		usage = t.usage.HomeAddr(usageKey(f))
+	}
+	if f.Flags&flagInbound != 0 {
+		return usage, t.hosts.homeAddr(f.Remote, hostOutside)
+	}
+	return usage, t.hosts.homeAddr(f.Priv, 0)
 }
 
 // expireOne returns an expiring flow's port and counts it; the flow table

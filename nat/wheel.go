@@ -178,41 +178,98 @@ func (t *FlowTable) wheelUnfile(i uint32) {
 // move more than 24 days (2^31 ticks) between calls. Expire does not
 // allocate (fn is a func value the caller builds once).
 func (t *FlowTable) Expire(now Tick, budget int, fn func(i uint32, f *Flow, r ExpireReason)) (expired int, more bool) {
+	return t.expire(now, budget, fn, nil)
+}
+
+// expireBatch is the number of due flows expire takes off the wheel
+// before it reports and removes them. Removing a flow reads lines no
+// earlier step brought into cache: its home slots in both indexes and,
+// in fn, the translator's usage and per-host counts. One at a time, each
+// of those misses waits for the one before it; for a batch they are all
+// prefetched at once, so the batch pays about one memory latency for
+// them instead of four per flow (the tear-down rate at 1 M flows).
+const expireBatch = 8
+
+// expireHint names, for a due flow, up to two more lines its removal
+// will read (0 = none): the translator's usage and per-host count slots.
+type expireHint func(f *Flow) (a, b uintptr)
+
+// expire is Expire with hint, which, when not nil, is asked for each
+// due flow's lines before the flows of a batch are reported to fn.
+func (t *FlowTable) expire(now Tick, budget int, fn func(i uint32, f *Flow, r ExpireReason), hint expireHint) (expired int, more bool) {
 	due := now &^ (wheelSlotTicks - 1) // start of the last slot that is due
 	if int32(due-t.cursor) > wheelFarthest {
 		// Every filed flow is due: look at the wheel as ending at due.
 		t.cursor = due - wheelFarthest
 	}
+	var (
+		batch   [expireBatch]uint32
+		outTags [expireBatch]uint32
+		inTags  [expireBatch]uint32
+		addrs   [4 * expireBatch]uintptr
+	)
 	examined := 0
-	for int32(due-t.cursor) >= 0 {
-		w := uint32(t.cursor>>wheelSlotShift) & wheelMask
-		i := t.heads[w]
-		if i == 0 {
-			t.cursor += wheelSlotTicks
-			continue
-		}
-		if examined >= budget {
-			return expired, true
-		}
-		examined++
-		t.wheelUnfile(i)
-		f := &t.flows[i]
-		deadline := f.LastSeen + t.timeouts[f.State&7]
-		if int32(now-deadline) < 0 {
-			t.wheelFile(i, deadline)
-			continue
-		}
-		if fn != nil {
-			fn(i, f, expireReason(f.State, f.Flags))
-			if f.State == StateFree {
-				// fn removed the flow against the rules; don't free it twice.
-				expired++
+	for {
+		// Take up to expireBatch due flows off the wheel.
+		n := 0
+		for n < expireBatch && int32(due-t.cursor) >= 0 {
+			w := uint32(t.cursor>>wheelSlotShift) & wheelMask
+			i := t.heads[w]
+			if i == 0 {
+				t.cursor += wheelSlotTicks
 				continue
 			}
+			if examined >= budget {
+				more = true
+				break
+			}
+			examined++
+			t.wheelUnfile(i)
+			f := &t.flows[i]
+			deadline := f.LastSeen + t.timeouts[f.State&7]
+			if int32(now-deadline) < 0 {
+				t.wheelFile(i, deadline)
+				continue
+			}
+			batch[n] = i
+			n++
 		}
-		t.unindex(i)
-		t.release(i)
-		expired++
+		if n == 0 {
+			return expired, more
+		}
+		// Prefetch what removing them reads.
+		m := 0
+		for j, i := range batch[:n] {
+			f := &t.flows[i]
+			outTags[j] = t.out.tag(f.Priv, f.Remote, f.PrivPort, f.RemotePort, f.Proto)
+			inTags[j] = t.in.tag(f.Pub, f.Remote, f.PubPort, f.RemotePort, f.Proto)
+			addrs[m], addrs[m+1] = t.out.homeAddr(outTags[j]), t.in.homeAddr(inTags[j])
+			m += 2
+			if hint != nil {
+				if a, b := hint(f); a != 0 || b != 0 {
+					addrs[m], addrs[m+1] = a, b
+					m += 2
+				}
+			}
+		}
+		prefetchAddrs(&addrs[0], m)
+		for j, i := range batch[:n] {
+			f := &t.flows[i]
+			if fn != nil {
+				fn(i, f, expireReason(f.State, f.Flags))
+				if f.State == StateFree {
+					// fn removed the flow against the rules; don't free it twice.
+					expired++
+					continue
+				}
+			}
+			t.out.remove(outTags[j], i)
+			t.in.remove(inTags[j], i)
+			t.release(i)
+			expired++
+		}
+		if more {
+			return expired, true
+		}
 	}
-	return expired, false
 }

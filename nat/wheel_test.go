@@ -2,6 +2,7 @@ package nat
 
 import (
 	"math/rand/v2"
+	"strconv"
 	"testing"
 	"time"
 
@@ -425,6 +426,55 @@ func TestExpireProperty(t *testing.T) {
 				}
 				require.Equal(t, len(deadlines), ft.Len())
 			}
+		})
+	}
+}
+
+// Expire takes due flows off the wheel in batches (expireBatch) and
+// removes their index entries afterwards: at every budget, across batch
+// boundaries and with refreshed flows in between, an expired flow is gone
+// from both indexes and the record array, and every other flow is still
+// found by both keys.
+func TestExpireBatchesUnindex(t *testing.T) {
+	for _, budget := range []int{1, expireBatch - 1, expireBatch, expireBatch + 1, 3*expireBatch + 5, 1000} {
+		t.Run(strconv.Itoa(budget), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(31, uint64(budget)))
+			ft := NewFlowTable(300, testTimeouts, 0)
+			flows := map[uint32]Flow{}
+			for range 300 {
+				f := randomFlow(r)
+				f.Proto, f.State = testUDP, StateUDP
+				i, ok := ft.Insert(&f, Tick(r.IntN(4*int(wheelSlotTicks))))
+				require.True(t, ok)
+				flows[i] = *ft.Flow(i)
+			}
+			// Every third flow is refreshed: it goes back on the wheel
+			// in the middle of the due slots' lists.
+			for i := range flows {
+				if i%3 == 0 {
+					ft.Touch(i, 50_000)
+				}
+			}
+			expired := map[uint32]bool{}
+			fn := func(i uint32, f *Flow, _ ExpireReason) {
+				require.Equal(t, flows[i].Priv, f.Priv, "reported a record that is not the flow's")
+				expired[i] = true
+			}
+			now := testTimeouts.UDP + 6*wheelSlotTicks
+			expireAll(t, ft, now, budget, fn)
+			for i, f := range flows {
+				out, in := outKeyOf(&f), inKeyOf(&f)
+				if expired[i] {
+					assert.Zero(t, ft.LookupOut(&out), "expired flow %d still in the out index", i)
+					assert.Zero(t, ft.LookupIn(&in), "expired flow %d still in the in index", i)
+					assert.Equal(t, StateFree, ft.Flow(i).State)
+					continue
+				}
+				assert.True(t, i%3 == 0, "flow %d not refreshed, not expired", i)
+				assert.Equal(t, i, ft.LookupOut(&out), "live flow %d lost from the out index", i)
+				assert.Equal(t, i, ft.LookupIn(&in), "live flow %d lost from the in index", i)
+			}
+			assert.Equal(t, len(flows)-len(expired), ft.Len())
 		})
 	}
 }
