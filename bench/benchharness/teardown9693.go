@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -30,9 +29,6 @@ import (
 
 // Parameters of the tear-down trial.
 const (
-	// teardownLoadPercent is the load during the tear-down, in percent
-	// of the throughput (issue 20: at least half).
-	teardownLoadPercent = 50
 	// teardownGap is how far the clock jumps between opening the
 	// tear-down flows and the load flows: it bounds how long the
 	// tear-down may take before the load flows' wheel slots come due.
@@ -416,7 +412,3 @@ func writeTeardownMarkdown(w io.Writer, runs []rfcRun) {
 			lost(td.Load), lost(td.Baseline), lat, note)
 	}
 }
-
-// errTeardownLoad is returned when the load flows did not survive the
-// tear-down (an expired load flow would be a wrong trial).
-var errTeardownLoad = errors.New("tear-down: load flows expired")

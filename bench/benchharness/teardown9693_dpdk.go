@@ -25,6 +25,14 @@ const tdSampleEvery = 100 * time.Microsecond
 // timeout and times their expiry. floor is the throughput search's
 // lowest rate (an NDR at it is degenerate). It leaves the table with the
 // k load flows.
+// teardownLoadPercent is the load during the tear-down, in percent of
+// the throughput (issue 20: at least half).
+const teardownLoadPercent = 50
+
+// errTeardownLoad is returned when the load flows did not survive the
+// tear-down (an expired load flow would be a wrong trial).
+var errTeardownLoad = errors.New("tear-down: load flows expired")
+
 func (b *rfcBench) teardownUnderLoad(res *rfcRun, fill, floor uint64, step time.Duration, stdout io.Writer) (*rfcTeardown, error) {
 	w := b.rt.Workers[0]
 	c := &w.Counters
