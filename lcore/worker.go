@@ -75,10 +75,12 @@ type WorkerCounters struct {
 	// out of their pools between polls (queues that can tell: see
 	// BufferCounter); -1 when no queue can.
 	BuffersInUse atomic.Int64
-	// Exhausted mirrors Stats.Exhausted for the policy generation in
-	// ExhaustedGen (pool index order, default SNAT last).
-	ExhaustedGen atomic.Uint64
-	Exhausted    atomic.Pointer[[]uint64]
+	// Exhausted mirrors Stats.Exhausted (pool index order, default SNAT
+	// last) with the generation of the policy that names the pools; nil
+	// before the first publish. It points to counts the management core
+	// made with the policy (nat.ExhaustedCounts): publishing allocates
+	// nothing.
+	Exhausted atomic.Pointer[nat.ExhaustedCounts]
 
 	// Fragmented counts packets cut into fragments at egress, and
 	// Fragments the fragments sent for them (fragmenter.go).
@@ -875,10 +877,19 @@ func (w *Worker) publish() {
 	c.Hot.store(w.tr.Hot())
 	w.publishRejects()
 	w.Counters.RedirectNoPeer.Store(w.cl.noPeer)
-	if gen := uint64(w.tr.Policy().Gen); gen != c.ExhaustedGen.Load() || w.local.polls&1023 == 0 {
-		snap := append([]uint64(nil), s.Exhausted...)
-		c.Exhausted.Store(&snap)
-		c.ExhaustedGen.Store(gen)
+	w.publishExhausted()
+}
+
+// publishExhausted publishes the translator's exhaustion counts after a
+// policy change and every 1024 polls. It stores into the counts the
+// management core made with the running policy (nat.ExhaustedCounts)
+// before it publishes their pointer, so a reader that loads it finds the
+// counts and the generation that names them together; it allocates
+// nothing.
+func (w *Worker) publishExhausted() {
+	c := &w.Counters
+	if e := w.tr.ExhaustedCounts(); e != c.Exhausted.Load() || w.local.polls&1023 == 0 {
+		c.Exhausted.Store(w.tr.PublishExhausted())
 	}
 }
 

@@ -351,11 +351,11 @@ func (c *collector) collectPools(ch chan<- prometheus.Metric, pol *nat.Policy) {
 	}
 	if rt := c.s.o.Runtime; rt != nil {
 		for _, w := range rt.Workers {
-			if p := w.Counters.Exhausted.Load(); p != nil {
-				gn := c.s.history.names(uint32(w.Counters.ExhaustedGen.Load()))
-				for j, v := range *p {
+			if e := w.Counters.Exhausted.Load(); e != nil {
+				gn := c.s.history.names(e.Gen)
+				for j := range e.Counts {
 					if j < len(gn) && stats[gn[j]] != nil {
-						stats[gn[j]].exhausted += v
+						stats[gn[j]].exhausted += e.Counts[j].Load()
 					}
 				}
 			}

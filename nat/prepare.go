@@ -1,9 +1,10 @@
 package nat
 
 // What the management core makes ready for a worker before it publishes a
-// policy, so that the worker's switch to the policy (SetPolicyAt)
-// allocates nothing: the policy's per-scope exhaustion counters and, for
-// the first policy with an endpoint-independent scope, the translator's
+// policy, so that the worker's switch to the policy (SetPolicyAt) and its
+// publication of the counters allocate nothing: the policy's per-scope
+// exhaustion counters, their published form (exhausted.go) and, for the
+// first policy with an endpoint-independent scope, the translator's
 // mapping table (eim.go), sized like the flow table, a large allocation.
 //
 // Ownership: PolicyHolder.Store runs on the management core. Before it
@@ -27,6 +28,9 @@ type prepared struct {
 	// exhausted is the policy's Stats.Exhausted, zero: one counter per
 	// pool and one for default SNAT.
 	exhausted []uint64
+	// published is where the worker publishes exhausted for the
+	// management core (ExhaustedCounts, exhausted.go).
+	published *ExhaustedCounts
 	// eim is the translator's mapping table once it needs one (the
 	// worker takes it when it has none yet), nil before.
 	eim *eimTable
@@ -46,7 +50,7 @@ func (p *Policy) readyFor(t *Translator) *prepared {
 // runs on the management core (Store, NewTranslator), or on the worker
 // for a policy nobody prepared (readyFor).
 func (t *Translator) prepare(p *Policy, eim *eimTable) prepared {
-	r := prepared{tr: t, exhausted: make([]uint64, len(p.Pools)+1), eim: eim}
+	r := prepared{tr: t, exhausted: make([]uint64, len(p.Pools)+1), published: newExhaustedCounts(p), eim: eim}
 	if r.eim == nil && p.eim {
 		r.eim = t.newEIMTable()
 	}

@@ -180,6 +180,9 @@ type Translator struct {
 	// mapping table the management core made for it (prepare.go).
 	slot     int
 	eimGiven *eimTable
+	// exhPub is where Stats.Exhausted is published under the running
+	// policy (exhausted.go).
+	exhPub *ExhaustedCounts
 	// Stats are the worker's counters (see Stats).
 	Stats Stats
 
@@ -300,6 +303,7 @@ func (t *Translator) SetPolicyAt(p *Policy, now Tick) {
 		exh[len(p.Pools)] = t.Stats.Exhausted[len(old.Pools)]
 	}
 	t.Stats.Exhausted = exh
+	t.exhPub = r.published
 	t.useSNAT(p.defaultSNAT)
 	if t.eim == nil && p.eim {
 		t.eim = r.eim
