@@ -90,6 +90,8 @@ type rfcOptions struct {
 	Latency    bool
 	Teardown   bool
 	WorkerFIFO bool
+	// StatInterval is vm.stat_interval (s) for the run; 0 leaves it.
+	StatInterval int
 }
 
 // cmdRFC9693 is the "rfc9693" subcommand: one flow count.
@@ -112,10 +114,11 @@ func cmdRFC9693(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&o.Latency, "latency", true, "measure latency at 10, 50 and 90 % of the throughput")
 	fs.BoolVar(&o.Teardown, "teardown", true, "measure the tear-down rate under 50 % load (teardown9693.go)")
 	fs.BoolVar(&o.WorkerFIFO, "worker-fifo", true, "run natgw's worker SCHED_FIFO, real-time throttling off for the run (rtsched.go)")
+	fs.IntVar(&o.StatInterval, "stat-interval", defaultStatInterval, "vm.stat_interval (s) for the run, restored after (hosttune.go); 0 leaves it alone")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if o.Dir == "" || fs.NArg() != 0 || o.Step <= 0 || o.Flows < 2 || o.Capacity < o.Flows || o.CPU == o.GenCPU {
+	if o.Dir == "" || fs.NArg() != 0 || o.Step <= 0 || o.Flows < 2 || o.Capacity < o.Flows || o.CPU == o.GenCPU || o.StatInterval < 0 {
 		return errors.New("usage: benchharness rfc9693 -dir WORK [-flows N] [-capacity C >= N] [-step S] [-cpu W] [-gen-cpu G != W]")
 	}
 	if o.Out == "" {
@@ -198,7 +201,9 @@ func runRFC9693(o rfcOptions, log *slog.Logger, stdout io.Writer) (rfcRun, error
 	// every ring full, the stashes and the lcore caches.
 	dcfg := dpdk.Config{Ports: 6, Workers: 1, RxDesc: ringSize, TxDesc: ringSize}
 	dcfg.EALArgs, dcfg.Workers, dcfg.Log = ealArgs, 1, log
-	defer realtimeWorker(o.WorkerFIFO, log)()
+	host, restoreHost := tuneHost(o.WorkerFIFO, o.StatInterval, log)
+	defer restoreHost()
+	res.Host = &host
 	b := &rfcBench{o: o, log: log}
 	defer b.close()
 	if err := b.start(dcfg, pol, o.Capacity, static, g); err != nil {

@@ -70,6 +70,8 @@ type rfcRun struct {
 	// view of natgw is Natgw.
 	Mode  string        `json:"mode,omitempty"`
 	Natgw *natgwRunView `json:"natgw_run,omitempty"`
+	// Host is the host settings the run was measured with (hosttune.go).
+	Host *hostTuning `json:"host,omitempty"`
 }
 
 // genCeiling is the generator's ceiling over the loopback.
@@ -323,6 +325,7 @@ func writeRFCMarkdown(w io.Writer, r *rfcReport) {
 		fmt.Fprintf(w, "natgw's worker on CPU %d, the generator on CPU %d (each alone on its core; EAL's main lcore, the management loop and the Go runtime share the generator's CPU). "+
 			"Rings of %d frames between them. Elementary steps of %.0f s (RFC 9693's reference: 60 s). Frames of 64 bytes, UDP.\n\n",
 			x.WorkerCPU, x.GeneratorCPU, x.RingSize, x.StepSeconds)
+		fmt.Fprintf(w, "%s\n\n", x.Host.describe())
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "> %s\n\n", n)

@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -30,7 +28,8 @@ import (
 // reserves hugepages for it.
 
 // workerFIFO makes a pinned worker loop's thread SCHED_FIFO (priority
-// 1). rfc9693's -worker-fifo sets it (after unthrottleRT succeeded).
+// 1). rfc9693's -worker-fifo sets it (after tuneHost turned real-time
+// throttling off).
 var workerFIFO = false
 
 // rtRuntimeFile is the kernel's real-time throttling budget per period
@@ -38,48 +37,54 @@ var workerFIFO = false
 const rtRuntimeFile = "/proc/sys/kernel/sched_rt_runtime_us"
 
 // setFIFO makes the calling thread SCHED_FIFO at priority 1.
-func setFIFO() error {
-	return unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 1}, 0)
+func setFIFO() error { return setThreadFIFO(0) }
+
+// setThreadFIFO makes thread tid (0: the calling one) SCHED_FIFO at
+// priority 1, as `chrt -f -p 1 TID` does.
+func setThreadFIFO(tid int) error {
+	return unix.SchedSetAttr(tid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 1}, 0)
 }
 
-// unthrottleRT turns real-time throttling off and returns the function
-// that restores the previous budget.
-func unthrottleRT() (restore func(), err error) {
-	b, err := os.ReadFile(rtRuntimeFile)
-	if err != nil {
-		return nil, err
-	}
-	prev := strings.TrimSpace(string(b))
-	if _, err := strconv.Atoi(prev); err != nil {
-		return nil, fmt.Errorf("%s: %q", rtRuntimeFile, prev)
-	}
-	if prev == "-1" {
-		return func() {}, nil
-	}
-	if err := os.WriteFile(rtRuntimeFile, []byte("-1\n"), 0o644); err != nil {
-		return nil, err
-	}
-	return func() {
-		if err := os.WriteFile(rtRuntimeFile, []byte(prev+"\n"), 0o644); err != nil {
-			slog.Error("restoring the real-time throttling budget", "file", rtRuntimeFile, "value", prev, "error", err)
-		}
-	}, nil
-}
-
-// realtimeWorker prepares a SCHED_FIFO worker when want is set: it
-// turns throttling off (restore undoes it) and sets workerFIFO. When
-// that fails the worker keeps the normal policy and the run says so.
-func realtimeWorker(want bool, log *slog.Logger) (restore func()) {
+// tuneHost makes the run's host settings (hosttune.go): with fifo, real-
+// time throttling off and workerFIFO set (when throttling can't be
+// turned off the worker keeps the normal policy and the run says so);
+// with statInterval > 0, vm.stat_interval statInterval seconds. restore
+// undoes them; a signal stopping the harness undoes them too.
+func tuneHost(fifo bool, statInterval int, log *slog.Logger) (h hostTuning, restore func()) {
 	workerFIFO = false
-	if !want {
-		return func() {}
+	var undo []func() error
+	if fifo {
+		prev, r, err := setProcValue(rtRuntimeFile, "-1")
+		if err != nil {
+			log.Warn("natgw's worker keeps the normal scheduling policy: other processes' threads may take its CPU for milliseconds",
+				"error", errors.Join(errors.New("turning real-time throttling off"), err))
+			h.Warnings = append(h.Warnings, fmt.Sprintf("SCHED_FIFO worker (turning real-time throttling off: %v)", err))
+		} else {
+			undo = append(undo, onSignalRestore(r))
+			h.RTRuntimeUs, h.RTRuntimeBefore = "-1", prev
+			workerFIFO, h.WorkerFIFO = true, true
+		}
 	}
-	restore, err := unthrottleRT()
-	if err != nil {
-		log.Warn("natgw's worker keeps the normal scheduling policy: other processes' threads may take its CPU for milliseconds",
-			"error", errors.Join(errors.New("turning real-time throttling off"), err))
-		return func() {}
+	if statInterval > 0 {
+		v := strconv.Itoa(statInterval)
+		prev, r, err := setProcValue(statIntervalFile, v)
+		if err != nil {
+			log.Warn("vm.stat_interval left alone: the kernel's vmstat work keeps taking the worker's CPU every second", "error", err)
+			h.Warnings = append(h.Warnings, fmt.Sprintf("vm.stat_interval %s: %v", v, err))
+		} else {
+			undo = append(undo, onSignalRestore(r))
+			h.StatInterval, h.StatIntervalBefore = v, prev
+		}
 	}
-	workerFIFO = true
-	return restore
+	if h.RTRuntimeUs != "" || h.StatInterval != "" {
+		log.Info("host settings for the run", "worker_fifo", h.WorkerFIFO, "sched_rt_runtime_us", h.RTRuntimeUs,
+			"was", h.RTRuntimeBefore, "vm_stat_interval", h.StatInterval, "stat_interval_was", h.StatIntervalBefore)
+	}
+	return h, func() {
+		for _, f := range undo {
+			if err := f(); err != nil {
+				log.Error("restoring a host setting", "error", err)
+			}
+		}
+	}
 }

@@ -83,10 +83,12 @@ func cmdRFC9693Run(args []string, stdout, stderr io.Writer) error {
 	fs.Uint64Var(&o.MaxCPS, "max-cps", 8_000_000, "highest connection rate tried (per second)")
 	fs.Float64Var(&o.Resolution, "resolution", 0.01, "search resolution, a fraction of the highest rate")
 	fs.BoolVar(&o.Latency, "latency", true, "measure latency at 10, 50 and 90 % of the throughput")
+	fs.BoolVar(&o.WorkerFIFO, "worker-fifo", true, "make natgw's worker thread SCHED_FIFO after each start (docs/OPERATIONS.md, chrt), real-time throttling off for the run (rtsched.go)")
+	fs.IntVar(&o.StatInterval, "stat-interval", defaultStatInterval, "vm.stat_interval (s) for the run, restored after (hosttune.go); 0 leaves it alone")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if o.Dir == "" || o.Natgw == "" || fs.NArg() != 0 || o.Step <= 0 || o.Flows < 2 || o.Capacity < o.Flows || o.CPU == o.GenCPU {
+	if o.Dir == "" || o.Natgw == "" || fs.NArg() != 0 || o.Step <= 0 || o.Flows < 2 || o.Capacity < o.Flows || o.CPU == o.GenCPU || o.StatInterval < 0 {
 		return errors.New("usage: benchharness rfc9693-run -natgw BIN -dir WORK [-flows N] [-capacity C >= N] [-step S] [-cpu W] [-gen-cpu G != W] [-mgmt ADDR]")
 	}
 	if o.Out == "" {
@@ -119,6 +121,9 @@ type runBench struct {
 	view     *natgwRunView
 	allCPUs  unix.CPUSet
 	genPorts [2]*dpdk.Port
+	// host is the run's host settings; with WorkerFIFO each natgw start's
+	// worker thread is made SCHED_FIFO (fifoWorker).
+	host *hostTuning
 }
 
 // runRFC9693Natgw measures one flow count through natgw run.
@@ -173,6 +178,10 @@ func runRFC9693Natgw(o runOptions, log *slog.Logger, stdout io.Writer) (rfcRun, 
 	}
 	b.natgw = &natgwProcess{bin: bin, config: cfgPath, logPath: filepath.Join(o.Dir, fmt.Sprintf("natgw-run-%d.log", o.Flows)),
 		url: "http://" + o.Mgmt, all: b.allCPUs}
+	// Restored after natgw is stopped (defers run last first).
+	host, restoreHost := tuneHost(o.WorkerFIFO, o.StatInterval, log)
+	defer restoreHost()
+	b.host, res.Host = &host, &host
 	defer b.close()
 	if err := b.start(ealArgs, g); err != nil {
 		return res, err
@@ -382,6 +391,11 @@ func (b *runBench) restart() error {
 	if err := b.natgw.start(); err != nil {
 		return err
 	}
+	if b.host != nil && b.host.WorkerFIFO {
+		if err := b.fifoWorker(); err != nil {
+			return err
+		}
+	}
 	b.view.Restarts = b.natgw.starts - 1
 	b.view.StartSeconds = b.natgw.startSeconds
 	deadline := time.Now().Add(30 * time.Second)
@@ -393,6 +407,41 @@ func (b *runBench) restart() error {
 	}
 	time.Sleep(b.o.Settle)
 	return nil
+}
+
+// fifoWorker makes the worker thread of the natgw just started SCHED_FIFO
+// (priority 1), as docs/OPERATIONS.md tells operators ("Seeing stalls":
+// `chrt -f -p 1 TID` on the thread natgw's `worker pinned` line names).
+// natgw logs the line as the worker starts polling, so it is waited for
+// (10 s) after /readyz.
+func (b *runBench) fifoWorker() error {
+	marker := natgwStartMarker(b.natgw.starts)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		text, err := os.ReadFile(b.natgw.logPath)
+		if err != nil {
+			return err
+		}
+		tids, err := parseWorkerTIDs(string(text), marker)
+		if err != nil {
+			return err
+		}
+		if len(tids) > 0 {
+			for _, tid := range tids {
+				if err := setThreadFIFO(tid); err != nil {
+					return fmt.Errorf("making natgw's worker thread %d SCHED_FIFO: %w", tid, err)
+				}
+				b.host.FIFOThreads++
+			}
+			b.log.Info("natgw's worker is SCHED_FIFO", "tids", tids)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no `worker pinned` line in %s 10 s after natgw was ready (-worker-fifo=false runs without): %s",
+				b.natgw.logPath, tailFile(b.natgw.logPath, 10))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // flowsActive waits (up to 5 s: natgw publishes its counters between
@@ -501,7 +550,7 @@ func (p *natgwProcess) start() error {
 		return err
 	}
 	defer logf.Close()
-	fmt.Fprintf(logf, "--- benchharness: natgw start %d at %s\n", p.starts+1, time.Now().UTC().Format(time.RFC3339Nano))
+	fmt.Fprintf(logf, "%s%s\n", natgwStartMarker(p.starts+1), time.Now().UTC().Format(time.RFC3339Nano))
 	if p.freeHugeBefore, err = systemFreeHugepages(); err != nil {
 		return err
 	}
