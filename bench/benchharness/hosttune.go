@@ -29,17 +29,6 @@ import (
 // Each setting is restored when the run ends, on an error too, and when
 // the harness is stopped by SIGINT, SIGTERM or SIGHUP (onSignalRestore).
 
-// statIntervalFile is vm.stat_interval (seconds between the per-CPU
-// vmstat updates).
-const statIntervalFile = "/proc/sys/vm/stat_interval"
-
-// defaultStatInterval is -stat-interval's default (s): 0, the interval
-// left alone. 120 (at most one vmstat update in a 60 s elementary step)
-// was measured and did not help: the regular 0.8 ms poll gaps stayed
-// (BENCHMARKS.md, "Worker stalls"), so the run does not change it
-// unless asked.
-const defaultStatInterval = 0
-
 // hostTuning records the host settings a run was measured with (the
 // run's JSON "host").
 type hostTuning struct {

@@ -37,6 +37,17 @@ var workerFIFO = false
 const rtRuntimeFile = "/proc/sys/kernel/sched_rt_runtime_us"
 
 // setFIFO makes the calling thread SCHED_FIFO at priority 1.
+// statIntervalFile is vm.stat_interval (seconds between the per-CPU
+// vmstat updates).
+const statIntervalFile = "/proc/sys/vm/stat_interval"
+
+// defaultStatInterval is -stat-interval's default (s): 0, the interval
+// left alone. 120 (at most one vmstat update in a 60 s elementary step)
+// was measured and did not help: the regular 0.8 ms poll gaps stayed
+// (BENCHMARKS.md, "Worker stalls"), so the run does not change it
+// unless asked.
+const defaultStatInterval = 0
+
 func setFIFO() error { return setThreadFIFO(0) }
 
 // setThreadFIFO makes thread tid (0: the calling one) SCHED_FIFO at
