@@ -169,9 +169,6 @@ func (e *cEngine) traffic(rate uint64, d time.Duration) trafficResult {
 	return r
 }
 
-// errFlowCount is returned by trafficFlows for k outside [1, N].
-var errFlowCount = errors.New("traffic over the first k flows: k must be 1 to the number of flows")
-
 // trafficFlows runs phase 2 for d over the flows [0, k) only, in a
 // pseudorandom order of their own (flows at or beyond k get no frames):
 // rate frames per second in all, half each way, the inbound cycle half
@@ -179,9 +176,9 @@ var errFlowCount = errors.New("traffic over the first k flows: k must be 1 to th
 // have been learnt.
 func (e *cEngine) trafficFlows(rate uint64, d time.Duration, k uint32) (trafficResult, error) {
 	if k == 0 || k > e.n {
-		return trafficResult{Rate: rate}, fmt.Errorf("%w (k %d, %d flows)", errFlowCount, k, e.n)
+		return trafficResult{Rate: rate}, fmt.Errorf("%w (k %d, %d flows)", errLoadFlows, k, e.n)
 	}
-	o := e.flows.firstK(k)
+	o := e.flows.firstFlows(k)
 	e.c.drain_ns = C.uint64_t(e.Drain)
 	due := uint64(C.genc_traffic(e.c, C.uint64_t(rate), C.uint64_t(d), C.uint32_t(k), C.uint64_t(o.step),
 		C.uint32_t(o.at(0)), C.uint32_t(o.at(uint64(k)/2))))
@@ -236,23 +233,4 @@ func (e *cEngine) recordC(ns uint64) {
 func (e *cEngine) flowC(i uint32) flowSpec {
 	return flowSpec{Src: uint32(C.genc_src(e.c, C.uint32_t(i))), Dst: uint32(C.genc_dst(C.uint32_t(i))),
 		Sport: uint16(C.genc_sport(C.uint32_t(i))), Dport: uint16(C.genc_dport(C.uint32_t(i)))}
-}
-
-// firstK returns the flows' order restricted to the flows [0, k) (1 <=
-// k <= N): an affine permutation of its own, made as newGenFlows makes
-// the full one; k = N gives g itself.
-func (g genFlows) firstK(k uint32) genFlows {
-	if int(k) == g.t.Flows {
-		return g
-	}
-	h := g
-	n := uint64(k)
-	h.t.Flows = int(k)
-	h.add = g.add % n
-	h.mul = uint64(float64(n)*0.6180339887) | 1
-	for gcd(h.mul, n) != 1 {
-		h.mul++
-	}
-	h.step = h.mul % n
-	return h
 }

@@ -84,7 +84,7 @@ func TestGenCFrames(t *testing.T) {
 
 // TestGenCFlows checks that the C engine computes the flows of
 // genFlows.flow (so their RFC 4814 port spread, TestGenFlows, is
-// unchanged) and that firstK orders the first k flows.
+// unchanged) and that firstFlows orders the first k flows.
 func TestGenCFlows(t *testing.T) {
 	for _, n := range []int{2, 1000, 65536 + 3, 16 << 20} {
 		tr, err := newTraffic(n)
@@ -99,9 +99,9 @@ func TestGenCFlows(t *testing.T) {
 		}
 		require.Equal(t, g.flow(uint32(n-1)), e.flowC(uint32(n-1)))
 		e.close()
-		assert.Equal(t, g, g.firstK(uint32(n)))
+		assert.Equal(t, g, g.firstFlows(uint32(n)))
 		for _, k := range []uint32{1, 2, 7, uint32(min(n, 1000))} {
-			o := g.firstK(k)
+			o := g.firstFlows(k)
 			seen := make([]bool, k)
 			cur := o.at(0)
 			for range k {
@@ -228,9 +228,9 @@ func TestGenCLoopback(t *testing.T) {
 	assert.Positive(t, r.In.Bad, "inbound frames translated to another endpoint are counted bad")
 	assert.Equal(t, k, e.learnt(), "learnt counts the endpoints")
 	_, err = e.trafficFlows(100_000, time.Millisecond, n+1)
-	assert.ErrorIs(t, err, errFlowCount)
+	assert.ErrorIs(t, err, errLoadFlows)
 	_, err = e.trafficFlows(100_000, time.Millisecond, 0)
-	assert.ErrorIs(t, err, errFlowCount)
+	assert.ErrorIs(t, err, errLoadFlows)
 
 	// connectFlows opens only its range; the other flows keep their
 	// endpoints (flows [0, k) learnt, the rest forgotten above).
