@@ -94,15 +94,13 @@ type rfcOptions struct {
 	StatInterval int
 }
 
-// cmdRFC9693 is the "rfc9693" subcommand: one flow count.
-func cmdRFC9693(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("rfc9693", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var o rfcOptions
+// register adds the flags rfc9693 and rfc9693-run share to fs; out is
+// the default result file's pattern.
+func (o *rfcOptions) register(fs *flag.FlagSet, out string) {
 	fs.IntVar(&o.Flows, "flows", 1000, "live flows")
 	fs.IntVar(&o.Capacity, "capacity", 1<<24, "natgw's flow_capacity (sized for the peak, as an operator does)")
 	fs.StringVar(&o.Dir, "dir", "", "work directory")
-	fs.StringVar(&o.Out, "o", "", "result file (default DIR/rfc9693-FLOWS.json)")
+	fs.StringVar(&o.Out, "o", "", "result file (default DIR/"+out+")")
 	fs.Float64Var(&o.Step, "step", 60, "seconds per elementary step of the throughput search (RFC 9693: 60)")
 	fs.IntVar(&o.CPU, "cpu", 1, "CPU of natgw's worker")
 	fs.IntVar(&o.GenCPU, "gen-cpu", 0, "CPU of the generator")
@@ -112,9 +110,17 @@ func cmdRFC9693(args []string, stdout, stderr io.Writer) error {
 	fs.Uint64Var(&o.MaxCPS, "max-cps", 8_000_000, "highest connection rate tried (per second)")
 	fs.Float64Var(&o.Resolution, "resolution", 0.01, "search resolution, a fraction of the highest rate")
 	fs.BoolVar(&o.Latency, "latency", true, "measure latency at 10, 50 and 90 % of the throughput")
-	fs.BoolVar(&o.Teardown, "teardown", true, "measure the tear-down rate under 50 % load (teardown9693.go)")
-	fs.BoolVar(&o.WorkerFIFO, "worker-fifo", true, "run natgw's worker SCHED_FIFO, real-time throttling off for the run (rtsched.go)")
+	fs.BoolVar(&o.WorkerFIFO, "worker-fifo", true, "run natgw's worker thread SCHED_FIFO (rfc9693-run: as chrt -f -p 1 TID after each start, docs/OPERATIONS.md), real-time throttling off for the run (rtsched.go)")
 	fs.IntVar(&o.StatInterval, "stat-interval", defaultStatInterval, "vm.stat_interval (s) for the run, restored after (hosttune.go); 0 leaves it alone")
+}
+
+// cmdRFC9693 is the "rfc9693" subcommand: one flow count.
+func cmdRFC9693(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("rfc9693", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o rfcOptions
+	o.register(fs, "rfc9693-FLOWS.json")
+	fs.BoolVar(&o.Teardown, "teardown", true, "measure the tear-down rate under 50 % load (teardown9693.go)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

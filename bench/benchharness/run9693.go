@@ -70,21 +70,7 @@ func cmdRFC9693Run(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.SockDir, "sock-dir", "/run/natgw-bench", "directory of the memif sockets")
 	fs.DurationVar(&o.Settle, "settle", time.Second, "wait after natgw is ready before a trial (its start-up work shares the generator's CPU)")
 	fs.BoolVar(&o.PDR, "pdr", true, "search the PDR (≤ 0.5 % loss) beside the zero-loss throughput")
-	fs.IntVar(&o.Flows, "flows", 1000, "live flows")
-	fs.IntVar(&o.Capacity, "capacity", 1<<24, "natgw's flow_capacity (sized for the peak, as an operator does)")
-	fs.StringVar(&o.Dir, "dir", "", "work directory")
-	fs.StringVar(&o.Out, "o", "", "result file (default DIR/rfc9693-run-FLOWS.json)")
-	fs.Float64Var(&o.Step, "step", 60, "seconds per elementary step of the throughput search (RFC 9693: 60)")
-	fs.IntVar(&o.CPU, "cpu", 1, "CPU of natgw's worker (worker_cpus)")
-	fs.IntVar(&o.GenCPU, "gen-cpu", 0, "CPU of the generator")
-	fs.StringVar(&o.Lcores, "l", "0", "EAL -l (main lcore) of both processes")
-	fs.Uint64Var(&o.Seed, "seed", 1, "seed of the flows' order")
-	fs.Uint64Var(&o.MaxRate, "max-rate", 40_000_000, "highest two-way rate tried (frames/s)")
-	fs.Uint64Var(&o.MaxCPS, "max-cps", 8_000_000, "highest connection rate tried (per second)")
-	fs.Float64Var(&o.Resolution, "resolution", 0.01, "search resolution, a fraction of the highest rate")
-	fs.BoolVar(&o.Latency, "latency", true, "measure latency at 10, 50 and 90 % of the throughput")
-	fs.BoolVar(&o.WorkerFIFO, "worker-fifo", true, "make natgw's worker thread SCHED_FIFO after each start (docs/OPERATIONS.md, chrt), real-time throttling off for the run (rtsched.go)")
-	fs.IntVar(&o.StatInterval, "stat-interval", defaultStatInterval, "vm.stat_interval (s) for the run, restored after (hosttune.go); 0 leaves it alone")
+	o.register(fs, "rfc9693-run-FLOWS.json")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
