@@ -256,12 +256,18 @@ func runRFC9693(o rfcOptions, log *slog.Logger, stdout io.Writer) (rfcRun, error
 	if _, err := connTrial(fill); err != nil {
 		return res, err
 	}
+	var fillDrops [nat.NumVerdicts]uint64
+	verdictDrops(w, &fillDrops)
 	for round := 0; fillMore(round, last); round++ {
+		var before [nat.NumVerdicts]uint64
+		verdictDrops(w, &before)
 		b.onGen(func() { last = b.eng.connectMissing(max(1000, fill/4)) })
-		fmt.Fprintf(stdout, "rfc9693 %d flows: filling, round %d: %d missing connections established\n", o.Flows, round+2, last.Established)
+		fmt.Fprintf(stdout, "rfc9693 %d flows: filling, round %d: %d missing connections established, natgw drops %s\n",
+			o.Flows, round+2, last.Established, formatDrops(verdictDrops(w, &before)))
 	}
 	if err := b.eng.checkLearnt(); err != nil {
-		return res, fmt.Errorf("filling the table at %d/s: %w (%+v)", fill, err, last)
+		return res, fmt.Errorf("filling the table at %d/s: %w (%+v; natgw drops while re-sending: %s)", fill, err, last,
+			formatDrops(verdictDrops(w, &fillDrops)))
 	}
 	if got := b.flowsActive(uint64(o.Flows)); got != uint64(o.Flows) {
 		return res, fmt.Errorf("after phase 1: %d UDP flows active, want %d", got, o.Flows)
