@@ -127,12 +127,19 @@ func cmdRFC9693(args []string, stdout, stderr io.Writer) error {
 	if o.Dir == "" || fs.NArg() != 0 || o.Step <= 0 || o.Flows < 2 || o.Capacity < o.Flows || o.CPU == o.GenCPU || o.StatInterval < 0 {
 		return errors.New("usage: benchharness rfc9693 -dir WORK [-flows N] [-capacity C >= N] [-step S] [-cpu W] [-gen-cpu G != W]")
 	}
+	return o.measure("rfc9693-%d.json", stderr, func(log *slog.Logger) (rfcRun, error) { return runRFC9693(o, log, stdout) })
+}
+
+// measure runs one flow count with a logger on stderr and writes its
+// result, with its run time and any error, to o.Out (default DIR/ the
+// pattern filled with the flow count).
+func (o *rfcOptions) measure(pattern string, stderr io.Writer, run func(*slog.Logger) (rfcRun, error)) error {
 	if o.Out == "" {
-		o.Out = filepath.Join(o.Dir, fmt.Sprintf("rfc9693-%d.json", o.Flows))
+		o.Out = filepath.Join(o.Dir, fmt.Sprintf(pattern, o.Flows))
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	t0 := time.Now()
-	res, err := runRFC9693(o, log, stdout)
+	res, err := run(log)
 	res.Seconds = time.Since(t0).Seconds()
 	if err != nil {
 		res.Error = err.Error()
@@ -141,6 +148,28 @@ func cmdRFC9693(args []string, stdout, stderr io.Writer) error {
 		return errors.Join(err, werr)
 	}
 	return err
+}
+
+// newRing makes a ring of ringSize frames (one producer, one consumer).
+func newRing(name string) (*C.struct_rte_ring, error) {
+	cn := C.CString(name)
+	defer C.free(unsafe.Pointer(cn))
+	r := C.natgwbench_ring(cn, ringSize)
+	if r == nil {
+		return nil, fmt.Errorf("rte_ring_create %s: errno %d", name, int(C.natgwbench_errno()))
+	}
+	return r, nil
+}
+
+// ringDevice makes the ethdev net_ring_NAME receiving from rx and
+// transmitting to tx0 (queue 0) and tx1 (queue 1).
+func ringDevice(name string, rx, tx0, tx1 *C.struct_rte_ring) error {
+	cn := C.CString(name)
+	defer C.free(unsafe.Pointer(cn))
+	if id := C.natgwbench_port(cn, rx, tx0, tx1); id < 0 {
+		return fmt.Errorf("rte_eth_from_rings %s: errno %d", name, int(C.natgwbench_errno()))
+	}
+	return nil
 }
 
 // rfcBench is one rfc9693 process.
@@ -356,14 +385,11 @@ func (b *rfcBench) start(dcfg dpdk.Config, pol *nat.Policy, capacity int, static
 	}
 	b.session = s
 	ring := func(name string) (*C.struct_rte_ring, error) {
-		cn := C.CString(name)
-		defer C.free(unsafe.Pointer(cn))
-		r := C.natgwbench_ring(cn, ringSize)
-		if r == nil {
-			return nil, fmt.Errorf("rte_ring_create %s: errno %d", name, int(C.natgwbench_errno()))
+		r, err := newRing(name)
+		if err == nil {
+			b.rings = append(b.rings, r)
 		}
-		b.rings = append(b.rings, r)
-		return r, nil
+		return r, err
 	}
 	names := []string{"A", "B", "C", "D", "natin_mgmt", "natout_mgmt", "genin_spare", "genout_spare"}
 	r := map[string]*C.struct_rte_ring{}
@@ -373,11 +399,8 @@ func (b *rfcBench) start(dcfg dpdk.Config, pol *nat.Policy, capacity int, static
 		}
 	}
 	open := func(name string, rx, tx0, tx1 *C.struct_rte_ring, side uint8) (*dpdk.Port, error) {
-		// rte_eth_from_rings names the device net_ring_ + its argument.
-		cn := C.CString(strings.TrimPrefix(name, "net_ring_"))
-		defer C.free(unsafe.Pointer(cn))
-		if id := C.natgwbench_port(cn, rx, tx0, tx1); id < 0 {
-			return nil, fmt.Errorf("rte_eth_from_rings %s: errno %d", name, int(C.natgwbench_errno()))
+		if err := ringDevice(strings.TrimPrefix(name, "net_ring_"), rx, tx0, tx1); err != nil {
+			return nil, err
 		}
 		p, err := b.session.OpenPort(dpdk.PortOptions{Name: name, Side: side})
 		if err != nil {

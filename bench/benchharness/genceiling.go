@@ -4,24 +4,7 @@ package main
 
 /*
 #cgo pkg-config: libdpdk
-#cgo LDFLAGS: -lrte_net_ring
-#include <stdlib.h>
 #include <rte_ring.h>
-#include <rte_eth_ring.h>
-#include <rte_lcore.h>
-#include <rte_errno.h>
-
-static int natgwbench_loop_errno(void) { return rte_errno; }
-
-static struct rte_ring *natgwbench_loop_ring(const char *name, unsigned count) {
-	return rte_ring_create(name, count, (int)rte_socket_id(), RING_F_SP_ENQ | RING_F_SC_DEQ);
-}
-
-static int natgwbench_loop_port(const char *name, struct rte_ring *rx, struct rte_ring *tx0, struct rte_ring *tx1) {
-	struct rte_ring *rxs[1] = {rx};
-	struct rte_ring *txs[2] = {tx0, tx1};
-	return rte_eth_from_rings(name, rxs, 1, txs, 2, rte_socket_id());
-}
 */
 import "C"
 
@@ -34,7 +17,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"time"
-	"unsafe"
 
 	"github.com/natgw/natgw/lcore"
 	"github.com/natgw/natgw/lcore/dpdk"
@@ -68,20 +50,16 @@ func openLoopback(s *dpdk.Session, prefix string) (*loopback, error) {
 	l := &loopback{}
 	r := map[string]*C.struct_rte_ring{}
 	for _, n := range []string{"E", "F", "inspare", "outspare"} {
-		cn := C.CString(prefix + n)
-		r[n] = C.natgwbench_loop_ring(cn, ringSize)
-		C.free(unsafe.Pointer(cn))
-		if r[n] == nil {
+		var err error
+		if r[n], err = newRing(prefix + n); err != nil {
 			l.closeRings()
-			return nil, fmt.Errorf("rte_ring_create %s%s: errno %d", prefix, n, int(C.natgwbench_loop_errno()))
+			return nil, err
 		}
 		l.rings = append(l.rings, r[n])
 	}
 	open := func(name string, rx, tx0, tx1 *C.struct_rte_ring, side uint8) (*dpdk.Port, error) {
-		cn := C.CString(name)
-		defer C.free(unsafe.Pointer(cn))
-		if id := C.natgwbench_loop_port(cn, rx, tx0, tx1); id < 0 {
-			return nil, fmt.Errorf("rte_eth_from_rings %s: errno %d", name, int(C.natgwbench_loop_errno()))
+		if err := ringDevice(name, rx, tx0, tx1); err != nil {
+			return nil, err
 		}
 		return s.OpenPort(dpdk.PortOptions{Name: "net_ring_" + name, Side: side})
 	}

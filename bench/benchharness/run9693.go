@@ -77,20 +77,7 @@ func cmdRFC9693Run(args []string, stdout, stderr io.Writer) error {
 	if o.Dir == "" || o.Natgw == "" || fs.NArg() != 0 || o.Step <= 0 || o.Flows < 2 || o.Capacity < o.Flows || o.CPU == o.GenCPU || o.StatInterval < 0 {
 		return errors.New("usage: benchharness rfc9693-run -natgw BIN -dir WORK [-flows N] [-capacity C >= N] [-step S] [-cpu W] [-gen-cpu G != W] [-mgmt ADDR]")
 	}
-	if o.Out == "" {
-		o.Out = filepath.Join(o.Dir, fmt.Sprintf("rfc9693-run-%d.json", o.Flows))
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	t0 := time.Now()
-	res, err := runRFC9693Natgw(o, log, stdout)
-	res.Seconds = time.Since(t0).Seconds()
-	if err != nil {
-		res.Error = err.Error()
-	}
-	if werr := writeJSON(o.Out, res); werr != nil {
-		return errors.Join(err, werr)
-	}
-	return err
+	return o.measure("rfc9693-run-%d.json", stderr, func(log *slog.Logger) (rfcRun, error) { return runRFC9693Natgw(o, log, stdout) })
 }
 
 // runBench is one rfc9693-run process: the generator's DPDK session and
