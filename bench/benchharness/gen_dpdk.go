@@ -287,16 +287,25 @@ func runRFC9693(o rfcOptions, log *slog.Logger, stdout io.Writer) (rfcRun, error
 	}
 	var fillDrops [nat.NumVerdicts]uint64
 	verdictDrops(w, &fillDrops)
-	for round := 0; fillMore(round, last); round++ {
+	fwd := &w.Counters.Verdicts[nat.VerdictForward]
+	fillFwd := fwd.Load()
+	// Each round waits at least fillDrain for late frames (fill.go); its
+	// line says what natgw translated and dropped, and the worker's
+	// longest poll gap during it.
+	last, _ = fillMissing(last, &b.eng.Drain, func(round int) (connectResult, error) {
 		var before [nat.NumVerdicts]uint64
 		verdictDrops(w, &before)
-		b.onGen(func() { last = b.eng.connectMissing(max(1000, fill/4)) })
-		fmt.Fprintf(stdout, "rfc9693 %d flows: filling, round %d: %d missing connections established, natgw drops %s\n",
-			o.Flows, round+2, last.Established, formatDrops(verdictDrops(w, &before)))
-	}
+		fwd0 := fwd.Load()
+		b.worker.maxGap.Store(0)
+		var r connectResult
+		b.onGen(func() { r = b.eng.connectMissing(max(1000, fill/4)) })
+		fmt.Fprintf(stdout, "rfc9693 %d flows: filling, round %d: %d of %d missing connections established (first %+v), natgw translated %d, drops %s, %s\n",
+			o.Flows, round, r.Established, r.Flows, r.First, fwd.Load()-fwd0, formatDrops(verdictDrops(w, &before)), b.diag())
+		return r, nil
+	})
 	if err := b.eng.checkLearnt(); err != nil {
-		return res, fmt.Errorf("filling the table at %d/s: %w (%+v; natgw drops while re-sending: %s)", fill, err, last,
-			formatDrops(verdictDrops(w, &fillDrops)))
+		return res, fmt.Errorf("filling the table at %d/s: %w (%+v; natgw while re-sending: translated %d, drops %s)", fill, err, last,
+			fwd.Load()-fillFwd, formatDrops(verdictDrops(w, &fillDrops)))
 	}
 	if got := b.flowsActive(uint64(o.Flows)); got != uint64(o.Flows) {
 		return res, fmt.Errorf("after phase 1: %d UDP flows active, want %d", got, o.Flows)

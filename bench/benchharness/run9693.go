@@ -187,11 +187,14 @@ func runRFC9693Natgw(o runOptions, log *slog.Logger, stdout io.Writer) (rfcRun, 
 	if _, err := b.connectStep("fill", fill, func() { last = b.eng.connect(fill) }, &last, stdout); err != nil {
 		return res, err
 	}
-	for round := 0; fillMore(round, last); round++ {
+	// Each round waits at least fillDrain for late frames (fill.go).
+	last, err = fillMissing(last, &b.eng.Drain, func(int) (connectResult, error) {
 		r := max(1000, fill/4)
-		if _, err := b.connectStep("fill (missing)", r, func() { last = b.eng.connectMissing(r) }, &last, stdout); err != nil {
-			return res, err
-		}
+		_, err := b.connectStep("fill (missing)", r, func() { last = b.eng.connectMissing(r) }, &last, stdout)
+		return last, err
+	})
+	if err != nil {
+		return res, err
 	}
 	if err := b.eng.checkLearnt(); err != nil {
 		return res, fmt.Errorf("filling the table at %d/s: %w (%+v)", fill, err, last)
