@@ -10,12 +10,11 @@ const fillRounds = 20
 // last frame it received, for frames still to come. The trials' own drain
 // (50 ms) is part of the measurement; the fill is not measured, and its
 // rounds must outlast a stall of natgw's worker: at 16 M flows a round of
-// a few hundred connections lasts about 60 ms, and when the worker
-// stalled for longer than that (a poll gap of 60-80 ms, BENCHMARKS.md)
-// it translated the round's first packets after the generator had
-// stopped waiting. The round then established nothing, the fill gave up
-// and the frames natgw had translated and counted were left in the ring
-// to the generator, unread.
+// a few hundred connections lasted 59-147 ms, and a worker that stalled
+// for longer than that translated the round's first packets after the
+// generator had stopped waiting (BENCHMARKS.md). The round then
+// established nothing, the fill gave up, and the frames natgw had
+// translated and counted were left in the ring to the generator, unread.
 const fillDrain = time.Second
 
 // fillMore reports whether the filling of the table goes on after round
