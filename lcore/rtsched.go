@@ -28,8 +28,9 @@ const MaxWorkerPriority = 99
 // SetThreadFIFO makes the calling OS thread SCHED_FIFO at priority prio
 // (1 to MaxWorkerPriority), as `chrt -f -p PRIO TID` does. The caller
 // must have locked its goroutine to the thread (runtime.LockOSThread).
-// A refusal (EPERM: no CAP_SYS_NICE and an RLIMIT_RTPRIO below prio, or
-// a cgroup without a real-time budget) is an error saying so.
+// A refusal (EPERM: no CAP_SYS_NICE and an RLIMIT_RTPRIO below prio, a
+// seccomp filter such as systemd's RestrictRealtime, or a cgroup without
+// a real-time budget) is an error saying so.
 func SetThreadFIFO(prio int) error {
 	if prio < 1 || prio > MaxWorkerPriority {
 		return fmt.Errorf("SCHED_FIFO priority %d: must be 1 to %d", prio, MaxWorkerPriority)
@@ -41,6 +42,7 @@ func SetThreadFIFO(prio int) error {
 		return nil
 	case errors.Is(err, unix.EPERM):
 		return fmt.Errorf("making the thread SCHED_FIFO at priority %d: %w (it needs CAP_SYS_NICE or an RLIMIT_RTPRIO of %d, "+
+			"no seccomp filter against real-time policies (systemd's RestrictRealtime=yes), "+
 			"and, where the kernel schedules real-time threads by cgroup, a cgroup with a cpu.rt_runtime_us budget)", prio, err, prio)
 	default:
 		return fmt.Errorf("making the thread SCHED_FIFO at priority %d: %w", prio, err)
