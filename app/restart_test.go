@@ -29,6 +29,7 @@ func TestRestartNeeded(t *testing.T) {
 		{"timeouts", func(c *config.Config) { c.Timeouts.UDP.Duration *= 2 }, ""},
 		{"workers", func(c *config.Config) { c.Dataplane.Workers++ }, "needs a restart"},
 		{"worker cpus set", func(c *config.Config) { c.Dataplane.WorkerCPUs = []int{1, 2} }, "worker_cpus needs a restart"},
+		{"worker priority set", func(c *config.Config) { c.Dataplane.WorkerPriority = 10 }, "worker_priority: changing"},
 		{"eal args", func(c *config.Config) { c.Dataplane.EALArgs = append(c.Dataplane.EALArgs, "-n", "4") }, "needs a restart"},
 		{"inside port", func(c *config.Config) { c.Inside.Port = "other" }, "changing a port needs a restart"},
 		{"mgmt listen", func(c *config.Config) { c.Mgmt.Listen = "127.0.0.1:1" }, "mgmt: changing"},

@@ -161,7 +161,7 @@ func startAppliance(path string, log *slog.Logger) (*appliance, error) {
 	a.rt, err = lcore.NewRuntime(lcore.RuntimeConfig{
 		Workers: c.Dataplane.Workers, Ports: a.ports, Policy: &a.policy,
 		FlowCapacity: c.Dataplane.FlowCapacity, Static: static, Log: log,
-		IdleWait: idleWait(c.Dataplane.Driver), WorkerCPUs: c.Dataplane.WorkerCPUs,
+		IdleWait: idleWait(c.Dataplane.Driver), WorkerCPUs: c.Dataplane.WorkerCPUs, WorkerPriority: c.Dataplane.WorkerPriority,
 	})
 	if err != nil {
 		a.closePorts()
@@ -176,7 +176,15 @@ func startAppliance(path string, log *slog.Logger) (*appliance, error) {
 		a.closePorts()
 		return nil, err
 	}
-	a.rt.Start()
+	if c.Dataplane.WorkerPriority > 0 {
+		warnRTThrottling(log)
+	}
+	if err := a.rt.Start(); err != nil {
+		a.natlog.close()
+		a.closeHistory()
+		a.closePorts()
+		return nil, fmt.Errorf("starting the workers (dataplane.worker_cpus, dataplane.worker_priority): %w", err)
+	}
 	source := path
 	if abs, err := filepath.Abs(path); err == nil {
 		source = abs // /v1/status names the file whatever the working directory
@@ -228,6 +236,23 @@ func startAppliance(path string, log *slog.Logger) (*appliance, error) {
 	return a, nil
 }
 
+// warnRTThrottling warns when the kernel throttles real-time threads
+// (kernel.sched_rt_runtime_us not -1): it then takes a SCHED_FIFO
+// worker's CPU from it for the rest of every period (50 ms of each
+// second by default). natgw leaves the setting to the host.
+func warnRTThrottling(log *slog.Logger) {
+	runtime, period, err := lcore.RTThrottling()
+	switch {
+	case err != nil:
+		log.Warn("cannot read the kernel's real-time throttling: a real-time worker may be forced off its CPU for part of every second", "error", err)
+	case runtime >= 0:
+		log.Warn("the kernel throttles real-time threads: each real-time worker is forced off its CPU for part of every period; "+
+			"turn throttling off with sysctl kernel.sched_rt_runtime_us=-1",
+			"sched_rt_runtime_us", runtime, "sched_rt_period_us", period,
+			"off_cpu_ms_per_period", max(period-runtime, 0)/1000)
+	}
+}
+
 // idleWait lets an idle AF_PACKET worker sleep in poll(2) instead of
 // spinning; DPDK workers poll.
 func idleWait(driver string) time.Duration {
@@ -251,6 +276,9 @@ func restartNeeded(old, c *config.Config) error {
 		old.Dataplane.FlowCapacity != c.Dataplane.FlowCapacity || fmt.Sprint(old.Dataplane.EALArgs) != fmt.Sprint(c.Dataplane.EALArgs) ||
 		fmt.Sprint(old.Dataplane.WorkerCPUs) != fmt.Sprint(c.Dataplane.WorkerCPUs) {
 		errs = append(errs, errors.New("dataplane: changing the driver, workers, flow_capacity, eal_args or worker_cpus needs a restart"))
+	}
+	if old.Dataplane.WorkerPriority != c.Dataplane.WorkerPriority {
+		errs = append(errs, errors.New("dataplane.worker_priority: changing the workers' real-time priority needs a restart"))
 	}
 	if old.Inside.Port != c.Inside.Port || old.Outside.Port != c.Outside.Port {
 		errs = append(errs, errors.New("inside.port/outside.port: changing a port needs a restart"))

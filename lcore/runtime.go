@@ -1,6 +1,7 @@
 package lcore
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -35,6 +36,10 @@ type RuntimeConfig struct {
 	// threads off those CPUs is ConfineProcess's job, before the driver
 	// starts.
 	WorkerCPUs []int
+	// WorkerPriority, 1 to 99, makes each worker's thread SCHED_FIFO at
+	// that priority when it starts (rtsched.go); it needs WorkerCPUs. 0
+	// keeps the normal policy.
+	WorkerPriority int
 }
 
 // Runtime is a running dataplane: workers and the management loop.
@@ -87,6 +92,12 @@ func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 	if len(cfg.WorkerCPUs) != 0 && len(cfg.WorkerCPUs) != cfg.Workers {
 		return nil, fmt.Errorf("%d worker CPUs for %d workers: give one per worker", len(cfg.WorkerCPUs), cfg.Workers)
 	}
+	if cfg.WorkerPriority < 0 || cfg.WorkerPriority > MaxWorkerPriority {
+		return nil, fmt.Errorf("worker priority %d: must be 0 to %d", cfg.WorkerPriority, MaxWorkerPriority)
+	}
+	if cfg.WorkerPriority > 0 && len(cfg.WorkerCPUs) == 0 {
+		return nil, fmt.Errorf("worker priority %d without worker CPUs: a real-time worker needs a CPU of its own", cfg.WorkerPriority)
+	}
 	r := &Runtime{cfg: cfg, start: time.Now(), Owner: NewOwner(DefaultRSSKey, cfg.Workers)}
 	clock := r.Now
 	neigh := NewNeighborHolder(cfg.Policy.Load().Gateway)
@@ -124,7 +135,7 @@ func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 			OnExhausted: events.push, Sessions: sessions, Log: cfg.Log, Redirect: &r.Manager.Redirect,
 		}
 		if len(cfg.WorkerCPUs) != 0 {
-			wc.Pin, wc.CPU = true, cfg.WorkerCPUs[i]
+			wc.Pin, wc.CPU, wc.Priority = true, cfg.WorkerCPUs[i], cfg.WorkerPriority
 		}
 		r.Workers = append(r.Workers, NewWorker(wc))
 	}
@@ -140,14 +151,30 @@ func (r *Runtime) Now() nat.Tick {
 	return nat.Tick(time.Since(r.start)/time.Millisecond) + 1
 }
 
-// Start runs the workers and the management loop on their own goroutines.
-func (r *Runtime) Start() {
+// Start runs the workers and the management loop on their own goroutines
+// and waits until every worker has set up its thread (pinned to its CPU,
+// real-time). When a worker could not, Start stops the runtime (the ports
+// stay open) and returns the workers' errors.
+func (r *Runtime) Start() error {
 	r.wg.Add(1)
 	go func() { defer r.wg.Done(); r.Manager.Run() }()
+	setup := make(chan error, len(r.Workers))
 	for _, w := range r.Workers {
+		w.setup = setup
 		r.wg.Add(1)
 		go func() { defer r.wg.Done(); w.Run(int64(r.cfg.IdleWait)) }()
 	}
+	var errs []error
+	for range r.Workers {
+		if err := <-setup; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		r.Stop()
+		return errors.Join(errs...)
+	}
+	return nil
 }
 
 // Stop stops the workers, then the management loop, and waits for them.

@@ -134,6 +134,10 @@ type WorkerConfig struct {
 	Pin bool
 	// CPU is the CPU a pinned worker runs on.
 	CPU int
+	// Priority, 1 to 99, makes a pinned worker's thread SCHED_FIFO at
+	// that priority in Run (dataplane.worker_priority; see rtsched.go);
+	// 0 keeps the normal policy.
+	Priority int
 	// Redirect, when set, is the node's drain switch (Manager.Redirect):
 	// while it is true the worker sends new outbound flows to a cluster
 	// peer (redirect.go). The worker loads it once per poll.
@@ -189,6 +193,8 @@ type Worker struct {
 	qs        queryState // management queries and utilisation scan (query.go)
 	pin       bool
 	cpu       int
+	prio      int
+	setup     chan<- error // when set, gets Run's thread setup outcome (Runtime.Start)
 	log       *slog.Logger
 	// sessions and sessHook: NAT session events (session.go).
 	sessions *SessionRing
@@ -204,7 +210,7 @@ func NewWorker(c WorkerConfig) *Worker {
 	w := &Worker{
 		id: c.ID, workers: c.Workers, pol: c.Policy, neigh: c.Neigh, owner: c.Owner,
 		handOut: c.HandoffOut, handIn: c.HandoffIn, toMgmt: c.ToMgmt,
-		expireNow: c.ExpireNow, mtuSrc: c.MTU, clock: c.Clock, pin: c.Pin, cpu: c.CPU, log: c.Log,
+		expireNow: c.ExpireNow, mtuSrc: c.MTU, clock: c.Clock, pin: c.Pin, cpu: c.CPU, prio: c.Priority, log: c.Log,
 	}
 	if w.log == nil {
 		w.log = slog.Default()
@@ -238,17 +244,19 @@ func (w *Worker) Translator() *nat.Translator { return w.tr }
 // Run polls until Stop, on a goroutine locked to its OS thread. idleWait
 // is how long (ns) a poll that found nothing may block in the driver.
 // A pinned worker's goroutine ends still locked, so its thread, whose CPU
-// mask is the worker CPU alone, exits with it instead of going back to
-// Go's pool of threads.
+// mask is the worker CPU alone (and whose policy may be SCHED_FIFO),
+// exits with it instead of going back to Go's pool of threads. If the
+// thread cannot be set up (setupThread) Run returns without polling.
 func (w *Worker) Run(idleWait int64) {
 	runtime.LockOSThread()
-	if w.pin {
-		if err := PinThread(w.cpu); err != nil {
-			w.log.Error("worker runs unpinned", "worker", w.id, "error", err)
-		} else {
-			w.log.Info("worker pinned", "worker", w.id, "cpu", w.cpu, "tid", threadID())
-		}
-	} else {
+	err := w.setupThread() // rtsched.go
+	if w.setup != nil {
+		w.setup <- err
+	}
+	if err != nil {
+		return // the thread stays locked: Go ends it with the goroutine
+	}
+	if !w.pin {
 		defer runtime.UnlockOSThread()
 	}
 	idle := 0

@@ -110,7 +110,7 @@ func (o *rfcOptions) register(fs *flag.FlagSet, out string) {
 	fs.Uint64Var(&o.MaxCPS, "max-cps", 8_000_000, "highest connection rate tried (per second)")
 	fs.Float64Var(&o.Resolution, "resolution", 0.01, "search resolution, a fraction of the highest rate")
 	fs.BoolVar(&o.Latency, "latency", true, "measure latency at 10, 50 and 90 % of the throughput")
-	fs.BoolVar(&o.WorkerFIFO, "worker-fifo", true, "run natgw's worker thread SCHED_FIFO (rfc9693-run: as chrt -f -p 1 TID after each start, docs/OPERATIONS.md), real-time throttling off for the run (rtsched.go)")
+	fs.BoolVar(&o.WorkerFIFO, "worker-fifo", true, "run natgw's worker thread SCHED_FIFO (rfc9693-run: natgw's dataplane.worker_priority = 1, checked after each start), real-time throttling off for the run (rtsched.go)")
 	fs.IntVar(&o.StatInterval, "stat-interval", defaultStatInterval, "vm.stat_interval (s) for the run, restored after (hosttune.go); 0 leaves it alone")
 }
 

@@ -34,8 +34,14 @@ import (
 type hostTuning struct {
 	// WorkerFIFO says natgw's worker thread ran SCHED_FIFO, priority 1.
 	WorkerFIFO bool `json:"worker_fifo"`
-	// FIFOThreads counts the natgw worker threads made SCHED_FIFO from
-	// outside (rfc9693-run: one per natgw start, as `chrt -f -p 1 TID`).
+	// WorkerPriority is natgw's dataplane.worker_priority in an
+	// rfc9693-run: natgw made its worker SCHED_FIFO itself (0: not set
+	// by natgw; runs from before the key had the harness do it).
+	WorkerPriority int `json:"natgw_worker_priority,omitempty"`
+	// FIFOThreads counts the natgw worker threads seen SCHED_FIFO
+	// (rfc9693-run, one per natgw start): checked after natgw made them
+	// so with WorkerPriority, or, before the key, made so from outside
+	// as `chrt -f -p 1 TID`.
 	FIFOThreads int `json:"worker_fifo_threads,omitempty"`
 	// RTRuntimeUs is kernel.sched_rt_runtime_us during the run, and
 	// RTRuntimeBefore its value before ("" when not touched).
@@ -57,7 +63,11 @@ func (h *hostTuning) describe() string {
 	var parts []string
 	if h.WorkerFIFO {
 		s := "natgw's worker thread SCHED_FIFO (priority 1)"
-		if h.FIFOThreads > 0 {
+		switch {
+		case h.WorkerPriority > 0:
+			s = fmt.Sprintf("natgw's worker thread SCHED_FIFO (priority %d), set by natgw (`dataplane.worker_priority = %d`) and checked on the `worker pinned` thread of each of %d natgw starts",
+				h.WorkerPriority, h.WorkerPriority, h.FIFOThreads)
+		case h.FIFOThreads > 0:
 			s += fmt.Sprintf(", set with sched_setattr on the `worker pinned` thread of each of %d natgw starts", h.FIFOThreads)
 		}
 		parts = append(parts, s)

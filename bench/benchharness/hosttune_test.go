@@ -131,6 +131,10 @@ func TestHostTuningDescribe(t *testing.T) {
 	assert.Equal(t, "Host settings for the run: natgw's worker thread SCHED_FIFO (priority 1), set with sched_setattr on the "+
 		"`worker pinned` thread of each of 12 natgw starts; kernel.sched_rt_runtime_us -1 (was 950000); vm.stat_interval 120 s (was 1).",
 		h.describe())
+	h = &hostTuning{WorkerFIFO: true, WorkerPriority: 1, FIFOThreads: 12, RTRuntimeUs: "-1", RTRuntimeBefore: "950000"}
+	assert.Equal(t, "Host settings for the run: natgw's worker thread SCHED_FIFO (priority 1), set by natgw (`dataplane.worker_priority = 1`) "+
+		"and checked on the `worker pinned` thread of each of 12 natgw starts; kernel.sched_rt_runtime_us -1 (was 950000); vm.stat_interval left alone.",
+		h.describe())
 	h = &hostTuning{Warnings: []string{"vm.stat_interval 120: permission denied"}}
 	assert.Equal(t, "Host settings for the run: natgw's worker at the normal scheduling policy; vm.stat_interval left alone. "+
 		"Not made: vm.stat_interval 120: permission denied.", h.describe())

@@ -174,6 +174,14 @@ func TestRunConfigTOML(t *testing.T) {
 
 	assert.Equal(t, "--vdev=net_memif1,role=server,socket=/s,socket-abstract=no,id=0", memifVdev(1, "server", "/s"), "the server's device has no MAC of natgw's")
 
+	assert.Zero(t, c.Dataplane.WorkerPriority, "no worker_priority unless asked")
+	rc.WorkerPriority = 1
+	text, c, err = rc.configTOML(tr)
+	require.NoError(t, err)
+	assert.Equal(t, 1, c.Dataplane.WorkerPriority, "the worker real-time through natgw's own key")
+	assert.Contains(t, text, "worker_cpus = [1]\nworker_priority = 1\n")
+	rc.WorkerPriority = 0
+
 	rc.WorkerCPU = -1
 	_, _, err = rc.configTOML(tr)
 	assert.Error(t, err, "natgw's own validation refuses the CPU")

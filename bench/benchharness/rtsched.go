@@ -29,7 +29,8 @@ import (
 
 // workerFIFO makes a pinned worker loop's thread SCHED_FIFO (priority
 // 1). rfc9693's -worker-fifo sets it (after tuneHost turned real-time
-// throttling off).
+// throttling off); rfc9693-run then sets natgw's
+// dataplane.worker_priority instead (run9693.go).
 var workerFIFO = false
 
 // rtRuntimeFile is the kernel's real-time throttling budget per period

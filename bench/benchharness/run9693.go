@@ -94,8 +94,9 @@ type runBench struct {
 	view     *natgwRunView
 	allCPUs  unix.CPUSet
 	genPorts [2]*dpdk.Port
-	// host is the run's host settings; with WorkerFIFO each natgw start's
-	// worker thread is made SCHED_FIFO (fifoWorker).
+	// host is the run's host settings; with WorkerFIFO natgw makes its
+	// worker thread SCHED_FIFO (dataplane.worker_priority), checked after
+	// each start (checkFIFOWorker).
 	host *hostTuning
 }
 
@@ -114,7 +115,15 @@ func runRFC9693Natgw(o runOptions, log *slog.Logger, stdout io.Writer) (rfcRun, 
 	if err != nil {
 		return rfcRun{}, err
 	}
+	// Before natgw's configuration is written: with real-time throttling
+	// off, natgw runs its worker SCHED_FIFO (dataplane.worker_priority).
+	// Restored after natgw is stopped (defers run last first).
+	host, restoreHost := tuneHost(o.WorkerFIFO, o.StatInterval, log)
+	defer restoreHost()
 	rc := runConfig{WorkerCPU: o.CPU, MainLcore: o.Lcores, SocketDir: o.SockDir, MgmtListen: o.Mgmt}
+	if host.WorkerFIFO {
+		rc.WorkerPriority, host.WorkerPriority = runWorkerPriority, runWorkerPriority
+	}
 	text, _, err := rc.configTOML(t)
 	if err != nil {
 		return rfcRun{}, err
@@ -151,9 +160,6 @@ func runRFC9693Natgw(o runOptions, log *slog.Logger, stdout io.Writer) (rfcRun, 
 	}
 	b.natgw = &natgwProcess{bin: bin, config: cfgPath, logPath: filepath.Join(o.Dir, fmt.Sprintf("natgw-run-%d.log", o.Flows)),
 		url: "http://" + o.Mgmt, all: b.allCPUs}
-	// Restored after natgw is stopped (defers run last first).
-	host, restoreHost := tuneHost(o.WorkerFIFO, o.StatInterval, log)
-	defer restoreHost()
 	b.host, res.Host = &host, &host
 	defer b.close()
 	if err := b.start(ealArgs, g); err != nil {
@@ -368,7 +374,7 @@ func (b *runBench) restart() error {
 		return err
 	}
 	if b.host != nil && b.host.WorkerFIFO {
-		if err := b.fifoWorker(); err != nil {
+		if err := b.checkFIFOWorker(); err != nil {
 			return err
 		}
 	}
@@ -385,12 +391,16 @@ func (b *runBench) restart() error {
 	return nil
 }
 
-// fifoWorker makes the worker thread of the natgw just started SCHED_FIFO
-// (priority 1), as docs/OPERATIONS.md tells operators ("Seeing stalls":
-// `chrt -f -p 1 TID` on the thread natgw's `worker pinned` line names).
-// natgw logs the line as the worker starts polling, so it is waited for
-// (10 s) after /readyz.
-func (b *runBench) fifoWorker() error {
+// runWorkerPriority is natgw's dataplane.worker_priority in a run with
+// -worker-fifo (as the in-process method's worker, priority 1).
+const runWorkerPriority = 1
+
+// checkFIFOWorker checks that the worker thread of the natgw just started
+// runs SCHED_FIFO at runWorkerPriority, as natgw makes it with
+// dataplane.worker_priority: the thread natgw's `worker pinned` line
+// names. natgw logs the line before the worker polls, so it is there by
+// /readyz; it is waited for (10 s) all the same.
+func (b *runBench) checkFIFOWorker() error {
 	marker := natgwStartMarker(b.natgw.starts)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -404,12 +414,17 @@ func (b *runBench) fifoWorker() error {
 		}
 		if len(tids) > 0 {
 			for _, tid := range tids {
-				if err := setThreadFIFO(tid); err != nil {
-					return fmt.Errorf("making natgw's worker thread %d SCHED_FIFO: %w", tid, err)
+				a, err := unix.SchedGetAttr(tid, 0)
+				if err != nil {
+					return fmt.Errorf("reading the policy of natgw's worker thread %d: %w", tid, err)
+				}
+				if a.Policy != unix.SCHED_FIFO || a.Priority != runWorkerPriority {
+					return fmt.Errorf("natgw's worker thread %d runs policy %d priority %d, not SCHED_FIFO priority %d (dataplane.worker_priority)",
+						tid, a.Policy, a.Priority, runWorkerPriority)
 				}
 				b.host.FIFOThreads++
 			}
-			b.log.Info("natgw's worker is SCHED_FIFO", "tids", tids)
+			b.log.Info("natgw's worker is SCHED_FIFO", "tids", tids, "priority", runWorkerPriority)
 			return nil
 		}
 		if time.Now().After(deadline) {

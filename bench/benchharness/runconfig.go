@@ -12,9 +12,11 @@ import (
 // mode (run9693.go): the in-process method's traffic model (the same
 // pool, default SNAT, frontends and static neighbours, so the
 // generator's flows are translated the same way) with what an operator
-// sets: one worker pinned with worker_cpus, the table sized for the peak
-// (flow_capacity), the management endpoint on a loopback port, and two
-// net_memif devices joining natgw to the generator's process.
+// sets: one worker pinned with worker_cpus (and made real-time with
+// worker_priority when the run has real-time throttling off), the table
+// sized for the peak (flow_capacity), the management endpoint on a
+// loopback port, and two net_memif devices joining natgw to the
+// generator's process.
 
 // memifMAC is the MAC natgw's memif ports take (the devices' mac=
 // argument): the generator's frames are addressed to toNatgwMAC.
@@ -44,6 +46,9 @@ type runConfig struct {
 	MainLcore  string
 	SocketDir  string
 	MgmtListen string
+	// WorkerPriority is dataplane.worker_priority (0: the key left out,
+	// the worker at the normal policy).
+	WorkerPriority int
 }
 
 // natgwEALArgs returns natgw's eal_args: its main lcore, no PCI scan, and
@@ -67,6 +72,10 @@ func (rc runConfig) configTOML(t traffic) (string, *config.Config, error) {
 	}
 	text = header + strings.Replace(text, workers, fmt.Sprintf("%sworker_cpus = [%d]\n", workers, rc.WorkerCPU), 1)
 	text = strings.Replace(text, listen, fmt.Sprintf("listen = %q\n", rc.MgmtListen), 1)
+	if rc.WorkerPriority != 0 {
+		cpus := fmt.Sprintf("worker_cpus = [%d]\n", rc.WorkerCPU)
+		text = strings.Replace(text, cpus, fmt.Sprintf("%sworker_priority = %d\n", cpus, rc.WorkerPriority), 1)
+	}
 	c, err := config.Parse([]byte(text), "natgw run benchmark configuration")
 	if err != nil {
 		return "", nil, err
@@ -74,6 +83,8 @@ func (rc runConfig) configTOML(t traffic) (string, *config.Config, error) {
 	switch {
 	case len(c.Dataplane.WorkerCPUs) != 1 || c.Dataplane.WorkerCPUs[0] != rc.WorkerCPU:
 		return "", nil, fmt.Errorf("worker_cpus is %v, want [%d]", c.Dataplane.WorkerCPUs, rc.WorkerCPU)
+	case c.Dataplane.WorkerPriority != rc.WorkerPriority:
+		return "", nil, fmt.Errorf("worker_priority is %d, want %d", c.Dataplane.WorkerPriority, rc.WorkerPriority)
 	case c.Mgmt.Listen != rc.MgmtListen:
 		return "", nil, fmt.Errorf("mgmt.listen is %q, want %q", c.Mgmt.Listen, rc.MgmtListen)
 	case c.Dataplane.FlowCapacity != t.flowCapacity():

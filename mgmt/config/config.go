@@ -43,6 +43,11 @@ type Dataplane struct {
 	// threads) off those CPUs. Empty (the default): the kernel places
 	// the workers.
 	WorkerCPUs []int `toml:"worker_cpus"`
+	// WorkerPriority, from 1 to 99, runs each worker thread SCHED_FIFO
+	// at that real-time priority, so no normal thread of any process
+	// takes its CPU; it needs WorkerCPUs. 0 (the default): the workers
+	// keep the normal scheduling policy.
+	WorkerPriority int `toml:"worker_priority,omitempty"`
 }
 
 // InsidePort is the port facing the private hosts.

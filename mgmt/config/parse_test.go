@@ -515,3 +515,16 @@ func TestInsideSourceCheck(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []RoutedPrefix{{Prefix: "10.200.0.0/16", Via: "10.0.0.254"}}, c.Inside.Routed)
 }
+
+// TestWorkerPriorityKey: dataplane.worker_priority is read from its TOML
+// key, and without worker_cpus the file is refused naming the key.
+func TestWorkerPriorityKey(t *testing.T) {
+	c, err := Parse([]byte(minimal+"[dataplane]\nworkers = 1\nworker_cpus = [1]\nworker_priority = 50\n"), "f.toml")
+	require.NoError(t, err)
+	assert.Equal(t, 50, c.Dataplane.WorkerPriority)
+
+	_, err = Parse([]byte(minimal+"[dataplane]\nworker_priority = 50\n"), "f.toml")
+	errs := requireErrors(t, err)
+	assert.Equal(t, []string{"dataplane.worker_priority"}, errs.Keys(), "errors: %v", err)
+	assert.Contains(t, errs[0].Msg, "needs dataplane.worker_cpus")
+}

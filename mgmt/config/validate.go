@@ -19,6 +19,9 @@ const (
 	MaxWorkers = 64
 	// MaxCPU bounds the CPU numbers of dataplane.worker_cpus.
 	MaxCPU = 1023
+	// MaxWorkerPriority is the largest dataplane.worker_priority (the
+	// kernel's highest SCHED_FIFO priority).
+	MaxWorkerPriority = 99
 	// MaxFlowCapacity is the largest dataplane.flow_capacity.
 	MaxFlowCapacity = 100_000_000
 	// MinTimeout is the shortest idle timeout.
@@ -137,6 +140,12 @@ func (v *validator) dataplane() {
 			}
 			seen[c] = true
 		}
+	}
+	switch {
+	case d.WorkerPriority < 0 || d.WorkerPriority > MaxWorkerPriority:
+		v.addf("dataplane.worker_priority", "%d: must be 1 to %d (SCHED_FIFO priority), or 0 for the normal scheduling policy", d.WorkerPriority, MaxWorkerPriority)
+	case d.WorkerPriority > 0 && len(d.WorkerCPUs) == 0:
+		v.add("dataplane.worker_priority", "needs dataplane.worker_cpus: a spinning real-time worker without a CPU of its own would starve the management core and the kernel's work on the CPU it lands on")
 	}
 	switch {
 	case d.FlowCapacity < 1 || d.FlowCapacity > MaxFlowCapacity:
