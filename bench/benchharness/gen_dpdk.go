@@ -324,11 +324,14 @@ func runRFC9693(o rfcOptions, log *slog.Logger, stdout io.Writer) (rfcRun, error
 		verdictDrops(w, &before)
 		created := flowsCreated(w)
 		b.worker.maxGap.Store(0)
+		polls0, busy0, rx0 := w.Counters.Polls.Load(), w.Counters.BusyPolls.Load(), w.Counters.RxPackets.Load()
 		b.onGen(func() { tr = b.eng.traffic(rate, step) })
+		polls, busy, rx := w.Counters.Polls.Load()-polls0, w.Counters.BusyPolls.Load()-busy0, w.Counters.RxPackets.Load()-rx0
 		maxOffered = max(maxOffered, float64(tr.Out.Offered+tr.In.Offered)/tr.Seconds)
 		s := searchStep{Pass: tr.pass(), Offered: tr.Out.Offered + tr.In.Offered, Loss: tr.lost(), Seconds: tr.Seconds, Limited: tr.Limited}
-		s.Note = fmt.Sprintf("out %+v, in %+v, natgw drops %s, flows created %d, %s", tr.Out, tr.In,
-			formatDrops(verdictDrops(w, &before)), flowsCreated(w)-created, b.diag())
+		s.Note = fmt.Sprintf("out %+v, in %+v, natgw drops %s, flows created %d, worker polls %d (%d busy, %.1f frames per busy poll), %s",
+			tr.Out, tr.In, formatDrops(verdictDrops(w, &before)), flowsCreated(w)-created, polls, busy,
+			float64(rx)/float64(max(busy, 1)), b.diag())
 		fmt.Fprintf(stdout, "rfc9693 %d flows: two-way %s pps: pass %v (%s)\n", o.Flows, formatRate(float64(rate)), s.Pass && !s.Limited, s.Note)
 		if got := b.flowsActive(uint64(o.Flows)); got != uint64(o.Flows) {
 			return s, fmt.Errorf("phase 2 at %d pps: %d UDP flows active, want %d", rate, got, o.Flows)
