@@ -243,14 +243,17 @@ func idleWait(driver string) time.Duration {
 func (a *appliance) reload() (uint32, error) { return a.reloader.Reload() }
 
 // restartNeeded refuses a reload that changes what only a restart can:
-// the driver, the ports, the worker count, the flow table size and the
-// management endpoint.
+// the driver, the ports, the worker count, the flow table size, the ring
+// sizes and the management endpoint.
 func restartNeeded(old, c *config.Config) error {
 	var errs []error
 	if old.Dataplane.Driver != c.Dataplane.Driver || old.Dataplane.Workers != c.Dataplane.Workers ||
 		old.Dataplane.FlowCapacity != c.Dataplane.FlowCapacity || fmt.Sprint(old.Dataplane.EALArgs) != fmt.Sprint(c.Dataplane.EALArgs) ||
 		fmt.Sprint(old.Dataplane.WorkerCPUs) != fmt.Sprint(c.Dataplane.WorkerCPUs) {
 		errs = append(errs, errors.New("dataplane: changing the driver, workers, flow_capacity, eal_args or worker_cpus needs a restart"))
+	}
+	if old.Dataplane.RxDesc() != c.Dataplane.RxDesc() || old.Dataplane.TxDesc() != c.Dataplane.TxDesc() {
+		errs = append(errs, errors.New("dataplane: changing rx_descriptors or tx_descriptors needs a restart"))
 	}
 	if old.Inside.Port != c.Inside.Port || old.Outside.Port != c.Outside.Port {
 		errs = append(errs, errors.New("inside.port/outside.port: changing a port needs a restart"))
