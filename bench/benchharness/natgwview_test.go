@@ -163,8 +163,8 @@ func TestRunConfigTOML(t *testing.T) {
 	assert.Equal(t, "dpdk", c.Dataplane.Driver)
 	assert.Equal(t, "net_memif0", c.Inside.Port)
 	assert.Equal(t, "net_memif1", c.Outside.Port)
-	assert.Contains(t, c.Dataplane.EALArgs, "--vdev=net_memif0,role=client,socket=/run/x/in.sock,socket-abstract=no,id=0,mac=02:00:00:00:00:fe")
-	assert.Contains(t, c.Dataplane.EALArgs, "--vdev=net_memif1,role=client,socket=/run/x/out.sock,socket-abstract=no,id=0,mac=02:00:00:00:00:fe")
+	assert.Contains(t, c.Dataplane.EALArgs, "--vdev=net_memif0,role=client,socket=/run/x/in.sock,socket-abstract=no,id=0,rsize=10,mac=02:00:00:00:00:fe")
+	assert.Contains(t, c.Dataplane.EALArgs, "--vdev=net_memif1,role=client,socket=/run/x/out.sock,socket-abstract=no,id=0,rsize=10,mac=02:00:00:00:00:fe")
 	assert.True(t, strings.HasPrefix(text, "# natgw configuration of the RFC 9693 method through natgw run"))
 	same, err := tr.config("a", "b", nil)
 	require.NoError(t, err)
@@ -172,7 +172,16 @@ func TestRunConfigTOML(t *testing.T) {
 	assert.Equal(t, same.Pools[0].Members, c.Pools[0].Members)
 	assert.Equal(t, len(same.Neighbors), len(c.Neighbors))
 
-	assert.Equal(t, "--vdev=net_memif1,role=server,socket=/s,socket-abstract=no,id=0", memifVdev(1, "server", "/s"), "the server's device has no MAC of natgw's")
+	assert.Equal(t, "--vdev=net_memif1,role=server,socket=/s,socket-abstract=no,id=0,rsize=10", memifVdev(1, "server", "/s", 1024), "the server's device has no MAC of natgw's")
+	assert.Equal(t, 1024, c.Dataplane.RxDesc(), "natgw's rings match the memif rings")
+	assert.Contains(t, memifVdev(0, "client", "/s", 16384), ",rsize=14,")
+	rc.Ring = 4096
+	_, c4, err := rc.configTOML(tr)
+	require.NoError(t, err)
+	assert.Equal(t, 4096, c4.Dataplane.RxDesc())
+	assert.Equal(t, 4096, c4.Dataplane.TxDesc())
+	assert.Contains(t, c4.Dataplane.EALArgs, "--vdev=net_memif1,role=client,socket=/run/x/out.sock,socket-abstract=no,id=0,rsize=12,mac=02:00:00:00:00:fe")
+	rc.Ring = 0
 
 	rc.WorkerCPU = -1
 	_, _, err = rc.configTOML(tr)
