@@ -34,11 +34,11 @@ import (
 
 // genMbufs returns the size of a C engine's mbuf pool: four rings of
 // ringSize frames, natgw's and the generator's per-lcore caches and
-// bursts in flight (12288 frames of slack), rounded up to 2^k - 1; at
-// least 16383, the size with the default rings.
+// bursts in flight (12287 frames of slack), rounded up to 2^k - 1:
+// 16383 with the default rings, as before -ring.
 func genMbufs() int {
 	n := 16384
-	for n-1 < 4*ringSize+12288 {
+	for n-1 < 4*ringSize+12287 {
 		n <<= 1
 	}
 	return n - 1
