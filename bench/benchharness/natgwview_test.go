@@ -193,7 +193,7 @@ func TestReportNatgwRun(t *testing.T) {
 	for _, r := range sampleRuns() {
 		require.NoError(t, writeJSON(filepath.Join(dir, "rfc9693-"+strconv.Itoa(r.Flows)+".json"), r))
 	}
-	run := rfcRun{Flows: 1_000_000, Capacity: 1 << 24, Throughput: 2_500_000, PDR: 2_600_000, Connections: 400_000, Mode: modeNatgwRun, Seconds: 200,
+	run := rfcRun{Flows: 1_000_000, Capacity: 1 << 24, Throughput: 2_500_000, PDR: 2_600_000, Connections: 400_000, Mode: modeNatgwRun, Seconds: 200, RingSize: 4096,
 		Natgw: &natgwRunView{Restarts: 9,
 			Memory:  []natgwMemory{{At: "start", VmRSS: 50 << 20}, {At: "fill", VmRSS: 300 << 20}, {At: "end", VmRSS: 310 << 20}},
 			Figures: memoryFigures{BytesPerCapacity: 127.9, BytesPerLive: 325.1, GrowthPerLive: 272.6, HugepagesBytes: 22 << 20},
@@ -212,7 +212,7 @@ func TestReportNatgwRun(t *testing.T) {
 	md, err := os.ReadFile(filepath.Join(dir, "rfc9693.md"))
 	require.NoError(t, err)
 	s := string(md)
-	for _, want := range []string{"## Through `natgw run`",
+	for _, want := range []string{"## Through `natgw run`", "Rings of 4096 frames (memif `rsize`",
 		"| 1M | 16Mi | 2.50 Mpps | 2.60 Mpps | 0.400 M | 50.0 MiB / 300.0 MiB / 310.0 MiB | 22.0 MiB | 127.9 | 325.1 (272.6) | 10 | 200 s |",
 		"| 1K | 16Mi | error: natgw exited |",
 		"| throughput | 4.000 M | **no** | 10 + 0 | 2 | 8 / 0 | 0 / 0 | 8 / 0 | none | refused by natgw's full RX rings: 2 inside, 0 outside |"} {
