@@ -28,7 +28,8 @@ func openDPDK(c *config.Config) ([lcore.NumPorts]lcore.Port, error) {
 		runtime.GOMAXPROCS(workers + 1)
 		slog.Info("dpdk: raised GOMAXPROCS so every worker has a thread", "from", n, "to", workers+1)
 	}
-	s, err := dpdk.Start(dpdk.Config{EALArgs: c.Dataplane.EALArgs, Workers: workers, Ports: int(lcore.NumPorts)})
+	s, err := dpdk.Start(dpdk.Config{EALArgs: c.Dataplane.EALArgs, Workers: workers, Ports: int(lcore.NumPorts),
+		RxDesc: c.Dataplane.RxDesc(), TxDesc: c.Dataplane.TxDesc()})
 	if err != nil {
 		return ports, err
 	}

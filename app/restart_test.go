@@ -30,6 +30,8 @@ func TestRestartNeeded(t *testing.T) {
 		{"workers", func(c *config.Config) { c.Dataplane.Workers++ }, "needs a restart"},
 		{"worker cpus set", func(c *config.Config) { c.Dataplane.WorkerCPUs = []int{1, 2} }, "worker_cpus needs a restart"},
 		{"worker priority set", func(c *config.Config) { c.Dataplane.WorkerPriority = 10 }, "worker_priority: changing"},
+		{"rx descriptors", func(c *config.Config) { n := 4096; c.Dataplane.RxDescriptors = &n }, "rx_descriptors or tx_descriptors needs a restart"},
+		{"tx descriptors default spelled out", func(c *config.Config) { n := 1024; c.Dataplane.TxDescriptors = &n }, ""},
 		{"eal args", func(c *config.Config) { c.Dataplane.EALArgs = append(c.Dataplane.EALArgs, "-n", "4") }, "needs a restart"},
 		{"inside port", func(c *config.Config) { c.Inside.Port = "other" }, "changing a port needs a restart"},
 		{"mgmt listen", func(c *config.Config) { c.Mgmt.Listen = "127.0.0.1:1" }, "mgmt: changing"},

@@ -268,8 +268,8 @@ func idleWait(driver string) time.Duration {
 func (a *appliance) reload() (uint32, error) { return a.reloader.Reload() }
 
 // restartNeeded refuses a reload that changes what only a restart can:
-// the driver, the ports, the worker count, the flow table size and the
-// management endpoint.
+// the driver, the ports, the worker count, the flow table size, the ring
+// sizes and the management endpoint.
 func restartNeeded(old, c *config.Config) error {
 	var errs []error
 	if old.Dataplane.Driver != c.Dataplane.Driver || old.Dataplane.Workers != c.Dataplane.Workers ||
@@ -279,6 +279,9 @@ func restartNeeded(old, c *config.Config) error {
 	}
 	if old.Dataplane.WorkerPriority != c.Dataplane.WorkerPriority {
 		errs = append(errs, errors.New("dataplane.worker_priority: changing the workers' real-time priority needs a restart"))
+	}
+	if old.Dataplane.RxDesc() != c.Dataplane.RxDesc() || old.Dataplane.TxDesc() != c.Dataplane.TxDesc() {
+		errs = append(errs, errors.New("dataplane: changing rx_descriptors or tx_descriptors needs a restart"))
 	}
 	if old.Inside.Port != c.Inside.Port || old.Outside.Port != c.Outside.Port {
 		errs = append(errs, errors.New("inside.port/outside.port: changing a port needs a restart"))

@@ -61,6 +61,8 @@
 #   NATGW_BENCH_MGMT       natgw run's management endpoint [127.0.0.1:19693]
 #   NATGW_BENCH_CAPACITY   natgw's flow_capacity in the RFC 9693 method [16777216]
 #   NATGW_BENCH_STEP       seconds per elementary step [3; reference 60]
+#   NATGW_BENCH_RING       frames per ring between the generator and natgw
+#                          (RFC 9693 method: -ring, natgw's rx_descriptors) [4096]
 #   NATGW_BENCH_PREVIOUS   0: skip the previous method (issue 6) [1]
 #   NATGW_BENCH_FLOWS      flow counts ["1000 1000000"]
 #   NATGW_BENCH_DURATION   seconds natgw is measured per direction [60]: issue 6
@@ -134,6 +136,13 @@ if [[ "$reference" == 1 ]]; then
 fi
 mgmt="${NATGW_BENCH_MGMT:-127.0.0.1:19693}"
 capacity="${NATGW_BENCH_CAPACITY:-16777216}"
+# Rings of 4096 frames between the generator and natgw, both modes: the
+# usual production RX ring (the maximum of ixgbe, i40e and ice), which an
+# operator sets with dataplane.rx_descriptors. 1024 (natgw's default)
+# holds 0.7 ms at 1.5 Mpps a direction, shorter than this VM's 0.8-2 ms
+# vCPU stalls, and the zero-loss search then measures the stalls
+# (BENCHMARKS.md, "Ring depth and zero loss"). The report states the size.
+ring="${NATGW_BENCH_RING:-4096}"
 previous="${NATGW_BENCH_PREVIOUS:-1}"
 [[ "$rfc_step" =~ ^[0-9]+(\.[0-9]+)?$ && "$capacity" =~ ^[0-9]+$ ]] ||
 	die "NATGW_BENCH_STEP must be a number of seconds and NATGW_BENCH_CAPACITY a number of flows"
@@ -227,7 +236,7 @@ for f in $rfc_flows; do
 	enough_memory "$f" || continue
 	say "RFC 9693: $f flows in a $capacity-flow table, ${rfc_step}s steps, worker on CPU $cpu, generator on CPU $gen_cpu"
 	"$work/benchharness" rfc9693 -dir "$work" -flows "$f" -capacity "$capacity" -step "$rfc_step" \
-		-cpu "$cpu" -gen-cpu "$gen_cpu" -l "$gen_cpu" 2>"$work/rfc9693-$f.log" | tee -a "$work/rfc9693.txt" ||
+		-cpu "$cpu" -gen-cpu "$gen_cpu" -l "$gen_cpu" -ring "$ring" 2>"$work/rfc9693-$f.log" | tee -a "$work/rfc9693.txt" ||
 		{
 			tail -n 20 "$work/rfc9693-$f.log" >&2
 			say "RFC 9693 run of $f flows failed (log in $work/rfc9693-$f.log); the report shows its error"
@@ -241,7 +250,7 @@ for f in $run_flows; do
 	enough_memory "$f" || continue
 	say "RFC 9693 through natgw run: $f flows in a $capacity-flow table, ${rfc_step}s steps, worker on CPU $cpu, generator on CPU $gen_cpu"
 	"$work/benchharness" rfc9693-run -natgw "$work/natgw" -dir "$work" -flows "$f" -capacity "$capacity" -step "$rfc_step" \
-		-cpu "$cpu" -gen-cpu "$gen_cpu" -l "$gen_cpu" -mgmt "$mgmt" -sock-dir "$work/memif" 2>"$work/rfc9693-run-$f.log" |
+		-cpu "$cpu" -gen-cpu "$gen_cpu" -l "$gen_cpu" -mgmt "$mgmt" -sock-dir "$work/memif" -ring "$ring" 2>"$work/rfc9693-run-$f.log" |
 		tee -a "$work/rfc9693.txt" ||
 		{
 			tail -n 20 "$work/rfc9693-run-$f.log" >&2

@@ -70,8 +70,27 @@ func init() { subcommands["rfc9693"] = cmdRFC9693 }
 // maxConnSeconds bounds a connection trial's length at the lowest rate.
 const maxConnSeconds = 20
 
-// ringSize is each ring's size (a power of two; it holds ringSize-1).
-const ringSize = 1024
+// ringSize is each ring's size (a power of two; it holds ringSize-1):
+// the -ring flag of rfc9693, rfc9693-run and genceiling (ringFlag), set
+// once before any device is made.
+var ringSize = defaultRing
+
+// ringFlag registers -ring, the depth of every ring between the
+// generator and natgw, on fs.
+func ringFlag(fs *flag.FlagSet) {
+	fs.IntVar(&ringSize, "ring", defaultRing, "frames per ring between the generator and natgw: net_ring size, "+
+		"RX/TX descriptors, memif rsize and natgw's rx_descriptors/tx_descriptors (a power of two, 64 to 16384)")
+}
+
+// checkRing refuses a -ring the devices can't have: rte_ring and memif
+// want a power of two, memif at most 2^14 (DPDK's
+// ETH_MEMIF_MAX_LOG2_RING_SIZE).
+func checkRing() error {
+	if ringSize < 64 || ringSize > 16384 || ringSize&(ringSize-1) != 0 {
+		return fmt.Errorf("-ring %d: must be a power of two, 64 to 16384", ringSize)
+	}
+	return nil
+}
 
 // rfcOptions are the rfc9693 subcommand's flags.
 type rfcOptions struct {
@@ -112,6 +131,7 @@ func (o *rfcOptions) register(fs *flag.FlagSet, out string) {
 	fs.BoolVar(&o.Latency, "latency", true, "measure latency at 10, 50 and 90 % of the throughput")
 	fs.BoolVar(&o.WorkerFIFO, "worker-fifo", true, "run natgw's worker thread SCHED_FIFO (rfc9693-run: natgw's dataplane.worker_priority = 1, checked after each start), real-time throttling off for the run (rtsched.go)")
 	fs.IntVar(&o.StatInterval, "stat-interval", defaultStatInterval, "vm.stat_interval (s) for the run, restored after (hosttune.go); 0 leaves it alone")
+	ringFlag(fs)
 }
 
 // cmdRFC9693 is the "rfc9693" subcommand: one flow count.
@@ -125,7 +145,10 @@ func cmdRFC9693(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if o.Dir == "" || fs.NArg() != 0 || o.Step <= 0 || o.Flows < 2 || o.Capacity < o.Flows || o.CPU == o.GenCPU || o.StatInterval < 0 {
-		return errors.New("usage: benchharness rfc9693 -dir WORK [-flows N] [-capacity C >= N] [-step S] [-cpu W] [-gen-cpu G != W]")
+		return errors.New("usage: benchharness rfc9693 -dir WORK [-flows N] [-capacity C >= N] [-step S] [-cpu W] [-gen-cpu G != W] [-ring N]")
+	}
+	if err := checkRing(); err != nil {
+		return err
 	}
 	return o.measure("rfc9693-%d.json", stderr, func(log *slog.Logger) (rfcRun, error) { return runRFC9693(o, log, stdout) })
 }
@@ -154,7 +177,7 @@ func (o *rfcOptions) measure(pattern string, stderr io.Writer, run func(*slog.Lo
 func newRing(name string) (*C.struct_rte_ring, error) {
 	cn := C.CString(name)
 	defer C.free(unsafe.Pointer(cn))
-	r := C.natgwbench_ring(cn, ringSize)
+	r := C.natgwbench_ring(cn, C.uint(ringSize))
 	if r == nil {
 		return nil, fmt.Errorf("rte_ring_create %s: errno %d", name, int(C.natgwbench_errno()))
 	}

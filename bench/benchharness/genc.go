@@ -32,10 +32,17 @@ import (
 // engine.go's Go engine stays for the tests with an in-memory NAT and
 // for the genceiling subcommand's comparison.
 
-// genMbufs is the size of a C engine's mbuf pool: four rings of
+// genMbufs returns the size of a C engine's mbuf pool: four rings of
 // ringSize frames, natgw's and the generator's per-lcore caches and
-// bursts in flight.
-const genMbufs = 16383
+// bursts in flight (12287 frames of slack), rounded up to 2^k - 1:
+// 16383 with the default rings, as before -ring.
+func genMbufs() int {
+	n := 16384
+	for n-1 < 4*ringSize+12287 {
+		n <<= 1
+	}
+	return n - 1
+}
 
 // cEngine is the generator with its packet path in C. Its methods have
 // engine's semantics; it must be used from one thread (the generator's,
@@ -75,7 +82,7 @@ func newCEngine(name string, inPort, outPort uint16, g genFlows, loopback bool) 
 		lb = 1
 	}
 	c := C.genc_new(cn, C.uint16_t(inPort), C.uint16_t(outPort), C.uint32_t(g.t.Flows),
-		(*C.uint32_t)(unsafe.Pointer(&src[0])), C.uint32_t(len(src)), genMbufs, lb)
+		(*C.uint32_t)(unsafe.Pointer(&src[0])), C.uint32_t(len(src)), C.uint32_t(genMbufs()), lb)
 	if c == nil {
 		return nil, fmt.Errorf("generator %s: out of memory or mbuf pool refused (rte_errno %d)", name, int(C.rte_errno_go()))
 	}

@@ -210,7 +210,7 @@ func TestGenCLoopback(t *testing.T) {
 	assert.Equal(t, r.Out.Received+r.In.Received, e.hist.total, "every frame's latency")
 	assert.Positive(t, e.hist.percentile(0.5))
 	assert.Zero(t, e.NoMbuf)
-	assert.Equal(t, genMbufs, e.mbufsAvailable(), "every mbuf is back in the pool after the drain")
+	assert.Equal(t, genMbufs(), e.mbufsAvailable(), "every mbuf is back in the pool after the drain")
 	allocs := testing.AllocsPerRun(3, func() { e.traffic(100_000, time.Millisecond) })
 	assert.Zero(t, allocs, "a trial allocates nothing in Go")
 

@@ -194,11 +194,15 @@ func cmdGenCeiling(args []string, stdout, stderr io.Writer) error {
 	maxRate := fs.Uint64("max-rate", 60_000_000, "highest two-way rate tried (frames/s)")
 	resolution := fs.Float64("resolution", 0.01, "search resolution, a fraction of the highest rate")
 	out := fs.String("o", "", "result file (JSON; default none)")
+	ringFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 || *step <= 0 || *flows < 2 || (*engines != "c" && *engines != "go" && *engines != "both") {
-		return errors.New("usage: benchharness genceiling [-flows N] [-step S] [-engine c|go|both] [-gen-cpu G] [-max-rate R] [-o FILE]")
+		return errors.New("usage: benchharness genceiling [-flows N] [-step S] [-engine c|go|both] [-gen-cpu G] [-max-rate R] [-o FILE] [-ring N]")
+	}
+	if err := checkRing(); err != nil {
+		return err
 	}
 	t, err := newTraffic(*flows)
 	if err != nil {

@@ -163,8 +163,8 @@ func TestRunConfigTOML(t *testing.T) {
 	assert.Equal(t, "dpdk", c.Dataplane.Driver)
 	assert.Equal(t, "net_memif0", c.Inside.Port)
 	assert.Equal(t, "net_memif1", c.Outside.Port)
-	assert.Contains(t, c.Dataplane.EALArgs, "--vdev=net_memif0,role=client,socket=/run/x/in.sock,socket-abstract=no,id=0,mac=02:00:00:00:00:fe")
-	assert.Contains(t, c.Dataplane.EALArgs, "--vdev=net_memif1,role=client,socket=/run/x/out.sock,socket-abstract=no,id=0,mac=02:00:00:00:00:fe")
+	assert.Contains(t, c.Dataplane.EALArgs, "--vdev=net_memif0,role=client,socket=/run/x/in.sock,socket-abstract=no,id=0,rsize=10,mac=02:00:00:00:00:fe")
+	assert.Contains(t, c.Dataplane.EALArgs, "--vdev=net_memif1,role=client,socket=/run/x/out.sock,socket-abstract=no,id=0,rsize=10,mac=02:00:00:00:00:fe")
 	assert.True(t, strings.HasPrefix(text, "# natgw configuration of the RFC 9693 method through natgw run"))
 	same, err := tr.config("a", "b", nil)
 	require.NoError(t, err)
@@ -172,7 +172,16 @@ func TestRunConfigTOML(t *testing.T) {
 	assert.Equal(t, same.Pools[0].Members, c.Pools[0].Members)
 	assert.Equal(t, len(same.Neighbors), len(c.Neighbors))
 
-	assert.Equal(t, "--vdev=net_memif1,role=server,socket=/s,socket-abstract=no,id=0", memifVdev(1, "server", "/s"), "the server's device has no MAC of natgw's")
+	assert.Equal(t, "--vdev=net_memif1,role=server,socket=/s,socket-abstract=no,id=0,rsize=10", memifVdev(1, "server", "/s", 1024), "the server's device has no MAC of natgw's")
+	assert.Equal(t, 1024, c.Dataplane.RxDesc(), "natgw's rings match the memif rings")
+	assert.Contains(t, memifVdev(0, "client", "/s", 16384), ",rsize=14,")
+	rc.Ring = 4096
+	_, c4, err := rc.configTOML(tr)
+	require.NoError(t, err)
+	assert.Equal(t, 4096, c4.Dataplane.RxDesc())
+	assert.Equal(t, 4096, c4.Dataplane.TxDesc())
+	assert.Contains(t, c4.Dataplane.EALArgs, "--vdev=net_memif1,role=client,socket=/run/x/out.sock,socket-abstract=no,id=0,rsize=12,mac=02:00:00:00:00:fe")
+	rc.Ring = 0
 
 	assert.Zero(t, c.Dataplane.WorkerPriority, "no worker_priority unless asked")
 	rc.WorkerPriority = 1
@@ -192,7 +201,7 @@ func TestReportNatgwRun(t *testing.T) {
 	for _, r := range sampleRuns() {
 		require.NoError(t, writeJSON(filepath.Join(dir, "rfc9693-"+strconv.Itoa(r.Flows)+".json"), r))
 	}
-	run := rfcRun{Flows: 1_000_000, Capacity: 1 << 24, Throughput: 2_500_000, PDR: 2_600_000, Connections: 400_000, Mode: modeNatgwRun, Seconds: 200,
+	run := rfcRun{Flows: 1_000_000, Capacity: 1 << 24, Throughput: 2_500_000, PDR: 2_600_000, Connections: 400_000, Mode: modeNatgwRun, Seconds: 200, RingSize: 4096,
 		Natgw: &natgwRunView{Restarts: 9,
 			Memory:  []natgwMemory{{At: "start", VmRSS: 50 << 20}, {At: "fill", VmRSS: 300 << 20}, {At: "end", VmRSS: 310 << 20}},
 			Figures: memoryFigures{BytesPerCapacity: 127.9, BytesPerLive: 325.1, GrowthPerLive: 272.6, HugepagesBytes: 22 << 20},
@@ -211,7 +220,7 @@ func TestReportNatgwRun(t *testing.T) {
 	md, err := os.ReadFile(filepath.Join(dir, "rfc9693.md"))
 	require.NoError(t, err)
 	s := string(md)
-	for _, want := range []string{"## Through `natgw run`",
+	for _, want := range []string{"## Through `natgw run`", "Rings of 4096 frames (memif `rsize`",
 		"| 1M | 16Mi | 2.50 Mpps | 2.60 Mpps | 0.400 M | 50.0 MiB / 300.0 MiB / 310.0 MiB | 22.0 MiB | 127.9 | 325.1 (272.6) | 10 | 200 s |",
 		"| 1K | 16Mi | error: natgw exited |",
 		"| throughput | 4.000 M | **no** | 10 + 0 | 2 | 8 / 0 | 0 / 0 | 8 / 0 | none | refused by natgw's full RX rings: 2 inside, 0 outside |"} {

@@ -39,7 +39,14 @@ func writeNatgwRunMarkdown(w io.Writer, runs []rfcRun) {
 		"joined to the generator's process by two `net_memif` devices (natgw the client). "+
 		"Each connection trial starts a fresh natgw (an empty table). Before and after every step the harness reads natgw's `/metrics`. "+
 		"Resident memory is `/proc/PID/status` VmRSS (hugepages not included: they are HugetlbPages); "+
-		"bytes per flow of capacity are natgw's Go heap in use just after start (the table allocated, no flow) over `flow_capacity`.\n\n")
+		"bytes per flow of capacity are natgw's Go heap in use just after start (the table allocated, no flow) over `flow_capacity`.")
+	for _, x := range runs {
+		if x.RingSize > 0 {
+			fmt.Fprintf(w, " Rings of %d frames (memif `rsize`, natgw's `rx_descriptors` and `tx_descriptors`).", x.RingSize)
+			break
+		}
+	}
+	fmt.Fprintf(w, "\n\n")
 	fmt.Fprintf(w, "%s\n\n", runs[0].Host.describe())
 	fmt.Fprintf(w, "| live flows | table | two-way zero-loss (NDR) | PDR (≤ 0.5 %% loss) | connections/s (zero loss) | resident: start / filled / end | hugepages | heap bytes/flow of capacity | resident bytes/live flow (growth from start) | natgw starts | run time |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for i := range runs {

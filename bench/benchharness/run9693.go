@@ -75,7 +75,10 @@ func cmdRFC9693Run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if o.Dir == "" || o.Natgw == "" || fs.NArg() != 0 || o.Step <= 0 || o.Flows < 2 || o.Capacity < o.Flows || o.CPU == o.GenCPU || o.StatInterval < 0 {
-		return errors.New("usage: benchharness rfc9693-run -natgw BIN -dir WORK [-flows N] [-capacity C >= N] [-step S] [-cpu W] [-gen-cpu G != W] [-mgmt ADDR]")
+		return errors.New("usage: benchharness rfc9693-run -natgw BIN -dir WORK [-flows N] [-capacity C >= N] [-step S] [-cpu W] [-gen-cpu G != W] [-mgmt ADDR] [-ring N]")
+	}
+	if err := checkRing(); err != nil {
+		return err
 	}
 	return o.measure("rfc9693-run-%d.json", stderr, func(log *slog.Logger) (rfcRun, error) { return runRFC9693Natgw(o, log, stdout) })
 }
@@ -120,7 +123,7 @@ func runRFC9693Natgw(o runOptions, log *slog.Logger, stdout io.Writer) (rfcRun, 
 	// Restored after natgw is stopped (defers run last first).
 	host, restoreHost := tuneHost(o.WorkerFIFO, o.StatInterval, log)
 	defer restoreHost()
-	rc := runConfig{WorkerCPU: o.CPU, MainLcore: o.Lcores, SocketDir: o.SockDir, MgmtListen: o.Mgmt}
+	rc := runConfig{WorkerCPU: o.CPU, MainLcore: o.Lcores, SocketDir: o.SockDir, MgmtListen: o.Mgmt, Ring: ringSize}
 	if host.WorkerFIFO {
 		rc.WorkerPriority, host.WorkerPriority = runWorkerPriority, runWorkerPriority
 	}
@@ -133,10 +136,10 @@ func runRFC9693Natgw(o runOptions, log *slog.Logger, stdout io.Writer) (rfcRun, 
 		return rfcRun{}, err
 	}
 	inSock, outSock := memifSockets(o.SockDir)
-	ealArgs := []string{"-l", o.Lcores, "--no-pci", memifVdev(0, "server", inSock), memifVdev(1, "server", outSock)}
+	ealArgs := []string{"-l", o.Lcores, "--no-pci", memifVdev(0, "server", inSock, ringSize), memifVdev(1, "server", outSock, ringSize)}
 	view := &natgwRunView{Binary: bin, Config: cfgPath, EALArgs: rc.natgwEALArgs()}
 	res := rfcRun{Flows: o.Flows, Capacity: o.Capacity, Sources: t.Sources, StepSeconds: o.Step, WorkerCPU: o.CPU,
-		GeneratorCPU: o.GenCPU, RingSize: 1024, EALArgs: ealArgs, Mode: modeNatgwRun, Natgw: view}
+		GeneratorCPU: o.GenCPU, RingSize: ringSize, EALArgs: ealArgs, Mode: modeNatgwRun, Natgw: view}
 	if err := os.MkdirAll(o.SockDir, 0o755); err != nil {
 		return res, err
 	}
@@ -319,7 +322,7 @@ func (b *runBench) start(ealArgs []string, g genFlows) error {
 	// management TX rings land on them) and 3 TX queues (natgw's one RX
 	// ring is fed from queue 0; a server's TX queues past the client's
 	// RX rings are never used).
-	s, err := dpdk.Start(dpdk.Config{EALArgs: ealArgs, Workers: 2, Ports: 2, Log: b.log})
+	s, err := dpdk.Start(dpdk.Config{EALArgs: ealArgs, Workers: 2, Ports: 2, RxDesc: ringSize, TxDesc: ringSize, Log: b.log})
 	if err != nil {
 		return err
 	}

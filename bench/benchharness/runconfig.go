@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math/bits"
 	"path/filepath"
 	"strings"
 
@@ -18,6 +19,10 @@ import (
 // loopback port, and two net_memif devices joining natgw to the
 // generator's process.
 
+// defaultRing is -ring's default: 1024 frames, natgw's default
+// dataplane.rx_descriptors.
+const defaultRing = 1024
+
 // memifMAC is the MAC natgw's memif ports take (the devices' mac=
 // argument): the generator's frames are addressed to toNatgwMAC.
 var memifMAC = toNatgwMAC
@@ -30,10 +35,11 @@ func memifSockets(dir string) (inside, outside string) {
 
 // memifVdev returns the --vdev argument of memif device n (net_memifN)
 // on socket, in role "client" (natgw: it connects, and reconnects when
-// restarted) or "server" (the generator's process). The client's device
-// has natgw's MAC.
-func memifVdev(n int, role, socket string) string {
-	a := fmt.Sprintf("--vdev=net_memif%d,role=%s,socket=%s,socket-abstract=no,id=0", n, role, socket)
+// restarted) or "server" (the generator's process), with rings of ring
+// frames (rsize=log2(ring); a power of two). The client's device has
+// natgw's MAC.
+func memifVdev(n int, role, socket string, ring int) string {
+	a := fmt.Sprintf("--vdev=net_memif%d,role=%s,socket=%s,socket-abstract=no,id=0,rsize=%d", n, role, socket, bits.Len(uint(ring))-1)
 	if role == "client" {
 		a += ",mac=" + macString(memifMAC)
 	}
@@ -49,13 +55,24 @@ type runConfig struct {
 	// WorkerPriority is dataplane.worker_priority (0: the key left out,
 	// the worker at the normal policy).
 	WorkerPriority int
+	// Ring is the memif rings' size and natgw's rx_descriptors and
+	// tx_descriptors (0: defaultRing).
+	Ring int
+}
+
+// ring returns rc.Ring, or defaultRing when it is 0.
+func (rc runConfig) ring() int {
+	if rc.Ring == 0 {
+		return defaultRing
+	}
+	return rc.Ring
 }
 
 // natgwEALArgs returns natgw's eal_args: its main lcore, no PCI scan, and
 // the two memif client devices (net_memif0 inside, net_memif1 outside).
 func (rc runConfig) natgwEALArgs() []string {
 	in, out := memifSockets(rc.SocketDir)
-	return []string{"-l", rc.MainLcore, "--no-pci", memifVdev(0, "client", in), memifVdev(1, "client", out)}
+	return []string{"-l", rc.MainLcore, "--no-pci", memifVdev(0, "client", in, rc.ring()), memifVdev(1, "client", out, rc.ring())}
 }
 
 // configTOML returns natgw's configuration for the traffic t and checks
@@ -76,6 +93,7 @@ func (rc runConfig) configTOML(t traffic) (string, *config.Config, error) {
 		cpus := fmt.Sprintf("worker_cpus = [%d]\n", rc.WorkerCPU)
 		text = strings.Replace(text, cpus, fmt.Sprintf("%sworker_priority = %d\n", cpus, rc.WorkerPriority), 1)
 	}
+	text = strings.Replace(text, workers, fmt.Sprintf("%srx_descriptors = %d\ntx_descriptors = %d\n", workers, rc.ring(), rc.ring()), 1)
 	c, err := config.Parse([]byte(text), "natgw run benchmark configuration")
 	if err != nil {
 		return "", nil, err
@@ -85,6 +103,8 @@ func (rc runConfig) configTOML(t traffic) (string, *config.Config, error) {
 		return "", nil, fmt.Errorf("worker_cpus is %v, want [%d]", c.Dataplane.WorkerCPUs, rc.WorkerCPU)
 	case c.Dataplane.WorkerPriority != rc.WorkerPriority:
 		return "", nil, fmt.Errorf("worker_priority is %d, want %d", c.Dataplane.WorkerPriority, rc.WorkerPriority)
+	case c.Dataplane.RxDesc() != rc.ring() || c.Dataplane.TxDesc() != rc.ring():
+		return "", nil, fmt.Errorf("rx_descriptors/tx_descriptors are %d/%d, want %d", c.Dataplane.RxDesc(), c.Dataplane.TxDesc(), rc.ring())
 	case c.Mgmt.Listen != rc.MgmtListen:
 		return "", nil, fmt.Errorf("mgmt.listen is %q, want %q", c.Mgmt.Listen, rc.MgmtListen)
 	case c.Dataplane.FlowCapacity != t.flowCapacity():

@@ -4,6 +4,7 @@ package dpdk
 
 import (
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -157,6 +158,27 @@ func TestPortInfo(t *testing.T) {
 		require.NoError(t, err)
 		assert.Contains(t, xs, "rx_good_packets")
 		assert.Equal(t, lcore.PortStats{}, lp.Stats())
+	})
+}
+
+// TestRingSizes opens net_null ports with deeper rings than the default
+// (dataplane.rx_descriptors and tx_descriptors) and checks that the device
+// took them and that the mempool was sized for them.
+func TestRingSizes(t *testing.T) {
+	runChild(t, "", func(t *testing.T) {
+		args := append(append([]string(nil), testEAL...), "--vdev=net_null0", "--vdev=net_null1")
+		s, err := Start(Config{EALArgs: args, Workers: 1, RxDesc: 4096, TxDesc: 2048,
+			Log: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
+		require.NoError(t, err)
+		t.Cleanup(func() { assert.NoError(t, s.Close()) })
+		assert.Equal(t, MempoolSize(2, 1, 4096, 2048), s.MbufsAvailable(), "mempool sized for the rings")
+		for _, name := range []string{"net_null0", "net_null1"} {
+			p := openPort(t, s, name, lcore.PortInside)
+			rx, tx := p.RingSizes()
+			assert.Equal(t, 4096, rx, name)
+			assert.Equal(t, 2048, tx, name)
+			assert.GreaterOrEqual(t, p.Info().RxDescMax, 4096, name)
+		}
 	})
 }
 

@@ -159,6 +159,11 @@ func (s *Session) openPort(opts PortOptions) (*Port, error) {
 		return nil, p.fail(fmt.Errorf("dpdk: port %q (%s): %s: %s", opts.Name, p.info.Driver, st, errnoString(int(ret))))
 	}
 	p.rxDesc, p.txDesc = int(conf.nb_rxd), int(conf.nb_txd)
+	if p.rxDesc != s.cfg.RxDesc || p.txDesc != s.cfg.TxDesc {
+		s.log.Warn("dpdk: the device adjusted the ring sizes to its limits and alignment",
+			"port", opts.Name, "driver", p.info.Driver, "rx_desc_asked", s.cfg.RxDesc, "rx_desc", p.rxDesc,
+			"tx_desc_asked", s.cfg.TxDesc, "tx_desc", p.txDesc, "rx_desc_max", p.info.RxDescMax, "tx_desc_max", p.info.TxDescMax)
+	}
 	if rssHF != 0 {
 		if err := p.programRETA(); err != nil {
 			reason = "software: " + err.Error()
@@ -202,6 +207,10 @@ func (s *Session) openPort(opts PortOptions) (*Port, error) {
 		"tx_desc", p.txDesc, "mtu", p.mtu, "rss", p.rss)
 	return p, nil
 }
+
+// RingSizes returns the RX and TX ring sizes the device accepted (after
+// rte_eth_dev_adjust_nb_rx_tx_desc), in descriptors per queue.
+func (p *Port) RingSizes() (rx, tx int) { return p.rxDesc, p.txDesc }
 
 // fail releases the device of a port that could not be opened.
 func (p *Port) fail(err error) error {

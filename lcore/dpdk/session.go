@@ -148,6 +148,9 @@ func Start(cfg Config) (*Session, error) {
 	if cfg.TxDesc <= 0 {
 		cfg.TxDesc = DefaultTxDesc
 	}
+	if cfg.RxDesc > 0xffff || cfg.TxDesc > 0xffff {
+		return nil, fmt.Errorf("dpdk: rings of %d RX and %d TX descriptors: must be at most 65535", cfg.RxDesc, cfg.TxDesc)
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}

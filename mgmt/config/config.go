@@ -48,6 +48,28 @@ type Dataplane struct {
 	// takes its CPU; it needs WorkerCPUs. 0 (the default): the workers
 	// keep the normal scheduling policy.
 	WorkerPriority int `toml:"worker_priority,omitempty"`
+	// RxDescriptors and TxDescriptors are the depth of each RX and TX
+	// ring of a port, in frames (dpdk only; nil: DefaultDescriptors). A
+	// ring of N frames rides out a worker stall of N / rate seconds; see
+	// RxDesc and TxDesc.
+	RxDescriptors *int `toml:"rx_descriptors,omitempty"`
+	TxDescriptors *int `toml:"tx_descriptors,omitempty"`
+}
+
+// RxDesc returns dataplane.rx_descriptors, or DefaultDescriptors when the
+// key is left out.
+func (d *Dataplane) RxDesc() int { return descOrDefault(d.RxDescriptors) }
+
+// TxDesc returns dataplane.tx_descriptors, or DefaultDescriptors when the
+// key is left out.
+func (d *Dataplane) TxDesc() int { return descOrDefault(d.TxDescriptors) }
+
+// descOrDefault returns *n, or DefaultDescriptors when n is nil.
+func descOrDefault(n *int) int {
+	if n == nil {
+		return DefaultDescriptors
+	}
+	return *n
 }
 
 // InsidePort is the port facing the private hosts.

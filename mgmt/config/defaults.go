@@ -14,6 +14,9 @@ const (
 	DefaultWorkers = 1
 	// DefaultFlowCapacity is the flow table size, split over the workers.
 	DefaultFlowCapacity = 1_000_000
+	// DefaultDescriptors is dataplane.rx_descriptors and tx_descriptors
+	// when left out: 1024 frames per ring.
+	DefaultDescriptors = 1024
 	// DefaultTCPEstablished is the idle timeout of an established TCP flow [S5].
 	DefaultTCPEstablished = 4 * time.Minute
 	// DefaultTCPTransitory is the idle timeout of a half-open TCP flow [S5].

@@ -24,6 +24,10 @@ const (
 	MaxWorkerPriority = 99
 	// MaxFlowCapacity is the largest dataplane.flow_capacity.
 	MaxFlowCapacity = 100_000_000
+	// MinDescriptors and MaxDescriptors bound dataplane.rx_descriptors
+	// and tx_descriptors.
+	MinDescriptors = 64
+	MaxDescriptors = 32768
 	// MinTimeout is the shortest idle timeout.
 	MinTimeout = time.Second
 	// MinHistoryRetention and MaxHistoryRetention bound nat_log.retention.
@@ -152,6 +156,21 @@ func (v *validator) dataplane() {
 		v.addf("dataplane.flow_capacity", "%d: must be 1 to %d", d.FlowCapacity, MaxFlowCapacity)
 	case d.FlowCapacity < d.Workers:
 		v.addf("dataplane.flow_capacity", "%d is less than dataplane.workers (%d): the flows are split over the workers, each needs room for one at least", d.FlowCapacity, d.Workers)
+	}
+	v.descriptors("dataplane.rx_descriptors", d.RxDescriptors)
+	v.descriptors("dataplane.tx_descriptors", d.TxDescriptors)
+}
+
+// descriptors checks a ring size key: DPDK only, MinDescriptors to
+// MaxDescriptors. The device may round it to its own alignment and
+// limits; natgw logs what it asked for and what it got.
+func (v *validator) descriptors(key string, n *int) {
+	switch {
+	case n == nil:
+	case v.c.Dataplane.Driver == "afpacket":
+		v.addf(key, "set with driver \"afpacket\": ring sizes are a DPDK setting (the afpacket driver sizes its own rings); remove the key")
+	case *n < MinDescriptors || *n > MaxDescriptors:
+		v.addf(key, "%d frames: must be %d to %d", *n, MinDescriptors, MaxDescriptors)
 	}
 }
 

@@ -50,6 +50,14 @@ func TestValidate(t *testing.T) {
 		{"workers too many", func(c *Config) { c.Dataplane.Workers = 65 }, []string{"dataplane.workers"}, "1 to 64"},
 		{"workers negative", func(c *Config) { c.Dataplane.Workers = -1 }, []string{"dataplane.workers"}, "1 to 64"},
 		{"workers 64", func(c *Config) { c.Dataplane.Workers = 64 }, nil, ""},
+		{"rx descriptors 4096", func(c *Config) { c.Dataplane.RxDescriptors = ptr(4096) }, nil, ""},
+		{"descriptors at the bounds", func(c *Config) { c.Dataplane.RxDescriptors, c.Dataplane.TxDescriptors = ptr(64), ptr(32768) }, nil, ""},
+		{"rx descriptors zero", func(c *Config) { c.Dataplane.RxDescriptors = ptr(0) }, []string{"dataplane.rx_descriptors"}, "0 frames: must be 64 to 32768"},
+		{"tx descriptors too many", func(c *Config) { c.Dataplane.TxDescriptors = ptr(65536) }, []string{"dataplane.tx_descriptors"}, "65536 frames: must be 64 to 32768"},
+		{"rx descriptors negative", func(c *Config) { c.Dataplane.RxDescriptors = ptr(-1) }, []string{"dataplane.rx_descriptors"}, "must be 64 to 32768"},
+		{"descriptors with afpacket", func(c *Config) {
+			c.Dataplane.Driver, c.Dataplane.RxDescriptors, c.Dataplane.TxDescriptors = "afpacket", ptr(4096), ptr(4096)
+		}, []string{"dataplane.rx_descriptors", "dataplane.tx_descriptors"}, `set with driver "afpacket": ring sizes are a DPDK setting`},
 		{"worker cpus one per worker", func(c *Config) { c.Dataplane.WorkerCPUs = []int{2, 3} }, nil, ""},
 		{"worker cpus too few", func(c *Config) { c.Dataplane.WorkerCPUs = []int{2} }, []string{"dataplane.worker_cpus"}, "1 CPUs for 2 workers"},
 		{"worker cpus twice", func(c *Config) { c.Dataplane.WorkerCPUs = []int{3, 3} }, []string{"dataplane.worker_cpus"}, "CPU 3 is given twice"},
@@ -259,4 +267,30 @@ func TestValidateZeroConfig(t *testing.T) {
 	assert.Contains(t, errs.Keys(), "timeouts.udp")
 	assert.Contains(t, errs.Keys(), "default_snat.ports_per_member")
 	assert.Contains(t, errs.Keys(), "mgmt.listen")
+}
+
+// ptr returns a pointer to a copy of v.
+func ptr[T any](v T) *T { return &v }
+
+// TestDescriptorsParse: the ring size keys parse, are validated with the
+// file's line, and are 1024 (today's ring) when left out.
+func TestDescriptorsParse(t *testing.T) {
+	c, err := Parse([]byte(minimal), "t.toml")
+	require.NoError(t, err)
+	assert.Nil(t, c.Dataplane.RxDescriptors)
+	assert.Equal(t, 1024, c.Dataplane.RxDesc())
+	assert.Equal(t, 1024, c.Dataplane.TxDesc())
+
+	c, err = Parse([]byte("[dataplane]\nrx_descriptors = 4096\ntx_descriptors = 2048\n"+minimal), "t.toml")
+	require.NoError(t, err)
+	assert.Equal(t, 4096, c.Dataplane.RxDesc())
+	assert.Equal(t, 2048, c.Dataplane.TxDesc())
+
+	_, err = Parse([]byte("[dataplane]\nrx_descriptors = 0\n"+minimal), "t.toml")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "dataplane.rx_descriptors: 0 frames: must be 64 to 32768")
+
+	_, err = Parse([]byte("[dataplane]\ndriver = \"afpacket\"\ntx_descriptors = 4096\n"+minimal), "t.toml")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `dataplane.tx_descriptors: set with driver "afpacket"`)
 }
