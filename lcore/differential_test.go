@@ -323,9 +323,15 @@ func diffCompare(t *testing.T, seed uint64, steps int, concurrent bool) {
 }
 
 // settle waits until the running dataplane has taken in every injected
-// frame and finished with it: the fake ports' receive queues and the
-// handoff rings are empty, and every worker has then completed 2*polls
-// more polls (a poll that starts after that finds nothing in flight).
+// frame and finished with it: the fake ports' receive queues, the
+// handoff rings and the rings to the management core are empty, and
+// every worker has then completed 2*polls more polls (a poll that starts
+// after that finds nothing in flight). The management core's rings
+// matter to the next step: an inside host's first packet only offers its
+// MAC to the management core (Worker.glean), and a reply to that host is
+// dropped (DropNoNeighbor) until the management core has published the
+// neighbour; the reference run, polled by hand, drains the management
+// core after every round.
 func (tb *fakeGateway) settle(t *testing.T, polls int) {
 	t.Helper()
 	empty := func() bool {
@@ -344,6 +350,14 @@ func (tb *fakeGateway) settle(t *testing.T, polls int) {
 				if r != nil && r.Len() > 0 {
 					return false
 				}
+			}
+		}
+		// The management core releases a batch only after handling it
+		// (Manager.drain): an empty ring means what the workers sent it,
+		// a gleaned neighbour above all, is learnt and published.
+		for _, r := range tb.rt.Manager.rings {
+			if r.Len() > 0 {
+				return false
 			}
 		}
 		return true
