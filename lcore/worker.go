@@ -532,11 +532,10 @@ func (w *Worker) translate(port uint8, neigh *Neighbors, now nat.Tick) {
 	if port == PortOutside {
 		egress = PortInside
 	}
-	hop := w.nextHops(egress, neigh)
 	for i, p := range pkts {
 		switch v := verdicts[i]; v {
 		case nat.VerdictForward:
-			w.forward(p, l3s[i], &hop)
+			w.forward(p, l3s[i], egress, neigh)
 		case nat.VerdictHairpin:
 			w.hairpin(p, l3s[i])
 		case nat.VerdictHandoff:
@@ -595,72 +594,38 @@ func (w *Worker) translateInOrder(port uint8, pkts []*Packet, l3s [][]byte, verd
 	}
 }
 
-// nextHop is what forward needs of one egress port for one burst, taken
-// once per burst instead of once per packet: the egress port's MAC and
-// MTU, the neighbour snapshot and the policy of the burst, and the link
-// header (next hop's MAC, then the port's) of the last next hop looked
-// up. It lives on translate's stack for one burst only, so a neighbour
-// change, an MTU change or a reload published between bursts takes
-// effect at the next burst, as when forward read them per packet (the
-// snapshot, the MTU and the policy are all loaded once per poll).
-type nextHop struct {
-	neigh  *Neighbors
-	pol    *nat.Policy
-	mtu    int
-	egress uint8
-	// addr is the next hop hdr was built for; ok reports whether it was
-	// resolved in neigh. valid is false until the first look-up.
-	addr      uint32
-	ok, valid bool
-	hdr       [12]byte
-}
-
-// nextHops returns the burst's forwarding state for egress. Going out,
-// the next hop is the gateway for every packet: it is resolved here, once.
-func (w *Worker) nextHops(egress uint8, neigh *Neighbors) nextHop {
-	h := nextHop{neigh: neigh, pol: w.tr.Policy(), mtu: w.mtu[egress], egress: egress}
-	copy(h.hdr[6:], w.mac[egress][:])
-	if egress == PortOutside {
-		var mac [6]byte
-		h.addr = neigh.Gateway
-		mac, h.ok = neigh.GatewayMAC()
-		copy(h.hdr[:6], mac[:])
-		h.valid = true
-	}
-	return h
-}
-
 // forward rewrites the link layer and queues a translated packet for the
 // egress port: to the gateway going out, to the private host coming in.
-// The next hop and the MTU check are per packet; only the MAC of a next
-// hop equal to the previous packet's is reused (same snapshot).
-func (w *Worker) forward(p *Packet, l3 []byte, h *nextHop) {
-	if h.egress == PortInside {
+func (w *Worker) forward(p *Packet, l3 []byte, egress uint8, neigh *Neighbors) {
+	ip := nat.IPv4(l3)
+	next := ip.Dst()
+	var mac [6]byte
+	var ok bool
+	if egress == PortOutside {
+		next = neigh.Gateway
+		mac, ok = neigh.GatewayMAC()
+	} else {
 		// A host of a routed prefix ([[inside.routed]]) is reached
 		// through its router; an on-link host directly.
-		next := nat.IPv4(l3).Dst()
-		if hop, routed := h.pol.InsideNextHop(next); routed {
+		if hop, routed := w.tr.Policy().InsideNextHop(next); routed {
 			next = hop
 		}
-		if !h.valid || next != h.addr {
-			var mac [6]byte
-			mac, h.ok = h.neigh.Lookup(next)
-			copy(h.hdr[:6], mac[:])
-			h.addr, h.valid = next, true
-		}
+		mac, ok = neigh.Lookup(next)
 	}
-	if !h.ok {
+	if !ok {
 		w.drop(p, nat.DropNoNeighbor)
-		w.resolve(h.addr)
+		w.resolve(next)
 		return
 	}
-	*(*[12]byte)(p.Data[:12]) = h.hdr         // destination then source MAC
+	eth := nat.Ethernet(p.Data)
+	eth.SetDst(mac)
+	eth.SetSrc(w.mac[egress])
 	p.Data = p.Data[:nat.EthernetLen+len(l3)] // drop any link padding
-	if ipTotalLen(l3) > h.mtu {
-		w.fragmentTx(p, l3, h.egress)
+	if ipTotalLen(l3) > w.mtu[egress] {
+		w.fragmentTx(p, l3, egress)
 		return
 	}
-	w.queueTx(h.egress, p)
+	w.queueTx(egress, p)
 }
 
 // checkSource is the translator's source check (inside.source_check),
