@@ -293,8 +293,18 @@ type natgwProc struct {
 // of t is killed.
 func (tb *testbed) startNatgw(t *testing.T, path string) *natgwProc {
 	t.Helper()
-	p := &natgwProc{tb: tb, log: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command("ip", "netns", "exec", tb.ns("gw"), tb.natgw, "run", "--config", path)
+	p := startInNetns(t, tb.ns("gw"), filepath.Base(path), tb.natgw, "run", "--config", path)
+	p.tb = tb
+	return p
+}
+
+// startInNetns runs args in namespace ns as a natgwProc (its log kept,
+// written to the test output under label if t fails; killed at the end
+// of t if still running).
+func startInNetns(t *testing.T, ns, label string, args ...string) *natgwProc {
+	t.Helper()
+	p := &natgwProc{log: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	require.NoError(t, p.cmd.Start())
 	go func() {
@@ -307,7 +317,7 @@ func (tb *testbed) startNatgw(t *testing.T, path string) *natgwProc {
 			<-p.done
 		}
 		if t.Failed() {
-			t.Logf("natgw log (%s):\n%s", filepath.Base(path), p.log.String())
+			t.Logf("natgw log (%s):\n%s", label, p.log.String())
 		}
 	})
 	return p

@@ -62,7 +62,7 @@ func TestWorkerPriority(t *testing.T) {
 			writeFileAtomic(t, path, configtest.Text(x))
 
 			t.Run("worker thread SCHED_FIFO", func(t *testing.T) {
-				p := startInNetns(t, ns, tb.natgw, "run", "--config", path)
+				p := startInNetns(t, ns, "real-time worker", tb.natgw, "run", "--config", path)
 				require.NoError(t, p.waitLog("natgw running", 1, 30*time.Second))
 				line := regexp.MustCompile(fmt.Sprintf(`msg="worker pinned" worker=0 cpu=%d tid=([0-9]+) policy=SCHED_FIFO priority=7`, cpu))
 				m := line.FindStringSubmatch(p.log.String())
@@ -94,7 +94,7 @@ func TestWorkerPriority(t *testing.T) {
 				if lim.Cur >= 7 {
 					t.Skipf("RLIMIT_RTPRIO is %d: natgw may be real-time without CAP_SYS_NICE", lim.Cur)
 				}
-				p := startInNetns(t, ns, "setpriv", "--bounding-set=-sys_nice", "--inh-caps=-sys_nice", tb.natgw, "run", "--config", path)
+				p := startInNetns(t, ns, "without CAP_SYS_NICE", "setpriv", "--bounding-set=-sys_nice", "--inh-caps=-sys_nice", tb.natgw, "run", "--config", path)
 				select {
 				case <-p.done:
 				case <-time.After(30 * time.Second):
@@ -140,30 +140,6 @@ func rtNetns(t *testing.T) string {
 		run("-n", ns, "link", "set", name+"-p", "up")
 	}
 	return ns
-}
-
-// startInNetns runs args in namespace ns as a natgwProc (its log kept,
-// killed at the end of t if still running).
-func startInNetns(t *testing.T, ns string, args ...string) *natgwProc {
-	t.Helper()
-	p := &natgwProc{log: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	require.NoError(t, p.cmd.Start())
-	go func() {
-		p.waitErr = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		if p.alive() {
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("natgw log:\n%s", p.log.String())
-		}
-	})
-	return p
 }
 
 // schedField returns the value of a "name : value" line of
